@@ -1,0 +1,697 @@
+"""The canonical profiling table: columns, units, aliases and validation.
+
+One row of a profiling table is one measured serving configuration. Every reader in
+energylens ends by calling :func:`validate`, so that the rest of the library can rely on
+the columns below, in the units below.
+
+Columns
+-------
+The table :data:`COLUMNS` lists every canonical column with its dtype, unit, bounds and
+meaning; :func:`describe_schema` returns it as a DataFrame.
+
+Headers are matched to canonical names case-insensitively, ignoring punctuation, through
+:data:`ALIASES` (``TP``, ``tensor_parallel``, ``prompt_tokens``, ``max_num_seqs`` ...).
+A unit suffix converts the values: ``energy_kwh``, ``Energy (Wh)``, ``latency_ms``,
+``run_energy_mj`` are read into ``energy_j``, ``latency_s`` and ``run_energy_j``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import ImplausibleValueWarning, SchemaError
+
+__all__ = [
+    "Column",
+    "COLUMNS",
+    "ALIASES",
+    "UNITS",
+    "CONFIG_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "describe_schema",
+    "read_profiles",
+    "validate",
+    "config_key",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One canonical column.
+
+    Attributes
+    ----------
+    name : str
+        Canonical name (units live in the name: ``_j`` joules, ``_s`` seconds, ``_w`` watts).
+    dtype : {"str", "int", "float", "bool"}
+        Value type after validation.
+    unit : str
+        Physical unit, ``""`` for labels and counts.
+    meaning : str
+        One sentence on what the column holds.
+    role : {"config", "measurement", "derived"}
+        Configuration variable, measured quantity, or computed by :func:`validate`.
+    required : bool
+        Whether a table must provide it (``energy_j`` may instead be derived).
+    lower : float or None
+        Lower bound; ``lower_strict`` says whether it is ``>`` or ``>=``.
+    integer : bool
+        Whether values must be whole numbers.
+    default : object
+        Value filled in when the column is absent (``None``: left absent).
+    """
+
+    name: str
+    dtype: Literal["str", "int", "float", "bool"]
+    unit: str
+    meaning: str
+    role: Literal["config", "measurement", "derived"] = "config"
+    required: bool = False
+    lower: float | None = None
+    lower_strict: bool = True
+    integer: bool = False
+    default: Any = None
+
+
+_C = Column
+COLUMNS: dict[str, Column] = {
+    c.name: c
+    for c in [
+        # ---- configuration -------------------------------------------------
+        _C("model", "str", "", "Model name, e.g. 'meta-llama/Llama-3.1-8B'.", required=True),
+        _C("gpu", "str", "", "Accelerator name, e.g. 'H100-SXM'.", required=True),
+        _C("tp", "int", "", "Tensor-parallel degree (GPUs per layer).", required=True,
+           lower=1, lower_strict=False, integer=True),
+        _C("pp", "int", "", "Pipeline-parallel degree (stages).", lower=1, lower_strict=False,
+           integer=True, default=1),
+        _C("dp", "int", "", "Data-parallel replicas; GPUs of a configuration = tp * pp * dp.",
+           lower=1, lower_strict=False, integer=True, default=1),
+        _C("ep", "int", "", "Expert-parallel degree, where the source records it.",
+           lower=1, lower_strict=False, integer=True),
+        _C("batch_size", "float", "requests",
+           "Mean concurrent requests per replica, or the batch cap (max_num_seqs) where that is "
+           "all the source gives; `batch_kind` says which.", required=True, lower=0),
+        _C("batch_kind", "str", "",
+           "'running' when batch_size is the measured mean concurrency, 'cap' when it is the "
+           "configured maximum.", default="running"),
+        _C("input_tokens", "float", "tokens", "Mean prompt length per request.", required=True,
+           lower=0),
+        _C("output_tokens", "float", "tokens", "Mean generated tokens per request.",
+           required=True, lower=0),
+        _C("precision", "str", "", "Numeric precision of weights, e.g. 'bf16', 'fp8'."),
+        _C("workload", "str", "", "Scenario label (dataset or task), e.g. 'chat'."),
+        _C("params_b", "float", "1e9 parameters", "Model parameters in billions.", lower=0),
+        _C("active_params_b", "float", "1e9 parameters",
+           "Parameters active per token in billions (mixture-of-experts models).", lower=0),
+        _C("source", "str", "", "Where the row comes from (reader or file)."),
+        # ---- measurements --------------------------------------------------
+        _C("energy_j", "float", "J", "Energy per request (all GPUs of the configuration).",
+           role="measurement", required=True, lower=0),
+        _C("prefill_energy_j", "float", "J", "Prefill part of the energy per request.",
+           role="measurement", lower=0, lower_strict=False),
+        _C("decode_energy_j", "float", "J", "Decode part of the energy per request.",
+           role="measurement", lower=0, lower_strict=False),
+        _C("latency_s", "float", "s", "Mean end-to-end latency per request.",
+           role="measurement", lower=0),
+        _C("ttft_s", "float", "s", "Mean time to first token.", role="measurement", lower=0),
+        _C("tpot_s", "float", "s", "Mean time per output token (decode step time).",
+           role="measurement", lower=0),
+        _C("power_w", "float", "W", "Mean power of all GPUs of the configuration.",
+           role="measurement", lower=0),
+        _C("n_requests", "float", "requests",
+           "Requests served in the whole run (all replicas); per replica: n_requests / dp.",
+           role="measurement", lower=0),
+        _C("run_energy_j", "float", "J", "Energy of the whole run (all requests, all GPUs).",
+           role="measurement", lower=0),
+        _C("running_batch", "float", "requests",
+           "Measured mean concurrency per replica (e.g. ML.ENERGY's 'Avg BS (reqs)').",
+           role="measurement", lower=0),
+        _C("duration_s", "float", "s", "Wall-clock time of the run.", role="measurement",
+           lower=0),
+        # ---- derived -------------------------------------------------------
+        _C("n_gpus", "int", "", "GPUs of the configuration: tp * pp * dp.", role="derived"),
+        _C("energy_per_output_token_j", "float", "J/token", "energy_j / output_tokens.",
+           role="derived"),
+    ]
+}
+del _C
+
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS.values() if c.required)
+#: Columns that identify one configuration (used for duplicate detection and scenarios).
+CONFIG_COLUMNS: tuple[str, ...] = (
+    "source", "model", "gpu", "precision", "workload", "tp", "pp", "dp", "ep", "batch_size",
+    "batch_kind", "input_tokens", "output_tokens",
+)
+
+#: Unit factors to the canonical unit, per dimension. Keys are lower-case unit spellings.
+UNITS: dict[str, dict[str, float]] = {
+    "energy": {"j": 1.0, "joule": 1.0, "joules": 1.0, "mj": 1e-3, "kj": 1e3, "wh": 3600.0,
+               "kwh": 3.6e6, "uj": 1e-6},
+    "time": {"s": 1.0, "sec": 1.0, "secs": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
+             "min": 60.0, "h": 3600.0},
+    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "mw": 1e-3, "kw": 1e3},
+}
+_DIMENSION = {"_j": "energy", "_s": "time", "_w": "power"}
+
+# Alias spellings (normalised: lower case, non-alphanumerics -> "_") -> canonical name.
+# Names with a unit suffix are listed by stem (e.g. "energy" -> energy_j), and the unit is
+# then read from the header's own suffix.
+_ALIAS_LIST: dict[str, list[str]] = {
+    "model": ["model_name", "llm", "model_id", "checkpoint"],
+    "gpu": ["gpu_name", "gpu_type", "device", "hardware", "accelerator", "system"],
+    "tp": ["tensor_parallel", "tensor_parallel_size", "tp_size", "tp_degree", "tensor_parallelism"],
+    "pp": ["pipeline_parallel", "pipeline_parallel_size", "pp_size", "pp_degree",
+           "pipeline_parallelism"],
+    "dp": ["data_parallel", "data_parallel_size", "dp_size", "replicas", "num_replicas"],
+    "ep": ["expert_parallel", "expert_parallel_size", "ep_size"],
+    "batch_size": ["batch", "bs", "concurrency", "avg_batch_size", "mean_batch_size"],
+    "input_tokens": ["prompt_tokens", "input_len", "input_length", "prompt_len", "prompt_length",
+                     "n_input_tokens", "num_input_tokens", "number_of_input_tokens", "isl",
+                     "prompt_size"],
+    "output_tokens": ["completion_tokens", "output_len", "output_length", "generated_tokens",
+                      "n_output_tokens", "num_output_tokens", "number_of_output_tokens", "osl",
+                      "avg_output_tokens", "token_size"],
+    "params_b": ["parameters_b", "params_billion", "n_params_b", "model_size_b"],
+    "active_params_b": ["active_parameters_b"],
+    "energy_j": ["energy", "energy_per_request", "energy_req", "energy_per_req",
+                 "request_energy", "gpu_energy_per_request"],
+    "prefill_energy_j": ["prefill_energy", "prompt_energy"],
+    "decode_energy_j": ["decode_energy", "generation_energy"],
+    "latency_s": ["latency", "e2e_latency", "e2e_time", "end_to_end_latency", "request_latency"],
+    "ttft_s": ["ttft", "time_to_first_token", "prompt_time"],
+    "tpot_s": ["tpot", "time_per_output_token", "avg_tpot", "itl", "token_time"],
+    "power_w": ["power", "avg_power", "gpu_power", "mean_power"],
+    "n_requests": ["num_requests", "requests", "n_reqs", "num_prompts", "responses"],
+    "run_energy_j": ["run_energy", "total_energy", "gpu_energy"],
+    "running_batch": ["avg_bs_reqs", "avg_bs", "running_batch_size", "mean_running_batch"],
+    "duration_s": ["duration", "wall_time", "run_time", "elapsed"],
+}
+#: Aliases that mean the configured batch cap rather than the measured concurrency.
+_CAP_ALIASES = ("max_num_seqs", "max_batch_size", "batch_cap", "max_bs", "max_bs_reqs")
+
+
+def _norm(name: object) -> str:
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip().lower())
+    return s.strip("_")
+
+
+def _stem(canonical: str) -> str:
+    for suffix in _DIMENSION:
+        if canonical.endswith(suffix):
+            return canonical[: -len(suffix)]
+    return canonical
+
+
+ALIASES: dict[str, str] = {}
+for _canon, _spellings in _ALIAS_LIST.items():
+    for _sp in [_canon, _stem(_canon), *_spellings]:
+        ALIASES[_norm(_sp)] = _canon
+for _sp in _CAP_ALIASES:
+    ALIASES[_sp] = "batch_size"
+
+
+def _resolve_header(header: object) -> tuple[str | None, float, bool]:
+    """Map one header to ``(canonical, unit factor, is_cap)``; canonical None if unknown."""
+    key = _norm(header)
+    if key in COLUMNS:
+        return key, 1.0, False
+    if key in ALIASES:
+        return ALIASES[key], 1.0, key in _CAP_ALIASES
+    # "<stem>_<unit>" such as energy_kwh, latency_ms, Energy (Wh), energy_per_req_mj.
+    m = re.fullmatch(r"(.+?)_([a-z]+)", key)
+    if m:
+        stem, unit = m.groups()
+        canon = ALIASES.get(stem)
+        if canon is not None:
+            dim = _DIMENSION.get(canon[-2:]) if canon[-2:] in _DIMENSION else None
+            if dim is not None and unit in UNITS[dim]:
+                return canon, UNITS[dim][unit], False
+    return None, 1.0, False
+
+
+def _unit_factor(canonical: str, unit: str, where: str) -> float:
+    dim = _DIMENSION.get(canonical[-2:])
+    if dim is None:
+        raise SchemaError(
+            f"{where}: column '{canonical}' has no physical unit, so units= cannot convert it "
+            f"(got unit '{unit}')."
+        )
+    factor = UNITS[dim].get(_norm(unit))
+    if factor is None:
+        raise SchemaError(
+            f"{where}: unknown {dim} unit '{unit}' for column '{canonical}'; expected one of "
+            f"{sorted(UNITS[dim])}."
+        )
+    return factor
+
+
+def describe_schema() -> pd.DataFrame:
+    """Return the canonical schema as a DataFrame (one row per column).
+
+    Examples
+    --------
+    >>> import energylens
+    >>> energylens.schema.describe_schema().loc["energy_j", "unit"]
+    'J'
+    """
+    rows = []
+    for c in COLUMNS.values():
+        bound = "" if c.lower is None else (">" if c.lower_strict else ">=") + f" {c.lower:g}"
+        rows.append({"column": c.name, "dtype": c.dtype, "unit": c.unit, "bounds": bound,
+                     "role": c.role, "required": c.required, "meaning": c.meaning})
+    return pd.DataFrame(rows).set_index("column")
+
+
+def config_key(df: pd.DataFrame) -> list[str]:
+    """Columns of ``df`` that identify a configuration (see :data:`CONFIG_COLUMNS`)."""
+    return [c for c in CONFIG_COLUMNS if c in df.columns]
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+class _Problems:
+    """Collects every problem of one table before one SchemaError is raised."""
+
+    def __init__(self, where: str, line_offset: int | None):
+        self.where = where
+        self.line_offset = line_offset
+        self.items: list[dict] = []
+
+    def add(self, column: str, rule: str, mask: np.ndarray | None = None,
+            values: pd.Series | None = None, detail: str = "", index: pd.Index | None = None):
+        rows: list = []
+        bad: list = []
+        count = 0
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            count = int(mask.sum())
+            if count == 0:
+                return
+            pos = np.flatnonzero(mask)[:5]
+            rows = [index[p] for p in pos] if index is not None else pos.tolist()
+            if values is not None:
+                bad = [_scalar(values.iloc[p]) for p in pos]
+        self.items.append({"column": column, "rule": rule, "rows": rows, "values": bad,
+                           "count": count, "positions": [] if mask is None else pos.tolist(),
+                           "detail": detail})
+
+    def raise_if_any(self):
+        if not self.items:
+            return
+        n = len(self.items)
+        lines = [f"Invalid profiling table {self.where}: {n} problem{'s' * (n > 1)}."]
+        for p in self.items:
+            text = f"  - column '{p['column']}': {p['rule']}"
+            if p["count"]:
+                shown = ", ".join(
+                    f"row {r} (value {v!r})" if p["values"] else f"row {r}"
+                    for r, v in zip(p["rows"], p["values"] or [None] * len(p["rows"]))
+                )
+                more = f" and {p['count'] - len(p['rows'])} more" if p["count"] > 5 else ""
+                text += f"; {p['count']} offending row{'s' * (p['count'] > 1)}: {shown}{more}"
+                if self.line_offset is not None:
+                    lines_ = ", ".join(str(q + self.line_offset) for q in p["positions"])
+                    text += f" (file line{'s' * (len(p['positions']) > 1)} {lines_})"
+            if p["detail"]:
+                text += f". {p['detail']}"
+            lines.append(text)
+        raise SchemaError("\n".join(lines), problems=self.items)
+
+
+def _scalar(v: object) -> object:
+    """Plain Python value for messages (``2.5`` rather than ``np.float64(2.5)``)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _to_numeric(s: pd.Series) -> pd.Series:
+    """Numeric view of a column; entries that are not numbers become NaN."""
+    if pd.api.types.is_bool_dtype(s):
+        return pd.Series(np.nan, index=s.index, dtype=float)
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.to_numeric(s, errors="coerce").astype(float)
+    out = pd.to_numeric(s.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
+    # Booleans inside object columns are not numbers.
+    is_bool = s.map(lambda v: isinstance(v, (bool, np.bool_)))
+    out = out.astype(float)
+    out[is_bool.to_numpy(dtype=bool)] = np.nan
+    return out
+
+
+def _missing(s: pd.Series) -> np.ndarray:
+    m = np.array(s.isna().to_numpy(dtype=bool), copy=True)
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        m |= s.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(dtype=bool)
+    return m
+
+
+def validate(
+    df: pd.DataFrame,
+    *,
+    where: str = "<DataFrame>",
+    duplicates: Literal["raise", "mean", "keep"] = "raise",
+    line_offset: int | None = None,
+) -> pd.DataFrame:
+    """Validate a table whose headers are already canonical; return the clean copy.
+
+    Collects every problem and raises one :class:`~energylens.SchemaError`. Fills
+    defaults (``pp = dp = 1``, ``batch_kind = 'running'``), derives ``energy_j`` from
+    ``run_energy_j / n_requests`` or ``prefill_energy_j + decode_energy_j`` where it is
+    absent, and adds ``n_gpus`` and ``energy_per_output_token_j``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Table with canonical column names (see :func:`read_profiles` for raw tables).
+    where : str
+        How to name the table in messages (a file path or ``<DataFrame>``).
+    duplicates : {"raise", "mean", "keep"}
+        What to do with rows that share a configuration but differ in energy: raise, average
+        their numeric measurements, or keep them all (repeated measurements).
+    line_offset : int, optional
+        Add this to a row's position to get its line in the source file (CSV: 2).
+
+    Returns
+    -------
+    DataFrame
+        A new, validated table; the input is never modified.
+    """
+    if duplicates not in ("raise", "mean", "keep"):
+        raise ValueError(
+            "The 'duplicates' parameter of read_profiles must be a str among "
+            f"{{'raise', 'mean', 'keep'}}. Got {duplicates!r} instead."
+        )
+    problems = _Problems(where, line_offset)
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError(f"Invalid profiling table {where}: expected a DataFrame, got "
+                          f"{type(df).__name__}.")
+    if len(df.columns) != len(set(map(str, df.columns))):
+        dup = sorted({str(c) for c in df.columns if list(map(str, df.columns)).count(str(c)) > 1})
+        raise SchemaError(f"Invalid profiling table {where}: column(s) {dup} appear more than "
+                          "once (after alias resolution); keep one of each.")
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    if len(out) == 0:
+        raise SchemaError(f"Invalid profiling table {where}: the table is empty (no rows); "
+                          "a profiling table needs at least one measured configuration.")
+    index = out.index
+
+    # ---- derive energy_j where only totals or phases are given ------------------------
+    if "energy_j" not in out.columns:
+        if {"run_energy_j", "n_requests"} <= set(out.columns):
+            out["energy_j"] = _to_numeric(out["run_energy_j"]) / _to_numeric(out["n_requests"])
+        elif {"prefill_energy_j", "decode_energy_j"} <= set(out.columns):
+            out["energy_j"] = (_to_numeric(out["prefill_energy_j"])
+                               + _to_numeric(out["decode_energy_j"]))
+
+    # ---- required columns ---------------------------------------------------------------
+    present = set(out.columns)
+    for name in REQUIRED_COLUMNS:
+        if name in present:
+            continue
+        candidates = list(present)
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+        close += [c for c in candidates if _resolve_header(c)[0] is None and name in _norm(c)
+                  and c not in close]
+        hint = f"Did you mean {', '.join(repr(c) for c in close[:3])}?" if close else ""
+        if name == "energy_j":
+            hint = ("Give energy per request as 'energy_j' (or an alias such as 'energy', "
+                    "'energy_kwh'), or the run total 'run_energy_j' with 'n_requests', or "
+                    "'prefill_energy_j' with 'decode_energy_j'. " + hint).strip()
+        problems.add(name, "required column is missing", detail=hint)
+
+    # ---- defaults -----------------------------------------------------------------------
+    for c in COLUMNS.values():
+        if c.default is not None and c.name not in out.columns and c.role == "config":
+            out[c.name] = c.default
+
+    # ---- per-column type and bound checks -----------------------------------------------
+    clean: dict[str, pd.Series] = {}
+    for name, col in COLUMNS.items():
+        if name not in out.columns or col.role == "derived":
+            continue
+        s = out[name]
+        miss = _missing(s)
+        if col.dtype == "str":
+            if col.required or name == "batch_kind":
+                problems.add(name, "missing value (NaN or empty) where a label is required",
+                             miss, s, index=index)
+            val = s.astype(object).where(~miss, None)
+            val = val.map(lambda v: v if v is None else str(v).strip())
+            if name == "batch_kind":
+                bad = ~miss & ~val.isin(["running", "cap"]).to_numpy(dtype=bool)
+                problems.add(name, "must be 'running' or 'cap'", bad, s, index=index)
+            clean[name] = val
+            continue
+        num = _to_numeric(s)
+        not_num = ~miss & num.isna().to_numpy(dtype=bool)
+        problems.add(name, "non-numeric value where a number is expected", not_num, s,
+                     index=index)
+        if col.required or col.integer and col.default is not None:
+            problems.add(name, "missing value (NaN or empty)", miss, s, index=index)
+        finite = num.notna().to_numpy(dtype=bool)
+        inf = finite & ~np.isfinite(num.to_numpy())
+        problems.add(name, "infinite value", inf, s, index=index)
+        ok = finite & ~inf
+        if col.lower is not None:
+            v = np.asarray(num.to_numpy(), dtype=float)
+            with np.errstate(invalid="ignore"):
+                below = ok & ((v <= col.lower) if col.lower_strict else (v < col.lower))
+            rule = f"must be {'>' if col.lower_strict else '>='} {col.lower:g}"
+            if name == "energy_j":
+                rule += " (zero or negative energy per request)"
+            problems.add(name, rule, below, s, index=index)
+        if col.integer:
+            v = np.asarray(num.to_numpy(), dtype=float)
+            with np.errstate(invalid="ignore"):
+                frac = ok & (np.abs(v - np.round(v)) > 1e-9)
+            problems.add(name, "must be a whole number (a positive integer)", frac, s,
+                         index=index)
+        clean[name] = num
+    problems.raise_if_any()
+
+    # ---- write back typed columns -------------------------------------------------------
+    for name, s in clean.items():
+        col = COLUMNS[name]
+        if col.dtype == "int":
+            if s.isna().any():
+                out[name] = s.round().astype("Int64")
+            else:
+                out[name] = s.round().astype(np.int64)
+        elif col.dtype == "float":
+            out[name] = s.astype(float)
+        else:
+            out[name] = s.astype(object)
+
+    # ---- duplicated configurations -------------------------------------------------------
+    key = config_key(out)
+    if duplicates != "keep" and len(key) > 0:
+        keyframe = out[key].astype(object).where(out[key].notna(), "<NA>")
+        dup_mask = keyframe.duplicated(keep=False).to_numpy()
+        if dup_mask.any():
+            groups = keyframe[dup_mask].apply(tuple, axis=1)
+            energies = out.loc[dup_mask, "energy_j"].groupby(groups.to_numpy()).agg(["min", "max"])
+            conflicting = energies[~np.isclose(energies["min"], energies["max"], rtol=1e-9)]
+            if duplicates == "raise" and len(conflicting):
+                bad = groups.isin(set(conflicting.index)).reindex(out.index, fill_value=False)
+                problems.add(
+                    "energy_j",
+                    "duplicated configurations with conflicting energies",
+                    bad.to_numpy(dtype=bool), out["energy_j"], index=index,
+                    detail=(f"{len(conflicting)} configuration(s) over columns {key} are "
+                            "measured more than once. Pass duplicates='mean' to average "
+                            "repeats or duplicates='keep' to keep every row."),
+                )
+                problems.raise_if_any()
+            if duplicates == "mean" or not len(conflicting):
+                out = _aggregate_duplicates(out, key)
+
+    # ---- derived columns ----------------------------------------------------------------
+    out["n_gpus"] = (out["tp"] * out["pp"] * out["dp"]).astype(np.int64)
+    out["energy_per_output_token_j"] = out["energy_j"] / out["output_tokens"]
+    ept = out["energy_per_output_token_j"].to_numpy()
+    odd = (ept < 1e-4) | (ept > 1e3)
+    if odd.any():
+        pos = np.flatnonzero(odd)[:5]
+        warnings.warn(
+            f"Profiling table {where}: {int(odd.sum())} row(s) have an implausible energy per "
+            f"output token (outside 1e-4 to 1e3 J/token), rows {[out.index[p] for p in pos]} "
+            f"with values {[float(f'{ept[p]:.3g}') for p in pos]}. This is the signature of a "
+            "unit mistake: check that energy is in joules per request (not per run, not Wh).",
+            ImplausibleValueWarning,
+            stacklevel=3,
+        )
+
+    order = [c for c in COLUMNS if c in out.columns]
+    extra = [c for c in out.columns if c not in COLUMNS]
+    return out[order + extra]
+
+
+def _aggregate_duplicates(out: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Average numeric measurements over rows sharing a configuration (first label kept)."""
+    if not out[key].astype(object).where(out[key].notna(), "<NA>").duplicated().any():
+        return out
+    filled = out.copy()
+    tmp_key = [f"__key_{k}" for k in key]
+    for k, t in zip(key, tmp_key):
+        filled[t] = filled[k].astype(object).where(filled[k].notna(), "<NA>")
+    numeric = [c for c in out.columns
+               if c not in key and pd.api.types.is_numeric_dtype(out[c])
+               and COLUMNS.get(c, None) is not None and COLUMNS[c].role == "measurement"]
+    agg = {c: "mean" for c in numeric}
+    agg.update({c: "first" for c in out.columns if c not in numeric and c not in key})
+    agg.update({k: "first" for k in key})
+    res = filled.groupby(tmp_key, sort=False, dropna=False).agg(agg)
+    res = res.reset_index(drop=True)
+    for c in out.columns:
+        if c in res.columns and pd.api.types.is_integer_dtype(out[c]):
+            res[c] = res[c].astype(out[c].dtype)
+    return res[list(out.columns)]
+
+
+# ---------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------
+def _read_file(path: Path) -> tuple[pd.DataFrame, int | None]:
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    where = f"'{path}'"
+    if not path.exists():
+        raise SchemaError(f"Cannot read profiling table {where}: no such file.")
+    try:
+        if suffix in (".csv", ".csv.gz", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            return pd.read_csv(path, sep=sep), 2
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path), None
+        if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
+            return pd.read_json(path, lines=True), 1
+        if suffix == ".json":
+            try:
+                return pd.read_json(path, lines=True), 1
+            except ValueError:
+                return pd.read_json(path), None
+    except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
+        if isinstance(exc, pd.errors.EmptyDataError):
+            raise SchemaError(f"Invalid profiling table {where}: the file is empty (no header, "
+                              "no rows).") from exc
+        raise SchemaError(f"Cannot parse profiling table {where} as {suffix or 'text'}: "
+                          f"{exc}") from exc
+    raise SchemaError(f"Cannot read profiling table {where}: unknown file type '{suffix}'; "
+                      "expected .csv, .tsv, .parquet, .jsonl or .json.")
+
+
+def read_profiles(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    columns: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    duplicates: Literal["raise", "mean", "keep"] = "raise",
+) -> pd.DataFrame:
+    """Read a profiling table into the canonical, validated form.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        A CSV (``.csv``, ``.tsv``), parquet or JSON-lines file, or a DataFrame (which is
+        never modified in place).
+    columns : mapping, optional
+        Explicit header -> canonical name mapping for headers the aliases do not know,
+        e.g. ``{"E_total": "energy_j"}``.
+    units : mapping, optional
+        Unit of a column in the source, keyed by header or canonical name, e.g.
+        ``{"energy_j": "kWh", "latency": "ms"}``; overrides a unit read from a suffix.
+    duplicates : {"raise", "mean", "keep"}
+        Rows with the same configuration and different energies: raise (default), average
+        them, or keep them as repeated measurements.
+
+    Returns
+    -------
+    DataFrame
+        Canonical columns in schema order, then any extra columns of the source.
+
+    Raises
+    ------
+    SchemaError
+        With every problem at once: file, column, up to five rows, rule and bad value.
+
+    Examples
+    --------
+    >>> import pandas as pd, energylens
+    >>> raw = pd.DataFrame({"model": ["m"], "gpu": ["H100"], "TP": [2], "batch": [8],
+    ...                     "prompt_tokens": [512], "output_tokens": [128],
+    ...                     "energy_kwh": [1e-5]})
+    >>> energylens.read_profiles(raw)["energy_j"].iloc[0]
+    36.0
+    """
+    if isinstance(source, pd.DataFrame):
+        raw, where, line_offset = source, "<DataFrame>", None
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        raw, line_offset = _read_file(path)
+        where = f"'{path}'"
+    else:
+        raise TypeError(f"read_profiles expects a path or a DataFrame, got "
+                        f"{type(source).__name__}.")
+
+    columns = dict(columns or {})
+    units = dict(units or {})
+    bad_targets = [v for v in columns.values() if v not in COLUMNS]
+    if bad_targets:
+        raise SchemaError(f"Invalid columns= for {where}: {bad_targets} are not canonical "
+                          f"column names; expected names among {list(COLUMNS)}.")
+
+    renamed: dict[str, str] = {}
+    factors: dict[str, float] = {}
+    cap_columns: set[str] = set()
+    seen: dict[str, str] = {}
+    for header in raw.columns:
+        if header in columns:
+            canon, factor, is_cap = columns[header], 1.0, False
+        else:
+            canon, factor, is_cap = _resolve_header(header)
+        if canon is None:
+            continue
+        if canon in seen:
+            # Two headers for one canonical column: keep the exact canonical spelling.
+            if _norm(header) != canon:
+                continue
+            renamed.pop(seen[canon], None)
+        seen[canon] = header
+        renamed[header] = canon
+        factors[canon] = factor
+        if is_cap:
+            cap_columns.add(canon)
+    for key, unit in units.items():
+        canon = renamed.get(key, key if key in COLUMNS else None)
+        if canon is None:
+            canon, _, _ = _resolve_header(key)
+        if canon is None or canon not in factors:
+            raise SchemaError(f"Invalid units= for {where}: no column '{key}' in the table; "
+                              f"columns are {list(map(str, raw.columns))}.")
+        factors[canon] = _unit_factor(canon, unit, f"Invalid units= for {where}")
+
+    df = raw.rename(columns={h: c for h, c in renamed.items()})
+    # Keep unknown columns, under their own names, unless they now clash.
+    dropped = [h for h in raw.columns if h not in renamed and str(h) in COLUMNS]
+    if dropped:
+        df = df.drop(columns=dropped)
+    for canon, factor in factors.items():
+        if factor != 1.0:
+            num = _to_numeric(df[canon])
+            if int(num.notna().sum()) == int(df[canon].notna().sum()):
+                df[canon] = num * factor
+            else:  # keep non-numeric entries as they are, so validation can name them
+                df[canon] = df[canon].astype(object).where(num.isna(), num * factor)
+    if "batch_size" in cap_columns and "batch_kind" not in df.columns:
+        df["batch_kind"] = "cap"
+    return validate(df, where=where, duplicates=duplicates, line_offset=line_offset)
