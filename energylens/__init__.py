@@ -1,4 +1,23 @@
-"""energylens: interpretable closed-form energy models for LLM inference."""
+"""energylens: interpretable closed-form energy models for LLM inference.
+
+Read a profiling table, discover the structure of energy over it, fit a closed form whose
+parameters mean something physical, predict energy for configurations nobody measured,
+and pick the most energy-efficient one.
+
+Public names are loaded on first use, so ``import energylens`` stays fast and never
+imports matplotlib, pyoperon or pysr.
+
+Examples
+--------
+>>> import energylens
+>>> df = energylens.read_profiles("data/demo_profiles.csv")  # doctest: +SKIP
+>>> model = energylens.EnergyLensModel().fit(df)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .exceptions import (
@@ -15,13 +34,30 @@ from .exceptions import (
     PoorFitWarning,
     SchemaError,
 )
-from . import schema
-from .schema import read_profiles
+
+#: public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    # tables
+    "read_profiles": "energylens.schema",
+    # closed-form models and their machinery
+    "EnergyLensModel": "energylens.models",
+    "SweetSpotModel": "energylens.models",
+    "WilkinsModel": "energylens.models",
+    "LinearEnergyModel": "energylens.models",
+    "LogLinearEnergyModel": "energylens.models",
+    "GroupedModel": "energylens.models",
+    "ParametricModel": "energylens.models",
+    "Parameter": "energylens.models",
+    "fit_groups": "energylens.models",
+    "effective_batch": "energylens.models",
+    "load_model": "energylens.models",
+}
+_SUBMODULES = {"schema", "models", "datasets"}
 
 __all__ = [
     "__version__",
-    "schema",
-    "read_profiles",
+    *sorted(_SUBMODULES),
+    *_LAZY,
     "EnergyLensError",
     "SchemaError",
     "BackendUnavailableError",
@@ -35,3 +71,35 @@ __all__ = [
     "ImplausibleValueWarning",
     "PoorFitWarning",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"energylens.{name}")
+    raise AttributeError(f"module 'energylens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import datasets, models, schema
+    from .models import (
+        EnergyLensModel,
+        GroupedModel,
+        LinearEnergyModel,
+        LogLinearEnergyModel,
+        Parameter,
+        ParametricModel,
+        SweetSpotModel,
+        WilkinsModel,
+        effective_batch,
+        fit_groups,
+        load_model,
+    )
+    from .schema import read_profiles

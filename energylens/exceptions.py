@@ -7,8 +7,6 @@ where a builtin exception has the same meaning the class derives from it too, so
 
 from __future__ import annotations
 
-from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
     "EnergyLensError",
@@ -51,8 +49,8 @@ class ModelFileError(EnergyLensError, ValueError):
     """A saved model file is missing keys, has the wrong version or holds bad numbers."""
 
 
-class NotFittedError(EnergyLensError, _SklearnNotFittedError):
-    """A model was used before ``fit`` (also scikit-learn's ``NotFittedError``)."""
+class NotFittedError(EnergyLensError, ValueError, AttributeError):
+    """A model was used before ``fit`` (the same bases as scikit-learn's ``NotFittedError``)."""
 
 
 class InfeasibleError(EnergyLensError, ValueError):
@@ -67,7 +65,7 @@ class EnergyLensWarning(UserWarning):
     """Root of every warning emitted by energylens."""
 
 
-class ConvergenceWarning(EnergyLensWarning, _SklearnConvergenceWarning):
+class ConvergenceWarning(EnergyLensWarning):
     """A fit did not converge, or a parameter ended at one of its bounds."""
 
 

@@ -16,6 +16,7 @@ symbolic regression discovers, so they are compared on equal terms.
 from __future__ import annotations
 
 import html
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -165,6 +166,40 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         self.f_scale = f_scale
         self.max_nfev = max_nfev
         self.poor_fit_mape = poor_fit_mape
+
+    _REGISTRY: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ParametricModel._REGISTRY[cls.__name__] = cls
+
+    @staticmethod
+    def _registry() -> dict[str, type]:
+        """Classes :func:`~energylens.load_model` may rebuild (every subclass, by name)."""
+        return dict(ParametricModel._REGISTRY)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> "os.PathLike":
+        """Save the fitted model as versioned JSON (see :func:`energylens.load_model`)."""
+        from .persistence import save_model
+
+        return save_model(self, path)
+
+    def _get_extra_state(self) -> dict:
+        """Model-specific content of the model file (expression models store their formula)."""
+        return {}
+
+    @classmethod
+    def _from_extra_state(cls, init_params: dict, extra: dict) -> "ParametricModel":
+        """Rebuild an unfitted instance from a model file's ``init_params`` and ``extra``."""
+        valid = set(cls().get_params(deep=False))
+        unknown = set(init_params) - valid
+        if unknown:
+            raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
+        return cls(**init_params)
+
+    def _variables_for_n_features(self) -> tuple[str, ...]:
+        return self._variables
 
     # ------------------------------------------------------------------ declaration
     def _param_specs(self) -> tuple[Parameter, ...]:

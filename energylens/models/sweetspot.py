@@ -1,0 +1,166 @@
+r"""The SweetSpot model of energy against input and output length (after Cavagna et al. 2026).
+
+Energy per output token as a function of the input length :math:`n_i` and output length
+:math:`n_o`:
+
+.. math::
+
+    e(n_i, n_o) = \frac{t_1 n_i^2 + t_3 n_i + t_5}{n_o} + t_2 n_i + t_4 n_o + t_0
+
+The first term is the prefill cost (quadratic attention, linear projections and a fixed
+per-request cost) amortised over the answer; the others are the decode cost per token,
+growing with the context (:math:`t_2 n_i + t_4 n_o`) above a constant :math:`t_0`.
+Energy per request is :math:`E = n_o\,e`, which is linear in the six parameters.
+
+For a fixed input length the most efficient output length is
+
+.. math::
+
+    n_o^* = \sqrt{\frac{t_1 n_i^2 + t_3 n_i + t_5}{t_4}}.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .base import Parameter
+from .linear_forms import LinearFormModel
+
+__all__ = ["SweetSpotModel"]
+
+
+class SweetSpotModel(LinearFormModel):
+    """Energy per output token against input and output length, with its sweet spot.
+
+    ``predict`` returns joules per request (like every energy model in energylens);
+    :meth:`predict_per_token` returns joules per output token and :meth:`efficiency`
+    output tokens per joule.
+
+    Parameters
+    ----------
+    loss, fixed, bounds, init, f_scale, max_nfev, poor_fit_mape
+        See :class:`~energylens.models.base.ParametricModel`. The batch rule does not
+        apply: fit one model per (model, GPU, batch setting).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from energylens import SweetSpotModel
+    >>> si, so = np.meshgrid([64, 256, 1024, 4096], [16, 64, 256, 1024])
+    >>> df = pd.DataFrame({"input_tokens": si.ravel(), "output_tokens": so.ravel()})
+    >>> e = (2e-6 * df.input_tokens**2 + 1e-3 * df.input_tokens + 0.5) / df.output_tokens \\
+    ...     + 1e-5 * df.input_tokens + 2e-5 * df.output_tokens + 0.1
+    >>> m = SweetSpotModel().fit(df, e * df.output_tokens)
+    >>> round(float(m.optimal_output_tokens(1024)), 1)
+    425.5
+    """
+
+    _parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("t0", 0.1, 0.0, np.inf, "J/token", "decode energy per output token at no context"),
+        Parameter("t1", 1e-7, 0.0, np.inf, "J/token^2",
+                  "prefill attention energy per squared prompt token", ("si",)),
+        Parameter("t2", 1e-6, 0.0, np.inf, "J/token^2",
+                  "decode energy per output token per prompt token of context", ("si",)),
+        Parameter("t3", 1e-3, 0.0, np.inf, "J/token", "prefill energy per prompt token", ("si",)),
+        Parameter("t4", 1e-6, 0.0, np.inf, "J/token^2",
+                  "decode energy per output token per generated token of context", ("so",)),
+        Parameter("t5", 1.0, 0.0, np.inf, "J", "fixed energy per request (amortised over the answer)",
+                  ("so",)),
+    )
+    _variables: ClassVar[tuple[str, ...]] = ("si", "so")
+    formula: ClassVar[str] = (
+        "e = (t1*si^2 + t3*si + t5)/so + t2*si + t4*so + t0;  E = so*e"
+    )
+
+    def _basis(self, V):
+        si, so = V["si"], V["so"]
+        return np.column_stack([so, si * si, si * so, si, so * so, np.ones_like(si)])
+
+    def _components(self, V, theta):
+        t0, t1, t2, t3, t4, t5 = theta
+        si, so = V["si"], V["so"]
+        return pd.DataFrame({
+            "prefill_j": t1 * si * si + t3 * si,
+            "decode_j": so * (t0 + t2 * si + t4 * so),
+            "static_j": np.full(len(si), t5, dtype=float),
+        })
+
+    # ------------------------------------------------------------------ sweet spot
+    def predict_per_token(self, X) -> np.ndarray:
+        """Energy per output token (J/token) for each row of ``X``."""
+        V = self._variables_from(X, fitting=False)
+        return self.predict(X) / V["so"]
+
+    def efficiency(self, X) -> np.ndarray:
+        """Output tokens per joule for each row of ``X``."""
+        return 1.0 / self.predict_per_token(X)
+
+    def _per_token(self, si, so):
+        t0, t1, t2, t3, t4, t5 = self.coef_
+        return (t1 * si * si + t3 * si + t5) / so + t2 * si + t4 * so + t0
+
+    def optimal_output_tokens(self, input_tokens) -> np.ndarray:
+        """Output length of lowest energy per output token, for each input length (closed form).
+
+        Returns ``inf`` where the fitted decode-context term ``t4`` is zero (efficiency
+        then keeps improving with longer answers).
+        """
+        self._check_fitted()
+        t0, t1, t2, t3, t4, t5 = self.coef_
+        si = np.asarray(input_tokens, dtype=float)
+        num = t1 * si * si + t3 * si + t5
+        with np.errstate(divide="ignore"):
+            return np.sqrt(num / t4) if t4 > 0 else np.full_like(si, np.inf)
+
+    def efficiency_surface(self, input_grid, output_grid) -> pd.DataFrame:
+        """Output tokens per joule over a grid: rows are input lengths, columns output lengths."""
+        self._check_fitted()
+        si = np.asarray(input_grid, dtype=float)
+        so = np.asarray(output_grid, dtype=float)
+        if np.any(si <= 0) or np.any(so <= 0):
+            raise ValueError("Input and output lengths must be positive.")
+        S, O = np.meshgrid(si, so, indexing="ij")
+        eff = 1.0 / self._per_token(S, O)
+        return pd.DataFrame(eff, index=pd.Index(si, name="input_tokens"),
+                            columns=pd.Index(so, name="output_tokens"))
+
+    def sweet_spot(self, input_grid, output_grid, *, tolerance: float = 0.9) -> dict:
+        """The maximum-efficiency point and the region within ``tolerance`` of it.
+
+        Parameters
+        ----------
+        input_grid, output_grid : array-like
+            Lengths to search (tokens).
+        tolerance : float, default=0.9
+            The region holds every (input, output) pair whose efficiency is at least
+            ``tolerance`` times the maximum on the grid.
+
+        Returns
+        -------
+        dict
+            ``input_tokens``, ``output_tokens`` and ``tokens_per_joule`` of the best grid
+            point; ``region`` (a DataFrame of the pairs in the region with their
+            efficiency); ``optimal_output_tokens`` (closed form, per input length);
+            ``max_to_min_ratio`` (how much the best pair beats the worst).
+        """
+        if not 0 < tolerance <= 1:
+            raise ValueError(f"tolerance must be in (0, 1]; got {tolerance!r}.")
+        surf = self.efficiency_surface(input_grid, output_grid)
+        values = surf.to_numpy()
+        i, j = np.unravel_index(np.argmax(values), values.shape)
+        best = values[i, j]
+        long = surf.stack().rename("tokens_per_joule").reset_index()
+        region = long[long["tokens_per_joule"] >= tolerance * best].reset_index(drop=True)
+        opt = pd.Series(self.optimal_output_tokens(surf.index.to_numpy()), index=surf.index,
+                        name="optimal_output_tokens")
+        return {
+            "input_tokens": float(surf.index[i]),
+            "output_tokens": float(surf.columns[j]),
+            "tokens_per_joule": float(best),
+            "region": region,
+            "optimal_output_tokens": opt,
+            "max_to_min_ratio": float(best / values.min()),
+        }
