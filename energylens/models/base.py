@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from sklearn.utils.validation import check_array
 
 from ..exceptions import (
     ConvergenceWarning,
@@ -50,6 +52,8 @@ VARIABLE_COLUMNS: dict[str, str] = {
     "so": "output_tokens",
     "N": "params_b",
 }
+#: Kernel variables that are physically positive (degrees, batch, lengths, model size).
+_POSITIVE = frozenset({"t", "p", "B", "si", "so", "N"})
 _VARIABLE_LABELS = {"t": "tp", "p": "pp", "B": "batch size", "si": "input_tokens",
                     "so": "output_tokens", "N": "params_b"}
 
@@ -106,6 +110,7 @@ class _FitState:
     batch_rule: str = "cap"
     batch_k: float | None = None
     batch_k_stderr: float | None = None
+    mape_pct: float = np.nan  # in-sample mean absolute percentage error
     training_summary: dict = field(default_factory=dict)
 
 
@@ -257,16 +262,12 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                     f"{list(map(str, X.columns))}."
                 )
         else:
-            arr = np.asarray(X, dtype=float)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"Expected a 2D array or a DataFrame, got an array of shape {arr.shape}. "
-                    "Reshape your data with array.reshape(-1, 1) if it has a single feature."
-                )
+            arr = check_array(X, dtype=np.float64, ensure_all_finite=False)
             if arr.shape[1] != len(self._variables):
                 raise ValueError(
-                    f"X has {arr.shape[1]} features, but {type(self).__name__} expects "
-                    f"{len(self._variables)} (columns {[VARIABLE_COLUMNS.get(v, v) for v in self._variables]})."
+                    f"X has n_features = {arr.shape[1]}, but {type(self).__name__} expects "
+                    f"{len(self._variables)} (columns "
+                    f"{[VARIABLE_COLUMNS.get(v, v) for v in self._variables]}, in this order)."
                 )
             V = {v: arr[:, i] for i, v in enumerate(self._variables)}
         n = len(next(iter(V.values()))) if V else 0
@@ -278,6 +279,13 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                 f"Input X contains NaN or infinity in {int(bad.sum())} row(s) (first rows at "
                 f"positions {np.flatnonzero(bad)[:5].tolist()})."
             )
+        for v, arr in V.items():
+            if v in _POSITIVE and np.any(arr <= 0):
+                rows = np.flatnonzero(arr <= 0)[:5].tolist()
+                raise ValueError(
+                    f"{type(self).__name__}: '{VARIABLE_COLUMNS.get(v, v)}' must be > 0; "
+                    f"{int(np.sum(arr <= 0))} row(s) are not (first at positions {rows})."
+                )
         return V
 
     def _batch_rule_for(self, X: pd.DataFrame, *, fitting: bool) -> str:
@@ -358,13 +366,20 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         """
         t0 = time.perf_counter()
         self._check_params()
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=np.float64, ensure_min_samples=2)
         y = self._target_from(X, y)
         specs = self._param_specs()
-        if len(y) < 1:
-            raise ValueError(f"{type(self).__name__} needs at least 1 sample to fit; got 0.")
+        if len(y) != len(X):
+            raise ValueError(f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+        if len(y) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit; got "
+                             f"n_samples = {len(y)}.")
         sw = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
         if sw.shape != y.shape or np.any(~np.isfinite(sw)) or np.any(sw < 0):
             raise ValueError("sample_weight must be finite, non-negative and of the length of y.")
+        if not np.any(sw > 0):
+            raise ValueError("Sample weights are all zero: at least one weight must be positive.")
         if self.loss != "absolute" and np.any(y <= 0):
             raise ValueError(
                 f"The {self.loss} loss needs a strictly positive target; {int(np.sum(y <= 0))} "
@@ -526,6 +541,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                 "their standard errors are not meaningful (see fit_report()).",
                 ConvergenceWarning, stacklevel=3)
         mape = self._in_sample_mape(V, y)
+        state.mape_pct = mape
         if mape > self.poor_fit_mape:
             warnings.warn(
                 f"{type(self).__name__}: poor fit, in-sample MAPE {mape:.1f}% exceeds "
@@ -570,7 +586,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
-            raise NotFittedError(
+            raise _NotFitted(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
@@ -784,7 +800,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return {
             "n": st.n, "n_params": len(self.coef_), "n_free": self.n_free_params_,
             "rank": st.rank, "converged": st.success, "nfev": st.nfev, "loss": self.loss,
-            "sigma": st.sigma, "aic": self.aic_, "bic": self.bic_, "fit_time_s": st.fit_time_s,
+            "sigma": st.sigma, "mape_pct": st.mape_pct, "aic": self.aic_, "bic": self.bic_, "fit_time_s": st.fit_time_s,
             "batch_rule": st.batch_rule, "batch_k": st.batch_k,
             "not_identifiable": sorted(st.not_identifiable), "at_bound": list(self.at_bound_),
         }
@@ -801,8 +817,8 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                      f"(free {self.n_free_params_}, fixed {len(P) - self.n_free_params_})")
         lines.append(f"    converged: {'yes' if st.success else 'NO'} (nfev {st.nfev}); "
                      f"Jacobian rank {st.rank} of {self.n_free_params_}")
-        lines.append(f"    residual sd ({self.loss}) = {st.sigma:.4g}; AIC = {self.aic_:.2f}; "
-                     f"BIC = {self.bic_:.2f}")
+        lines.append(f"    residual sd ({self.loss}) = {st.sigma:.4g}; in-sample MAPE = "
+                     f"{st.mape_pct:.2f}%; AIC = {self.aic_:.2f}; BIC = {self.bic_:.2f}")
         if self._uses_batch():
             btxt = f"    effective batch: {st.batch_rule}"
             if st.batch_k is not None:
@@ -816,6 +832,8 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             warn.append(f"at bound: {', '.join(self.at_bound_)}")
         if st.not_identifiable:
             warn.append(f"not identifiable: {', '.join(st.not_identifiable)}")
+        if st.mape_pct > self.poor_fit_mape:
+            warn.append(f"POOR FIT (in-sample MAPE {st.mape_pct:.1f}% > {self.poor_fit_mape:g}%)")
         if warn:
             lines.append("    WARNING: " + "; ".join(warn))
         lines.append("[[Parameters]]")
@@ -871,9 +889,16 @@ class ParametricModel(RegressorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # fit(df) reads the target from the table, so y is optional.
         tags.target_tags.required = False
+        # Relative, log and robust losses need energies > 0.
+        tags.target_tags.positive_only = self.loss != "absolute"
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _NotFitted(NotFittedError, _SklearnNotFittedError):
+    """Raised before fit: energylens's and scikit-learn's NotFittedError at once."""
 
 
 def _dependent_columns(J: np.ndarray, tol: float = 1e-9) -> list[int]:

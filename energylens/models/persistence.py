@@ -85,6 +85,7 @@ def model_to_dict(model) -> dict:
             "message": str(st.message), "rank": st.rank, "cost": st.cost,
             "fit_time_s": st.fit_time_s, "batch_rule": st.batch_rule, "batch_k": st.batch_k,
             "batch_k_stderr": st.batch_k_stderr, "not_identifiable": st.not_identifiable,
+            "mape_pct": st.mape_pct,
         }),
         "training_summary": _jsonable(st.training_summary),
         "extra": _jsonable(model._get_extra_state()),
@@ -194,6 +195,7 @@ def model_from_dict(data: dict, *, where: str = "<dict>"):
         batch_rule=str(fit["batch_rule"]),
         batch_k=None if batch_k is None else _fnum(batch_k, f"Model file {where}: fit.batch_k"),
         batch_k_stderr=fit.get("batch_k_stderr"),
+        mape_pct=float("nan") if fit.get("mape_pct") is None else float(fit["mape_pct"]),
         training_summary=dict(data.get("training_summary") or {}),
     )
     from .batch import BATCH_RULES

@@ -1,0 +1,67 @@
+"""scikit-learn's estimator checks on every closed-form model.
+
+A closed form reads a fixed set of physically meaningful, positive variables (the five
+configuration variables, or input and output length). Checks that feed arrays with another
+number of columns, or zeros where a batch or length must be positive, cannot apply; they
+are listed below with that reason as expected failures. Every other check must pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from energylens.models import (
+    EnergyLensModel,
+    LinearEnergyModel,
+    LogLinearEnergyModel,
+    SweetSpotModel,
+    WilkinsModel,
+)
+
+# Checks that fit on arrays whose column count differs from the model's variables.
+_WRONG_WIDTH_ALL = [
+    "check_dict_unchanged", "check_dont_overwrite_parameters", "check_dtype_object",
+    "check_estimators_nan_inf", "check_estimators_pickle", "check_f_contiguous_array_estimator",
+    "check_fit2d_predict1d", "check_fit_score_takes_y", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_n_features_in_after_fitting",
+    "check_pipeline_consistency", "check_positive_only_tag_during_fit",
+    "check_regressor_data_not_an_array", "check_regressors_int",
+    "check_regressors_no_decision_function", "check_regressors_train",
+    "check_sample_weight_equivalence_on_dense_data", "check_sample_weights_list",
+    "check_sample_weights_pandas_series", "check_supervised_y_2d",
+]
+# Further checks that use two columns: they apply to the two-variable length models.
+_WRONG_WIDTH_FIVE = [
+    "check_estimators_fit_returns_self", "check_estimators_overwrite_params",
+    "check_fit_check_is_fitted", "check_fit_idempotent", "check_n_features_in",
+    "check_readonly_memmap_input", "check_sample_weights_not_an_array",
+    "check_sample_weights_not_overwritten", "check_sample_weights_shape",
+]
+
+
+def _expected_failed(estimator) -> dict[str, str]:
+    k = len(estimator._variables)
+    width = f"takes exactly {k} configuration columns; the check feeds another number"
+    out = {c: width for c in _WRONG_WIDTH_ALL}
+    domain = "feeds zero or negative values where degrees, batch and lengths must be > 0"
+    if k == 5:
+        out.update({c: width for c in _WRONG_WIDTH_FIVE})
+    else:
+        out.update({c: domain for c in ("check_estimators_overwrite_params",
+                                        "check_estimators_fit_returns_self",
+                                        "check_readonly_memmap_input")})
+    out["check_estimators_dtypes"] = width if k == 2 else domain
+    return out
+
+
+ESTIMATORS = [EnergyLensModel(), SweetSpotModel(), WilkinsModel(), LinearEnergyModel(),
+              LogLinearEnergyModel()]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
