@@ -52,6 +52,8 @@ VARIABLE_COLUMNS: dict[str, str] = {
     "so": "output_tokens",
     "N": "params_b",
 }
+#: Largest rows x free parameters for which least_squares uses its exact (SVD) solver.
+_EXACT_SOLVER_MAX = 24_000
 #: Kernel variables that are physically positive (degrees, batch, lengths, model size).
 _POSITIVE = frozenset({"t", "p", "B", "si", "so", "N"})
 _VARIABLE_LABELS = {"t": "tp", "p": "pp", "B": "batch size", "si": "input_tokens",
@@ -505,8 +507,11 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             span = np.where(np.isfinite(hi_f - lo_f), hi_f - lo_f, 1.0)
             x0 = np.clip(x0, lo_f + 1e-10 * span, hi_f - 1e-10 * span)
             x0 = np.where(lo_f == hi_f, lo_f, x0)
+            # The exact trust-region solver is the most robust; on tall problems (thousands
+            # of rows) the iterative one reaches the same optimum in a fraction of the time.
             res = optimize.least_squares(
                 fun, x0, jac=jac, bounds=(lo_f, hi_f), method="trf", x_scale="jac",
+                tr_solver="exact" if n * len(x0) <= _EXACT_SOLVER_MAX else "lsmr",
                 loss="soft_l1" if self.loss == "robust" else "linear",
                 f_scale=self.f_scale, max_nfev=self.max_nfev, xtol=1e-10, ftol=1e-10,
                 gtol=1e-10,
@@ -523,8 +528,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         state.cost = float(0.5 * np.sum(r**2))
         dof = max(n - k, 1)
         state.sigma = float(np.sqrt(np.sum(r**2) / dof))
-        state.rank = int(np.linalg.matrix_rank(J)) if k else 0
-        state.cov = _covariance(J, state.sigma) if k else np.zeros((0, 0))
+        state.cov, state.rank = _covariance(J, state.sigma) if k else (np.zeros((0, 0)), 0)
         self.coef_ = theta
         self.n_features_in_ = len(self._variables)
         self.at_bound_ = self._at_bound(theta, lo, hi, free)
@@ -901,25 +905,37 @@ class _NotFitted(NotFittedError, _SklearnNotFittedError):
     """Raised before fit: energylens's and scikit-learn's NotFittedError at once."""
 
 
-def _dependent_columns(J: np.ndarray, tol: float = 1e-9) -> list[int]:
-    """Indices of columns of J that are (numerically) linear combinations of the others."""
+def _dependent_columns(J: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Indices of columns of J that are (numerically) linear combinations of the others.
+
+    Works on the Gram matrix of the unit-normalised columns (k x k, cheap for tall J) with
+    a column-pivoted QR; ``tol`` is relative to the largest singular value of J.
+    """
     if J.size == 0:
         return []
     norms = np.linalg.norm(J, axis=0)
     dead = np.flatnonzero(norms <= 1e-300)
     Js = J / np.where(norms > 1e-300, norms, 1.0)
-    _, R, piv = linalg.qr(Js, mode="economic", pivoting=True)
+    G = Js.T @ Js
+    _, R, piv = linalg.qr(G, pivoting=True)
     diag = np.abs(np.diag(R))
-    if diag.size == 0:
-        return sorted(dead.tolist())
-    rank = int(np.sum(diag > tol * max(diag[0], 1e-300)))
+    rank = int(np.sum(diag > tol**2 * max(diag[0], 1e-300)))
     dep = set(piv[rank:].tolist()) | set(dead.tolist())
     return sorted(dep)
 
 
-def _covariance(J: np.ndarray, sigma: float) -> np.ndarray:
-    """Parameter covariance sigma^2 (J^T J)^-1 by SVD (pseudo-inverse where singular)."""
-    _, s, Vt = np.linalg.svd(J, full_matrices=False)
-    thresh = np.finfo(float).eps * max(J.shape) * (s[0] if s.size else 0)
-    s_inv2 = np.where(s > thresh, 1.0 / np.maximum(s, 1e-300) ** 2, 0.0)
-    return (Vt.T * s_inv2) @ Vt * sigma**2
+def _covariance(J: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """Parameter covariance sigma^2 (J^T J)^-1 and the numerical rank of J.
+
+    Uses the eigen-decomposition of the k x k Gram matrix of the column-scaled Jacobian
+    (cheap for tall J); directions with singular values below 1e-7 of the largest are
+    treated as unidentified (pseudo-inverse).
+    """
+    norms = np.linalg.norm(J, axis=0)
+    norms = np.where(norms > 0, norms, 1.0)
+    Js = J / norms
+    w, U = np.linalg.eigh(Js.T @ Js)
+    keep = w > 1e-14 * max(w.max(initial=0.0), 1e-300)
+    w_inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
+    cov_s = (U * w_inv) @ U.T
+    return cov_s / np.outer(norms, norms) * sigma**2, int(keep.sum())
