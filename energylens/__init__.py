@@ -52,7 +52,7 @@ _LAZY: dict[str, str] = {
     "effective_batch": "energylens.models",
     "load_model": "energylens.models",
 }
-_SUBMODULES = {"schema", "models", "datasets"}
+_SUBMODULES = {"schema", "models", "datasets", "plot"}
 
 __all__ = [
     "__version__",
