@@ -8,9 +8,13 @@ and output length :math:`s_o` (see ``docs/model.md`` for the derivation):
 
     E &= E_\mathrm{prefill} + E_\mathrm{decode} + E_\mathrm{static} \\
     E_\mathrm{prefill} &= s_i\,(c_1 + c_2 s_i)\,(1 + c_3 (t-1))\,(1 + c_4 (p-1)) \\
-    E_\mathrm{decode} &= s_o\,\bigl(c_5 / B + c_6 + c_7 (s_i + s_o/2)\bigr)\,
+    E_\mathrm{decode} &= s_o\,\bigl(c_5 / b + c_6 + c_7 (s_i + s_o/2)\bigr)\,
                          (1 + c_8 (t-1))\,(1 + c_9 (p-1)) \\
     E_\mathrm{static} &= t\,p\,(c_{10} + c_{11} s_o) / B + c_{12}
+
+where :math:`b = B / \min(B, p)` is the micro-batch size: a pipeline of :math:`p` stages
+splits the running batch into up to :math:`p` micro-batches, and each one reads the stage's
+weights again (for :math:`p = 1`, :math:`b = B`).
 
 With ``size_covariate="params_b"`` the compute and memory terms (:math:`c_1, c_2, c_5,
 c_6, c_7`) are per billion parameters and multiplied by the model size :math:`N`, so one
@@ -40,7 +44,7 @@ _PARAMETERS: tuple[Parameter, ...] = (
     Parameter("c4", 0.0, unit="1", meaning="pipeline-parallel overhead on prefill, per extra stage",
               informed_by=("p",), **_OVERHEAD),
     Parameter("c5", 1e-1, 0.0, np.inf, "J/token",
-              "weight reads per decode step, shared by the running batch", ("B",)),
+              "weight reads per decode step, shared by the (micro-)batch", ("B",)),
     Parameter("c6", 1e-2, 0.0, np.inf, "J/token", "decode compute per output token"),
     Parameter("c7", 1e-6, 0.0, np.inf, "J/token^2",
               "KV-cache reads per output token and token of context", ("si", "so")),
@@ -76,12 +80,18 @@ def energylens_kernel(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = 
     return pre + dec + sta
 
 
+def _microbatch(B: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Micro-batch size: the running batch split over up to ``p`` pipeline micro-batches."""
+    return B / np.minimum(B, p)
+
+
 def _terms(V, theta, size):
     c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
     t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
     N = _scale(V, size)
+    b = _microbatch(B, p)
     pre = N * si * (c1 + c2 * si) * (1 + c3 * (t - 1)) * (1 + c4 * (p - 1))
-    dec = N * so * (c5 / B + c6 + c7 * (si + so / 2)) * (1 + c8 * (t - 1)) * (1 + c9 * (p - 1))
+    dec = N * so * (c5 / b + c6 + c7 * (si + so / 2)) * (1 + c8 * (t - 1)) * (1 + c9 * (p - 1))
     sta = t * p * (c10 + c11 * so) / B + c12
     return pre, dec, sta
 
@@ -91,19 +101,20 @@ def energylens_jacobian(V: dict[str, np.ndarray], theta: np.ndarray, size: bool 
     c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
     t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
     N = _scale(V, size)
+    b = _microbatch(B, p)
     n = len(si)
     a_pre, b_pre = 1 + c3 * (t - 1), 1 + c4 * (p - 1)
     a_dec, b_dec = 1 + c8 * (t - 1), 1 + c9 * (p - 1)
     lin_pre = N * si * (c1 + c2 * si)
     ctx = si + so / 2
-    lin_dec = N * so * (c5 / B + c6 + c7 * ctx)
+    lin_dec = N * so * (c5 / b + c6 + c7 * ctx)
     J = np.empty((n, 12))
     J[:, 0] = N * si * a_pre * b_pre
     J[:, 1] = N * si * si * a_pre * b_pre
     J[:, 2] = lin_pre * (t - 1) * b_pre
     J[:, 3] = lin_pre * a_pre * (p - 1)
     f_dec = a_dec * b_dec
-    J[:, 4] = N * so / B * f_dec
+    J[:, 4] = N * so / b * f_dec
     J[:, 5] = N * so * f_dec
     J[:, 6] = N * so * ctx * f_dec
     J[:, 7] = lin_dec * (t - 1) * b_dec
@@ -145,8 +156,8 @@ class EnergyLensModel(ParametricModel):
     _variables: ClassVar[tuple[str, ...]] = ("t", "p", "B", "si", "so")
     formula: ClassVar[str] = (
         "E = si*(c1 + c2*si)*(1 + c3*(t-1))*(1 + c4*(p-1))"
-        " + so*(c5/B + c6 + c7*(si + so/2))*(1 + c8*(t-1))*(1 + c9*(p-1))"
-        " + t*p*(c10 + c11*so)/B + c12"
+        " + so*(c5/b + c6 + c7*(si + so/2))*(1 + c8*(t-1))*(1 + c9*(p-1))"
+        " + t*p*(c10 + c11*so)/B + c12,  b = B/min(B, p)"
     )
 
     def __init__(
