@@ -148,9 +148,11 @@ del _C
 
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS.values() if c.required)
 #: Columns that identify one configuration (used for duplicate detection and scenarios).
+#: ``n_requests`` is part of it: runs over different request pools are different
+#: experiments (a small pool leaves the batch cap under-used).
 CONFIG_COLUMNS: tuple[str, ...] = (
     "source", "model", "gpu", "precision", "workload", "tp", "pp", "dp", "ep", "batch_size",
-    "batch_kind", "input_tokens", "output_tokens",
+    "batch_kind", "input_tokens", "output_tokens", "n_requests",
 )
 
 #: Unit factors to the canonical unit, per dimension. Keys are lower-case unit spellings.
