@@ -51,8 +51,11 @@ _LAZY: dict[str, str] = {
     "fit_groups": "energylens.models",
     "effective_batch": "energylens.models",
     "load_model": "energylens.models",
+    # synthetic data
+    "simulate_profiles": "energylens.simulate",
+    "SimulatorOracle": "energylens.simulate",
 }
-_SUBMODULES = {"schema", "models", "datasets", "plot"}
+_SUBMODULES = {"schema", "models", "datasets", "plot", "simulate"}
 
 __all__ = [
     "__version__",
@@ -103,3 +106,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         load_model,
     )
     from .schema import read_profiles
+    from .simulate import SimulatorOracle, simulate_profiles

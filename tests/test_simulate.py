@@ -1,0 +1,142 @@
+"""The physics-based simulator: sanity of its physics and of its table."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import energylens
+from energylens.simulate import GPU_SPECS, MODEL_SPECS, SimulatorOracle, simulate_profiles
+
+
+@pytest.fixture(scope="module")
+def table():
+    return simulate_profiles(noise=0.0)
+
+
+def _pick(df, **kw):
+    m = np.ones(len(df), dtype=bool)
+    for k, v in kw.items():
+        m &= df[k].to_numpy() == v
+    return df[m]
+
+
+def test_default_table_is_canonical_and_consistent(table):
+    assert len(table) > 300
+    again = energylens.read_profiles(table)
+    assert len(again) == len(table)
+    np.testing.assert_allclose(table.prefill_energy_j + table.decode_energy_j, table.energy_j,
+                               rtol=1e-12)
+    assert (table.n_gpus == table.tp * table.pp * table.dp).all()
+    assert (table.source == "simulator").all() and (table.batch_kind == "cap").all()
+    assert table.energy_per_output_token_j.between(1e-4, 1e3).all()
+
+
+def test_energy_grows_with_input_and_output_length(table):
+    base = dict(model="Llama-3.1-8B", gpu="H100-SXM", tp=2, pp=1, batch_size=32.0)
+    rows = _pick(table, **base).set_index(["input_tokens", "output_tokens"])["energy_j"]
+    assert rows.loc[(1024.0, 64.0)] > rows.loc[(128.0, 64.0)]
+    assert rows.loc[(1024.0, 512.0)] > rows.loc[(1024.0, 64.0)]
+
+
+def test_decode_energy_per_token_falls_with_batch(table):
+    rows = _pick(table, model="Llama-3.1-8B", gpu="A100-80GB", tp=1, pp=1, input_tokens=128.0,
+                 output_tokens=512.0).sort_values("batch_size")
+    per_tok = rows.decode_energy_j / rows.output_tokens
+    assert len(rows) >= 3
+    assert np.all(np.diff(per_tok.to_numpy()) < 0)
+
+
+def test_tensor_parallelism_adds_communication_energy():
+    cfg = pd.DataFrame({"model": ["Llama-3.1-8B"] * 2, "gpu": ["H100-SXM"] * 2, "tp": [1, 4],
+                        "pp": [1, 1], "batch_size": [32.0] * 2, "input_tokens": [512.0] * 2,
+                        "output_tokens": [256.0] * 2})
+    e = SimulatorOracle().fit(cfg).predict(cfg)
+    assert e[1] > e[0]  # four GPUs do the same work plus all-reduces
+    from energylens import simulate as sim
+
+    saved = GPU_SPECS["H100-SXM"]
+    try:  # an infinitely fast, latency-free link removes the overhead's communication part
+        sim.GPU_SPECS["H100-SXM"] = sim.GpuSpec(saved.name, saved.flops, saved.hbm_bw,
+                                                saved.memory_gb, saved.idle_w, saved.max_w,
+                                                1e30, 0.0)
+        e_free = SimulatorOracle().fit(cfg).predict(cfg)
+    finally:
+        sim.GPU_SPECS["H100-SXM"] = saved
+    assert e_free[0] == pytest.approx(e[0])
+    assert e_free[1] < e[1]
+
+
+def test_infeasible_configurations_absent():
+    df = simulate_profiles(models=["Llama-3.1-70B"], gpus=["L4", "H100-SXM"], tp=(1, 2, 4, 8),
+                           pp=(1,), batch_size=(8,), input_tokens=(512,), output_tokens=(128,))
+    assert not ((df.gpu == "L4") & (df.tp == 1)).any()  # 141 GB of weights on one 24 GB GPU
+    assert not ((df.gpu == "H100-SXM") & (df.tp == 1)).any()
+    assert ((df.gpu == "H100-SXM") & (df.tp >= 2)).any()
+    with pytest.raises(ValueError, match="No feasible configuration"):
+        simulate_profiles(models=["Llama-3.1-70B"], gpus=["L4"], tp=(1,), pp=(1,))
+    with pytest.raises(ValueError, match="Unknown model"):
+        simulate_profiles(models=["GPT-9"])
+
+
+def test_seeds():
+    a = simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], seed=3)
+    b = simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], seed=3)
+    c = simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.energy_j, c.energy_j)
+    ratio = a.energy_j / simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"],
+                                           noise=0.0).energy_j
+    assert 0.005 < np.std(np.log(ratio)) < 0.05
+
+
+def test_finite_pool_littles_law_and_dp():
+    df = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], tp=(1, 2), pp=(1,),
+                           dp=(1, 2, 4), batch_size=(64, 256), input_tokens=(512,),
+                           output_tokens=(256,), n_requests=(64, 512), seed=5)
+    per_replica = df.n_requests / df.dp
+    little = per_replica * df.latency_s / df.duration_s
+    np.testing.assert_allclose(little, df.running_batch, rtol=0.05)
+    assert (df.running_batch < df.batch_size).all()
+    small = df[(df.n_requests == 64) & (df.dp == 4) & (df.batch_size == 256)]
+    assert (small.running_batch < 0.25 * small.batch_size).all()
+    assert (df.n_gpus == df.tp * df.dp).all()
+    np.testing.assert_allclose(df.run_energy_j / df.n_requests, df.energy_j, rtol=1e-9)
+
+
+def test_oracle_matches_noise_free_table(table):
+    sample = table.sample(40, random_state=0)
+    oracle = SimulatorOracle().fit(sample)
+    np.testing.assert_allclose(oracle.predict(sample), sample.energy_j, rtol=1e-10)
+    comp = oracle.predict_components(sample)
+    np.testing.assert_allclose(comp.sum(axis=1), sample.energy_j, rtol=1e-10)
+
+
+def test_energylens_model_fits_simulator_under_five_percent():
+    df = simulate_profiles(seed=7)  # 2% noise
+    for _, g in df.groupby(["model", "gpu"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = energylens.EnergyLensModel().fit(g)
+        assert 100 * np.mean(np.abs(m.predict(g) / g.energy_j - 1)) < 5
+
+
+def test_specs_are_complete():
+    assert {"A100-40GB", "A100-80GB", "H100-SXM", "H200", "L4"} <= set(GPU_SPECS)
+    assert len(MODEL_SPECS) >= 5
+    sizes = sorted(m.params_b for m in MODEL_SPECS.values())
+    assert sizes[0] <= 1.5 and sizes[-1] >= 70
+
+
+def test_demo_table_is_what_the_script_makes():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "demo_profiles.csv"
+    df = energylens.read_profiles(path)
+    assert 500 <= len(df) <= 2000
+    assert df.model.nunique() >= 3 and df.gpu.nunique() >= 3
+    assert set(df.tp) >= {1, 2, 4, 8} and set(df.pp) >= {1, 2, 4}
+    assert (df.dp > 1).any() and (df.running_batch < df.batch_size).any()
