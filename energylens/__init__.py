@@ -51,11 +51,16 @@ _LAZY: dict[str, str] = {
     "fit_groups": "energylens.models",
     "effective_batch": "energylens.models",
     "load_model": "energylens.models",
+    # public measurement layouts
+    "read_mlenergy_leaderboard": "energylens.readers",
+    "read_wilkins": "energylens.readers",
+    "read_tokenpowerbench": "energylens.readers",
+    "read_splitwise": "energylens.readers",
     # synthetic data
     "simulate_profiles": "energylens.simulate",
     "SimulatorOracle": "energylens.simulate",
 }
-_SUBMODULES = {"schema", "models", "datasets", "plot", "simulate"}
+_SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers"}
 
 __all__ = [
     "__version__",
@@ -104,6 +109,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         effective_batch,
         fit_groups,
         load_model,
+    )
+    from .readers import (
+        read_mlenergy_leaderboard,
+        read_splitwise,
+        read_tokenpowerbench,
+        read_wilkins,
     )
     from .schema import read_profiles
     from .simulate import SimulatorOracle, simulate_profiles

@@ -471,8 +471,6 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                 not_ident[p.name] = f"not identifiable from this data: a single value of {label}"
                 theta[i] = p.neutral
                 free[i] = False
-        if not self.init:
-            theta = self._initial_guess(V, y, sw, theta, free)
         theta = np.clip(theta, lo, hi)
         # Numerical rank check at the start: freeze parameters whose columns are dependent.
         fun, jac = self._residual_fns(V, y, sw, theta, free)
@@ -488,7 +486,10 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                     theta[i] = specs[i].neutral
                     free[i] = False
                 theta = np.clip(theta, lo, hi)
-                fun, jac = self._residual_fns(V, y, sw, theta, free)
+        # The data-driven start is solved for the final set of free parameters.
+        if not self.init and free.any():
+            theta = np.clip(self._initial_guess(V, y, sw, theta, free), lo, hi)
+        fun, jac = self._residual_fns(V, y, sw, theta, free)
         if not_ident and not quiet:
             warnings.warn(
                 f"{type(self).__name__}: parameter(s) {sorted(not_ident)} fixed at neutral values "
@@ -903,6 +904,21 @@ class ParametricModel(RegressorMixin, BaseEstimator):
 
 class _NotFitted(NotFittedError, _SklearnNotFittedError):
     """Raised before fit: energylens's and scikit-learn's NotFittedError at once."""
+
+
+def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
+    """Replace zero entries of a non-negative least-squares start by small positive values.
+
+    A parameter that starts exactly at its lower bound of 0 cannot leave it under the
+    trust-region-reflective scaling; each zero becomes the value whose term alone would
+    explain 0.1% of the (scaled) target, so that the optimiser can still move it.
+    """
+    out = sol.copy()
+    scale_b = float(np.median(np.abs(b))) or 1.0
+    for j in np.flatnonzero(out <= 0):
+        col = float(np.median(np.abs(A[:, j])))
+        out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
+    return out
 
 
 def _dependent_columns(J: np.ndarray, tol: float = 1e-7) -> list[int]:

@@ -40,8 +40,8 @@ class WilkinsModel(LinearFormModel):
     """
 
     _parameters: ClassVar[tuple[Parameter, ...]] = (
-        Parameter("a0", 1e-2, 0.0, np.inf, "J/token", "energy per input token", ("si",)),
-        Parameter("a1", 1e-1, 0.0, np.inf, "J/token", "energy per output token", ("so",)),
+        Parameter("a0", 1e-2, 0.0, np.inf, "J/token", "energy per input token"),
+        Parameter("a1", 1e-1, 0.0, np.inf, "J/token", "energy per output token"),
         Parameter("a2", 1e-5, 0.0, np.inf, "J/token^2",
                   "interaction: output tokens attending to the prompt", ("si", "so")),
     )

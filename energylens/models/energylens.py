@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from .base import Parameter, ParametricModel
+from .base import Parameter, ParametricModel, positive_start
 
 __all__ = ["EnergyLensModel", "energylens_kernel", "energylens_jacobian"]
 
 _OVERHEAD = dict(lower=-0.1, upper=10.0, neutral=0.0)
 _PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("c1", 1e-2, 0.0, np.inf, "J/token", "prefill energy per prompt token (linear layers)",
-              ("si",)),
+    Parameter("c1", 1e-2, 0.0, np.inf, "J/token", "prefill energy per prompt token (linear layers)"),
     Parameter("c2", 1e-6, 0.0, np.inf, "J/token^2",
               "prefill attention energy, growing with the prompt length", ("si",)),
     Parameter("c3", 0.0, unit="1", meaning="tensor-parallel overhead on prefill, per extra GPU",
@@ -53,7 +52,7 @@ _PARAMETERS: tuple[Parameter, ...] = (
     Parameter("c9", 0.0, unit="1", meaning="pipeline-parallel overhead on decode, per extra stage",
               informed_by=("p",), **_OVERHEAD),
     Parameter("c10", 1.0, 0.0, np.inf, "J",
-              "static (idle) energy per GPU and request at batch 1, outside decode", ("B",)),
+              "static (idle) energy per GPU and request at batch 1, outside decode"),
     Parameter("c11", 1e-2, 0.0, np.inf, "J/token",
               "static (idle) energy per GPU per decode step at batch 1", ("so",)),
     Parameter("c12", 1.0, 0.0, np.inf, "J", "fixed energy per request (scheduling, sampling)"),
@@ -237,8 +236,7 @@ class EnergyLensModel(ParametricModel):
             sol, _ = optimize.nnls(A / norms, b, maxiter=50 * len(idx))
         except RuntimeError:
             return theta
-        sol = sol / norms
         # Keep every free parameter strictly positive so that no column vanishes at the start.
-        for j, i in enumerate(idx):
-            theta[i] = sol[j] if sol[j] > 0 else 1e-6 * (abs(theta0[i]) + 1e-12)
+        sol = positive_start(A, b, sol / norms)
+        theta[idx] = sol
         return theta

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from .base import ParametricModel
+from .base import ParametricModel, positive_start
 
 __all__ = ["LinearFormModel"]
 
@@ -48,6 +48,6 @@ class LinearFormModel(ParametricModel):
         sol = sol / norms
         if nonneg:
             # Strictly inside the bounds, so that 'trf' can move every parameter.
-            sol = np.where(sol > 0, sol, 1e-9 * np.maximum(np.abs(theta[free]), 1e-12))
+            sol = positive_start(Aw, b, sol)
         theta[free] = sol
         return theta

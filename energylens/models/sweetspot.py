@@ -67,8 +67,7 @@ class SweetSpotModel(LinearFormModel):
         Parameter("t3", 1e-3, 0.0, np.inf, "J/token", "prefill energy per prompt token", ("si",)),
         Parameter("t4", 1e-6, 0.0, np.inf, "J/token^2",
                   "decode energy per output token per generated token of context", ("so",)),
-        Parameter("t5", 1.0, 0.0, np.inf, "J", "fixed energy per request (amortised over the answer)",
-                  ("so",)),
+        Parameter("t5", 1.0, 0.0, np.inf, "J", "fixed energy per request (amortised over the answer)"),
     )
     _variables: ClassVar[tuple[str, ...]] = ("si", "so")
     formula: ClassVar[str] = (
