@@ -664,10 +664,11 @@ def read_profiles(
         if canon is None:
             continue
         if canon in seen:
-            # Two headers for one canonical column: keep the exact canonical spelling.
-            if _norm(header) != canon:
-                continue
-            renamed.pop(seen[canon], None)
+            raise SchemaError(
+                f"Invalid profiling table {where}: columns '{seen[canon]}' and '{header}' both "
+                f"mean '{canon}'. Drop or rename one of them, or map headers explicitly with "
+                "columns={...}."
+            )
         seen[canon] = header
         renamed[header] = canon
         factors[canon] = factor
@@ -682,11 +683,7 @@ def read_profiles(
                               f"columns are {list(map(str, raw.columns))}.")
         factors[canon] = _unit_factor(canon, unit, f"Invalid units= for {where}")
 
-    df = raw.rename(columns={h: c for h, c in renamed.items()})
-    # Keep unknown columns, under their own names, unless they now clash.
-    dropped = [h for h in raw.columns if h not in renamed and str(h) in COLUMNS]
-    if dropped:
-        df = df.drop(columns=dropped)
+    df = raw.rename(columns=renamed)  # unknown columns are kept under their own names
     for canon, factor in factors.items():
         if factor != 1.0:
             num = _to_numeric(df[canon])

@@ -1,0 +1,89 @@
+"""Write the malformed profiling tables of this folder and their manifest, cases.json.
+
+Each table has exactly one defect; the manifest gives the column the error must name, the
+rows (0-based positions) it must list, and a fragment of the expected message.
+Run from this folder: ``python make_cases.py``.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).parent
+GOOD = {
+    "model": ["m1", "m1", "m1", "m2"], "gpu": ["H100", "H100", "A100", "A100"],
+    "tp": [1, 2, 4, 1], "pp": [1, 1, 2, 1], "batch_size": [8, 16, 32, 64],
+    "input_tokens": [128, 256, 512, 1024], "output_tokens": [64, 128, 256, 512],
+    "energy_j": [20.0, 35.0, 80.0, 150.0],
+}
+cases = []
+
+
+def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text=None):
+    df = pd.DataFrame(GOOD) if table is None else table
+    if edit:
+        df = edit(df.copy())
+    path = HERE / f"{name}.{fmt}"
+    if text is not None:
+        path.write_text(text)
+    elif fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True)
+    elif fmt == "parquet":
+        df.to_parquet(path, index=False)
+    cases.append({"file": path.name, "column": column, "rows": rows, "fragment": fragment})
+
+
+def setv(col, row, val):
+    def f(df):
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = val
+        return df
+    return f
+
+
+case("missing_model", "model", [], "required column is missing", lambda d: d.drop(columns="model"))
+case("missing_gpu_typo", "gpu", [], "Did you mean 'gpus'", lambda d: d.rename(columns={"gpu": "gpus"}))
+case("missing_tp", "tp", [], "required column is missing", lambda d: d.drop(columns="tp"))
+case("missing_batch", "batch_size", [], "required column is missing", lambda d: d.drop(columns="batch_size"))
+case("missing_input", "input_tokens", [], "required column is missing", lambda d: d.drop(columns="input_tokens"))
+case("missing_output_typo", "output_tokens", [], "Did you mean 'output_tokns'",
+     lambda d: d.rename(columns={"output_tokens": "output_tokns"}))
+case("missing_energy", "energy_j", [], "Give energy per request", lambda d: d.drop(columns="energy_j"))
+case("nan_energy", "energy_j", [2], "missing value", setv("energy_j", 2, None))
+case("nan_tp", "tp", [1], "missing value", setv("tp", 1, None))
+case("nan_model", "model", [3], "missing value", setv("model", 3, None))
+case("empty_gpu_label", "gpu", [0], "missing value", setv("gpu", 0, " "))
+case("text_in_energy", "energy_j", [1], "non-numeric value", setv("energy_j", 1, "lots"))
+case("text_in_tokens", "input_tokens", [3], "non-numeric value", setv("input_tokens", 3, "1k"))
+case("text_in_batch", "batch_size", [0], "non-numeric value", setv("batch_size", 0, "max"))
+case("zero_energy", "energy_j", [0], "must be > 0", setv("energy_j", 0, 0.0))
+case("negative_energy", "energy_j", [3], "zero or negative energy", setv("energy_j", 3, -5.0))
+case("zero_output_tokens", "output_tokens", [2], "must be > 0", setv("output_tokens", 2, 0))
+case("negative_input_tokens", "input_tokens", [1], "must be > 0", setv("input_tokens", 1, -128))
+case("zero_batch", "batch_size", [2], "must be > 0", setv("batch_size", 2, 0))
+case("tp_zero", "tp", [0], "must be >= 1", setv("tp", 0, 0))
+case("tp_fraction", "tp", [2], "whole number", setv("tp", 2, 2.5))
+case("pp_negative", "pp", [1], "must be >= 1", setv("pp", 1, -1))
+case("pp_fraction", "pp", [3], "whole number", setv("pp", 3, 1.5))
+case("dp_zero", "dp", [2], "must be >= 1", lambda d: d.assign(dp=[1, 1, 0, 1]))
+case("infinite_energy", "energy_j", [1], "infinite value", setv("energy_j", 1, float("inf")))
+case("negative_latency", "latency_s", [2], "must be > 0", lambda d: d.assign(latency_s=[1.0, 2.0, -3.0, 4.0]))
+case("bad_batch_kind", "batch_kind", [1], "must be 'running' or 'cap'",
+     lambda d: d.assign(batch_kind=["cap", "maximum", "cap", "cap"]))
+case("duplicate_conflict", "energy_j", [0, 1], "conflicting energies",
+     lambda d: pd.concat([d.iloc[[0]], d.iloc[[0]].assign(energy_j=25.0), d.iloc[1:]], ignore_index=True))
+case("empty_rows", "", [], "the table is empty", lambda d: d.iloc[0:0])
+case("empty_file", "", [], "the file is empty", text="")
+case("negative_prefill", "prefill_energy_j", [0], "must be >= 0",
+     lambda d: d.assign(prefill_energy_j=[-1.0, 1.0, 1.0, 1.0]))
+case("negative_run_energy", "energy_j", [1], "must be > 0",
+     lambda d: d.drop(columns="energy_j").assign(run_energy_j=[100.0, -50, 300, 400], n_requests=[10, 10, 10, 10]))
+case("jsonl_text_energy", "energy_j", [2], "non-numeric value", setv("energy_j", 2, "n/a"), fmt="jsonl")
+case("parquet_negative_tokens", "output_tokens", [0], "must be > 0", setv("output_tokens", 0, -1), fmt="parquet")
+case("wrong_extension", "", [], "unknown file type", text="model,gpu\n", fmt="xlsx")
+
+(HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
+print(f"wrote {len(cases)} cases")
