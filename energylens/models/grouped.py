@@ -50,6 +50,11 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         Parallel fits (joblib; ``-1`` for all cores).
     min_rows : int, default=3
         Groups with fewer rows are not fitted (recorded in ``groups_``).
+    fallback : {"error", "pooled"} or estimator, default="error"
+        What predicts rows of a group without a fitted model: raise ``ValueError``; a clone
+        of ``estimator`` fitted on every training row (``"pooled"``); or the given
+        estimator fitted on every training row (for example
+        ``EnergyLensModel(size_covariate="params_b")`` across model names).
 
     Attributes
     ----------
@@ -61,11 +66,12 @@ class GroupedModel(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, estimator=None, *, by: Sequence[str] = ("model", "gpu"),
-                 n_jobs: int | None = None, min_rows: int = 3):
+                 n_jobs: int | None = None, min_rows: int = 3, fallback="error"):
         self.estimator = estimator
         self.by = by
         self.n_jobs = n_jobs
         self.min_rows = min_rows
+        self.fallback = fallback
 
     def _by(self, X: pd.DataFrame) -> list[str]:
         if not isinstance(X, pd.DataFrame):
@@ -114,7 +120,16 @@ class GroupedModel(RegressorMixin, BaseEstimator):
                         "warnings": ""})
             rows.append(row)
         self.groups_ = pd.DataFrame(rows)
-        if not self.models_:
+        self.fallback_ = None
+        if isinstance(self.fallback, str):
+            if self.fallback not in ("error", "pooled"):
+                raise ValueError("The 'fallback' parameter of GroupedModel must be 'error', 'pooled' "
+                                 f"or an estimator. Got {self.fallback!r} instead.")
+            if self.fallback == "pooled":
+                self.fallback_ = _fit_one(estimator, X, y, ("<pooled>",))[1]
+        elif self.fallback is not None:
+            self.fallback_ = _fit_one(self.fallback, X, y, ("<pooled>",))[1]
+        if not self.models_ and self.fallback_ is None:
             raise ValueError(
                 "GroupedModel could not fit any group: "
                 + "; ".join(f"{r.get('error')}" for r in rows[:5])
@@ -132,7 +147,7 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         missing = []
         for key, part in X.groupby(self.by_, sort=False, dropna=False):
             key = _key(key)
-            model = self.models_.get(key)
+            model = self.models_.get(key, self.fallback_)
             if model is None:
                 missing.append(key)
                 continue
@@ -147,7 +162,7 @@ class GroupedModel(RegressorMixin, BaseEstimator):
     def _collect(self, method: str, X: pd.DataFrame, **kwargs) -> pd.DataFrame:
         parts = []
         for key, part in X.groupby(self.by_, sort=False, dropna=False):
-            model = self.models_.get(_key(key))
+            model = self.models_.get(_key(key), self.fallback_)
             if model is None:
                 raise ValueError(f"No fitted model for group {key} over columns {self.by_}.")
             parts.append(getattr(model, method)(part, **kwargs))

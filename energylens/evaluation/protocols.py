@@ -1,0 +1,219 @@
+"""Evaluation protocols: sample efficiency and extrapolation, as long result tables.
+
+Every protocol returns a long DataFrame with the columns
+``model, dataset, protocol, n_train, seed, metric, value`` (plus ``split`` for
+extrapolation). Models are cloned for every fit; a fit that raises is recorded as the
+metric ``fit_failed`` (value 1) and never stops the study. Training and test rows are
+disjoint by construction, and checked.
+
+Metrics recorded per fit (see :mod:`energylens.evaluation.metrics`): ``mape`` and
+``median_ape`` (percent) on the held-out rows; ``top1``, ``pairwise``, ``regret``,
+``within5`` and ``random_top1`` over the held-out candidates of each scenario with at least
+two of them; ``fit_time_s``; ``n_test``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+
+from . import metrics as M
+
+__all__ = ["sample_efficiency", "extrapolate", "evaluate_split", "RESULT_COLUMNS"]
+
+RESULT_COLUMNS = ["model", "dataset", "protocol", "n_train", "seed", "metric", "value"]
+
+
+class LeakageError(AssertionError):
+    """Internal error: a test row was found among the training rows."""
+
+
+def _scenario_labels(df: pd.DataFrame, scenario: Sequence[str]) -> np.ndarray:
+    cols = [c for c in scenario if c in df.columns]
+    if not cols:
+        return np.zeros(len(df), dtype=int)
+    return df[cols].astype(str).agg("|".join, axis=1).to_numpy()
+
+
+def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: Sequence[str],
+                   target: str = "energy_j") -> dict[str, float]:
+    """Fit a clone of ``model`` on ``train`` and score it on ``test``; returns metric values."""
+    overlap = train.index.intersection(test.index)
+    if len(overlap):
+        raise LeakageError(f"{len(overlap)} test rows are also training rows (e.g. {list(overlap[:3])}).")
+    est = clone(model)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(train, train[target].to_numpy())
+            pred = np.asarray(est.predict(test), dtype=float)
+    except Exception as exc:  # noqa: BLE001 - recorded, the study goes on
+        return {"fit_failed": 1.0, "error": f"{type(exc).__name__}: {exc}"}
+    fit_time = time.perf_counter() - t0
+    y = test[target].to_numpy(dtype=float)
+    if not np.all(np.isfinite(pred)):
+        return {"fit_failed": 1.0, "error": "non-finite predictions", "fit_time_s": fit_time}
+    out = {"fit_failed": 0.0, "fit_time_s": fit_time, "n_test": float(len(test)),
+           "mape": M.mape(y, pred), "median_ape": M.median_ape(y, pred)}
+    labels = _scenario_labels(test, scenario)
+    try:
+        out.update(M.selection_metrics(y, np.maximum(pred, 0.0), labels))
+    except ValueError:
+        pass  # no held-out scenario with two candidates
+    return out
+
+
+def _draw(df: pd.DataFrame, n: int, rng: np.random.Generator, group: Sequence[str] | None,
+          min_test: int = 2) -> pd.Index | None:
+    """Training index: n random rows (per group if given, leaving min_test rows to test)."""
+    if not group:
+        if n > len(df) - min_test:
+            return None
+        return df.index[np.sort(rng.choice(len(df), n, replace=False))]
+    parts = []
+    for _, g in df.groupby(list(group), sort=True):
+        k = min(n, len(g) - min_test)
+        if k < 1:
+            continue
+        parts.append(g.index[np.sort(rng.choice(len(g), k, replace=False))])
+    if not parts:
+        return None
+    return parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def _rows(name, dataset, protocol, n_train, seed, values, **extra):
+    rows = []
+    for metric, value in values.items():
+        if metric == "error":
+            continue
+        rows.append({"model": name, "dataset": dataset, "protocol": protocol, "n_train": n_train,
+                     "seed": seed, "metric": metric, "value": float(value), **extra})
+    return rows
+
+
+def _one_seed(models, df, n_train, seed, scenario, group, dataset, target):
+    rows = []
+    rng = np.random.default_rng(seed)
+    for n in n_train:
+        train_idx = _draw(df, n, rng, group)
+        if train_idx is None:
+            continue
+        train = df.loc[train_idx]
+        test = df.drop(index=train_idx)
+        for name, model in models.items():
+            vals = evaluate_split(model, train, test, scenario=scenario, target=target)
+            rows += _rows(name, dataset, "sample_efficiency", n, seed, vals)
+    return rows
+
+
+def sample_efficiency(
+    models: Mapping[str, object],
+    df: pd.DataFrame,
+    *,
+    n_train: Sequence[int] = (10, 20, 50, 100),
+    seeds: int | Sequence[int] = 20,
+    scenario: Sequence[str] = ("model", "gpu", "workload"),
+    group: Sequence[str] | None = None,
+    dataset: str = "data",
+    target: str = "energy_j",
+    n_jobs: int | None = None,
+) -> pd.DataFrame:
+    """Train on ``n`` random rows, test on the rest, for each ``n`` and seed.
+
+    Parameters
+    ----------
+    models : dict
+        Name -> estimator (cloned for every fit).
+    df : DataFrame
+        Canonical profiling table; its index must be unique.
+    n_train : sequence of int
+        Training-set sizes; with ``group``, rows per group.
+    seeds : int or sequence of int
+        Number of seeds (0, 1, ...) or the seeds themselves.
+    scenario : sequence of str
+        Columns defining a selection scenario (its candidates are its held-out rows).
+    group : sequence of str, optional
+        Draw ``n`` training rows within each group (e.g. ``["model", "gpu"]`` when the closed
+        forms are fitted per group), leaving at least two rows of each group to test.
+    dataset : str
+        Label written to the ``dataset`` column.
+    n_jobs : int, optional
+        joblib workers over seeds.
+
+    Returns
+    -------
+    DataFrame
+        Long results: ``model, dataset, protocol, n_train, seed, metric, value``.
+    """
+    if not df.index.is_unique:
+        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
+    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    out = Parallel(n_jobs=n_jobs)(
+        delayed(_one_seed)(dict(models), df, list(n_train), s, list(scenario), group, dataset, target)
+        for s in seed_list
+    )
+    rows = [r for part in out for r in part]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def extrapolate(
+    models: Mapping[str, object],
+    df: pd.DataFrame,
+    *,
+    split: Literal["batch", "gpu", "model"] = "batch",
+    scenario: Sequence[str] = ("model", "gpu", "workload"),
+    group: Sequence[str] | None = None,
+    dataset: str = "data",
+    target: str = "energy_j",
+    batch_column: str = "batch_size",
+) -> pd.DataFrame:
+    """Train on one part of the table and test on a part outside its range.
+
+    ``split="batch"``: within each ``group`` (or the whole table), train on rows whose batch
+    size is at most the group's median and test on the rows above it. ``"gpu"``: leave one
+    GPU out (train on every other GPU). ``"model"``: leave one model out. The models must be
+    able to predict the held-out part (for example fitted per model across GPUs for the GPU
+    split); a model that cannot is recorded as ``fit_failed``.
+
+    Returns
+    -------
+    DataFrame
+        Long results with ``n_train`` the number of training rows and a ``split`` column
+        naming the held-out value (``"above-median"`` for the batch split).
+    """
+    if split not in ("batch", "gpu", "model"):
+        raise ValueError(f"split must be 'batch', 'gpu' or 'model'; got {split!r}.")
+    if not df.index.is_unique:
+        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
+    folds: list[tuple[str, pd.Index, pd.Index]] = []
+    if split == "batch":
+        groups = df.groupby(list(group), sort=True) if group else [((), df)]
+        tr, te = [], []
+        for _, g in groups:
+            med = g[batch_column].median()
+            tr.append(g.index[g[batch_column] <= med])
+            te.append(g.index[g[batch_column] > med])
+        train = tr[0].append(tr[1:]) if len(tr) > 1 else tr[0]
+        test = te[0].append(te[1:]) if len(te) > 1 else te[0]
+        folds.append(("above-median", train, test))
+    else:
+        col = "gpu" if split == "gpu" else "model"
+        for value in sorted(df[col].unique()):
+            folds.append((str(value), df.index[df[col] != value], df.index[df[col] == value]))
+    rows = []
+    for label, tr_idx, te_idx in folds:
+        if len(tr_idx) == 0 or len(te_idx) == 0:
+            continue
+        train, test = df.loc[tr_idx], df.loc[te_idx]
+        for name, model in models.items():
+            vals = evaluate_split(model, train, test, scenario=scenario, target=target)
+            rows += _rows(name, dataset, f"extrapolate-{split}", len(train), 0, vals, split=label)
+    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "split"])

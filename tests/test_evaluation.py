@@ -1,0 +1,217 @@
+"""Metrics (property tests), protocols (determinism, schema, no leakage), ensembles."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from energylens import EnergyLensModel, GroupedModel, WilkinsModel
+from energylens.evaluation import (
+    RESULT_COLUMNS,
+    extrapolate,
+    mape,
+    median_ape,
+    pairwise_accuracy,
+    r2,
+    random_pick_top1,
+    regret,
+    sample_efficiency,
+    top1_accuracy,
+    within_tolerance_rate,
+)
+from energylens.models.ensemble import (
+    GradientBoostingEnergyModel,
+    RandomForestEnergyModel,
+    ResidualBoostedModel,
+    XGBoostEnergyModel,
+)
+
+from .test_models import make_table
+
+# --------------------------------------------------------------------------- metrics
+scenario = st.lists(st.floats(0.1, 1e4, allow_nan=False), min_size=2, max_size=8)
+
+
+@st.composite
+def selection_data(draw):
+    groups = draw(st.lists(scenario, min_size=1, max_size=5))
+    y = np.concatenate([np.asarray(g) for g in groups])
+    labels = np.concatenate([[i] * len(g) for i, g in enumerate(groups)])
+    noise = np.asarray(draw(st.lists(st.floats(0.5, 2.0), min_size=len(y), max_size=len(y))))
+    return y, y * noise, labels
+
+
+@settings(max_examples=150, deadline=None)
+@given(selection_data())
+def test_perfect_predictor_scores_perfectly(data):
+    y, _, g = data
+    assert top1_accuracy(y, y, g) == 1.0
+    assert regret(y, y, g) == 0.0
+    assert within_tolerance_rate(y, y, g) == 1.0
+    assert mape(y, y) == 0.0 and median_ape(y, y) == 0.0
+    pw = pairwise_accuracy(y, y, g)
+    assert np.isnan(pw) or pw == 1.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(selection_data(), st.sampled_from(["log", "sqrt", "affine", "cube"]))
+def test_top1_invariant_under_monotone_rescaling(data, kind):
+    y, p, g = data
+    f = {"log": np.log, "sqrt": np.sqrt, "affine": lambda v: 3 * v + 7, "cube": lambda v: v**3}[kind]
+    q = f(p)
+    if len(np.unique(q)) < len(np.unique(p)):  # rounding merged values: not a strict rescaling
+        return
+    assert top1_accuracy(y, p, g) == pytest.approx(top1_accuracy(y, q, g))
+    assert pairwise_accuracy(y, p, g) == pytest.approx(pairwise_accuracy(y, q, g), nan_ok=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(selection_data())
+def test_regret_never_negative_and_bounds(data):
+    y, p, g = data
+    assert regret(y, p, g) >= 0
+    assert 0 <= top1_accuracy(y, p, g) <= 1
+    assert 0 <= random_pick_top1(y, g) <= 1
+    assert 0 <= within_tolerance_rate(y, p, g) <= 1
+
+
+def test_ties_are_explicit():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    g = np.zeros(4)
+    const = np.ones(4)
+    assert top1_accuracy(y, const, g) == pytest.approx(0.25) == random_pick_top1(y, g)
+    assert regret(y, const, g) == pytest.approx(np.mean(y / 1 - 1))
+    assert pairwise_accuracy(y, const, g) == 0.5
+    y2 = np.array([1.0, 1.0, 3.0])
+    assert top1_accuracy(y2, np.array([2.0, 1.0, 3.0]), np.zeros(3)) == 1.0  # tie in truth
+
+
+def test_metric_errors():
+    with pytest.raises(ValueError, match="> 0"):
+        mape([1.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="different lengths"):
+        mape([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        mape([1.0, 2.0], [1.0, np.nan])
+    with pytest.raises(ValueError, match="two or more candidates"):
+        top1_accuracy([1.0, 2.0], [1.0, 2.0], [0, 1])
+    with pytest.raises(ValueError, match="empty"):
+        median_ape([], [])
+    assert mape([100.0, 200.0], [110.0, 180.0]) == pytest.approx(10.0)
+    assert r2([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+
+
+# --------------------------------------------------------------------------- protocols
+class Spy(RegressorMixin, BaseEstimator):
+    """Records the index of every training table it sees (class-level, survives clone)."""
+
+    seen: list = []
+
+    def fit(self, X, y=None):
+        Spy.seen.append(set(X.index))
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        Spy.seen_test = set(X.index)
+        return np.full(len(X), self.mean_) * (1 + 1e-3 * X["tp"].to_numpy())
+
+
+class Broken(RegressorMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        raise RuntimeError("boom")
+
+
+@pytest.fixture(scope="module")
+def table():
+    a = make_table(n=60, seed=80).assign(model="a", workload="w")
+    b = make_table(n=60, seed=81).assign(model="b", workload="w")
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_sample_efficiency_schema_determinism_and_failures(table):
+    models = {"EL": GroupedModel(EnergyLensModel(), by=["model"]), "broken": Broken()}
+    r1 = sample_efficiency(models, table, n_train=[10, 20], seeds=2, group=["model"],
+                           scenario=["model", "batch_size"], dataset="t")
+    r2_ = sample_efficiency(models, table, n_train=[10, 20], seeds=2, group=["model"],
+                            scenario=["model", "batch_size"], dataset="t")
+    assert list(r1.columns) == RESULT_COLUMNS
+    timing = r1.metric == "fit_time_s"
+    pd.testing.assert_frame_equal(r1[~timing], r2_[~timing])
+    assert set(r1.n_train) == {10, 20} and set(r1.seed) == {0, 1}
+    failed = r1[(r1.model == "broken") & (r1.metric == "fit_failed")]
+    assert len(failed) == 4 and (failed.value == 1).all()
+    el = r1[r1.model == "EL"].pivot_table(index=["n_train", "seed"], columns="metric", values="value")
+    assert (el["fit_failed"] == 0).all() and (el.loc[20, "mape"] < 5).all()
+    assert (el["n_test"] == 2 * 60 - 2 * el.index.get_level_values("n_train")).all()
+
+
+def test_no_test_row_in_training(table):
+    Spy.seen = []
+    r = sample_efficiency({"spy": Spy()}, table, n_train=[15], seeds=3, group=["model"],
+                          scenario=["model"])
+    assert len(Spy.seen) == 3
+    n_test = r[r.metric == "n_test"].value.to_numpy()
+    for train, nt in zip(Spy.seen, n_test):
+        assert len(train) == 30 and len(train) + nt == len(table)
+    from energylens.evaluation.protocols import LeakageError, evaluate_split
+
+    with pytest.raises(LeakageError):
+        evaluate_split(Spy(), table.iloc[:10], table.iloc[5:20], scenario=["model"])
+
+
+def test_extrapolation_splits(table):
+    models = {"EL": GroupedModel(EnergyLensModel(), by=["model"])}
+    rb = extrapolate(models, table, split="batch", group=["model"], scenario=["model"])
+    assert set(rb.protocol) == {"extrapolate-batch"} and (rb.split == "above-median").all()
+    piv = rb.pivot_table(index="model", columns="metric", values="value")
+    assert piv.loc["EL", "fit_failed"] == 0 and piv.loc["EL", "mape"] < 6
+    rm = extrapolate({"W": WilkinsModel()}, table, split="model", scenario=["model"])
+    assert set(rm.split) == {"a", "b"}
+    with pytest.raises(ValueError, match="split"):
+        extrapolate(models, table, split="rows")
+
+
+# --------------------------------------------------------------------------- ensembles
+@pytest.mark.parametrize("cls", [RandomForestEnergyModel, GradientBoostingEnergyModel,
+                                 XGBoostEnergyModel])
+def test_ensembles_on_tables(cls, table):
+    train, test = table.iloc[::2], table.iloc[1::2]
+    m = cls().fit(train)
+    pred = m.predict(test)
+    assert pred.shape == (len(test),) and np.all(pred > 0)
+    constant = np.full(len(test), np.exp(np.log(train.energy_j).mean()))
+    assert mape(test.energy_j, pred) < 0.5 * mape(test.energy_j, constant)
+    raw = cls(log_target=False).fit(train, train.energy_j)
+    assert np.all(np.isfinite(raw.predict(test)))
+    with pytest.raises(ValueError, match="fitted on a table"):
+        m.predict(test[["tp", "pp"]].to_numpy())
+
+
+def test_residual_boosting_improves_on_misspecified_form():
+    df = make_table(n=200, seed=90)
+    df["energy_j"] *= 1 + 0.3 * (df.input_tokens > 1000)  # a step the closed form lacks
+    train, test = df.iloc[:150], df.iloc[150:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = GroupedModel(EnergyLensModel()).fit(train)
+        boosted = ResidualBoostedModel(GroupedModel(EnergyLensModel())).fit(train)
+    assert mape(test.energy_j, boosted.predict(test)) < mape(test.energy_j, base.predict(test))
+
+
+@parametrize_with_checks([RandomForestEnergyModel(n_estimators=10), GradientBoostingEnergyModel(max_iter=20)],
+                         expected_failed_checks=lambda est: {
+                             "check_sample_weight_equivalence_on_dense_data":
+                                 "fit takes no sample weights",
+                         })
+def test_ensembles_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
