@@ -56,11 +56,18 @@ _LAZY: dict[str, str] = {
     "read_wilkins": "energylens.readers",
     "read_tokenpowerbench": "energylens.readers",
     "read_splitwise": "energylens.readers",
+    # selection
+    "select_config": "energylens.selection",
+    "candidate_grid": "energylens.selection",
+    "pareto_front": "energylens.selection",
+    "suggest_next": "energylens.selection",
+    "LatencyModel": "energylens.models",
     # synthetic data
     "simulate_profiles": "energylens.simulate",
     "SimulatorOracle": "energylens.simulate",
 }
-_SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers"}
+_SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers", "selection",
+               "evaluation", "report", "cli"}
 
 __all__ = [
     "__version__",
@@ -117,4 +124,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         read_wilkins,
     )
     from .schema import read_profiles
+    from .selection import candidate_grid, pareto_front, select_config, suggest_next
+    from .models import LatencyModel
     from .simulate import SimulatorOracle, simulate_profiles

@@ -5,6 +5,7 @@ from .baselines import LinearEnergyModel, LogLinearEnergyModel, WilkinsModel
 from .batch import BATCH_RULES, effective_batch, resolve_batch_rule
 from .energylens import EnergyLensModel, energylens_jacobian, energylens_kernel
 from .grouped import GroupedModel, fit_groups
+from .latency import LatencyModel
 from .persistence import load_model, save_model
 from .sweetspot import SweetSpotModel
 
@@ -19,6 +20,7 @@ __all__ = [
     "LinearEnergyModel",
     "LogLinearEnergyModel",
     "GroupedModel",
+    "LatencyModel",
     "fit_groups",
     "energylens_kernel",
     "energylens_jacobian",

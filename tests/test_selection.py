@@ -1,0 +1,138 @@
+"""Selection, candidate grids, Pareto fronts, latency models and active profiling."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from energylens import (
+    EnergyLensModel,
+    InfeasibleError,
+    LatencyModel,
+    SimulatorOracle,
+    candidate_grid,
+    pareto_front,
+    select_config,
+    simulate_profiles,
+    suggest_next,
+)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM", "A100-80GB"], noise=0.0)
+
+
+def test_oracle_selection_returns_true_optimum(sim):
+    oracle = SimulatorOracle().fit(sim)
+    for _, cand in sim.groupby(["gpu", "input_tokens", "output_tokens"]):
+        ranked = select_config(oracle, cand.drop(columns="energy_j"))
+        assert ranked.index[0] == cand["energy_j"].idxmin()
+        assert ranked["rank"].iloc[0] == 1
+
+
+def test_fitted_model_picks_near_optimum(sim):
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g)
+    regrets = []
+    for _, cand in g.groupby(["input_tokens", "output_tokens"]):
+        best = select_config(m, cand).index[0]
+        regrets.append(cand.loc[best, "energy_j"] / cand.energy_j.min() - 1)
+    assert np.mean(regrets) < 0.05
+
+
+def test_constraints_honoured_and_reasons(sim):
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g)
+        lat = LatencyModel(target="tpot_s").fit(g)
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4, 8), pp=(1, 2),
+                          batch_size=(8, 32, 128), input_tokens=1024, output_tokens=512, gpus_available=4)
+    bound = float(np.median(lat.predict(cand)))
+    r = select_config(m, cand, latency_model=lat, constraints={"tpot_s": bound, "max_gpus": 4})
+    ok = r[r.feasible]
+    assert (ok.tpot_s <= bound).all() and (ok.n_gpus <= 4).all()
+    assert list(ok["rank"]) == list(range(1, len(ok) + 1))
+    assert (np.diff(ok.energy_j) >= 0).all()
+    bad = r[~r.feasible]
+    assert bad["rank"].isna().all() and (bad.reason != "").all()
+    assert bad.reason.str.contains("tpot_s|GPUs").all()
+    eight = bad[bad.tp == 8]
+    assert eight.reason.str.contains(r"needs (8|16) GPUs").all()
+    with pytest.raises(InfeasibleError, match="tpot_s"):
+        select_config(m, cand, latency_model=lat, constraints={"tpot_s": 1e-9})
+    with pytest.raises(ValueError, match="needs a latency model"):
+        select_config(m, cand, constraints={"ttft_s": 1.0})
+    top = select_config(m, cand, top=2, include_infeasible=False)
+    assert len(top) == 2
+
+
+def test_candidate_grid_feasibility_and_dp():
+    c = candidate_grid(model="Llama-3.1-70B", gpu=["L4", "H100-SXM"], tp=(1, 2, 4, 8), dp=(1, 2),
+                       batch_size=(8,), gpus_available=8)
+    assert (c.n_gpus == c.tp * c.pp * c.dp).all()
+    row = c[(c.gpu == "H100-SXM") & (c.tp == 8) & (c.dp == 2)].iloc[0]
+    assert not row.feasible and "needs 16 GPUs" in row.reason  # more replicas than GPUs
+    assert not c[(c.gpu == "L4") & (c.tp == 1)].feasible.any()
+    assert "GB per GPU" in c[(c.gpu == "L4") & (c.tp == 1)].reason.iloc[0]
+    assert c[(c.gpu == "H100-SXM") & (c.tp == 4) & (c.dp == 2)].feasible.all()
+    kept = candidate_grid(model="Llama-3.1-70B", gpu="L4", tp=(1, 8), drop_infeasible=True)
+    assert kept.feasible.all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=25))
+def test_pareto_front_property(points):
+    t = pd.DataFrame(points, columns=["latency_s", "energy_j"]).astype(float)
+    out = pareto_front(t)
+    xs, ys, on = out.latency_s.to_numpy(), out.energy_j.to_numpy(), out.pareto.to_numpy()
+    for i in range(len(out)):
+        dominated = np.any((xs <= xs[i]) & (ys <= ys[i]) & ((xs < xs[i]) | (ys < ys[i])))
+        assert on[i] == (not dominated)
+    assert on.any()
+
+
+def test_latency_model_recovers_parameters():
+    rng = np.random.default_rng(3)
+    n = 200
+    df = pd.DataFrame({"tp": rng.choice([1, 2, 4], n), "pp": rng.choice([1, 2], n),
+                       "batch_size": rng.choice([1.0, 8, 32, 128], n),
+                       "input_tokens": rng.choice([128.0, 1024, 4096], n),
+                       "output_tokens": rng.choice([64.0, 512], n)})
+    true = LatencyModel(target="tpot_s")
+    theta = np.array([0.02, 2e-8, 0.3, 1e-4, 5e-4])  # a5..a9
+    V = {"t": df.tp.to_numpy(float), "p": df.pp.to_numpy(float), "B": df.batch_size.to_numpy(),
+         "si": df.input_tokens.to_numpy(), "so": df.output_tokens.to_numpy()}
+    df["tpot_s"] = true._kernel(V, theta) * np.exp(rng.normal(0, 0.01, n))
+    m = LatencyModel(target="tpot_s").fit(df)
+    np.testing.assert_allclose(m.coef_, theta, rtol=0.15)
+    assert list(m.params_.index) == ["a5", "a6", "a7", "a8", "a9"]
+    with pytest.raises(ValueError, match="'target' parameter"):
+        LatencyModel(target="power_w").fit(df)
+
+
+def test_suggest_next(sim):
+    g = sim[sim.gpu == "H100-SXM"]
+    train = g.sample(25, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(train)
+    s1 = suggest_next(m, g, k=4, measured=train)
+    s2 = suggest_next(m, g, k=4, measured=train)
+    pd.testing.assert_frame_equal(s1, s2)
+    assert len(s1) == 4 and s1.index.is_unique and not set(s1.index) & set(train.index)
+    pi = m.predict_interval(g.drop(index=train.index))
+    width = (pi.upper - pi.lower) / pi.energy_j
+    assert set(s1.index) == set(width.nlargest(4).index)
+    s3 = suggest_next(m, g, k=3, strategy="selection", scenario=["input_tokens", "output_tokens"])
+    assert (np.diff(s3.score) <= 0).all()
+    with pytest.raises(ValueError, match="strategy"):
+        suggest_next(m, g, strategy="random")
