@@ -116,6 +116,7 @@ def _load_grouped(directory: Path):
     g.by_ = list(index["by"])
     g.models_ = {tuple(entry["key"]): load_model(directory / entry["file"]) for entry in index["groups"]}
     g.groups_ = pd.DataFrame([dict(zip(index["by"], e["key"])) for e in index["groups"]])
+    g.fallback_ = None
     return g
 
 
