@@ -56,6 +56,11 @@ _LAZY: dict[str, str] = {
     "read_wilkins": "energylens.readers",
     "read_tokenpowerbench": "energylens.readers",
     "read_splitwise": "energylens.readers",
+    # structure discovery
+    "discover": "energylens.discovery",
+    "discover_phases": "energylens.discovery",
+    "SymbolicEnergyRegressor": "energylens.discovery",
+    "ExpressionModel": "energylens.models",
     # selection
     "select_config": "energylens.selection",
     "candidate_grid": "energylens.selection",
@@ -67,7 +72,7 @@ _LAZY: dict[str, str] = {
     "SimulatorOracle": "energylens.simulate",
 }
 _SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers", "selection",
-               "evaluation", "report", "cli"}
+               "evaluation", "report", "cli", "discovery"}
 
 __all__ = [
     "__version__",
@@ -124,6 +129,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         read_wilkins,
     )
     from .schema import read_profiles
+    from .discovery import SymbolicEnergyRegressor, discover, discover_phases
+    from .models import ExpressionModel
     from .selection import candidate_grid, pareto_front, select_config, suggest_next
     from .models import LatencyModel
     from .simulate import SimulatorOracle, simulate_profiles

@@ -328,7 +328,7 @@ def cmd_discover(args) -> int:
     progress = Progress(args.quiet)
     df = _read_table(args)
     progress(f"discovering structure of {args.target} over {len(df)} rows (engine {args.engine}) ...")
-    kwargs = {"target": args.target, "engine": args.engine, "random_state": args.seed}
+    kwargs = {"target": args.target, "engine": args.engine, "seed": args.seed}
     if args.features:
         kwargs["features"] = args.features
     res = discover(df, **kwargs)

@@ -4,6 +4,7 @@ from .base import LOSSES, Parameter, ParametricModel
 from .baselines import LinearEnergyModel, LogLinearEnergyModel, WilkinsModel
 from .batch import BATCH_RULES, effective_batch, resolve_batch_rule
 from .energylens import EnergyLensModel, energylens_jacobian, energylens_kernel
+from .expression import ExpressionModel
 from .grouped import GroupedModel, fit_groups
 from .latency import LatencyModel
 from .persistence import load_model, save_model
@@ -20,6 +21,7 @@ __all__ = [
     "LinearEnergyModel",
     "LogLinearEnergyModel",
     "GroupedModel",
+    "ExpressionModel",
     "LatencyModel",
     "fit_groups",
     "energylens_kernel",
