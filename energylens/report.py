@@ -34,6 +34,7 @@ img{max-width:100%;height:auto;border:1px solid #eee;margin:.4rem 0}
 figure{margin:0}figcaption{font-size:.85rem;color:#555}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1rem}
 code{background:#f6f6f6;padding:0 .2rem}
+pre{white-space:pre-wrap;font-size:.8rem;background:#fafafa;padding:.5rem}
 """
 
 

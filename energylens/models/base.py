@@ -559,15 +559,23 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             return float(100 * np.mean(np.abs(f - y) / np.abs(y)))
 
     def _at_bound(self, theta, lo, hi, free) -> list[str]:
-        """Free parameters within a relative 1e-6 of a finite bound."""
+        """Free parameters at a finite bound: within a relative 1e-6 of it, or closer to it
+        than a thousandth of their own standard error (indistinguishable from the bound)."""
+        st = getattr(self, "_state_", None)
+        se = np.full(len(theta), np.nan)
+        if st is not None and st.cov is not None and st.cov.size and free.sum() == st.cov.shape[0]:
+            se[free] = np.sqrt(np.maximum(np.diag(st.cov), 0))
         out = []
         for i, p in enumerate(self._param_specs()):
             if not free[i]:
                 continue
-            scale = max(abs(theta[i]), abs(lo[i]) if np.isfinite(lo[i]) else 0,
-                        abs(hi[i]) if np.isfinite(hi[i]) else 0, 1e-300)
             for b in (lo[i], hi[i]):
-                if np.isfinite(b) and abs(theta[i] - b) <= 1e-6 * scale + 1e-300:
+                if not np.isfinite(b):
+                    continue
+                tol = 1e-6 * max(abs(theta[i]), abs(b))
+                if np.isfinite(se[i]):
+                    tol = max(tol, 1e-3 * se[i])
+                if abs(theta[i] - b) <= tol + 1e-300:
                     out.append(p.name)
                     break
         return out
@@ -848,7 +856,8 @@ class ParametricModel(RegressorMixin, BaseEstimator):
                 why = r["note"] or "fixed"
                 txt = f"    {name:<{w}} = {r['value']: .6g} ({why})"
             else:
-                rel = f" ({100 * r['rel_stderr']:.1f}%)" if np.isfinite(r["rel_stderr"]) else ""
+                rel = (f" ({100 * r['rel_stderr']:.1f}%)"
+                       if np.isfinite(r["rel_stderr"]) and not r["at_bound"] else "")
                 txt = f"    {name:<{w}} = {r['value']: .6g} +/- {r['stderr']:.3g}{rel}"
                 if r["at_bound"]:
                     txt += " AT BOUND"
