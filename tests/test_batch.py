@@ -83,3 +83,25 @@ def test_running_batch_rule_recorded_and_applied_to_new_rows():
     # New configurations without a measured running batch use batch_size as the intent.
     new = df.drop(columns="running_batch").head(5).assign(batch_size=df.running_batch.head(5))
     np.testing.assert_allclose(m.predict(new), m.predict(df.head(5)))
+
+
+def test_effective_batch_on_simulator_pools_beats_the_cap():
+    from energylens import simulate_profiles
+
+    df = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], tp=(1, 2, 4), pp=(1,),
+                           dp=(1, 2, 4), batch_size=(32, 128, 256), input_tokens=(256, 1024),
+                           output_tokens=(128, 512), n_requests=(64, 256, 2048), seed=3)
+    assert (df.running_batch < 0.5 * df.batch_size).mean() > 0.3  # the cap overstates concurrency
+    mape = {}
+    for rule, table in [("cap", df), ("running", df),
+                        ("littles_law", df.drop(columns="running_batch"))]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = EnergyLensModel(batch_rule=rule).fit(table)
+        assert m.batch_rule_ == rule
+        mape[rule] = 100 * np.mean(np.abs(m.predict(table) / table.energy_j - 1))
+    assert mape["running"] < 5 and mape["littles_law"] < 5 < mape["cap"]
+    auto = EnergyLensModel().fit(df.drop(columns="running_batch"))
+    assert auto.batch_rule_ == "littles_law"  # recorded, and applied to new rows
+    np.testing.assert_allclose(auto.predict(df.drop(columns="running_batch")),
+                               auto.predict(df.drop(columns="running_batch").copy()))
