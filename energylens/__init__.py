@@ -109,9 +109,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import datasets, models, schema
+    from .discovery import SymbolicEnergyRegressor, discover, discover_phases
     from .models import (
         EnergyLensModel,
+        ExpressionModel,
         GroupedModel,
+        LatencyModel,
         LinearEnergyModel,
         LogLinearEnergyModel,
         Parameter,
@@ -129,8 +132,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         read_wilkins,
     )
     from .schema import read_profiles
-    from .discovery import SymbolicEnergyRegressor, discover, discover_phases
-    from .models import ExpressionModel
     from .selection import candidate_grid, pareto_front, select_config, suggest_next
-    from .models import LatencyModel
     from .simulate import SimulatorOracle, simulate_profiles

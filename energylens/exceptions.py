@@ -7,7 +7,6 @@ where a builtin exception has the same meaning the class derives from it too, so
 
 from __future__ import annotations
 
-
 __all__ = [
     "EnergyLensError",
     "SchemaError",

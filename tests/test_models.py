@@ -66,7 +66,7 @@ def test_energylens_jacobian_matches_finite_differences(size):
     J = energylens_jacobian(V, theta, size)
     for i in range(len(V["t"])):
         Vi = {k: v[i:i + 1] for k, v in V.items()}
-        num = approx_fprime(theta, lambda th: energylens_kernel(Vi, th, size)[0],
+        num = approx_fprime(theta, lambda th, Vi=Vi: energylens_kernel(Vi, th, size)[0],
                             1e-7 * np.maximum(np.abs(theta), 1e-9))
         np.testing.assert_allclose(J[i], num, rtol=2e-4, atol=1e-8 * np.abs(num).max())
 
@@ -84,7 +84,7 @@ def test_baseline_jacobians_match_finite_differences(model):
     J = model._jacobian(V, theta)
     for i in range(5):
         Vi = {k: v[i:i + 1] for k, v in V.items()}
-        num = approx_fprime(theta, lambda th: model._kernel(Vi, th)[0], 1e-7)
+        num = approx_fprime(theta, lambda th, Vi=Vi: model._kernel(Vi, th)[0], 1e-7)
         np.testing.assert_allclose(J[i], num, rtol=1e-4, atol=1e-6 * np.abs(num).max())
 
 
@@ -205,7 +205,7 @@ def test_not_fitted_error():
     with pytest.raises(NotFittedError):
         EnergyLensModel().predict(make_table(n=5))
     with pytest.raises(ValueError):
-        EnergyLensModel().params_
+        _ = EnergyLensModel().params_
 
 
 def test_missing_columns_named():

@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -186,7 +186,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return dict(ParametricModel._REGISTRY)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> "os.PathLike":
+    def save(self, path) -> os.PathLike:
         """Save the fitted model as versioned JSON (see :func:`energylens.load_model`)."""
         from .persistence import save_model
 
@@ -197,7 +197,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return {}
 
     @classmethod
-    def _from_extra_state(cls, init_params: dict, extra: dict) -> "ParametricModel":
+    def _from_extra_state(cls, init_params: dict, extra: dict) -> ParametricModel:
         """Rebuild an unfitted instance from a model file's ``init_params`` and ``extra``."""
         valid = set(cls().get_params(deep=False))
         unknown = set(init_params) - valid

@@ -81,7 +81,7 @@ class LatencyModel(ParametricModel):
 
     def _used(self) -> list[int]:
         """Indices of the parameters that the target depends on."""
-        self._target_name  # validates the target
+        _ = self._target_name  # validates the target
         return {"ttft_s": [0, 1, 2, 3, 9, 10], "tpot_s": [4, 5, 6, 7, 8]}.get(self.target, list(range(11)))
 
     def _param_specs(self):

@@ -121,8 +121,8 @@ class SweetSpotModel(LinearFormModel):
         so = np.asarray(output_grid, dtype=float)
         if np.any(si <= 0) or np.any(so <= 0):
             raise ValueError("Input and output lengths must be positive.")
-        S, O = np.meshgrid(si, so, indexing="ij")
-        eff = 1.0 / self._per_token(S, O)
+        grid_in, grid_out = np.meshgrid(si, so, indexing="ij")
+        eff = 1.0 / self._per_token(grid_in, grid_out)
         return pd.DataFrame(eff, index=pd.Index(si, name="input_tokens"),
                             columns=pd.Index(so, name="output_tokens"))
 
