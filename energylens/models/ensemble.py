@@ -211,8 +211,11 @@ class ResidualBoostedModel(RegressorMixin, BaseEstimator):
         self.base_ = clone(base).fit(X, y)
         resid = np.log(y) - np.log(np.maximum(self.base_.predict(X), 1e-300))
         self.booster_ = clone(booster).fit(X, resid)
+        # The correction never leaves the range of residuals seen in training.
+        self.resid_range_ = (float(np.min(resid)), float(np.max(resid)))
         return self
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "booster_")
-        return self.base_.predict(X) * np.exp(self.booster_.predict(X))
+        corr = np.clip(self.booster_.predict(X), *self.resid_range_)
+        return self.base_.predict(X) * np.exp(corr)
