@@ -72,7 +72,7 @@ _LAZY: dict[str, str] = {
     "SimulatorOracle": "energylens.simulate",
 }
 _SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers", "selection",
-               "evaluation", "report", "cli", "discovery"}
+               "evaluation", "report", "cli", "discovery", "profile"}
 
 __all__ = [
     "__version__",
