@@ -1,0 +1,35 @@
+"""`import energylens` stays light; optional dependencies come through one door with a clear error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import energylens
+from energylens._optional import import_optional
+from energylens.exceptions import BackendUnavailableError, EnergyLensError, SchemaError
+
+
+def test_import_does_not_load_heavy_optional_modules():
+    code = ("import sys, energylens; heavy = ['matplotlib', 'pyoperon', 'pysr', 'xgboost', 'pynvml', "
+            "'torch', 'transformers', 'juliacall']; print([m for m in heavy if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_public_names_resolve():
+    for name in energylens.__all__:
+        assert getattr(energylens, name) is not None
+    with pytest.raises(AttributeError):
+        energylens.not_a_name  # noqa: B018
+
+
+def test_optional_import_error_says_what_to_install():
+    with pytest.raises(BackendUnavailableError, match=r"pip install xgboost-cpu .*energylens\[xgboost\]"):
+        import_optional("xgboost.nonexistent_submodule_for_test", purpose="test")
+    err = BackendUnavailableError("x")
+    assert isinstance(err, ImportError) and isinstance(err, EnergyLensError)
+    assert issubclass(SchemaError, ValueError)
