@@ -211,8 +211,10 @@ class ResidualBoostedModel(RegressorMixin, BaseEstimator):
         self.base_ = clone(base).fit(X, y)
         resid = np.log(y) - np.log(np.maximum(self.base_.predict(X), 1e-300))
         self.booster_ = clone(booster).fit(X, resid)
-        # The correction never leaves the range of residuals seen in training.
-        self.resid_range_ = (float(np.min(resid)), float(np.max(resid)))
+        # The correction never leaves the range of residuals seen in training, nor a factor of
+        # ten either way: a booster correcting more than that is no longer a correction.
+        lim = np.log(10.0)
+        self.resid_range_ = (max(float(np.min(resid)), -lim), min(float(np.max(resid)), lim))
         return self
 
     def predict(self, X) -> np.ndarray:
