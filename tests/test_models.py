@@ -360,3 +360,21 @@ def test_top_level_exports():
     for name in ("EnergyLensModel", "SweetSpotModel", "WilkinsModel", "load_model",
                  "read_profiles", "fit_groups"):
         assert hasattr(energylens, name)
+
+
+@pytest.mark.realdata
+def test_real_data_fits_give_finite_parameters(real_data):
+    from energylens.readers import read_mlenergy_leaderboard, read_wilkins
+
+    mle = read_mlenergy_leaderboard(real_data / "mlenergy_v2")
+    errors = []
+    for _, g in mle.groupby(["model", "gpu"]):
+        m = quiet_fit(EnergyLensModel(), g)
+        assert np.all(np.isfinite(m.coef_)) and np.all(np.isfinite(m.predict(g)))
+        errors.append(np.mean(np.abs(m.predict(g) / g.energy_j - 1)))
+    assert 100 * np.mean(errors) < 10
+    wk = read_wilkins(real_data / "wilkins2024", experiments=("input-test",))
+    for _, g in wk.groupby(["model", "gpu"]):
+        m = quiet_fit(SweetSpotModel(), g)
+        assert np.all(np.isfinite(m.coef_))
+        assert 100 * np.mean(np.abs(m.predict(g) / g.energy_j - 1)) < 10
