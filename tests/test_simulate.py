@@ -140,3 +140,14 @@ def test_demo_table_is_what_the_script_makes():
     assert df.model.nunique() >= 3 and df.gpu.nunique() >= 3
     assert set(df.tp) >= {1, 2, 4, 8} and set(df.pp) >= {1, 2, 4}
     assert (df.dp > 1).any() and (df.running_batch < df.batch_size).any()
+
+
+def test_prediction_interval_coverage_on_simulator():
+    train = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], seed=1, noise=0.03)
+    test = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], seed=2, noise=0.03)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = energylens.EnergyLensModel().fit(train)
+    pi = m.predict_interval(test, level=0.9)
+    coverage = ((test.energy_j >= pi["lower"]) & (test.energy_j <= pi["upper"])).mean()
+    assert 0.8 <= coverage <= 0.97  # nominal 0.9; the form is an approximation of the simulator
