@@ -1,0 +1,274 @@
+"""Every model type through the evaluation protocols on the public measurements.
+
+Reads the real tables from ``../shared/data`` (or ``$ENERGYLENS_REAL_DATA``) and the
+synthetic demo table, runs the closed forms (EnergyLens, Wilkins, linear, log-linear,
+SweetSpot where lengths vary), the ensembles (random forest, histogram gradient boosting,
+XGBoost) and a closed form with boosted residuals through the sample-efficiency and
+extrapolation protocols, and writes ``docs/results.md`` plus the long results as CSV in
+``docs/results/``.
+
+Run (about 10 minutes on 2 cores; ``--quick`` takes about one)::
+
+    python benchmarks/real_data.py [--seeds 20] [--quick] [--out docs/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import energylens
+from energylens import (
+    EnergyLensModel,
+    GroupedModel,
+    LinearEnergyModel,
+    LogLinearEnergyModel,
+    SweetSpotModel,
+    WilkinsModel,
+)
+from energylens.datasets import real_data_dir
+from energylens.evaluation import extrapolate, sample_efficiency
+from energylens.models.ensemble import (
+    GradientBoostingEnergyModel,
+    RandomForestEnergyModel,
+    ResidualBoostedModel,
+    XGBoostEnergyModel,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ["mape", "median_ape", "top1", "random_top1", "pairwise", "regret", "within5", "fit_time_s"]
+
+
+def closed(est, by, fallback=None):
+    return GroupedModel(est, by=by, min_rows=2, fallback=fallback if fallback is not None else "pooled")
+
+
+def model_set(by, *, size_fallback: bool, lengths: bool = False) -> dict:
+    fb = EnergyLensModel(size_covariate="params_b") if size_fallback else None
+    el = closed(EnergyLensModel(), by, fb)
+    models = {
+        "EnergyLens": el,
+        "EnergyLens+GBM": ResidualBoostedModel(el, GradientBoostingEnergyModel(
+            max_iter=100, learning_rate=0.05, log_target=False)),
+        "Wilkins": closed(WilkinsModel(), by),
+        "Linear": closed(LinearEnergyModel(), by),
+        "LogLinear": closed(LogLinearEnergyModel(), by),
+        "RandomForest": RandomForestEnergyModel(n_estimators=200),
+        "HistGradientBoosting": GradientBoostingEnergyModel(),
+        "XGBoost": XGBoostEnergyModel(),
+    }
+    if lengths:
+        models["SweetSpot"] = closed(SweetSpotModel(), by)
+    return models
+
+
+def load(real: Path | None) -> dict[str, dict]:
+    """The datasets, each with its reduction, grouping and scenario definition."""
+    sets = {}
+    if real is not None and (real / "mlenergy_v2").is_dir():
+        df = energylens.read_mlenergy_leaderboard(real / "mlenergy_v2").reset_index(drop=True)
+        sets["ML.ENERGY v2"] = dict(
+            df=df, by=["model", "gpu"], scenario=["model", "gpu", "workload"], size_fallback=True,
+            n_group=[2, 3, 5], n_total=[10, 20, 50, 100],
+            reduction=f"all {len(df)} v2 LLM configurations (chat and code tasks, A100-SXM4-40GB and "
+                      "H100 80GB HBM3); batch size = cap with the measured running batch; input length "
+                      "nominal per task (not recorded by the leaderboard)")
+    if real is not None and (real / "tokenpowerbench").is_dir():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = energylens.read_tokenpowerbench(real / "tokenpowerbench").reset_index(drop=True)
+        sets["TokenPowerBench"] = dict(
+            df=df, by=["source", "model"], scenario=["source", "model", "max_tokens"], size_fallback=False,
+            n_group=[5, 10, 20], n_total=[10, 20, 50],
+            reduction=f"{len(df)} configurations after averaging repeated runs; engines (vLLM, DeepSpeed) "
+                      "kept apart; empty result files skipped")
+    if real is not None and (real / "wilkins2024").is_dir():
+        df = energylens.read_wilkins(real / "wilkins2024",
+                                     experiments=("input-test", "output-test")).reset_index(drop=True)
+        sets["Wilkins sweeps"] = dict(
+            df=df, by=["model", "gpu"], scenario=["model", "gpu", "workload"], size_fallback=False,
+            lengths=True, n_group=[4, 6, 10], n_total=[10, 20, 50, 100],
+            reduction=f"{len(df)} configurations: the input and output sweeps, inference phases only, "
+                      "iteration 0 of each bin dropped, repeats averaged; output length is the cap")
+    demo = energylens.read_profiles(ROOT / "data" / "demo_profiles.csv").reset_index(drop=True)
+    sets["demo (synthetic)"] = dict(
+        df=demo, by=["model", "gpu"], scenario=["model", "gpu", "workload", "input_tokens", "output_tokens"],
+        size_fallback=True, n_group=[10, 20, 50], n_total=[20, 50, 100],
+        reduction=f"the simulator's {len(demo)}-row demo table (synthetic)")
+    return sets
+
+
+def summarise(res: pd.DataFrame) -> pd.DataFrame:
+    ok = res[res.metric != "fit_failed"]
+    table = ok.groupby(["model", "n_train", "metric"])["value"].mean().unstack("metric")
+    cols = [c for c in METRICS if c in table.columns]
+    table = table[cols]
+    # MAPE's mean over seeds is dominated by the rare seed whose draw leaves a group without
+    # its range; the median over seeds is shown beside it.
+    per_seed = ok[ok.metric == "mape"].groupby(["model", "n_train"])["value"].median()
+    table.insert(1, "mape_p50", per_seed.reindex(table.index))
+    fails = res[res.metric == "fit_failed"].groupby(["model", "n_train"])["value"].mean()
+    table["fit_failed"] = fails.reindex(table.index).fillna(0)
+    return table.reset_index()
+
+
+ENSEMBLES = ("RandomForest", "HistGradientBoosting", "XGBoost")
+
+
+def goals(name: str, total: pd.DataFrame) -> list[str]:
+    """The issue's goals, checked on the total-size protocol: Top-1 at n=50, MAPE at n=100."""
+    s = summarise(total).set_index(["model", "n_train"])
+    lines = []
+    sizes = sorted(s.index.get_level_values("n_train").unique())
+    n50 = 50 if 50 in sizes else max(n for n in sizes if n <= 50)
+    el = s.loc[("EnergyLens", n50)]
+    ens = {m: s.loc[(m, n50)] for m in ENSEMBLES if (m, n50) in s.index}
+    best_ens = max(ens, key=lambda m: ens[m]["top1"])
+    lines.append(f"- {name}, n_train = {n50}: EnergyLens Top-1 {el['top1']:.2f} (random pick "
+                 f"{el['random_top1']:.2f}); best ensemble {best_ens} {ens[best_ens]['top1']:.2f}. "
+                 f"Goal >= 0.90 and above every ensemble: "
+                 f"{'met' if el['top1'] >= 0.9 and all(el['top1'] > e['top1'] for e in ens.values()) else 'not met'}"
+                 f"{' (above every ensemble)' if all(el['top1'] > e['top1'] for e in ens.values()) else ''}.")
+    if 100 in sizes:
+        el100 = s.loc[("EnergyLens", 100)]
+        ens100 = {m: s.loc[(m, 100)]["mape_p50"] for m in ENSEMBLES if (m, 100) in s.index}
+        m_best = min(ens100, key=ens100.get)
+        lines.append(f"- {name}, n_train = 100: EnergyLens MAPE {el100['mape_p50']:.1f}% (median over "
+                     f"seeds) against the best ensemble, {m_best}, {ens100[m_best]:.1f}%: "
+                     f"{'matched or beaten' if el100['mape_p50'] <= 1.05 * ens100[m_best] else 'not matched'}.")
+    return lines
+
+
+def md_table(df: pd.DataFrame, fmt: dict | None = None) -> str:
+    fmt = fmt or {}
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, (float, np.floating)):
+                cells.append("" if not np.isfinite(v) else fmt.get(c, "{:.3g}").format(v))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+FMT = {"mape": "{:.1f}", "mape_p50": "{:.1f}", "median_ape": "{:.1f}", "top1": "{:.2f}", "random_top1": "{:.2f}",
+       "pairwise": "{:.2f}", "regret": "{:.3f}", "within5": "{:.2f}", "fit_time_s": "{:.3f}",
+       "fit_failed": "{:.2f}"}
+
+
+def main(argv=None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="3 seeds and the smallest sizes")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--datasets", nargs="*", default=None, help="names to run (default: all)")
+    args = ap.parse_args(argv)
+    seeds = 3 if args.quick else args.seeds
+    real = real_data_dir()
+    out = Path(args.out)
+    csv_dir = out.parent / "results"
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    sets = load(real)
+    if args.datasets:
+        sets = {k: v for k, v in sets.items() if k in args.datasets}
+    parts = [
+        "# Results on real data",
+        "",
+        "Generated by `python benchmarks/real_data.py"
+        + (" --quick" if args.quick else f" --seeds {seeds}") + "`; do not edit by hand.",
+        f"energylens {energylens.__version__}, Python {platform.python_version()}, {platform.machine()}; "
+        f"public data from `{real}`." if real else "Public data not found: only the synthetic demo table ran.",
+        "",
+        "**Protocols.** *Per-group*: n random training rows in every fitting group (closed forms are "
+        "fitted per group; ensembles are fitted on the pooled training rows), test on the rest. "
+        "*Total*: n random rows from the whole table (groups without a model fall back to a pooled "
+        "fit: EnergyLens with the model-size covariate where sizes are known). *Batch "
+        "extrapolation*: train on batch sizes up to each group's median, test above. *Leave one GPU "
+        "out*: closed forms fitted per model on the other GPU, tested zero-shot on the new one.",
+        "",
+        "**Metrics.** MAPE and median APE in percent on held-out rows; Top-1 (fraction of scenarios "
+        "whose lowest-predicted held-out candidate is the measured optimum), the random-pick rate "
+        "`random_top1`, pairwise ranking accuracy, regret (measured energy of the pick over the best, "
+        "minus one) and `within5` (pick within 5% of the best) over held-out candidates of scenarios "
+        "with at least two; means over seeds. `fit_failed` is the share of fits that raised.",
+        "",
+    ]
+    goal_lines = []
+    for name, spec in sets.items():
+        df = spec["df"]
+        print(f"[{time.perf_counter() - t_all:6.0f}s] {name}: {len(df)} rows", file=sys.stderr, flush=True)
+        models = model_set(spec["by"], size_fallback=spec["size_fallback"], lengths=spec.get("lengths", False))
+        n_group = spec["n_group"][:2] if args.quick else spec["n_group"]
+        n_total = spec["n_total"][:2] if args.quick else spec["n_total"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            per_group = sample_efficiency(models, df, n_train=n_group, seeds=seeds, group=spec["by"],
+                                          scenario=spec["scenario"], dataset=name, n_jobs=args.jobs)
+            total = sample_efficiency(models, df, n_train=n_total, seeds=seeds, scenario=spec["scenario"],
+                                      dataset=name, n_jobs=args.jobs)
+            total["protocol"] = "sample_efficiency_total"
+            extra = [extrapolate(models, df, split="batch", group=spec["by"], scenario=spec["scenario"],
+                                 dataset=name)] if df["batch_size"].nunique() > 2 else []
+            if name == "ML.ENERGY v2":
+                per_model = {k: (GroupedModel(v.estimator, by=["model"], min_rows=2, fallback="pooled")
+                                 if isinstance(v, GroupedModel) else v) for k, v in models.items()
+                             if k not in ("EnergyLens+GBM",)}
+                extra.append(extrapolate(per_model, df, split="gpu", scenario=spec["scenario"], dataset=name))
+        slug = name.lower().replace(" ", "_").replace(".", "").replace("(", "").replace(")", "")
+        for label, res in (("per_group", per_group), ("total", total)):
+            res.to_csv(csv_dir / f"{slug}_{label}.csv", index=False)
+        parts += [f"## {name}", "", f"Data: {spec['reduction']}. Groups: {spec['by']}; scenarios: "
+                  f"{spec['scenario']}; {seeds} seeds.", ""]
+        parts += ["### Per-group training sizes (n rows per group)", "",
+                  md_table(summarise(per_group), FMT), ""]
+        parts += ["### Total training sizes (n rows in all)", "", md_table(summarise(total), FMT), ""]
+        if name != "demo (synthetic)":
+            goal_lines += goals(name, total)
+            pg = summarise(per_group).set_index(["model", "n_train"])
+            n_max = max(pg.index.get_level_values("n_train"))
+            best_e = max(pg.loc[(m, n_max), "top1"] for m in ENSEMBLES if (m, n_max) in pg.index)
+            goal_lines.append(f"  - per-group protocol, {n_max} rows per group: EnergyLens Top-1 "
+                              f"{pg.loc[('EnergyLens', n_max), 'top1']:.2f}, best ensemble {best_e:.2f}; "
+                              f"MAPE {pg.loc[('EnergyLens', n_max), 'mape_p50']:.1f}% (median over seeds).")
+        if extra:
+            ex = pd.concat(extra, ignore_index=True)
+            ex.to_csv(csv_dir / f"{slug}_extrapolation.csv", index=False)
+            tab = (ex[ex.metric != "fit_failed"].groupby(["protocol", "model", "metric"])["value"].mean()
+                   .unstack("metric").reset_index())
+            tab = tab[[c for c in ["protocol", "model", *METRICS] if c in tab.columns]]
+            parts += ["### Extrapolation", "", md_table(tab, FMT), ""]
+    parts += ["## The goals, checked", "",
+              "The target: at n_train = 50 the twelve-parameter model's Top-1 is at least 0.90 and above "
+              "every ensemble's on each real dataset, and at n_train = 100 its MAPE matches the best "
+              "ensemble's (total-size protocol).", "", *goal_lines, "",
+              "Where the goals are not met, the reasons visible in the tables: ML.ENERGY v2 has 45 "
+              "(model, GPU) groups of about 7 rows, so 50 random rows leave most groups with one or two "
+              "and the pooled size-covariate fallback predicts them (scaling by parameter count misses "
+              "architecture); the per-group lines above show the closed form once each group has a few "
+              "rows of its own. Its prompt lengths are not recorded (nominal per "
+              "task). TokenPowerBench's energies include the idle GPUs of the host and its prompts are "
+              "unvaried, and vLLM and DeepSpeed runs differ by an order of magnitude, so absolute errors "
+              "stay high while the ranking of batch sizes transfers. On the Wilkins sweeps every "
+              "scenario's optimum is its shortest request, so Top-1 is near 1 for every model; MAPE is "
+              "the informative column there.", ""]
+    parts += ["", f"Total run time: {time.perf_counter() - t_all:.0f} s.", ""]
+    out.write_text("\n".join(parts))
+    print(f"wrote {out}", file=sys.stderr)
+    return out
+
+
+if __name__ == "__main__":
+    main()
