@@ -13,15 +13,40 @@ Headers are matched to canonical names case-insensitively, ignoring punctuation,
 :data:`ALIASES` (``TP``, ``tensor_parallel``, ``prompt_tokens``, ``max_num_seqs`` ...).
 A unit suffix converts the values: ``energy_kwh``, ``Energy (Wh)``, ``latency_ms``,
 ``run_energy_mj`` are read into ``energy_j``, ``latency_s`` and ``run_energy_j``.
+
+Batch columns
+-------------
+``batch_size`` is what the source calls its batch, per replica; ``batch_kind`` says what it
+means: ``"running"`` (the default) for a measured mean concurrency, ``"cap"`` for a
+configured maximum. A header that names a cap (``max_num_seqs``, ``max_batch_size``,
+``Max BS (reqs)`` ...) is read into ``batch_size`` and sets ``batch_kind="cap"`` unless the
+table has its own ``batch_kind`` column. ``running_batch`` (``Avg BS (reqs)``) is the
+measured mean concurrency per replica and is kept beside ``batch_size``, never merged
+into it. Rules:
+
+* a table with both ``batch_size`` and ``running_batch`` keeps both as given; models that
+  need the real concurrency read ``running_batch`` first;
+* where ``batch_kind == "cap"``, ``running_batch`` may not exceed ``batch_size`` (a
+  concurrency per replica above the cap is a whole-run figure or a mislabelled column),
+  which is a :class:`~energylens.SchemaError`;
+* a table with two headers for one canonical column (``tp`` and ``TP``, ``batch_size`` and
+  ``max_num_seqs``, ``energy_j`` and ``energy_kwh``) is rejected, naming both headers:
+  nothing is dropped silently. Rename one (a measured concurrency to ``running_batch``), or
+  map the headers explicitly with ``columns=``.
+
+Derived columns (``n_gpus``, ``energy_per_output_token_j``) are always recomputed; values a
+source gives for them are replaced.
 """
 
 from __future__ import annotations
 
 import difflib
+import gzip
+import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -202,6 +227,11 @@ _ALIAS_LIST: dict[str, list[str]] = {
 _CAP_ALIASES = ("max_num_seqs", "max_batch_size", "batch_cap", "max_bs", "max_bs_reqs")
 
 
+
+# Whole-number columns are parallel degrees (GPU counts). A bound keeps n_gpus = tp*pp*dp
+# exact in int64 and catches unit mix-ups; the largest clusters have about 1e5 GPUs.
+_MAX_DEGREE = 100_000
+
 def _norm(name: object) -> str:
     s = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip().lower())
     return s.strip("_")
@@ -234,10 +264,9 @@ def _resolve_header(header: object) -> tuple[str | None, float, bool]:
     if m:
         stem, unit = m.groups()
         canon = ALIASES.get(stem)
-        if canon is not None:
-            dim = _DIMENSION.get(canon[-2:]) if canon[-2:] in _DIMENSION else None
-            if dim is not None and unit in UNITS[dim]:
-                return canon, UNITS[dim][unit], False
+        dim = _DIMENSION.get(canon[-2:]) if canon is not None else None
+        if dim is not None and unit in UNITS[dim]:
+            return canon, UNITS[dim][unit], False
     return None, 1.0, False
 
 
@@ -285,9 +314,9 @@ def config_key(df: pd.DataFrame) -> list[str]:
 class _Problems:
     """Collects every problem of one table before one SchemaError is raised."""
 
-    def __init__(self, where: str, line_offset: int | None):
+    def __init__(self, where: str, lines: Sequence[int] | None):
         self.where = where
-        self.line_offset = line_offset
+        self.lines = lines  # source line of each row position, where known
         self.items: list[dict] = []
 
     def add(self, column: str, rule: str, mask: np.ndarray | None = None,
@@ -322,8 +351,8 @@ class _Problems:
                 )
                 more = f" and {p['count'] - len(p['rows'])} more" if p["count"] > 5 else ""
                 text += f"; {p['count']} offending row{'s' * (p['count'] > 1)}: {shown}{more}"
-                if self.line_offset is not None:
-                    lines_ = ", ".join(str(q + self.line_offset) for q in p["positions"])
+                if self.lines is not None:
+                    lines_ = ", ".join(str(self.lines[q]) for q in p["positions"])
                     text += f" (file line{'s' * (len(p['positions']) > 1)} {lines_})"
             if p["detail"]:
                 text += f". {p['detail']}"
@@ -362,7 +391,7 @@ def validate(
     *,
     where: str = "<DataFrame>",
     duplicates: Literal["raise", "mean", "keep"] = "raise",
-    line_offset: int | None = None,
+    line_offset: int | Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Validate a table whose headers are already canonical; return the clean copy.
 
@@ -380,23 +409,49 @@ def validate(
     duplicates : {"raise", "mean", "keep"}
         What to do with rows that share a configuration but differ in energy: raise, average
         their numeric measurements, or keep them all (repeated measurements).
-    line_offset : int, optional
-        Add this to a row's position to get its line in the source file (CSV: 2).
+    line_offset : int or sequence of int, optional
+        Where the rows lie in the source file, for messages: an int is added to a row's
+        position (a CSV without blank lines: 2), a sequence gives each row's line.
 
     Returns
     -------
     DataFrame
         A new, validated table; the input is never modified.
+
+    Raises
+    ------
+    SchemaError
+        With every problem at once: column, up to five rows, rule and bad value.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"model": ["m"], "gpu": ["H100"], "tp": [2], "batch_size": [8],
+    ...                    "input_tokens": [512], "output_tokens": [128], "energy_j": [40.0]})
+    >>> out = validate(df)
+    >>> int(out["n_gpus"].iloc[0]), float(out["energy_per_output_token_j"].iloc[0])
+    (2, 0.3125)
+    >>> validate(df.assign(tp=0))
+    Traceback (most recent call last):
+    ...
+    energylens.exceptions.SchemaError: Invalid profiling table <DataFrame>: 1 problem.
+      - column 'tp': must be >= 1; 1 offending row: row 0 (value 0)
     """
     if duplicates not in ("raise", "mean", "keep"):
         raise ValueError(
             "The 'duplicates' parameter of read_profiles must be a str among "
             f"{{'raise', 'mean', 'keep'}}. Got {duplicates!r} instead."
         )
-    problems = _Problems(where, line_offset)
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"Invalid profiling table {where}: expected a DataFrame, got "
                           f"{type(df).__name__}.")
+    if line_offset is None or isinstance(line_offset, (int, np.integer)):
+        lines = None if line_offset is None else [int(line_offset) + i for i in range(len(df))]
+    else:
+        lines = [int(v) for v in line_offset]
+        if len(lines) != len(df):
+            raise ValueError(f"line_offset holds {len(lines)} line numbers for {len(df)} rows.")
+    problems = _Problems(where, lines)
     if len(df.columns) != len(set(map(str, df.columns))):
         dup = sorted({str(c) for c in df.columns if list(map(str, df.columns)).count(str(c)) > 1})
         raise SchemaError(f"Invalid profiling table {where}: column(s) {dup} appear more than "
@@ -459,7 +514,7 @@ def validate(
         not_num = ~miss & num.isna().to_numpy(dtype=bool)
         problems.add(name, "non-numeric value where a number is expected", not_num, s,
                      index=index)
-        if col.required or col.integer and col.default is not None:
+        if col.required or (col.integer and col.default is not None):
             problems.add(name, "missing value (NaN or empty)", miss, s, index=index)
         finite = num.notna().to_numpy(dtype=bool)
         inf = finite & ~np.isfinite(num.to_numpy())
@@ -479,7 +534,23 @@ def validate(
                 frac = ok & (np.abs(v - np.round(v)) > 1e-9)
             problems.add(name, "must be a whole number (a positive integer)", frac, s,
                          index=index)
+            with np.errstate(invalid="ignore"):
+                huge = ok & ~frac & (np.abs(v) > _MAX_DEGREE)
+            problems.add(name, f"implausibly large for a parallel degree (at most {_MAX_DEGREE})", huge, s,
+                         index=index)
         clean[name] = num
+    if {"running_batch", "batch_size", "batch_kind"} <= clean.keys():
+        rb, cap = clean["running_batch"].to_numpy(), clean["batch_size"].to_numpy()
+        with np.errstate(invalid="ignore"):
+            over = ((clean["batch_kind"] == "cap").to_numpy(dtype=bool)
+                    & (rb > cap * (1 + 1e-6)))
+        problems.add("running_batch",
+                     "must not exceed batch_size where batch_kind is 'cap' (mean concurrency "
+                     "per replica above the batch cap)", over, out["running_batch"],
+                     index=index,
+                     detail="Give running_batch per replica (a whole-run concurrency is dp "
+                            "times larger), or set batch_kind='running' if batch_size is not "
+                            "a cap.")
     problems.raise_if_any()
 
     # ---- write back typed columns -------------------------------------------------------
@@ -564,7 +635,42 @@ def _aggregate_duplicates(out: pd.DataFrame, key: list[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------
-def _read_file(path: Path) -> tuple[pd.DataFrame, int | None]:
+def _data_lines(path: Path, n_rows: int, *, header: bool) -> list[int] | None:
+    """File line (1-based) of each data row: blank lines are skipped, as the parsers do.
+
+    None where the count does not match the parsed rows (quoted line breaks, say), so that
+    messages never give a wrong line.
+    """
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            lines = [i for i, text in enumerate(fh, start=1) if text.strip()]
+    except OSError:
+        return None
+    lines = lines[1:] if header else lines
+    return lines if len(lines) == n_rows else None
+
+
+def _read_json_lines(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """One JSON object a line; values are kept as written (``true`` stays a boolean)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    records, lines = [], []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for i, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"line {i} is not valid JSON ({exc.msg})") from exc
+            if not isinstance(rec, dict):
+                raise ValueError(f"line {i} holds a JSON {type(rec).__name__}, not an object")
+            records.append(rec)
+            lines.append(i)
+    return pd.DataFrame.from_records(records), lines
+
+
+def _read_file(path: Path) -> tuple[pd.DataFrame, list[int] | None]:
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     where = f"'{path}'"
     if not path.exists():
@@ -572,14 +678,15 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, int | None]:
     try:
         if suffix in (".csv", ".csv.gz", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep), 2
+            df = pd.read_csv(path, sep=sep)
+            return df, _data_lines(path, len(df), header=True)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path), None
         if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-            return pd.read_json(path, lines=True), 1
+            return _read_json_lines(path)
         if suffix == ".json":
             try:
-                return pd.read_json(path, lines=True), 1
+                return _read_json_lines(path)
             except ValueError:
                 return pd.read_json(path), None
     except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
@@ -619,7 +726,17 @@ def read_profiles(
     Returns
     -------
     DataFrame
-        Canonical columns in schema order, then any extra columns of the source.
+        Canonical columns in schema order, then any extra columns of the source (kept
+        under their own names).
+
+    Notes
+    -----
+    Headers are resolved case-insensitively through :data:`ALIASES` and unit suffixes
+    (``Energy (Wh)``, ``Latency (ms)``, ``energy_per_req_mj``); two headers that resolve to
+    one canonical column are an error, never a silent choice. A batch-cap header such as
+    ``max_num_seqs`` sets ``batch_kind="cap"``; ``running_batch`` is kept beside
+    ``batch_size`` and may not exceed a cap (see the module docstring). Messages about a
+    CSV or JSON-lines file give each offending row's line in the file.
 
     Raises
     ------
@@ -632,7 +749,7 @@ def read_profiles(
     >>> raw = pd.DataFrame({"model": ["m"], "gpu": ["H100"], "TP": [2], "batch": [8],
     ...                     "prompt_tokens": [512], "output_tokens": [128],
     ...                     "energy_kwh": [1e-5]})
-    >>> energylens.read_profiles(raw)["energy_j"].iloc[0]
+    >>> float(energylens.read_profiles(raw)["energy_j"].iloc[0])
     36.0
     """
     if isinstance(source, pd.DataFrame):
@@ -651,6 +768,10 @@ def read_profiles(
     if bad_targets:
         raise SchemaError(f"Invalid columns= for {where}: {bad_targets} are not canonical "
                           f"column names; expected names among {list(COLUMNS)}.")
+    absent = [k for k in columns if k not in raw.columns]
+    if absent:
+        raise SchemaError(f"Invalid columns= for {where}: no column {absent} in the table; "
+                          f"columns are {list(map(str, raw.columns))}.")
 
     renamed: dict[str, str] = {}
     factors: dict[str, float] = {}
@@ -664,10 +785,15 @@ def read_profiles(
         if canon is None:
             continue
         if canon in seen:
+            hint = ("Drop or rename one of them, or map headers explicitly with "
+                    "columns={...}.")
+            if canon == "batch_size" and (is_cap or "batch_size" in cap_columns):
+                hint = ("One is a batch cap: if the other is the measured mean concurrency, "
+                        "rename it to 'running_batch'. " + hint)
             raise SchemaError(
-                f"Invalid profiling table {where}: columns '{seen[canon]}' and '{header}' both "
-                f"mean '{canon}'. Drop or rename one of them, or map headers explicitly with "
-                "columns={...}."
+                f"Invalid profiling table {where}: column '{canon}' is given twice, as "
+                f"'{seen[canon]}' and '{header}' (columns '{seen[canon]}' and '{header}' both "
+                f"mean '{canon}'). {hint}"
             )
         seen[canon] = header
         renamed[header] = canon

@@ -1,7 +1,8 @@
 """Write the malformed profiling tables of this folder and their manifest, cases.json.
 
 Each table has exactly one defect; the manifest gives the column the error must name, the
-rows (0-based positions) it must list, and a fragment of the expected message.
+rows (0-based positions) it must list, the file lines of those rows (text formats; blank
+lines count), and a fragment of the expected message.
 Run from this folder: ``python make_cases.py``.
 """
 
@@ -20,7 +21,8 @@ GOOD = {
 cases = []
 
 
-def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text=None):
+def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text=None,
+         lines=None):
     df = pd.DataFrame(GOOD) if table is None else table
     if edit:
         df = edit(df.copy())
@@ -33,7 +35,10 @@ def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text
         df.to_json(path, orient="records", lines=True)
     elif fmt == "parquet":
         df.to_parquet(path, index=False)
-    cases.append({"file": path.name, "column": column, "rows": rows, "fragment": fragment})
+    if lines is None:  # one header line in CSV, none in JSON lines, no lines in parquet
+        lines = {"csv": [r + 2 for r in rows], "jsonl": [r + 1 for r in rows]}.get(fmt, [])
+    cases.append({"file": path.name, "column": column, "rows": rows, "lines": lines,
+                  "fragment": fragment})
 
 
 def setv(col, row, val):
@@ -84,6 +89,30 @@ case("negative_run_energy", "energy_j", [1], "must be > 0",
 case("jsonl_text_energy", "energy_j", [2], "non-numeric value", setv("energy_j", 2, "n/a"), fmt="jsonl")
 case("parquet_negative_tokens", "output_tokens", [0], "must be > 0", setv("output_tokens", 0, -1), fmt="parquet")
 case("wrong_extension", "", [], "unknown file type", text="model,gpu\n", fmt="xlsx")
+case("running_over_cap", "running_batch", [1], "must not exceed batch_size",
+     lambda d: d.assign(batch_kind="cap", running_batch=[8.0, 20.0, 30.0, 60.0]))
+case("collision_tp", "tp", [], "'tp' and 'TP' both mean 'tp'", lambda d: d.assign(TP=d["tp"]))
+case("collision_cap", "batch_size", [], "rename it to 'running_batch'",
+     lambda d: d.assign(max_num_seqs=[64, 64, 64, 64]))
+case("collision_energy_units", "energy_j", [], "both mean 'energy_j'",
+     lambda d: d.assign(**{"Energy (Wh)": d["energy_j"] / 3600}))
+case("ep_fraction", "ep", [2], "whole number", lambda d: d.assign(ep=[1, 1, 1.5, 2]))
+case("zero_requests", "n_requests", [3], "must be > 0",
+     lambda d: d.drop(columns="energy_j").assign(run_energy_j=[100.0, 200, 300, 400],
+                                                  n_requests=[10, 10, 10, 0]))
+case("negative_energy_kwh", "energy_j", [0], "zero or negative energy",
+     lambda d: d.drop(columns="energy_j").assign(energy_kwh=[-1e-5, 1e-5, 2e-5, 3e-5]))
+case("blank_lines_negative_energy", "energy_j", [2], "zero or negative energy", lines=[7],
+     text=("model,gpu,tp,batch_size,input_tokens,output_tokens,energy_j\n\n"
+           "m,H100,1,8,128,64,20\nm,H100,2,8,128,64,30\n\n   \nm,H100,4,8,128,64,-1\n\n"))
+case("jsonl_blank_line_fraction_tp", "tp", [1], "whole number", lines=[3],
+     text=('{"model": "m", "gpu": "g", "tp": 1, "batch_size": 8, "input_tokens": 9, '
+           '"output_tokens": 9, "energy_j": 5}\n\n'
+           '{"model": "m", "gpu": "g", "tp": 1.5, "batch_size": 8, "input_tokens": 9, '
+           '"output_tokens": 9, "energy_j": 5}\n'), fmt="jsonl")
+case("jsonl_bool_tokens", "output_tokens", [0], "non-numeric value",
+     setv("output_tokens", 0, True), fmt="jsonl")
+case("pp_huge", "pp", [3], "implausibly large for a parallel degree", setv("pp", 3, 1e300))
 
 (HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
 print(f"wrote {len(cases)} cases")
