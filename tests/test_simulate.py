@@ -35,6 +35,16 @@ def test_default_table_is_canonical_and_consistent(table):
     assert table.energy_per_output_token_j.between(1e-4, 1e3).all()
 
 
+def test_defaults_are_small_and_fast():
+    import time
+
+    simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"])  # warm imports
+    t0 = time.perf_counter()
+    df = simulate_profiles()
+    assert time.perf_counter() - t0 < 1.0
+    assert 300 <= len(df) <= 1000
+
+
 def test_energy_grows_with_input_and_output_length(table):
     base = dict(model="Llama-3.1-8B", gpu="H100-SXM", tp=2, pp=1, batch_size=32.0)
     rows = _pick(table, **base).set_index(["input_tokens", "output_tokens"])["energy_j"]
@@ -82,6 +92,50 @@ def test_infeasible_configurations_absent():
         simulate_profiles(models=["GPT-9"])
 
 
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="tp must hold integers"):
+        simulate_profiles(tp=(1.5,))
+    with pytest.raises(ValueError, match="batch_size"):
+        simulate_profiles(batch_size=(0,))
+    with pytest.raises(ValueError, match="noise"):
+        simulate_profiles(noise=-0.1)
+    with pytest.raises(ValueError, match="precision"):
+        simulate_profiles(precision="int4")
+    with pytest.raises(ValueError, match="Unknown GPU"):
+        simulate_profiles(gpus=["TPU-v9"])
+
+
+def test_feasibility_rules():
+    df = simulate_profiles(models=["Llama-3.2-3B", "Llama-3.1-8B"], gpus=["L4"], tp=(1, 3, 4),
+                           pp=(1,), batch_size=(8, 256), input_tokens=(4096,),
+                           output_tokens=(1024,), noise=0.0)
+    assert not (df.tp == 3).any()  # 3 divides the 24 heads of Llama-3.2-3B but not its 8 KV heads
+    # Llama-3.1-8B: 16 GB of weights fit one 24 GB L4 at batch 8, but not with the KV cache
+    # of 256 sequences of 5,120 tokens (172 GB); four GPUs do not suffice either.
+    eight = df[df.model == "Llama-3.1-8B"]
+    assert ((eight.tp == 1) & (eight.batch_size == 8)).any()
+    assert not (eight.batch_size == 256).any()
+    with pytest.raises(ValueError, match="No feasible"):
+        simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], pp=(17,))
+
+
+def test_idle_power_of_pipeline_stages_and_tp_speedup():
+    cfg = pd.DataFrame({"model": ["Llama-3.1-8B"] * 3, "gpu": ["H100-SXM"] * 3,
+                        "tp": [1, 1, 2], "pp": [1, 2, 1], "batch_size": [1.0] * 3,
+                        "input_tokens": [512.0] * 3, "output_tokens": [256.0] * 3})
+    out = energylens.simulate.simulate_configurations(cfg)
+    # At batch 1 a second stage does not shorten a decode step, it only idles half the time:
+    # same time per token or worse, more energy.
+    assert out.tpot_s.iloc[1] >= out.tpot_s.iloc[0]
+    assert out.energy_j.iloc[1] > out.energy_j.iloc[0]
+    # A second tensor-parallel GPU does shorten it (half the weights each), not by 2x.
+    assert 0.5 * out.tpot_s.iloc[0] < out.tpot_s.iloc[2] < out.tpot_s.iloc[0]
+    # Mean power: the configuration's GPUs draw between idle and maximum.
+    g = GPU_SPECS["H100-SXM"]
+    n = cfg.tp * cfg.pp
+    assert ((out.power_w > n * g.idle_w) & (out.power_w < n * g.max_w)).all()
+
+
 def test_seeds():
     a = simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], seed=3)
     b = simulate_profiles(models=["Llama-3.2-1B"], gpus=["H100-SXM"], seed=3)
@@ -105,6 +159,30 @@ def test_finite_pool_littles_law_and_dp():
     assert (small.running_batch < 0.25 * small.batch_size).all()
     assert (df.n_gpus == df.tp * df.dp).all()
     np.testing.assert_allclose(df.run_energy_j / df.n_requests, df.energy_j, rtol=1e-9)
+    np.testing.assert_allclose(df.power_w * df.duration_s, df.run_energy_j, rtol=1e-9)
+    # A pool much larger than the cap keeps the cap busy most of the time.
+    big = df[(df.n_requests == 512) & (df.dp == 1) & (df.batch_size == 64)]
+    assert (big.running_batch > 0.8 * big.batch_size).all()
+    # The same requests served with more replicas each take no longer.
+    by_dp = df[(df.n_requests == 512) & (df.tp == 1) & (df.batch_size == 256)]
+    assert np.all(np.diff(by_dp.sort_values("dp").duration_s.to_numpy()) < 0)
+
+
+def test_saturated_rows_run_at_the_cap(table):
+    assert (table.running_batch == table.batch_size).all()
+    assert table[["n_requests", "duration_s", "run_energy_j"]].isna().all().all()
+    assert (table.ttft_s < table.latency_s).all()
+    np.testing.assert_allclose(table.latency_s, table.ttft_s + table.output_tokens * table.tpot_s,
+                               rtol=1e-10)
+
+
+def test_module_examples_run():
+    import doctest
+
+    from energylens import simulate
+
+    res = doctest.testmod(simulate, optionflags=doctest.ELLIPSIS)
+    assert res.attempted >= 4 and res.failed == 0
 
 
 def test_oracle_matches_noise_free_table(table):
@@ -112,7 +190,54 @@ def test_oracle_matches_noise_free_table(table):
     oracle = SimulatorOracle().fit(sample)
     np.testing.assert_allclose(oracle.predict(sample), sample.energy_j, rtol=1e-10)
     comp = oracle.predict_components(sample)
+    assert list(comp.columns) == ["prefill_j", "decode_j", "static_j"]
     np.testing.assert_allclose(comp.sum(axis=1), sample.energy_j, rtol=1e-10)
+    # Static energy: every GPU of the replica at idle power while a cohort of `cap` requests
+    # is served, from the first prefill chunk (at most one TTFT before the mean request
+    # starts) to the last token.
+    idle = sample.gpu.map(lambda g: GPU_SPECS[g].idle_w)
+    cohort_s = comp.static_j * sample.batch_size / (sample.tp * sample.pp * idle)
+    assert (cohort_s >= sample.latency_s * (1 - 1e-12)).all()
+    assert (cohort_s <= (sample.latency_s + sample.ttft_s) * (1 + 1e-12)).all()
+    assert (comp > 0).all().all()
+
+
+def test_oracle_on_pooled_rows_in_any_order():
+    df = simulate_profiles(models=["Llama-3.1-8B", "Llama-3.2-1B"], gpus=["H100-SXM"],
+                           tp=(1, 2), pp=(1,), dp=(1, 2), batch_size=(16, 128),
+                           input_tokens=(256,), output_tokens=(128,), n_requests=(48, 300),
+                           noise=0.0, max_rows=20, seed=2)
+    shuffled = df.sample(frac=1.0, random_state=1)
+    oracle = SimulatorOracle().fit(df)
+    np.testing.assert_allclose(oracle.predict(shuffled), shuffled.energy_j, rtol=1e-10)
+    comp = oracle.predict_components(shuffled)
+    np.testing.assert_allclose(comp.sum(axis=1), shuffled.energy_j, rtol=1e-10)
+    # Static energy over the whole run: every GPU of every replica at idle power.
+    idle = df.gpu.map(lambda g: GPU_SPECS[g].idle_w)
+    np.testing.assert_allclose(oracle.predict_components(df).static_j * df.n_requests,
+                               df.n_gpus * idle * df.duration_s, rtol=1e-10)
+
+
+def test_oracle_flags_infeasible_and_checks_input():
+    cfg = pd.DataFrame({"model": ["Llama-3.1-70B", "Llama-3.1-8B"], "gpu": ["L4", "L4"],
+                        "tp": [1, 1], "batch_size": [8.0, 8.0], "input_tokens": [512.0, 512.0],
+                        "output_tokens": [128.0, 128.0]})
+    oracle = SimulatorOracle()
+    with pytest.raises(energylens.NotFittedError):
+        oracle.predict(cfg)
+    e = oracle.fit(cfg).predict(cfg)
+    assert np.isnan(e[0]) and e[1] > 0
+    reason = energylens.simulate.simulate_configurations(cfg)["reason"]
+    assert "GB per GPU" in reason.iloc[0] and reason.iloc[1] == ""
+    with pytest.raises(ValueError, match="lacks the columns"):
+        SimulatorOracle().fit(cfg.drop(columns="gpu"))
+    with pytest.raises(ValueError, match="precision"):
+        SimulatorOracle(precision="int3").fit(cfg)
+    # fp8 halves the bytes: less decode energy than bf16 (memory-bound decode).
+    fp8 = SimulatorOracle(precision="fp8").fit(cfg).predict(cfg)
+    assert fp8[1] < e[1]
+    per_row = SimulatorOracle().fit(cfg).predict(cfg.assign(precision=["bf16", "fp8"]))
+    assert per_row[1] == pytest.approx(fp8[1])
 
 
 def test_energylens_model_fits_simulator_under_five_percent():
