@@ -39,6 +39,7 @@ from .exceptions import (
 _LAZY: dict[str, str] = {
     # tables
     "read_profiles": "energylens.schema",
+    "read_candidates": "energylens.schema",
     # closed-form models and their machinery
     "EnergyLensModel": "energylens.models",
     "SweetSpotModel": "energylens.models",
@@ -131,6 +132,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         read_tokenpowerbench,
         read_wilkins,
     )
-    from .schema import read_profiles
+    from .schema import read_candidates, read_profiles
     from .selection import candidate_grid, pareto_front, select_config, suggest_next
     from .simulate import SimulatorOracle, simulate_profiles

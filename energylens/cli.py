@@ -238,29 +238,14 @@ def cmd_predict(args) -> int:
 
 
 def _read_candidates(path: str) -> pd.DataFrame:
-    """Candidate configurations: a table without measurements (canonical names or aliases)."""
-    from .schema import _resolve_header
+    """Candidate configurations: a table without measurements, read and checked like a
+    profiling table (aliases, unit suffixes, bounds); see :func:`energylens.read_candidates`."""
+    from .schema import read_candidates
 
     p = Path(path)
     if not p.is_file():
         raise _BadInput(f"Candidates file '{p}' does not exist.")
-    try:
-        raw = pd.read_parquet(p) if p.suffix in (".parquet", ".pq") else pd.read_csv(p)
-    except (ValueError, OSError) as exc:
-        raise _BadInput(f"Cannot read candidates file '{p}': {exc}") from exc
-    rename = {}
-    for h in raw.columns:
-        canon, factor, _ = _resolve_header(h)
-        if canon is not None and factor == 1.0:
-            rename[h] = canon
-    cand = raw.rename(columns=rename)
-    for col, default in (("pp", 1), ("dp", 1)):
-        if col not in cand.columns:
-            cand[col] = default
-    need = [c for c in ("tp", "batch_size", "input_tokens", "output_tokens") if c not in cand.columns]
-    if need:
-        raise SchemaError(f"Candidates file '{p}': missing column(s) {need}.")
-    return cand
+    return read_candidates(p)
 
 
 def cmd_select(args) -> int:

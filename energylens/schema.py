@@ -65,6 +65,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "describe_schema",
     "read_profiles",
+    "read_candidates",
     "validate",
     "config_key",
 ]
@@ -392,6 +393,7 @@ def validate(
     where: str = "<DataFrame>",
     duplicates: Literal["raise", "mean", "keep"] = "raise",
     line_offset: int | Sequence[int] | None = None,
+    measurements: bool = True,
 ) -> pd.DataFrame:
     """Validate a table whose headers are already canonical; return the clean copy.
 
@@ -412,6 +414,10 @@ def validate(
     line_offset : int or sequence of int, optional
         Where the rows lie in the source file, for messages: an int is added to a row's
         position (a CSV without blank lines: 2), a sequence gives each row's line.
+    measurements : bool, default=True
+        False for candidate configurations (see :func:`read_candidates`): energy and the
+        ``model`` and ``gpu`` labels are not required, repeated configurations are kept,
+        and no energy is derived. Columns that are present are checked as usual.
 
     Returns
     -------
@@ -464,7 +470,7 @@ def validate(
     index = out.index
 
     # ---- derive energy_j where only totals or phases are given ------------------------
-    if "energy_j" not in out.columns:
+    if measurements and "energy_j" not in out.columns:
         if {"run_energy_j", "n_requests"} <= set(out.columns):
             out["energy_j"] = _to_numeric(out["run_energy_j"]) / _to_numeric(out["n_requests"])
         elif {"prefill_energy_j", "decode_energy_j"} <= set(out.columns):
@@ -473,7 +479,9 @@ def validate(
 
     # ---- required columns ---------------------------------------------------------------
     present = set(out.columns)
-    for name in REQUIRED_COLUMNS:
+    required = REQUIRED_COLUMNS if measurements else tuple(
+        c for c in REQUIRED_COLUMNS if c not in ("model", "gpu", "energy_j"))
+    for name in required:
         if name in present:
             continue
         candidates = list(present)
@@ -568,7 +576,7 @@ def validate(
 
     # ---- duplicated configurations -------------------------------------------------------
     key = config_key(out)
-    if duplicates != "keep" and len(key) > 0:
+    if measurements and duplicates != "keep" and len(key) > 0:
         keyframe = out[key].astype(object).where(out[key].notna(), "<NA>")
         dup_mask = keyframe.duplicated(keep=False).to_numpy()
         if dup_mask.any():
@@ -591,9 +599,12 @@ def validate(
 
     # ---- derived columns ----------------------------------------------------------------
     out["n_gpus"] = (out["tp"] * out["pp"] * out["dp"]).astype(np.int64)
-    out["energy_per_output_token_j"] = out["energy_j"] / out["output_tokens"]
-    ept = out["energy_per_output_token_j"].to_numpy()
-    odd = (ept < 1e-4) | (ept > 1e3)
+    if "energy_j" in out.columns:
+        out["energy_per_output_token_j"] = out["energy_j"] / out["output_tokens"]
+        ept = out["energy_per_output_token_j"].to_numpy()
+        odd = (ept < 1e-4) | (ept > 1e3)
+    else:
+        odd = np.zeros(len(out), dtype=bool)
     if odd.any():
         pos = np.flatnonzero(odd)[:5]
         warnings.warn(
@@ -752,6 +763,46 @@ def read_profiles(
     >>> float(energylens.read_profiles(raw)["energy_j"].iloc[0])
     36.0
     """
+    df, where, line_offset = _canonical_frame(source, columns, units, "read_profiles")
+    return validate(df, where=where, duplicates=duplicates, line_offset=line_offset)
+
+
+def read_candidates(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    columns: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Read candidate configurations (a table without measurements) into canonical form.
+
+    Headers, aliases, unit suffixes and ``columns=``/``units=`` work as in
+    :func:`read_profiles`, and every column present is checked against the schema; only
+    ``tp``, ``batch_size``, ``input_tokens`` and ``output_tokens`` are required (``pp`` and
+    ``dp`` default to 1). Energy columns, when present, are checked but not required, and
+    repeated configurations are kept.
+
+    Raises
+    ------
+    SchemaError
+        With every problem at once: file, column, up to five rows, rule and bad value.
+
+    Examples
+    --------
+    >>> import pandas as pd, energylens
+    >>> raw = pd.DataFrame({"TP": [1, 2], "max_num_seqs": [64, 64],
+    ...                     "prompt_tokens": [512, 512], "output_tokens": [128, 128]})
+    >>> c = energylens.read_candidates(raw)
+    >>> c[["tp", "pp", "batch_size", "batch_kind", "n_gpus"]].values.tolist()
+    [[1, 1, 64.0, 'cap', 1], [2, 1, 64.0, 'cap', 2]]
+    """
+    df, where, line_offset = _canonical_frame(source, columns, units, "read_candidates")
+    return validate(df, where=where, duplicates="keep", line_offset=line_offset,
+                    measurements=False)
+
+
+def _canonical_frame(source, columns, units, caller: str) -> tuple[pd.DataFrame, str, object]:
+    """Read ``source`` and map its headers (aliases, unit suffixes, ``columns=``, ``units=``)
+    to canonical names, converting units; returns the table, its name and its line map."""
     if isinstance(source, pd.DataFrame):
         raw, where, line_offset = source, "<DataFrame>", None
     elif isinstance(source, (str, os.PathLike)):
@@ -759,7 +810,7 @@ def read_profiles(
         raw, line_offset = _read_file(path)
         where = f"'{path}'"
     else:
-        raise TypeError(f"read_profiles expects a path or a DataFrame, got "
+        raise TypeError(f"{caller} expects a path or a DataFrame, got "
                         f"{type(source).__name__}.")
 
     columns = dict(columns or {})
@@ -819,4 +870,4 @@ def read_profiles(
                 df[canon] = df[canon].astype(object).where(num.isna(), num * factor)
     if "batch_size" in cap_columns and "batch_kind" not in df.columns:
         df["batch_kind"] = "cap"
-    return validate(df, where=where, duplicates=duplicates, line_offset=line_offset)
+    return df, where, line_offset

@@ -90,6 +90,30 @@ def test_fit_predict_select_round_trip(table, tmp_path, capsys):
     assert main(["select", str(model), str(cand), "--max-gpus", "0"]) == 2  # infeasible
 
 
+def test_candidates_read_like_profiles(table, tmp_path, capsys):
+    """Candidates get the profile reader's aliases and unit suffixes, and bad rows exit 2
+    with the file, column and row named."""
+    model = tmp_path / "m.json"
+    sub = tmp_path / "one.csv"
+    df = pd.read_csv(table)
+    df[df.model == "Llama-3.1-8B"].to_csv(sub, index=False)
+    assert main(["fit", str(sub), "-o", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    cand = tmp_path / "cand.csv"
+    pd.DataFrame({"tensor_parallel": [1, 2], "max_num_seqs": [16, 16],
+                  "input_tokens": [512, 512], "output_tokens": [256, 256]}).to_csv(cand, index=False)
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(model), str(cand), "-o", str(pred)]) == 0
+    p = pd.read_csv(pred)
+    assert p.tp.tolist() == [1, 2] and set(p.batch_kind) == {"cap"} and (p.energy_j > 0).all()
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"tp": [1, 0, 2], "batch_size": [8, 8, 8], "input_tokens": [512] * 3,
+                  "output_tokens": [256, 256, -1]}).to_csv(bad, index=False)
+    assert main(["predict", str(model), str(bad), "-o", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'tp'" in err and "line 3" in err and "'output_tokens'" in err
+
+
 def test_grouped_fit_directory(table, tmp_path, capsys):
     out = tmp_path / "models"
     assert main(["fit", str(table), "-o", str(out), "--by", "model,gpu", "--quiet"]) == 0

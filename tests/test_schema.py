@@ -583,3 +583,44 @@ def test_fuzz_files_valid_or_schema_error(df, fmt):
             assert str(path) in str(exc)
             return
         pd.testing.assert_frame_equal(validate(out), out)
+
+
+# ---- candidates ------------------------------------------------------------------------
+def test_read_candidates_maps_aliases_units_and_defaults():
+    from energylens import read_candidates
+
+    raw = pd.DataFrame({"TP": [1, 2, 2], "PP": [1, 1, 2], "max_num_seqs": [32, 32, 32],
+                        "prompt_tokens": [512, 512, 512], "output_tokens": [128, 128, 128],
+                        "Latency (ms)": [900.0, 500.0, 700.0]})
+    before = raw.copy()
+    c = read_candidates(raw)
+    pd.testing.assert_frame_equal(raw, before)  # never modified in place
+    assert c.tp.tolist() == [1, 2, 2] and c.n_gpus.tolist() == [1, 2, 4]
+    assert (c.batch_kind == "cap").all() and (c.dp == 1).all()
+    np.testing.assert_allclose(c.latency_s, [0.9, 0.5, 0.7])
+    assert "energy_j" not in c.columns
+
+
+def test_read_candidates_keeps_repeats_and_needs_only_the_configuration():
+    from energylens import read_candidates
+
+    raw = pd.DataFrame({"tp": [1, 1], "batch_size": [8, 8], "input_tokens": [64, 64],
+                        "output_tokens": [32, 32]})
+    assert len(read_candidates(raw)) == 2
+    with pytest.raises(SchemaError, match="'batch_size': required column is missing"):
+        read_candidates(raw.drop(columns="batch_size"))
+
+
+def test_read_candidates_names_every_bad_row(tmp_path):
+    from energylens import read_candidates
+
+    path = tmp_path / "cand.csv"
+    pd.DataFrame({"tp": [1, 3.5, 2, -1], "batch_size": [8, 8, 0, 8],
+                  "input_tokens": [64, 64, 64, 64], "output_tokens": [32, 32, 32, 32]}
+                 ).to_csv(path, index=False)
+    with pytest.raises(SchemaError) as info:
+        read_candidates(path)
+    msg = str(info.value)
+    assert str(path) in msg and "3 problems" in msg
+    assert "'tp': must be a whole number" in msg and "'tp': must be >= 1" in msg
+    assert "'batch_size'" in msg and "line 4" in msg
