@@ -44,6 +44,30 @@ def _gpu_memory_gb(gpu: str) -> float | None:
     return None
 
 
+def _memory_reason(model: str, gpu: str, t: int, p: int, b: float, si: float, so: float,
+                   params_b: float, bytes_per_param: float = 2.0,
+                   kv_bytes_per_token: float | None = None) -> str | None:
+    """Why a configuration does not fit in GPU memory ('' when it fits, None when unknown).
+
+    Weights (``bytes_per_param`` per parameter) plus the KV cache of ``b`` sequences of
+    ``si + so`` tokens, split over the ``t * p`` GPUs of a replica, must fit in 90% of one
+    GPU's memory.
+    """
+    from .simulate import MODEL_SPECS
+
+    mem = _gpu_memory_gb(gpu)
+    if mem is None or not np.isfinite(params_b):
+        return None
+    spec = MODEL_SPECS.get(model)
+    kvb = kv_bytes_per_token
+    if kvb is None:
+        kvb = (2 * spec.layers * spec.kv_heads * spec.head_dim * bytes_per_param) if spec else 0.0
+    need = (params_b * 1e9 * bytes_per_param + b * (si + so) * kvb) / (t * p) / 1e9
+    if need > 0.9 * mem:
+        return f"needs {need:.1f} GB per GPU, {mem:g} GB available"
+    return ""
+
+
 def candidate_grid(
     *,
     model: str | Sequence[str],
@@ -93,6 +117,16 @@ def candidate_grid(
     -------
     DataFrame
         Candidates with ``n_gpus``, ``feasible`` and ``reason`` (empty when feasible).
+
+    Examples
+    --------
+    >>> from energylens import candidate_grid
+    >>> c = candidate_grid(model="Llama-3.1-70B", gpu="H100-SXM", tp=(1, 4), dp=(1, 2),
+    ...                    batch_size=(32,), gpus_available=4)
+    >>> c[["tp", "dp", "n_gpus", "feasible"]].values.tolist()
+    [[1, 1, 1, False], [1, 2, 2, False], [4, 1, 4, True], [4, 2, 8, False]]
+    >>> c.loc[3, "reason"]
+    'needs 8 GPUs (tp*pp*dp), 4 available'
     """
     from .simulate import MODEL_SPECS
 
@@ -101,11 +135,10 @@ def candidate_grid(
             _as_seq(model), _as_seq(gpu), _as_seq(tp), _as_seq(pp), _as_seq(dp), _as_seq(batch_size),
             _as_seq(input_tokens), _as_seq(output_tokens)):
         t, p, d = int(t), int(p), int(d)
+        if min(t, p, d) < 1:
+            raise ValueError(f"candidate_grid: tp, pp and dp must be >= 1; got tp={t}, pp={p}, dp={d}.")
         spec = MODEL_SPECS.get(m)
         size = params_b if params_b is not None else (spec.params_b if spec else np.nan)
-        kvb = kv_bytes_per_token
-        if kvb is None:
-            kvb = (2 * spec.layers * spec.kv_heads * spec.head_dim * bytes_per_param) if spec else 0.0
         reasons = []
         n_gpus = t * p * d
         if gpus_available is not None and n_gpus > gpus_available:
@@ -113,11 +146,10 @@ def candidate_grid(
         if spec is not None and (spec.kv_heads % t or spec.heads % t):
             reasons.append(f"tp={t} does not divide the model's {spec.kv_heads} KV heads")
         if check_memory:
-            mem = _gpu_memory_gb(g)
-            if mem is not None and np.isfinite(size):
-                need = (size * 1e9 * bytes_per_param + float(b) * (float(si) + float(so)) * kvb) / (t * p) / 1e9
-                if need > 0.9 * mem:
-                    reasons.append(f"needs {need:.1f} GB per GPU, {mem:g} GB available")
+            msg = _memory_reason(m, g, t, p, float(b), float(si), float(so), size, bytes_per_param,
+                                 kv_bytes_per_token)
+            if msg:
+                reasons.append(msg)
         rows.append({"model": m, "gpu": g, "tp": t, "pp": p, "dp": d, "batch_size": float(b),
                      "input_tokens": float(si), "output_tokens": float(so), "params_b": size,
                      "n_gpus": n_gpus, "feasible": not reasons, "reason": "; ".join(reasons), **extra})
@@ -159,11 +191,16 @@ def select_config(
         Configurations in canonical columns (e.g. from :func:`candidate_grid`; a ``feasible``
         and ``reason`` column from there are respected).
     objective : {"energy_j", "energy_per_output_token_j"}
-        What to minimise: energy per request, or per generated token.
+        What to minimise: energy per request, or per generated token (the same ranking
+        within a scenario of fixed lengths; they differ when candidates mix lengths).
+        Energy per request already counts every GPU of every replica, so there is no
+        per-GPU objective: dividing by the GPU count would favour the largest setups.
     constraints : dict, optional
-        Bounds: ``{"ttft_s": 0.5, "tpot_s": 0.05, "latency_s": 10, "max_gpus": 8}``.
-        Latency bounds need the matching latency model (or a column of that name in the
-        candidates).
+        Bounds: ``{"ttft_s": 0.5, "tpot_s": 0.05, "latency_s": 10, "max_gpus": 8,
+        "gpu_memory": True}``. Latency bounds (seconds, upper) need the matching latency
+        model (or a column of that name in the candidates, e.g. measured ``tpot_s``);
+        ``max_gpus`` bounds ``tp * pp * dp``; ``gpu_memory=True`` requires weights and KV
+        cache to fit (as in :func:`candidate_grid`).
     latency_model : estimator or dict, optional
         A latency model (its ``target`` says which column it predicts) or a dict
         ``{"tpot_s": m1, "ttft_s": m2}``.
@@ -186,6 +223,22 @@ def select_config(
     ------
     InfeasibleError
         If no candidate satisfies the constraints (the message names the tightest one).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from energylens import EnergyLensModel, candidate_grid, select_config, simulate_profiles
+    >>> table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], noise=0.0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     model = EnergyLensModel().fit(table)
+    >>> cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4), batch_size=(8, 128),
+    ...                       input_tokens=1024, output_tokens=512)
+    >>> ranked = select_config(model, cand, constraints={"max_gpus": 2})
+    >>> ranked[["rank", "tp", "batch_size"]].head(2).values.tolist()
+    [[1.0, 1.0, 128.0], [2.0, 2.0, 128.0]]
+    >>> ranked["reason"].iloc[-1]
+    'GPUs 4 > 2'
     """
     if objective not in ("energy_j", "energy_per_output_token_j"):
         raise ValueError("The 'objective' parameter of select_config must be 'energy_j' or "
@@ -193,9 +246,10 @@ def select_config(
     if not isinstance(candidates, pd.DataFrame) or candidates.empty:
         raise ValueError("select_config needs a non-empty DataFrame of candidates.")
     constraints = dict(constraints or {})
-    unknown = set(constraints) - {*_LATENCY, "max_gpus"}
+    known = [*_LATENCY, "max_gpus", "gpu_memory"]
+    unknown = set(constraints) - set(known)
     if unknown:
-        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; use {[*_LATENCY, 'max_gpus']}.")
+        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; use {known}.")
     cand = candidates.copy()
     if "pp" not in cand:
         cand["pp"] = 1
@@ -221,6 +275,29 @@ def select_config(
     n_gpus = (cand["tp"] * cand["pp"] * cand["dp"]).to_numpy()
     violated: dict[str, int] = {}
     for key, bound in constraints.items():
+        if key == "gpu_memory":
+            if not bound:
+                continue
+            need = [c for c in ("model", "gpu", "batch_size", "input_tokens", "output_tokens", "params_b")
+                    if c not in cand]
+            if need:
+                raise ValueError(f"The gpu_memory constraint needs candidate columns {need}.")
+            msgs = [_memory_reason(r.model, r.gpu, int(r.tp), int(r.pp), float(r.batch_size),
+                                   float(r.input_tokens), float(r.output_tokens), float(r.params_b))
+                    for r in cand.itertuples()]
+            unknown_rows = [i for i, m in enumerate(msgs) if m is None]
+            if unknown_rows:
+                raise ValueError(
+                    f"The gpu_memory constraint cannot be checked for rows {unknown_rows[:5]} "
+                    f"(GPU {cand['gpu'].iloc[unknown_rows[0]]!r} has no known memory size, or params_b "
+                    "is missing); name GPUs as in energylens.simulate.GPU_SPECS or like 'X-80GB'.")
+            bad = np.array([bool(m) for m in msgs])
+            for i in np.flatnonzero(bad):
+                if msgs[i] not in reasons[i]:
+                    reasons[i].append(msgs[i])
+            violated[key] = int(bad.sum())
+            feasible &= ~bad
+            continue
         if key == "max_gpus":
             bad = n_gpus > bound
             vals = n_gpus
@@ -269,6 +346,14 @@ def pareto_front(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_
     A row is dominated when another row is no worse in both and strictly better in one;
     exact duplicates of a front point are all on the front. Returns a copy with a boolean
     ``pareto`` column, sorted by ``x``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from energylens import pareto_front
+    >>> t = pd.DataFrame({"latency_s": [1.0, 2.0, 3.0, 2.0], "energy_j": [9.0, 5.0, 6.0, 5.0]})
+    >>> pareto_front(t)["pareto"].tolist()
+    [True, True, True, False]
     """
     for c in (x, y):
         if c not in table.columns:
@@ -282,6 +367,12 @@ def pareto_front(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_
     out = table.copy()
     out["pareto"] = ~dominated
     return out.sort_values(x, kind="mergesort")
+
+
+def _labels(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    if not cols:
+        return np.full(len(df), "all", dtype=object)
+    return df[list(cols)].astype(str).agg("|".join, axis=1).to_numpy(dtype=object)
 
 
 def suggest_next(
@@ -308,10 +399,17 @@ def suggest_next(
     strategy : {"uncertainty", "selection"}
         ``"uncertainty"``: the widest relative prediction intervals (learn the model where
         it knows least). ``"selection"``: the highest probability of being the optimum of
-        its scenario under the predictive distribution (log-normal with the interval's
-        spread), estimated by Monte Carlo; measuring those settles the choice fastest.
+        its scenario (rows sharing the ``scenario`` columns) under the predictive
+        distribution (log-normal with the interval's spread, independent across
+        candidates), estimated by Monte Carlo; where ``measured`` carries ``energy_j``,
+        the best measured energy of the scenario is an incumbent to beat. Measuring those
+        settles the choice fastest.
     measured : DataFrame, optional
         Configurations already measured (excluded), matched on the configuration columns.
+    scenario : sequence of str
+        Columns that define a selection problem (``"selection"`` only).
+    level : float
+        Coverage of the interval that sets the predictive spread.
     random_state : int, optional
         Seed of the Monte Carlo draws and of the tie-breaking.
 
@@ -319,6 +417,19 @@ def suggest_next(
     -------
     DataFrame
         ``k`` distinct candidate rows with ``score`` and ``reason``, highest score first.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from energylens import EnergyLensModel, simulate_profiles, suggest_next
+    >>> table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"])
+    >>> measured = table.sample(16, random_state=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     model = EnergyLensModel().fit(measured)
+    >>> nxt = suggest_next(model, table.drop(columns="energy_j"), k=3, measured=measured)
+    >>> len(nxt), bool(set(nxt.index) & set(measured.index))
+    (3, False)
     """
     if strategy not in ("uncertainty", "selection"):
         raise ValueError(f"strategy must be 'uncertainty' or 'selection'; got {strategy!r}.")
@@ -343,17 +454,24 @@ def suggest_next(
         reason = [f"relative predictive sd {s:.1%}" for s in score]
     else:
         cols = [c for c in scenario if c in cand.columns]
-        labels = cand[cols].astype(str).agg("|".join, axis=1).to_numpy() if cols else np.zeros(len(cand))
+        labels = _labels(cand, cols)
+        incumbent: dict[str, float] = {}
+        if measured is not None and len(measured) and "energy_j" in measured.columns:
+            mlabels = _labels(measured, cols)
+            for lab, e in zip(mlabels, measured["energy_j"].to_numpy(dtype=float)):
+                if np.isfinite(e):
+                    incumbent[lab] = min(e, incumbent.get(lab, np.inf))
         score = np.zeros(len(cand))
-        draws = 2000
+        draws = 4000
         for lab in pd.unique(labels):
             idx = np.flatnonzero(labels == lab)
             sims = np.log(f[idx])[None, :] + rng.normal(size=(draws, len(idx))) * rel_sd[idx][None, :]
-            wins = np.bincount(np.argmin(sims, axis=1), minlength=len(idx))
-            score[idx] = wins / draws
-        # Already-certain optima teach nothing: weight by the chance of being wrong about them.
-        score = score * (1 - score) + 1e-12 * rel_sd
-        reason = [f"uncertain optimum (P(best) x P(not best) = {s:.3f})" for s in score]
+            best = np.argmin(sims, axis=1)
+            won = np.ones(draws, dtype=bool)
+            if lab in incumbent:
+                won = sims[np.arange(draws), best] < np.log(incumbent[lab])
+            score[idx] = np.bincount(best[won], minlength=len(idx)) / draws
+        reason = [f"P(optimum of its scenario) = {s:.3f}" for s in score]
     jitter = rng.uniform(0, 1e-12, len(score))
     order = np.argsort(-(score + jitter), kind="mergesort")[:k]
     out = cand.iloc[order].copy()

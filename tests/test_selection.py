@@ -66,7 +66,7 @@ def test_constraints_honoured_and_reasons(sim):
     assert bad["rank"].isna().all() and (bad.reason != "").all()
     assert bad.reason.str.contains("tpot_s|GPUs").all()
     eight = bad[bad.tp == 8]
-    assert eight.reason.str.contains(r"needs (8|16) GPUs").all()
+    assert eight.reason.str.contains(r"needs (?:8|16) GPUs").all()
     with pytest.raises(InfeasibleError, match="tpot_s"):
         select_config(m, cand, latency_model=lat, constraints={"tpot_s": 1e-9})
     with pytest.raises(ValueError, match="needs a latency model"):
@@ -136,3 +136,54 @@ def test_suggest_next(sim):
     assert (np.diff(s3.score) <= 0).all()
     with pytest.raises(ValueError, match="strategy"):
         suggest_next(m, g, strategy="random")
+
+
+def test_gpu_memory_constraint_and_objectives(sim):
+    oracle = SimulatorOracle().fit(sim)
+    cand = candidate_grid(model="Llama-3.1-70B", gpu="H100-SXM", tp=(1, 2, 4, 8), batch_size=(8,),
+                          input_tokens=1024, output_tokens=(64, 512), check_memory=False)
+    assert cand.feasible.all()
+    r = select_config(oracle, cand, constraints={"gpu_memory": True})
+    small = r[r.tp == 1]
+    assert (~small.feasible).all() and small.reason.str.contains("GB per GPU").all()
+    assert r[r.feasible].tp.min() >= 2
+    per_token = select_config(oracle, cand[cand.feasible], objective="energy_per_output_token_j",
+                              constraints={"gpu_memory": True})
+    ok = per_token[per_token.feasible]
+    np.testing.assert_allclose(ok.energy_per_output_token_j, ok.energy_j / ok.output_tokens)
+    assert (np.diff(ok.energy_per_output_token_j) >= 0).all()
+    assert ok.output_tokens.iloc[0] == 512  # longer outputs amortise the prompt
+    with pytest.raises(ValueError, match="objective"):
+        select_config(oracle, cand, objective="energy_per_gpu")
+    with pytest.raises(ValueError, match="Unknown constraint"):
+        select_config(oracle, cand, constraints={"power_w": 100})
+    odd = cand.assign(gpu="MysteryGPU")
+    with pytest.raises(ValueError, match="gpu_memory constraint cannot be checked"):
+        select_config(KnownEnergy(), odd, constraints={"gpu_memory": True})
+
+
+class KnownEnergy:
+    """Energy given by the candidate's GPU count (no interval)."""
+
+    def predict(self, X):
+        return 10.0 * X["tp"].to_numpy(dtype=float)
+
+
+def test_model_without_interval_and_infeasible_error_names_tightest():
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4), batch_size=(8,))
+    r = select_config(KnownEnergy(), cand)
+    assert r.energy_lower_j.isna().all() and list(r.tp) == [1, 2, 4]
+    with pytest.raises(InfeasibleError, match="ttft_s excludes 3 of 3"):
+        select_config(KnownEnergy(), cand.assign(ttft_s=[1.0, 2.0, 3.0], tpot_s=[0.01, 0.2, 0.2]),
+                      constraints={"ttft_s": 0.5, "tpot_s": 0.1})
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import energylens.models.latency
+    import energylens.selection
+
+    for mod in (energylens.selection, energylens.models.latency):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0 and res.attempted > 0, mod.__name__

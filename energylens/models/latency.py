@@ -39,6 +39,19 @@ class LatencyModel(ParametricModel):
         Column the model predicts (seconds).
     loss, fixed, bounds, init, batch_rule, f_scale, max_nfev, poor_fit_mape
         See :class:`~energylens.models.base.ParametricModel`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from energylens import LatencyModel, simulate_profiles
+    >>> table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], noise=0.0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     tpot = LatencyModel(target="tpot_s").fit(table)
+    >>> list(tpot.params_.index)
+    ['a5', 'a6', 'a7', 'a8', 'a9']
+    >>> bool(tpot.fit_stats_["mape_pct"] < 10)
+    True
     """
 
     _parameters: ClassVar[tuple[Parameter, ...]] = (
