@@ -149,7 +149,10 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
     parts.append(_img(elp.components(m_big, cand),
                       f"Prefill, decode and static energy per request, {' / '.join(map(str, biggest))}"))
     parts.append("</div>")
-    P = m_big.params_.reset_index()[["parameter", "value", "stderr", "unit", "meaning", "note"]]
+    P = m_big.params_.reset_index()
+    P["note"] = [" ".join(filter(None, (n, "at its bound" if b else "")))
+                 for n, b in zip(P["note"], P["at_bound"])]
+    P = P[["parameter", "value", "stderr", "unit", "meaning", "note"]]
     tables["parameters"] = grouped.params_
     parts.append(f"<h3>Parameters for {html.escape(' / '.join(map(str, biggest)))} "
                  f"({len(sel)} rows)</h3>")

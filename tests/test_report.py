@@ -70,6 +70,12 @@ def test_report_is_self_contained_and_images_decode(report):
         assert any(part.lower() in h.lower() for h in p.headings), p.headings
     assert "J/token" in text and "prefill energy per prompt token" in text  # units and meanings
     assert "synthetic" in text
+    # a parameter the fit report flags at its bound is flagged in the parameter table too
+    flagged = re.findall(r"^\s+(c\d+)\s+=.*AT BOUND", text, flags=re.M)
+    assert flagged  # on this table the fixed-energy term c12 ends at zero
+    for name in flagged:
+        row = re.search(rf"<tr><td[^>]*>{name}</td>.*?</tr>", text)
+        assert row and "at its bound</td></tr>" in row.group(0)
     csvs = {f.name for f in report.parent.glob("*.csv")}
     assert {"parameters.csv", "comparison.csv", "best_configurations.csv"} <= csvs
 
