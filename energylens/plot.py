@@ -211,15 +211,15 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     ax = _axes(ax)
     xs, ys = table[x].to_numpy(float), table[y].to_numpy(float)
     if front is None:
-        order = np.lexsort((ys, xs))
-        best = np.inf
-        on = np.zeros(len(xs), dtype=bool)
-        for i in order:
-            if ys[i] < best:
-                on[i] = True
-                best = ys[i]
+        from .selection import pareto_front
+
+        front = pareto_front(table, x=x, y=y)["pareto"]
+    if isinstance(front, pd.Series):  # align by label: pareto_front returns rows sorted by x
+        on = front.reindex(table.index).fillna(False).to_numpy(dtype=bool)
     else:
         on = np.asarray(front, dtype=bool)
+        if on.shape != xs.shape:
+            raise ValueError(f"front has {on.size} entries for {len(xs)} rows.")
     ax.scatter(xs[~on], ys[~on], s=14, color="0.6", label="dominated")
     idx = np.flatnonzero(on)
     idx = idx[np.argsort(xs[idx])]

@@ -89,6 +89,21 @@ def test_pareto_front_and_choice():
     assert "(s)" in ax.get_xlabel() and "(J)" in ax.get_ylabel()
 
 
+def test_pareto_front_from_pareto_front_is_aligned_by_label():
+    """pareto_front returns rows sorted by latency; the plot must match them by label."""
+    from energylens import pareto_front
+
+    t = pd.DataFrame({"latency_s": [4, 1, 3, 2.5, 2], "energy_j": [5.5, 10, 5, 8, 6]},
+                     index=[10, 11, 12, 13, 14])
+    pf = pareto_front(t)
+    assert list(pf.index) != list(t.index)  # the order differs, so position would be wrong
+    ax = elp.pareto(t, front=pf["pareto"], chosen=12)
+    front = ax.collections[1].get_offsets()
+    assert sorted(map(tuple, np.asarray(front))) == [(1, 10), (2, 6), (3, 5)]
+    with pytest.raises(ValueError, match="front has 2 entries"):
+        elp.pareto(t, front=[True, False])
+
+
 def test_discovery_front_components_extrapolation(fitted):
     eq = pd.DataFrame({"complexity": [1, 3, 5], "loss": [1.0, 0.1, 0.05], "equation": ["a", "b", "c"]})
     ax = elp.discovery_front(eq, selected=1)
