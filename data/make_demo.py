@@ -2,8 +2,11 @@
 
 The table is synthetic (see docs/simulator.md): four public models on three GPUs, tensor
 parallelism 1-8, pipeline parallelism 1-4, batch caps 1-256, prompts of 64-4096 tokens and
-answers of 16-1024 tokens, serving at saturation (workload "chat"), plus data-parallel runs
-over small request pools where the batch cap overstates concurrency (workload "offline").
+answers of 16-1024 tokens, serving at saturation (workload "chat"); data-parallel runs
+over small request pools where the batch cap overstates concurrency (workload "offline");
+and a full input-by-output length sweep (4 x 4 lengths at batch cap 32, saturated) of each
+model and GPU at the smallest tensor-parallel degree that serves every length (workload
+"sweep"), the kind of table the sweet-spot model is fitted on.
 
 Run from the repository root::
 
@@ -34,7 +37,16 @@ def make() -> pd.DataFrame:
         input_tokens=(512, 2048), output_tokens=(128, 512), n_requests=(64, 512), noise=0.02,
         seed=2, workload="offline", max_rows=300,
     )
-    return pd.concat([saturated, pooled], ignore_index=True)
+    sweep = simulate_profiles(
+        models=MODELS, gpus=GPUS, tp=(1, 2, 4), pp=(1,), batch_size=(32,),
+        input_tokens=(64, 512, 2048, 4096), output_tokens=(16, 128, 512, 1024), noise=0.02,
+        seed=3, workload="sweep",
+    )
+    size = sweep.groupby(["model", "gpu", "tp"])["energy_j"].transform("size")
+    sweep = sweep[size == 16]
+    smallest = sweep.groupby(["model", "gpu"])["tp"].transform("min")
+    sweep = sweep[sweep["tp"] == smallest]
+    return pd.concat([saturated, pooled, sweep], ignore_index=True)
 
 
 if __name__ == "__main__":

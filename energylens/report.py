@@ -238,22 +238,39 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
                      f"{best['regret (%)'].median():.2f}%.</p>")
         parts.append(_table(best, max_rows=40))
     if "latency_s" in df.columns and df["latency_s"].notna().all():
-        pf = pareto_front(sel, x="latency_s", y="energy_j")
-        chosen = sel["energy_j"].idxmin()
-        parts.append(_img(elp.pareto(sel, x="latency_s", y="energy_j", chosen=chosen,
-                                     front=pf["pareto"]),
-                          f"Energy against latency, {' / '.join(map(str, biggest))}"))
+        # One scenario (fixed workload and lengths): across lengths energy and latency both
+        # grow with the request, and a front over them would compare different requests.
+        scen_cols = [c for c in ("workload", "input_tokens", "output_tokens") if c in sel.columns]
+        sizes = sel.groupby(scen_cols, dropna=False).size()
+        if len(sizes) and sizes.max() >= 3:
+            key = sizes.idxmax()
+            key = key if isinstance(key, tuple) else (key,)
+            one = sel.groupby(scen_cols, dropna=False).get_group(key)
+            pf = pareto_front(one, x="latency_s", y="energy_j")
+            chosen = one["energy_j"].idxmin()
+            what = ", ".join(f"{c} {v:g}" if isinstance(v, (int, float, np.number)) else f"{c} {v}"
+                             for c, v in zip(scen_cols, key))
+            parts.append(_img(elp.pareto(one, x="latency_s", y="energy_j", chosen=chosen,
+                                         front=pf["pareto"]),
+                              f"Energy against latency, {' / '.join(map(str, biggest))}, {what}: "
+                              f"{len(one)} measured configurations, the front and the least-energy "
+                              "one"))
 
     # ---- sweet spot ---------------------------------------------------------------------------
     say("fitting sweet-spot curves")
     parts.append("<h2>6. Input/output sweet spots</h2>")
-    ss_rows, ss_imgs = [], []
-    group_cols = [c for c in ("model", "gpu", "tp", "pp", "batch_size") if c in df.columns]
-    for key, g in df.groupby(group_cols, sort=True):
+    ss_rows, ss_imgs, ss_poor = [], [], []
+    # Only the lengths may vary inside a group: every other setting, the workload and the
+    # request pool (which sets the running batch) are held fixed.
+    group_cols = [c for c in ("model", "gpu", "tp", "pp", "dp", "batch_size", "batch_kind",
+                              "workload", "n_requests") if c in df.columns]
+    for key, g in df.groupby(group_cols, sort=True, dropna=False):
         if g["input_tokens"].nunique() < 3 or g["output_tokens"].nunique() < 3 or len(g) < 8:
             continue
         m, _ = _quiet(SweetSpotModel().fit, g)
         mape = 100 * float(np.mean(np.abs(m.predict(g) / g["energy_j"] - 1)))
+        if mape > m.poor_fit_mape:
+            ss_poor.append(f"{' / '.join(map(str, key))} ({mape:.1f}%)")
         inputs = sorted(g["input_tokens"].unique())
         spot = m.sweet_spot(inputs, sorted(g["output_tokens"].unique()))
         ss_rows.append({**dict(zip(group_cols, key)), "rows": len(g), "MAPE (%)": mape,
@@ -269,6 +286,10 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
         tables["sweet_spots"] = pd.DataFrame(ss_rows)
         parts.append('<div class="grid">' + "".join(ss_imgs) + "</div>")
         parts.append(_table(tables["sweet_spots"]))
+        if ss_poor:
+            parts.append(f'<p class="warn">Poor sweet-spot fits (in-sample MAPE above '
+                         f'{SweetSpotModel().poor_fit_mape:g}%): {html.escape("; ".join(ss_poor))}. '
+                         "Their optimal lengths are not to be trusted.</p>")
     else:
         parts.append("<p>No group of this table varies both input and output length enough "
                      "(three values each) to fit the sweet-spot model.</p>")
