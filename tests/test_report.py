@@ -80,6 +80,17 @@ def test_report_is_self_contained_and_images_decode(report):
     assert {"parameters.csv", "comparison.csv", "best_configurations.csv"} <= csvs
 
 
+def test_sweet_spots_are_fitted_on_length_sweeps_only(report):
+    """Groups hold every setting but the lengths fixed (the demo's sweeps), so the fits are
+    close; mixing running batches or workloads in one group would cost tens of percent."""
+    import pandas as pd
+
+    ss = pd.read_csv(report.parent / "sweet_spots.csv")
+    assert len(ss) >= 2 and set(ss["workload"]) == {"sweep"}
+    assert (ss["rows"] == 16).all() and (ss["MAPE (%)"] < 5).all()
+    assert (ss["best output"] > 16).all()  # an interior or upper optimum, not the shortest answer
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
