@@ -75,6 +75,13 @@ def _table(df: pd.DataFrame, *, float_format: str = "{:.4g}", max_rows: int = 60
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _short(expr, digits: int = 4) -> str:
+    """A sympy expression with its constants rounded for display."""
+    import sympy
+
+    return str(expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)}))
+
+
 def _quiet(fn, *args, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -171,12 +178,15 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
     parts.append("<h2>3. Discovered structure</h2>")
     parts.append(f"<p>Symbolic regression (engine <code>{html.escape(str(getattr(disc, 'engine_', 'terms')))}"
                  f"</code>) over the {len(sel)} rows of {html.escape(' / '.join(map(str, biggest)))}. "
-                 f"Selected formula: <code>{html.escape(str(disc.sympy()))}</code></p>")
+                 f"Selected formula: <code>{html.escape(_short(disc.sympy()))}</code> (constants "
+                 "to four significant digits here; in full in discovery.csv)</p>")
+    shown = eq[[c for c in ("complexity", "loss", "score") if c in eq.columns]].copy()
+    shown["equation"] = [_short(e) for e in disc.equations_["sympy"]]
     parts.append('<div class="grid">')
     sel_idx = getattr(disc, "best_index_", None)
-    parts.append(_img(elp.discovery_front(disc.equations_, selected=sel_idx),
+    parts.append(_img(elp.discovery_front(shown, selected=sel_idx),
                       "Pareto front of discovered formulas (complexity against loss)"))
-    parts.append(_table(eq[[c for c in ("complexity", "loss", "score", "equation") if c in eq.columns]]))
+    parts.append(_table(shown))
     parts.append("</div>")
 
     # ---- comparison ---------------------------------------------------------------------------

@@ -70,6 +70,11 @@ def test_report_is_self_contained_and_images_decode(report):
         assert any(part.lower() in h.lower() for h in p.headings), p.headings
     assert "J/token" in text and "prefill energy per prompt token" in text  # units and meanings
     assert "synthetic" in text
+    # discovered formulas are shown with rounded constants (full precision in discovery.csv)
+    section = text[text.index("<h2>3. Discovered structure"):text.index("<h2>4.")]
+    shown = section.split("<img")[0] + section.split("<table>")[-1]
+    constants = re.findall(r"\d+\.\d+", shown)
+    assert constants and all(len(c.replace(".", "").lstrip("0")) <= 4 for c in constants), constants
     # a parameter the fit report flags at its bound is flagged in the parameter table too
     flagged = re.findall(r"^\s+(c\d+)\s+=.*AT BOUND", text, flags=re.M)
     assert flagged  # on this table the fixed-energy term c12 ends at zero
