@@ -281,8 +281,20 @@ def cmd_sweetspot(args) -> int:
     for col, val in (("model", args.model_name), ("gpu", args.gpu)):
         if val is not None:
             df = df[df[col] == val]
+    for item in args.where or []:
+        col, sep, val = item.partition("=")
+        if not sep:
+            raise _BadInput(f"--where expects COLUMN=VALUE (e.g. tp=1); got {item!r}.")
+        if col not in df.columns:
+            raise _BadInput(f"--where names column {col!r} absent from {args.table}; columns are "
+                            f"{list(df.columns)}.")
+        num = pd.to_numeric(pd.Series([val]), errors="coerce").iloc[0]
+        if pd.api.types.is_numeric_dtype(df[col]) and pd.notna(num):
+            df = df[np.isclose(df[col].to_numpy(dtype=float), float(num))]
+        else:
+            df = df[df[col].astype(str) == val]
     if df.empty:
-        raise _BadInput("No rows left after --model-name/--gpu filtering.")
+        raise _BadInput("No rows left after --model-name/--gpu/--where filtering.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = SweetSpotModel().fit(df)
@@ -441,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(s)
     s.add_argument("--model-name", default=None, help="keep rows of this model")
     s.add_argument("--gpu", default=None, help="keep rows of this GPU")
+    s.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                   help="keep rows where COLUMN equals VALUE (repeatable), e.g. --where tp=1 "
+                        "--where batch_size=32: the model describes one configuration")
     s.add_argument("--inputs", nargs="*", type=float)
     s.add_argument("--outputs", nargs="*", type=float)
     s.add_argument("--tolerance", type=float, default=0.9)

@@ -133,9 +133,19 @@ def test_sweetspot_and_compare(table, tmp_path, capsys):
     png = tmp_path / "ss.png"
     assert main(["sweetspot", str(table), "--model-name", "Llama-3.1-8B", "--gpu", "H100-SXM",
                  "--plot", str(png)]) == 0
-    out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    cap = capsys.readouterr()
+    out = pd.read_csv(pd.io.common.StringIO(cap.out))
     assert {"input_tokens", "optimal_output_tokens"} <= set(out.columns)
     assert png.stat().st_size > 1000
+    assert "the rows differ in tp (1, 2), batch_size (1, 8, 32, 128)" in cap.err
+    # one configuration: only the lengths vary, and the warning is gone
+    assert main(["sweetspot", str(table), "--model-name", "Llama-3.1-8B", "--gpu", "H100-SXM",
+                 "--where", "tp=1", "--where", "batch_size=32"]) == 0
+    assert "differ in" not in capsys.readouterr().err
+    assert main(["sweetspot", str(table), "--where", "tp"]) == 2
+    assert "COLUMN=VALUE" in capsys.readouterr().err
+    assert main(["sweetspot", str(table), "--where", "nope=1"]) == 2
+    assert main(["sweetspot", str(table), "--where", "tp=3"]) == 2
     res = tmp_path / "cmp.csv"
     assert main(["compare", str(table), "--n-train", "10", "--seeds", "2", "-o", str(res), "--quiet"]) == 0
     cmp = pd.read_csv(res)

@@ -349,6 +349,29 @@ def test_sweetspot_closed_form_optimum_and_surface():
     np.testing.assert_allclose(comp.sum(axis=1), m.predict(df), rtol=1e-10)
 
 
+def test_sweetspot_warns_when_settings_other_than_lengths_vary():
+    from energylens import EnergyLensWarning
+
+    si, so = np.meshgrid([64.0, 512, 2048], [16.0, 128, 1024])
+    one = pd.DataFrame({"model": "m", "gpu": "g", "tp": 1, "batch_size": 32.0,
+                        "running_batch": 32.0, "input_tokens": si.ravel(),
+                        "output_tokens": so.ravel()})
+    y = 0.1 * one.output_tokens + 1e-3 * one.input_tokens + 2e-6 * one.input_tokens**2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnergyLensWarning)
+        SweetSpotModel().fit(one, y)  # one configuration: no warning
+    two = pd.concat([one, one.assign(tp=2, batch_size=128.0, running_batch=100.0)],
+                    ignore_index=True)
+    with pytest.warns(EnergyLensWarning, match=r"differ in tp \(1, 2\), batch_size \(32, 128\), "
+                                               r"running_batch \(32 to 100\)") as rec:
+        SweetSpotModel().fit(two, pd.concat([y, 2 * y], ignore_index=True))
+    assert {r.filename for r in rec} == {__file__}  # every warning points at the caller
+    # a running batch that moves by a few percent (measurement noise) is one setting
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnergyLensWarning)
+        SweetSpotModel().fit(one.assign(running_batch=np.linspace(31, 33, len(one))), y)
+
+
 def test_models_pickle():
     df = make_table(n=80, seed=50)
     m = EnergyLensModel().fit(df)

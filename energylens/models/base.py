@@ -350,6 +350,9 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return fun, jac
 
     # ------------------------------------------------------------------ fitting
+    def _check_table(self, X: pd.DataFrame) -> None:
+        """Model-specific checks of a canonical training table (warnings use stacklevel=3)."""
+
     def fit(self, X, y=None, sample_weight=None):
         """Fit the parameters to measured energies.
 
@@ -368,7 +371,9 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         """
         t0 = time.perf_counter()
         self._check_params()
-        if not isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.DataFrame):
+            self._check_table(X)
+        else:
             X = check_array(X, dtype=np.float64, ensure_min_samples=2)
         y = self._target_from(X, y)
         specs = self._param_specs()

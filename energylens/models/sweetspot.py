@@ -21,15 +21,38 @@ For a fixed input length the most efficient output length is
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from ..exceptions import EnergyLensWarning
 from .base import Parameter
 from .linear_forms import LinearFormModel
 
 __all__ = ["SweetSpotModel"]
+
+#: Settings that must not vary within a sweet-spot fit (the running batch within 10%).
+_SETTINGS = ("model", "gpu", "tp", "pp", "dp", "batch_size", "workload", "precision")
+
+
+def _mixed_settings(X: pd.DataFrame) -> list[str]:
+    out = []
+    for c in _SETTINGS:
+        if c in X.columns and X[c].nunique(dropna=True) > 1:
+            uniq = list(X[c].dropna().unique())
+            try:
+                uniq = sorted(uniq)
+            except TypeError:
+                uniq = sorted(uniq, key=str)
+            vals = [f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in uniq]
+            out.append(f"{c} ({', '.join(vals[:4])}{', ...' if len(vals) > 4 else ''})")
+    if "running_batch" in X.columns:
+        rb = pd.to_numeric(X["running_batch"], errors="coerce").dropna()
+        if len(rb) and rb.min() > 0 and rb.max() / rb.min() > 1.1:
+            out.append(f"running_batch ({rb.min():.3g} to {rb.max():.3g})")
+    return out
 
 
 class SweetSpotModel(LinearFormModel):
@@ -73,6 +96,21 @@ class SweetSpotModel(LinearFormModel):
     formula: ClassVar[str] = (
         "e = (t1*si^2 + t3*si + t5)/so + t2*si + t4*so + t0;  E = so*e"
     )
+
+    def _check_table(self, X: pd.DataFrame) -> None:
+        """Warn when the rows differ in a setting other than the lengths.
+
+        The model has no term for model, GPU, parallelism, batch, workload or precision, so
+        their effect would be read as a length effect (:class:`~energylens.EnergyLensWarning`).
+        Fit one model per setting instead (e.g. ``GroupedModel(SweetSpotModel(), by=[...])``).
+        """
+        mixed = _mixed_settings(X)
+        if mixed:
+            warnings.warn(
+                "SweetSpotModel: the rows differ in " + ", ".join(mixed) + "; the model "
+                "describes one configuration in which only the lengths vary, so these "
+                "differences would be read as length effects. Fit one model per setting.",
+                EnergyLensWarning, stacklevel=3)
 
     def _basis(self, V):
         si, so = V["si"], V["so"]
