@@ -227,11 +227,10 @@ _ALIAS_LIST: dict[str, list[str]] = {
 #: Aliases that mean the configured batch cap rather than the measured concurrency.
 _CAP_ALIASES = ("max_num_seqs", "max_batch_size", "batch_cap", "max_bs", "max_bs_reqs")
 
-
-
 # Whole-number columns are parallel degrees (GPU counts). A bound keeps n_gpus = tp*pp*dp
 # exact in int64 and catches unit mix-ups; the largest clusters have about 1e5 GPUs.
 _MAX_DEGREE = 100_000
+
 
 def _norm(name: object) -> str:
     s = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip().lower())
@@ -544,8 +543,8 @@ def validate(
                          index=index)
             with np.errstate(invalid="ignore"):
                 huge = ok & ~frac & (np.abs(v) > _MAX_DEGREE)
-            problems.add(name, f"implausibly large for a parallel degree (at most {_MAX_DEGREE})", huge, s,
-                         index=index)
+            problems.add(name, f"implausibly large for a parallel degree (at most {_MAX_DEGREE})",
+                         huge, s, index=index)
         clean[name] = num
     if {"running_batch", "batch_size", "batch_kind"} <= clean.keys():
         rb, cap = clean["running_batch"].to_numpy(), clean["batch_size"].to_numpy()
@@ -599,12 +598,11 @@ def validate(
 
     # ---- derived columns ----------------------------------------------------------------
     out["n_gpus"] = (out["tp"] * out["pp"] * out["dp"]).astype(np.int64)
-    if "energy_j" in out.columns:
+    ept = np.array([])
+    if "energy_j" in out.columns:  # absent only for candidates (measurements=False)
         out["energy_per_output_token_j"] = out["energy_j"] / out["output_tokens"]
         ept = out["energy_per_output_token_j"].to_numpy()
-        odd = (ept < 1e-4) | (ept > 1e3)
-    else:
-        odd = np.zeros(len(out), dtype=bool)
+    odd = (ept < 1e-4) | (ept > 1e3)
     if odd.any():
         pos = np.flatnonzero(odd)[:5]
         warnings.warn(
@@ -646,15 +644,20 @@ def _aggregate_duplicates(out: pd.DataFrame, key: list[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------
+def _open_text(path: Path, errors: str = "strict"):
+    """Open a (possibly gzip-compressed) UTF-8 text file for reading."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    return opener(path, "rt", encoding="utf-8", errors=errors)
+
+
 def _data_lines(path: Path, n_rows: int, *, header: bool) -> list[int] | None:
     """File line (1-based) of each data row: blank lines are skipped, as the parsers do.
 
     None where the count does not match the parsed rows (quoted line breaks, say), so that
     messages never give a wrong line.
     """
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        with _open_text(path, errors="replace") as fh:
             lines = [i for i, text in enumerate(fh, start=1) if text.strip()]
     except OSError:
         return None
@@ -664,9 +667,8 @@ def _data_lines(path: Path, n_rows: int, *, header: bool) -> list[int] | None:
 
 def _read_json_lines(path: Path) -> tuple[pd.DataFrame, list[int]]:
     """One JSON object a line; values are kept as written (``true`` stays a boolean)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
     records, lines = [], []
-    with opener(path, "rt", encoding="utf-8") as fh:
+    with _open_text(path) as fh:
         for i, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
