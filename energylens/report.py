@@ -106,6 +106,7 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
     from .models import EnergyLensModel, SweetSpotModel, WilkinsModel
     from .models.ensemble import GradientBoostingEnergyModel, RandomForestEnergyModel
     from .models.grouped import GroupedModel
+    from .models.sweetspot import SETTINGS as SWEETSPOT_SETTINGS
     from .selection import pareto_front, select_config
 
     say = progress or (lambda msg: None)
@@ -270,15 +271,14 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
     say("fitting sweet-spot curves")
     parts.append("<h2>6. Input/output sweet spots</h2>")
     ss_rows, ss_imgs, ss_poor = [], [], []
-    # Only the lengths may vary inside a group: every other setting, the workload and the
-    # request pool (which sets the running batch) are held fixed.
-    group_cols = [c for c in ("model", "gpu", "tp", "pp", "dp", "batch_size", "batch_kind",
-                              "workload", "n_requests") if c in df.columns]
+    # Only the lengths may vary inside a group: the settings SweetSpotModel checks, the batch
+    # kind and the request pool (which sets the running batch) are held fixed.
+    group_cols = [c for c in (*SWEETSPOT_SETTINGS, "batch_kind", "n_requests") if c in df.columns]
     for key, g in df.groupby(group_cols, sort=True, dropna=False):
         if g["input_tokens"].nunique() < 3 or g["output_tokens"].nunique() < 3 or len(g) < 8:
             continue
         m, _ = _quiet(SweetSpotModel().fit, g)
-        mape = 100 * float(np.mean(np.abs(m.predict(g) / g["energy_j"] - 1)))
+        mape = m.fit_stats_["mape_pct"]
         if mape > m.poor_fit_mape:
             ss_poor.append(f"{' / '.join(map(str, key))} ({mape:.1f}%)")
         inputs = sorted(g["input_tokens"].unique())

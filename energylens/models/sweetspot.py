@@ -34,12 +34,12 @@ from .linear_forms import LinearFormModel
 __all__ = ["SweetSpotModel"]
 
 #: Settings that must not vary within a sweet-spot fit (the running batch within 10%).
-_SETTINGS = ("model", "gpu", "tp", "pp", "dp", "batch_size", "workload", "precision")
+SETTINGS = ("model", "gpu", "tp", "pp", "dp", "batch_size", "workload", "precision")
 
 
 def _mixed_settings(X: pd.DataFrame) -> list[str]:
     out = []
-    for c in _SETTINGS:
+    for c in SETTINGS:
         if c in X.columns and X[c].nunique(dropna=True) > 1:
             uniq = list(X[c].dropna().unique())
             try:
