@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
 
@@ -118,7 +118,7 @@ def ablation(real: Path | None) -> pd.DataFrame:
     rows = []
     for name, (make, ctx) in _VARIANTS.items():
         row = {"form": name}
-        with ctx() if ctx else _null():
+        with ctx() if ctx else nullcontext():
             for label, df in tables.items():
                 errs = []
                 for _, g in df.groupby(["model", "gpu"]):
@@ -150,11 +150,6 @@ def effective_batch_study() -> pd.DataFrame:
                      "k": float(getattr(m, "batch_k_", np.nan) or np.nan)})
     share = float((df.running_batch < 0.5 * df.batch_size).mean())
     return pd.DataFrame(rows).assign(**{"rows with running batch < cap/2": share})
-
-
-@contextmanager
-def _null():
-    yield
 
 
 def md(df: pd.DataFrame) -> str:
