@@ -31,6 +31,7 @@ from .exceptions import (
     ModelFileError,
     NoDeviceError,
     NotFittedError,
+    ExtrapolationWarning,
     PoorFitWarning,
     SchemaError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "ImplausibleValueWarning",
     "PoorFitWarning",
+    "ExtrapolationWarning",
 ]
 
 

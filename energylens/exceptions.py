@@ -20,6 +20,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "ImplausibleValueWarning",
     "PoorFitWarning",
+    "ExtrapolationWarning",
 ]
 
 
@@ -78,3 +79,7 @@ class ImplausibleValueWarning(EnergyLensWarning):
 
 class PoorFitWarning(EnergyLensWarning):
     """A fit converged but its in-sample error is large."""
+
+
+class ExtrapolationWarning(EnergyLensWarning):
+    """Predictions for configurations outside the data the model was fitted on."""

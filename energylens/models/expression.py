@@ -9,7 +9,7 @@ twelve-parameter :class:`~energylens.EnergyLensModel`, so that both are compared
 terms.
 
 The formula is kept as text (the constructor argument ``expression``) and is read back by
-a whitelist parser over Python's :mod:`ast` (:func:`energylens.discovery.sympy_tools.parse_expression`),
+a whitelist parser over Python's :mod:`ast` (:func:`energylens.core.expressions.parse_expression`),
 never by :func:`eval`; a model file cannot run code.
 """
 
@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from .base import VARIABLE_COLUMNS, Parameter, ParametricModel
+from ..core.expressions import parse_expression, symbol
+from ..core.variables import TRANSFORMS, VARIABLE_COLUMNS
+from .base import Parameter, ParametricModel
 
 __all__ = ["ExpressionModel"]
 
@@ -32,18 +34,15 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _sym(name: str) -> sympy.Symbol:
-    from ..discovery.sympy_tools import symbol
-
     return symbol(name)
 
 
 def _known_variables() -> dict[str, sympy.Expr]:
     """Names a formula may use for variables: short names, canonical columns, transforms."""
-    from ..discovery.features import TRANSFORMS, transform_expression
-
     out: dict[str, sympy.Expr] = {v: _sym(v) for v in VARIABLE_COLUMNS}
     out.update({col: _sym(v) for v, col in VARIABLE_COLUMNS.items()})
-    out.update({name: transform_expression(name) for name in TRANSFORMS})
+    for name, (text, needs) in TRANSFORMS.items():
+        out[name] = parse_expression(text, needs)
     return out
 
 
@@ -140,9 +139,7 @@ class ExpressionModel(ParametricModel):
                     raise ValueError(f"feature name {f!r} is not a valid variable name.")
                 names[f] = _sym(f)
         if isinstance(expr, str):
-            from ..discovery.sympy_tools import parse_expression
-
-            expr = parse_expression(expr, {**names, **{}})
+            expr = parse_expression(expr, names)
         expr = sympy.sympify(expr)
         clash = [str(s) for s in expr.free_symbols if _PARAM.match(str(s))]
         if clash:
@@ -193,8 +190,6 @@ class ExpressionModel(ParametricModel):
         if not isinstance(self.expression, str) or not self.expression.strip():
             raise ValueError("The 'expression' parameter of ExpressionModel must be a non-empty "
                              f"formula str. Got {self.expression!r} instead.")
-        from ..discovery.sympy_tools import parse_expression
-
         tree = _names_in(self.expression)
         names = _known_variables()
         for n in tree:

@@ -1,0 +1,16 @@
+"""Concepts every layer of energylens shares, and nothing else.
+
+- :mod:`~energylens.core.variables`: the one mapping from a table to formula variables;
+- :mod:`~energylens.core.batch`: effective-batch rules;
+- :mod:`~energylens.core.domain`: training domains and extrapolation flags;
+- :mod:`~energylens.core.catalogue`: the hardware and model catalogue, and the one
+  feasibility rule (memory fit);
+- :mod:`~energylens.core.expressions`: safe formula parsing (sympy);
+- :mod:`~energylens.core.options`: option checks in scikit-learn's grammar;
+- :mod:`~energylens.core.metrics`: percentage errors;
+- :mod:`~energylens.core.io`: atomic file writes;
+- :mod:`~energylens.core.progress`: the progress bar and the library's logger.
+
+Nothing here imports from the rest of energylens (only :mod:`energylens.exceptions`), and
+nothing is imported eagerly: each module is loaded when used.
+"""

@@ -1,0 +1,153 @@
+"""The effective running batch: how many requests really ran together.
+
+Real tables often record only the configured cap (vLLM's ``max_num_seqs``). When a
+replica receives few requests, the cap overstates concurrency and a model that trusts it
+mispredicts decode energy. Every model in energylens therefore works with an *effective
+batch*, chosen by one rule:
+
+``"running"``
+    the measured mean concurrency per replica, column ``running_batch``;
+``"littles_law"``
+    Little's law, ``B = R * latency_s / duration_s`` with ``R = n_requests / dp`` the
+    requests per replica (never above the cap);
+``"saturating"``
+    ``B = 1 / (1/B_cap + 1/(k * R))``: the cap when the replica has many requests, ``k*R``
+    when it has few; ``k`` is fitted by the model;
+``"cap"``
+    the column ``batch_size`` as given.
+
+``"auto"`` takes the first of these that the table supports. A fitted model records the
+rule it used, and applies it to new configurations row by row, falling back to
+``batch_size`` (read as the intended running batch) where a row lacks the columns the rule
+needs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["BatchRule", "BATCH_RULES", "resolve_batch_rule", "effective_batch"]
+
+BatchRule = Literal["auto", "running", "littles_law", "saturating", "cap"]
+BATCH_RULES: tuple[str, ...] = ("auto", "running", "littles_law", "saturating", "cap")
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray | None:
+    if name not in df.columns:
+        return None
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _all_finite(a: np.ndarray | None) -> bool:
+    return a is not None and len(a) > 0 and bool(np.all(np.isfinite(a) & (a > 0)))
+
+
+def resolve_batch_rule(df: pd.DataFrame, rule: BatchRule = "auto") -> str:
+    """Return the concrete rule ``"auto"`` means for this table (or check ``rule`` applies).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Canonical profiling table.
+    rule : {"auto", "running", "littles_law", "saturating", "cap"}
+        Requested rule.
+
+    Returns
+    -------
+    str
+        One of ``"running"``, ``"littles_law"``, ``"saturating"``, ``"cap"``.
+
+    Raises
+    ------
+    ValueError
+        If the rule is unknown or the table lacks the columns it needs.
+    """
+    if rule not in BATCH_RULES:
+        raise ValueError(
+            f"The 'batch_rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
+        )
+    has_running = _all_finite(_col(df, "running_batch"))
+    has_little = all(_all_finite(_col(df, c)) for c in ("n_requests", "latency_s", "duration_s"))
+    is_cap = "batch_kind" in df.columns and bool((df["batch_kind"] == "cap").any())
+    has_pool = _all_finite(_col(df, "n_requests"))
+    if rule == "auto":
+        if has_running:
+            return "running"
+        if has_little and is_cap:
+            return "littles_law"
+        if has_pool and is_cap:
+            return "saturating"
+        return "cap"
+    need = {
+        "running": (has_running, "a complete 'running_batch' column"),
+        "littles_law": (has_little, "complete 'n_requests', 'latency_s' and 'duration_s' columns"),
+        "saturating": (has_pool, "a complete 'n_requests' column"),
+        "cap": (True, ""),
+    }[rule]
+    if not need[0]:
+        raise ValueError(f"batch_rule={rule!r} needs {need[1]} in the training table.")
+    return rule
+
+
+def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None) -> np.ndarray:
+    """Effective running batch per row, in requests per replica.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Canonical profiling table (needs ``batch_size``).
+    rule : {"auto", "running", "littles_law", "saturating", "cap"}
+        See the module docstring; rows lacking what the rule needs fall back to
+        ``batch_size``.
+    k : float, optional
+        Saturation constant of the ``"saturating"`` rule (requests of concurrency per
+        request in the pool); required for that rule.
+
+    Returns
+    -------
+    ndarray
+        Effective batch, > 0.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"batch_size": [64.0], "n_requests": [32.0], "dp": [1]})
+    >>> float(effective_batch(df, "saturating", k=1.0)[0])
+    21.333333333333332
+    """
+    if rule == "auto":
+        rule = resolve_batch_rule(df, "auto")
+    cap = _col(df, "batch_size")
+    if cap is None:
+        raise ValueError("The table needs a 'batch_size' column to compute the effective batch.")
+    out = cap.copy()
+    dp = _col(df, "dp")
+    dp = np.ones_like(cap) if dp is None else np.where(np.isfinite(dp) & (dp > 0), dp, 1.0)
+    if rule == "running":
+        rb = _col(df, "running_batch")
+        if rb is not None:
+            ok = np.isfinite(rb) & (rb > 0)
+            out[ok] = rb[ok]
+    elif rule == "littles_law":
+        n, lat, dur = (_col(df, c) for c in ("n_requests", "latency_s", "duration_s"))
+        if n is not None and lat is not None and dur is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                b = (n / dp) * lat / dur
+            ok = np.isfinite(b) & (b > 0)
+            out[ok] = np.minimum(b[ok], cap[ok])
+    elif rule == "saturating":
+        if k is None or not np.isfinite(k) or k <= 0:
+            raise ValueError(f"The saturating batch rule needs a positive k; got {k!r}.")
+        n = _col(df, "n_requests")
+        if n is not None:
+            r = n / dp
+            ok = np.isfinite(r) & (r > 0)
+            out[ok] = 1.0 / (1.0 / cap[ok] + 1.0 / (k * r[ok]))
+    elif rule != "cap":
+        raise ValueError(
+            f"The 'rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
+        )
+    return out

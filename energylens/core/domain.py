@@ -1,0 +1,182 @@
+"""The training domain of a fitted model, and which new rows lie outside it.
+
+A closed form extrapolates by construction, but a prediction outside the data it was
+fitted on must say so. :class:`Domain` records the range of every variable a model read
+and the labels (model, GPU, ...) it saw; :meth:`Domain.check` flags the rows of a new table
+that leave them, and says which variables and how far.
+
+Examples
+--------
+>>> import numpy as np
+>>> d = Domain.from_training({"t": np.array([1.0, 2.0]), "so": np.array([64.0, 1024.0])})
+>>> out = d.check({"t": np.array([2.0, 8.0]), "so": np.array([128.0, 128.0])})
+>>> out.mask.tolist(), out.describe()
+([False, True], 'tp up to 8 (4x the largest seen, 2)')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .variables import VARIABLE_COLUMNS
+
+__all__ = ["Domain", "Extrapolation", "LABEL_COLUMNS"]
+
+#: Label columns whose values a model records (a new value is an extrapolation).
+LABEL_COLUMNS: tuple[str, ...] = ("model", "gpu", "precision", "workload", "source")
+_TOL = 1e-9
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+@dataclass
+class Extrapolation:
+    """Rows outside a training domain.
+
+    Attributes
+    ----------
+    mask : ndarray of bool
+        True for each row outside the domain.
+    reasons : dict
+        Column -> a phrase saying how far the rows go (``"tp up to 64 (8x the largest
+        seen, 8)"``, ``"gpu 'A100' not seen (seen: H100)"``).
+    per_row : list of str
+        For each row, the columns it leaves (``""`` inside the domain).
+    """
+
+    mask: np.ndarray
+    reasons: dict[str, str] = field(default_factory=dict)
+    per_row: list[str] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.mask.any())
+
+    def describe(self) -> str:
+        """All reasons in one line."""
+        return "; ".join(self.reasons.values())
+
+
+@dataclass
+class Domain:
+    """Ranges of the variables and labels a model was fitted on.
+
+    Attributes
+    ----------
+    ranges : dict
+        Variable short name -> ``(min, max)`` over the training rows.
+    labels : dict
+        Label column -> sorted values seen (for the columns of :data:`LABEL_COLUMNS` that
+        the training table had).
+    filled : dict
+        Variables whose column the training table lacked, with the schema default used.
+    """
+
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    filled: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_training(cls, V: Mapping[str, np.ndarray], X: pd.DataFrame | None = None, *,
+                      filled: Mapping[str, float] | None = None,
+                      label_columns: Iterable[str] = LABEL_COLUMNS) -> Domain:
+        """The domain of training variables ``V`` (and the labels of table ``X``)."""
+        ranges = {k: (float(np.min(v)), float(np.max(v))) for k, v in V.items() if len(v)}
+        labels: dict[str, list[str]] = {}
+        if isinstance(X, pd.DataFrame):
+            for col in label_columns:
+                if col in X.columns:
+                    labels[col] = sorted(map(str, pd.unique(X[col].dropna())))
+        return cls(ranges, labels, dict(filled or {}))
+
+    def constant_values(self) -> dict[str, float]:
+        """Variables that took one value in training: safe to fill where a column is absent."""
+        return {k: lo for k, (lo, hi) in self.ranges.items() if hi - lo <= _TOL * max(1.0, abs(lo))}
+
+    def check(self, V: Mapping[str, np.ndarray], X: pd.DataFrame | None = None) -> Extrapolation:
+        """Flag the rows of new variables ``V`` (and labels of ``X``) outside the domain."""
+        n = len(next(iter(V.values()))) if V else (len(X) if X is not None else 0)
+        mask = np.zeros(n, dtype=bool)
+        cols_per_row: list[list[str]] = [[] for _ in range(n)]
+        reasons: dict[str, str] = {}
+        for name, (lo, hi) in self.ranges.items():
+            if name not in V:
+                continue
+            a = np.asarray(V[name], dtype=float)
+            tol = _TOL * max(1.0, abs(lo), abs(hi))
+            above, below = a > hi + tol, a < lo - tol
+            out = above | below
+            if not out.any():
+                continue
+            mask |= out
+            col = VARIABLE_COLUMNS.get(name, name)
+            parts = []
+            if above.any():
+                top = float(a[above].max())
+                ratio = f"{top / hi:.3g}x the largest seen" if hi > 0 else "above the largest seen"
+                parts.append(f"up to {_fmt(top)} ({ratio}, {_fmt(hi)})")
+            if below.any():
+                bot = float(a[below].min())
+                ratio = f"{lo / bot:.3g}x below the smallest seen" if bot > 0 else "below the smallest seen"
+                parts.append(f"down to {_fmt(bot)} ({ratio}, {_fmt(lo)})")
+            reasons[col] = f"{col} " + " and ".join(parts)
+            for i in np.flatnonzero(out):
+                cols_per_row[i].append(col)
+        if isinstance(X, pd.DataFrame) and len(X) == n:
+            for col, seen in self.labels.items():
+                if col not in X.columns:
+                    continue
+                vals = X[col].astype(str).to_numpy()
+                new = ~np.isin(vals, np.asarray(seen, dtype=object))
+                if not new.any():
+                    continue
+                mask |= new
+                unseen = sorted(set(vals[new].tolist()))
+                shown = ", ".join(repr(u) for u in unseen[:3]) + (" ..." if len(unseen) > 3 else "")
+                seen_txt = ", ".join(seen[:5]) + (" ..." if len(seen) > 5 else "")
+                reasons[col] = f"{col} {shown} not seen in training (seen: {seen_txt})"
+                for i in np.flatnonzero(new):
+                    cols_per_row[i].append(col)
+        return Extrapolation(mask, reasons, [",".join(c) for c in cols_per_row])
+
+    # ---------------------------------------------------------------- persistence
+    def to_dict(self) -> dict:
+        return {"ranges": {k: [lo, hi] for k, (lo, hi) in self.ranges.items()},
+                "labels": {k: list(v) for k, v in self.labels.items()},
+                "filled": dict(self.filled)}
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "<dict>") -> Domain:
+        """Rebuild from :meth:`to_dict` content, checking every entry."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: the training domain must be an object.")
+        ranges, labels, filled = {}, {}, {}
+        raw = data.get("ranges", {})
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: 'ranges' must be an object.")
+        for k, v in raw.items():
+            ok = (isinstance(v, (list, tuple)) and len(v) == 2
+                  and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                          and math.isfinite(x) for x in v) and v[0] <= v[1])
+            if not ok:
+                raise ValueError(f"{where}: range of {k!r} must be [low, high] with finite "
+                                 f"numbers, low <= high; got {v!r}.")
+            ranges[str(k)] = (float(v[0]), float(v[1]))
+        raw = data.get("labels", {})
+        if not isinstance(raw, Mapping) or not all(
+                isinstance(v, list) and all(isinstance(s, str) for s in v) for v in raw.values()):
+            raise ValueError(f"{where}: 'labels' must map columns to lists of strings.")
+        labels = {str(k): list(v) for k, v in raw.items()}
+        raw = data.get("filled", {})
+        if not isinstance(raw, Mapping) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw.values()):
+            raise ValueError(f"{where}: 'filled' must map variables to numbers.")
+        filled = {str(k): float(v) for k, v in raw.items()}
+        return cls(ranges, labels, filled)

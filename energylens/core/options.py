@@ -1,0 +1,95 @@
+"""Checks of options (constructor arguments and keyword arguments), in one grammar.
+
+Estimators declare ``_parameter_constraints`` as scikit-learn's own estimators do and call
+``self._validate_params()`` once at the start of ``fit``; functions call
+:func:`check_options`. Both go through scikit-learn's validator, so every message reads
+the same way::
+
+    The 'loss' parameter of EnergyLensModel must be a str among {'log', 'relative'}.
+    Got 'ls' instead.
+
+scikit-learn keeps this machinery in a private module; it is imported here and nowhere
+else, so a change there is mended in one place.
+
+Examples
+--------
+>>> check_options("select_config", {"objective": [StrOptions({"energy_j"})]},
+...               {"objective": "watts"})
+Traceback (most recent call last):
+...
+sklearn.utils._param_validation.InvalidParameterError: The 'objective' parameter of \
+select_config must be a str among {'energy_j'}. Got 'watts' instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+__all__ = [
+    "HasMethods",
+    "Integral",
+    "Interval",
+    "InvalidParameterError",
+    "Options",
+    "Real",
+    "StrOptions",
+    "check_options",
+    "check_str_option",
+    "LEVEL",
+    "POSITIVE",
+    "POSITIVE_INT",
+]
+
+#: A coverage probability in (0, 1).
+LEVEL = Interval(Real, 0, 1, closed="neither")
+#: A number > 0.
+POSITIVE = Interval(Real, 0, None, closed="neither")
+#: An integer >= 1.
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+
+
+def check_options(owner: str, constraints: Mapping[str, list], values: Mapping[str, object]) -> None:
+    """Validate ``values`` against ``constraints`` (scikit-learn's constraint language).
+
+    Parameters
+    ----------
+    owner : str
+        The function or class named in the message.
+    constraints : mapping
+        Option name -> list of allowed constraints (types, ``StrOptions``, ``Interval``,
+        ``None``, ...).
+    values : mapping
+        Option name -> the value given. Names without a constraint are not checked.
+
+    Raises
+    ------
+    InvalidParameterError
+        A ``ValueError`` (and ``TypeError``) naming the option, what is allowed and what
+        was given.
+    """
+    validate_parameter_constraints(
+        dict(constraints), {k: v for k, v in values.items() if k in constraints},
+        caller_name=owner,
+    )
+
+
+def check_str_option(owner: str, name: str, value: object, allowed) -> str:
+    """Check that ``value`` is one of the strings ``allowed`` and return it.
+
+    Examples
+    --------
+    >>> check_str_option("discover", "per", "token", ("request", "token"))
+    'token'
+    """
+    check_options(owner, {name: [StrOptions(set(allowed))]}, {name: value})
+    return value  # type: ignore[return-value]
