@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import errno
 import importlib.util
+import logging
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from energylens.exceptions import NoDeviceError
+from energylens.exceptions import (
+    BackendUnavailableError,
+    ImplausibleValueWarning,
+    NoDeviceError,
+    SchemaError,
+)
 from energylens.profile import (
     EnergyMeter,
     GpuTrace,
@@ -17,8 +27,10 @@ from energylens.profile import (
     counter_delta_mj,
     integrate_power,
     profile_grid,
+    sweepfile,
 )
 from energylens.profile.backends import COUNTER_MODULUS_MJ
+from energylens.profile.configs import canonical_name, normalise_value
 
 
 class FakeClock:
@@ -138,6 +150,7 @@ class FakeGPU:
 
     def __init__(self, clock: FakeClock, watts: float = 300.0, crash_at: int | None = None):
         self.clock, self.watts, self.calls, self.crash_at = clock, watts, [], crash_at
+        self.extras: list[dict] = []
         self.trace = GpuTrace("FakeGPU-80GB", [0, 1e9], [70e3, 70e3], [0, 1e9], [0, 70e3 * 1e9])
 
     def energy_j(self, batch_size, input_tokens, output_tokens):
@@ -147,6 +160,7 @@ class FakeGPU:
         if self.crash_at is not None and len(self.calls) == self.crash_at:
             raise KeyboardInterrupt
         self.calls.append((batch_size, input_tokens, output_tokens))
+        self.extras.append(extra)
         e = self.energy_j(batch_size, input_tokens, output_tokens)
         seconds = e / self.watts
         # Advance the counter by e joules on top of idle, then the clock by the run time.
@@ -215,10 +229,309 @@ def test_grid_validation():
                      meter=_meter(gpu, clock), progress=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
-                    reason="torch and transformers are not installed (pip install 'energylens[profile]')")
+
+
+def _sweep(grid, out=None, *, clock=None, **kw):
+    """Run a sweep on a fresh fake GPU; returns (table, gpu)."""
+    clock = clock or FakeClock(0.0)
+    gpu = FakeGPU(clock)
+    kw = {"repeats": 1, "warmup": 0, "progress": False, **kw}
+    return profile_grid(gpu, grid, meter=_meter(gpu, clock), out=out, **kw), gpu
+
+
+BASE = {"batch_size": [1], "input_tokens": [8], "output_tokens": [4]}
+
+
+def test_swept_labels_are_recorded(tmp_path):
+    """A grid sweeping tp and model records its own values (not the arguments' defaults)."""
+    grid = {**BASE, "tp": [1, 2, 4], "model": ["A", "B"]}
+    with pytest.warns(ImplausibleValueWarning, match=r"tp \* pp \* dp = \[2, 4\]"):
+        df, gpu = _sweep(grid, tmp_path / "s.csv", gpu="G", pp=1)
+    got = sorted(zip(df.model, df.tp, df.n_gpus))
+    assert got == [("A", 1, 1), ("A", 2, 2), ("A", 4, 4), ("B", 1, 1), ("B", 2, 2), ("B", 4, 4)]
+    assert (df.gpu == "G").all()
+    assert {(e["model"], e["tp"]) for e in gpu.extras} == {(m, t) for m in "AB" for t in (1, 2, 4)}
+    saved = pd.read_csv(tmp_path / "s.csv")
+    assert sorted(saved.tp) == [1, 1, 2, 2, 4, 4]
+
+
+def test_swept_alias_sets_the_label():
+    """tensor_parallel_size goes to run_fn as it is and is recorded as tp (one column)."""
+    with pytest.warns(ImplausibleValueWarning):
+        df, gpu = _sweep({**BASE, "tensor_parallel_size": [2]})
+    assert list(df.tp) == [2] and "tensor_parallel_size" not in df.columns
+    assert gpu.extras == [{"tensor_parallel_size": 2}, {"tensor_parallel_size": 2}]
+
+
+def test_grid_and_argument_conflict_names_both():
+    with pytest.raises(ValueError, match=r"sweeps 'tp' \(values 1, 4.*argument tp=2"):
+        _sweep({**BASE, "tp": [1, 2, 4]}, tp=2)
+    with pytest.raises(ValueError, match=r"sweeps 'model'.*argument model='x'"):
+        _sweep({**BASE, "model": ["y"]}, model="x")
+    with pytest.raises(ValueError, match="'tp' and 'tensor_parallel_size' both set 'tp'"):
+        _sweep({**BASE, "tp": [2], "tensor_parallel_size": [2]})
+    df, _ = _sweep({**BASE, "pp": [1]}, pp=1)  # the same value is no conflict
+    assert list(df.pp) == [1]
+
+
+def test_grid_problems_are_named_at_once_before_running():
+    clock = FakeClock()
+    gpu = FakeGPU(clock)
+    grid = [{"batch_size": 1.5, "input_tokens": "64", "output_tokens": True},
+            {"batch_size": 1, "input_tokens": 8, "output_tokens": 0, "tp": 0, "model": 7},
+            {"batch_size": 1, "input_tokens": 8, "output_tokens": 2, "energy_j": 1.0,
+             "max_num_seqs": 8, "note": "a\nb"}]
+    with pytest.raises(ValueError) as info:
+        profile_grid(gpu, grid, meter=_meter(gpu, clock), progress=False)
+    msg = str(info.value)
+    for part in ["'batch_size' must be a whole number >= 1; got 1.5", "'input_tokens'",
+                 "'output_tokens' must be a whole number >= 1; got True", "got 0",
+                 "'tp' must be a whole number in [1, 100000]; got 0", "'model' must be a non-empty",
+                 "column 'energy_j' is one the sweep records", "'max_num_seqs' (read as 'batch_size')",
+                 "line break"]:
+        assert part in msg, part
+    assert gpu.calls == []
+    for bad in ({**BASE, "batch_size": []}, [], "batch_size", [1, 2]):
+        with pytest.raises(ValueError, match="grid"):
+            profile_grid(gpu, bad, meter=_meter(gpu, clock), progress=False)
+    with pytest.raises(ValueError, match="'tp' parameter of profile_grid"):
+        profile_grid(gpu, BASE, meter=_meter(gpu, clock), tp=0, progress=False)
+
+
+def test_canonical_name_reads_headers_as_the_schema_does():
+    from energylens import schema
+
+    try:
+        from energylens.tables.headers import resolve_header
+    except ImportError:
+        resolve_header = schema._resolve_header
+    names = [*schema.COLUMNS, *schema.ALIASES, "energy_kwh", "Latency (ms)", "tensor-parallel",
+             "temperature", "max_num_seqs"]
+    for name in names:
+        assert canonical_name(name) == resolve_header(name)[0], name
+
+
+def test_resume_key_ignores_number_types(tmp_path):
+    out = tmp_path / "s.csv"
+    _sweep({"batch_size": [1, 2], "input_tokens": [8], "output_tokens": [4], "temperature": [0.5]},
+           out)
+    grid = {"batch_size": [np.int64(1), np.float32(2.0)], "input_tokens": [np.float64(8.0)],
+            "output_tokens": [np.int32(4)], "temperature": [np.float32(0.5)]}
+    df, gpu = _sweep(grid, out)
+    assert gpu.calls == [] and len(pd.read_csv(out)) == 2 and len(df) == 2
+    same = [1, 1.0, np.int64(1), np.float32(1.0), np.uint8(1)]
+    assert {normalise_value(v) for v in same} == {1}
+    assert normalise_value(np.float32(0.1)) == 0.1 and normalise_value("1") == "1"
+    # strings are compared as strings: a label "1" is another configuration than 1
+    df, gpu = _sweep({**BASE, "prompt_set": ["1", 1, 1.0]}, tmp_path / "t.csv")
+    assert len(gpu.calls) == 2 * 2 and len(df) == 2  # full + one-token run each
+
+
+def test_resumed_sweep_of_another_model_measures_its_own(tmp_path):
+    out = tmp_path / "s.csv"
+    _sweep(BASE, out, model="A")
+    df, gpu = _sweep(BASE, out, model="B")
+    assert len(gpu.calls) == 2 and list(df.model) == ["B"]
+    assert sorted(pd.read_csv(out).model) == ["A", "B"]
+
+
+def _torn(out: Path, text: str) -> None:
+    with open(out, "a", newline="") as fh:
+        fh.write(text)
+
+
+def test_torn_last_line_is_set_aside_not_glued(tmp_path, caplog):
+    out = tmp_path / "s.csv"
+    grid = {"batch_size": [1, 2, 4], "input_tokens": [8], "output_tokens": [4]}
+    _sweep({**grid, "batch_size": [1]}, out)
+    whole = out.read_text().splitlines()[1]
+    _torn(out, whole[: len(whole) // 2])  # a crash cut the row for batch 2 in half
+    with caplog.at_level(logging.WARNING, logger="energylens"):
+        df, gpu = _sweep(grid, out)
+    assert sorted(df.batch_size) == [1, 2, 4] and sorted(c[0] for c in gpu.calls) == [2, 2, 4, 4]
+    assert f"'{out}' line 3 is incomplete" in caplog.text and ".torn" in caplog.text
+    assert (tmp_path / "s.csv.torn").read_text() == whole[: len(whole) // 2] + "\n"
+    with open(out, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert {len(r) for r in rows} == {len(rows[0])} and len(rows) == 4  # header + 3 whole rows
+
+
+def test_torn_header_starts_a_new_file(tmp_path, caplog):
+    out = tmp_path / "s.csv"
+    out.write_text("model,gpu,t")
+    with caplog.at_level(logging.WARNING, logger="energylens"):
+        df, _ = _sweep(BASE, out)
+    assert "line 1 is incomplete" in caplog.text and len(pd.read_csv(out)) == 1
+    assert (tmp_path / "s.csv.torn").read_text() == "model,gpu,t\n"
+
+
+@pytest.mark.filterwarnings("ignore::energylens.exceptions.ImplausibleValueWarning")
+def test_glued_or_mislabelled_rows_are_named_before_measuring(tmp_path):
+    out = tmp_path / "s.csv"
+    _sweep({**BASE, "batch_size": [1, 2]}, out)
+    lines = out.read_text().splitlines(keepends=True)
+    glued = lines[1].rstrip("\n") + lines[2]  # what the old append made of a torn line
+    out.write_text(lines[0] + glued)
+    with pytest.raises(SchemaError, match=r"line 2: \d+ fields, the header has \d+") as info:
+        _sweep(BASE, out)
+    assert "torn" in str(info.value)
+    # a row written by the old harness: the grid swept tp=2, the row says tp=1
+    df, _ = _sweep({**BASE, "tp": [2]}, tmp_path / "t.csv")
+    text = (tmp_path / "t.csv").read_text().splitlines(keepends=True)
+    fields = next(csv.reader([text[1]]))
+    fields[2] = "1"
+    with open(tmp_path / "t.csv", "w", newline="") as fh:
+        fh.write(text[0])
+        csv.writer(fh, lineterminator="\n").writerow(fields)
+    clock = FakeClock()
+    gpu = FakeGPU(clock)
+    with pytest.raises(SchemaError, match=r"line 2: the row records tp='1' but was measured with tp=2"):
+        profile_grid(gpu, {**BASE, "tp": [2]}, meter=_meter(gpu, clock), out=tmp_path / "t.csv",
+                     progress=False)
+    assert gpu.calls == []
+
+
+def test_out_must_be_a_sweep_file_with_its_columns(tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("model,gpu,tp,batch_size,input_tokens,output_tokens,energy_j\nm,H,1,1,1,1,1\n")
+    before = mine.read_bytes()
+    with pytest.raises(SchemaError, match="not a file written by profile_grid"):
+        _sweep(BASE, mine)
+    assert mine.read_bytes() == before
+    out = tmp_path / "s.csv"
+    _sweep(BASE, out, measure_prefill=False)
+    clock = FakeClock()
+    gpu = FakeGPU(clock)
+    with pytest.raises(SchemaError, match="also writes.*prefill_energy_j"):
+        profile_grid(gpu, {**BASE, "batch_size": [2]}, meter=_meter(gpu, clock), out=out,
+                     progress=False)
+    assert gpu.calls == []  # refused before measuring, not after
+    with pytest.raises(IsADirectoryError):
+        _sweep(BASE, tmp_path)
+
+
+def test_failed_append_leaves_whole_lines_and_reports_the_row(tmp_path, monkeypatch):
+    out = tmp_path / "s.csv"
+    grid = {"batch_size": [1, 2, 4], "input_tokens": [8], "output_tokens": [4]}
+    real_write = os.write
+    calls = []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 2:  # the second row: half of it is written, then the disk is full
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(sweepfile.os, "write", full_disk)
+    with pytest.raises(OSError, match=r"left as it was. The row: FakeGPU|left as it was. The row: model"):
+        _sweep(grid, out)
+    monkeypatch.setattr(sweepfile.os, "write", real_write)
+    assert out.read_text().endswith("\n") and len(pd.read_csv(out)) == 1
+    df, gpu = _sweep(grid, out)
+    assert sorted(df.batch_size) == [1, 2, 4] and sorted({c[0] for c in gpu.calls}) == [2, 4]
+
+
+def test_repeated_configurations_are_measured_once():
+    df, gpu = _sweep([{"batch_size": b, "input_tokens": 8, "output_tokens": 4}
+                      for b in (1, 1.0, np.int64(1), 2)])
+    assert sorted(df.batch_size) == [1, 2] and len(gpu.calls) == 4
+
+
+def test_unusable_measurement_warns_and_is_not_recorded(tmp_path):
+    clock = FakeClock(0.0)
+    gpu = FakeGPU(clock)
+
+    def run_fn(batch_size, input_tokens, output_tokens):
+        if batch_size == 2:
+            return  # takes no time: the counter does not move
+        gpu(batch_size, input_tokens, output_tokens)
+
+    out = tmp_path / "s.csv"
+    with pytest.warns(ImplausibleValueWarning, match="not recorded"):
+        df = profile_grid(run_fn, {**BASE, "batch_size": [1, 2]}, meter=_meter(gpu, clock),
+                          out=out, repeats=1, warmup=0, progress=False)
+    assert list(df.batch_size) == [1] and len(pd.read_csv(out)) == 1
+    with pytest.warns(ImplausibleValueWarning), pytest.raises(SchemaError, match="no configuration"):
+        profile_grid(run_fn, {**BASE, "batch_size": [2]}, meter=_meter(gpu, clock),
+                     repeats=1, warmup=0, progress=False)
+
+
+def test_noisy_one_token_run_gives_nan_tpot_not_a_failure():
+    clock = FakeClock(0.0)
+    gpu = FakeGPU(clock)
+
+    def run_fn(batch_size, input_tokens, output_tokens):
+        gpu(batch_size, input_tokens, output_tokens)
+        if output_tokens == 1:
+            clock.sleep(5.0)  # the prefill run stalls longer than the whole generation
+
+    df = profile_grid(run_fn, BASE, meter=_meter(gpu, clock), repeats=1, warmup=0, progress=False)
+    assert np.isnan(df.tpot_s.iloc[0]) and df.ttft_s.iloc[0] > df.latency_s.iloc[0]
+
+
+def test_schema_failure_keeps_the_rows(monkeypatch):
+    from energylens.profile import grid as grid_module
+
+    def reject(table, **_):
+        raise SchemaError("Invalid profiling table: 1 problem.")
+
+    monkeypatch.setattr(grid_module, "validate", reject)
+    with pytest.raises(SchemaError, match="'table' attribute") as info:
+        _sweep(BASE)
+    assert list(info.value.table.batch_size) == [1.0]
+
+
+def test_progress_goes_to_the_logger_not_to_print(capsys, caplog):
+    with caplog.at_level(logging.INFO, logger="energylens"):
+        _sweep({**BASE, "batch_size": [1, 2]}, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+    assert "[2/2]" in caplog.text
+
+
+def test_meter_rejects_repeated_or_missing_gpus():
+    clock = FakeClock()
+    backend = ReplayBackend([counter_trace("G0", 60.0), counter_trace("G1", 60.0)], clock)
+    with pytest.raises(ValueError, match="more than once"):
+        EnergyMeter([0, 0], backend=backend)
+    with pytest.raises(ValueError, match=r"GPU indices in \[0, 1\]"):
+        EnergyMeter([], backend=backend)
+    with pytest.raises(ValueError, match="not whole"):
+        EnergyMeter([0.5], backend=backend)
+
+
+def test_docstring_examples():
+    import doctest
+
+    from energylens.profile import configs, grid, sweepfile
+
+    for mod in (configs, grid, sweepfile):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, mod.__name__
+
+
+_NO_TORCH = (importlib.util.find_spec("torch") is None
+             or importlib.util.find_spec("transformers") is None)
+
+
+def test_hf_run_fn_checks_before_importing():
+    from energylens.profile import make_hf_run_fn
+
+    with pytest.raises(ValueError, match="Unknown preset 'llama-7b'; presets are"):
+        make_hf_run_fn("llama-7b")
+    with pytest.raises(ValueError, match="'dtype' parameter"):
+        make_hf_run_fn("tiny", dtype="fp8")
+    if _NO_TORCH:
+        with pytest.raises(BackendUnavailableError, match="pip install"):
+            make_hf_run_fn("tiny", device="cpu")
+
+
+@pytest.mark.skipif(_NO_TORCH, reason="torch and transformers are not installed "
+                                      "(pip install 'energylens[profile]')")
 def test_hf_run_fn_on_cpu():
     from energylens.profile import make_hf_run_fn
 
     run = make_hf_run_fn("tiny", dtype="float32", device="cpu")
-    run(batch_size=2, input_tokens=8, output_tokens=3)
+    assert run(batch_size=2, input_tokens=8, output_tokens=3) == (2, 3)
+    assert run(batch_size=1, input_tokens=5, output_tokens=1, temperature=0.0) == (1, 1)

@@ -3,59 +3,48 @@
 For each configuration: warm-up runs (not measured), then ``repeats`` measured runs of the
 full generation and, separately, of a one-token generation (prefill); decode energy is the
 difference. The GPUs are let back to near idle before every measured run. Each finished
-configuration is appended to a CSV file at once, so an interrupted sweep loses nothing, and
-a resumed sweep skips what the file already holds.
+configuration is appended to a CSV file at once (one complete line, synced to disk), so an
+interrupted sweep loses nothing, and a resumed sweep skips what the file already holds.
 """
 
 from __future__ import annotations
 
-import csv
-import itertools
-import json
 import os
-import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core.options import Integral, Interval, Real, check_options
+from ..core.progress import logger
+from ..core.progress import progress as progress_bar
+from ..exceptions import ImplausibleValueWarning, SchemaError
 from ..schema import validate
-from .meter import EnergyMeter
+from .configs import Plan, expand_grid, plan_sweep, sweep_columns
+from .meter import EnergyMeter, Measurement
+from .sweepfile import SweepFile
 
 __all__ = ["profile_grid", "expand_grid"]
 
-_REQUIRED = ("batch_size", "input_tokens", "output_tokens")
-
-
-def expand_grid(grid: Mapping[str, Iterable] | Iterable[Mapping]) -> list[dict]:
-    """A dict of lists becomes its cartesian product; a list of dicts is taken as it is."""
-    if isinstance(grid, Mapping):
-        keys = list(grid)
-        values = [list(v) if isinstance(v, (list, tuple, range, np.ndarray)) else [v] for v in grid.values()]
-        configs = [dict(zip(keys, combo)) for combo in itertools.product(*values)]
-    else:
-        configs = [dict(c) for c in grid]
-    for c in configs:
-        missing = [k for k in _REQUIRED if k not in c]
-        if missing:
-            raise ValueError(f"Grid configuration {c} lacks {missing}; every configuration needs "
-                             f"{list(_REQUIRED)}.")
-        if int(c["output_tokens"]) < 1 or int(c["batch_size"]) < 1 or int(c["input_tokens"]) < 1:
-            raise ValueError(f"Grid configuration {c}: batch_size, input_tokens and output_tokens must be >= 1.")
-    return configs
-
-
-def _key(config: Mapping) -> str:
-    return json.dumps({k: config[k] for k in sorted(config)}, sort_keys=True, default=str)
-
-
-def _progress(i: int, n: int, config: Mapping, t0: float, enabled: bool) -> None:
-    if enabled:
-        elapsed = time.perf_counter() - t0
-        print(f"[{i}/{n}] {elapsed:7.1f}s  {dict(config)}", file=sys.stderr, flush=True)
+_CONSTRAINTS = {
+    "run_fn": [callable],
+    "repeats": [Interval(Integral, 1, None, closed="left")],
+    "warmup": [Interval(Integral, 0, None, closed="left")],
+    "meter": [EnergyMeter, None],
+    "out": [str, os.PathLike, None],
+    "resume": ["boolean"],
+    "measure_prefill": ["boolean"],
+    "idle_tolerance": [Interval(Real, 0, None, closed="left")],
+    "idle_timeout_s": [Interval(Real, 0, None, closed="left")],
+    "model": [str, None],
+    "gpu": [str, None],
+    "tp": [Interval(Integral, 1, None, closed="left"), None],
+    "pp": [Interval(Integral, 1, None, closed="left"), None],
+    "progress": ["boolean"],
+}
 
 
 def profile_grid(
@@ -70,10 +59,10 @@ def profile_grid(
     measure_prefill: bool = True,
     idle_tolerance: float = 0.15,
     idle_timeout_s: float = 60.0,
-    model: str = "model",
+    model: str | None = None,
     gpu: str | None = None,
-    tp: int = 1,
-    pp: int = 1,
+    tp: int | None = None,
+    pp: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Measure ``run_fn`` over ``grid`` and return the canonical profiling table.
@@ -85,23 +74,35 @@ def profile_grid(
         tokens, generating ``output_tokens`` tokens each, and returns when the GPU work is
         done (synchronise inside it).
     grid : dict of lists, or list of dicts
-        Configurations; each needs ``batch_size``, ``input_tokens``, ``output_tokens`` and
-        may hold anything else ``run_fn`` takes.
+        Configurations; each needs ``batch_size``, ``input_tokens``, ``output_tokens``
+        (whole numbers >= 1) and may hold anything else ``run_fn`` takes. Where the grid
+        sweeps ``model``, ``gpu``, ``tp``, ``pp`` or ``dp`` (or an alias the schema reads as
+        one, such as ``tensor_parallel_size``), each row records the grid's value.
+        Configurations equal after normalising numbers (``1``, ``1.0``, ``np.int64(1)``)
+        are measured once.
     repeats, warmup : int
         Measured and unmeasured runs per configuration.
     meter : EnergyMeter, optional
         Default: all GPUs through NVML.
     out : path, optional
-        CSV file each finished configuration is appended to; with ``resume`` its
-        configurations are skipped.
+        CSV file each finished configuration is appended to, one complete line at a time;
+        with ``resume`` its configurations are skipped. A line left incomplete by a crash
+        is moved to ``<out>.torn`` (with a logged warning) and measured again.
+    resume : bool
+        Continue an existing ``out``; False refuses to touch an existing file.
     measure_prefill : bool
         Also measure a one-token run per repeat: prefill energy; decode = full minus prefill
         (clipped at 0, counted in ``decode_clipped``).
     idle_tolerance, idle_timeout_s : float
         Before each measured run, wait until power is within this relative tolerance of the
-        idle power measured at the start (at most this long; ``idle_timeouts`` counts misses).
-    model, gpu, tp, pp : str, str, int, int
-        Recorded in the table (``gpu`` defaults to the first GPU's NVML name).
+        idle power measured at the start (at most this many seconds; ``idle_timeouts``
+        counts misses).
+    model, gpu, tp, pp : str, str, int, int, optional
+        Labels for every row where the grid does not sweep them (defaults ``"model"``, the
+        first measured GPU's NVML name, 1, 1). Fixing one the grid also sweeps, with a
+        different value, is an error.
+    progress : bool
+        Show a progress bar (on a terminal) and log each configuration at INFO level.
 
     Returns
     -------
@@ -109,63 +110,138 @@ def profile_grid(
         Canonical table (``energylens.schema``) with per-request energies, latency, time to
         first token, time per output token, mean power, ``n_requests`` and the sweep's extra
         columns (``repeats``, ``energy_rel_sd``, ``idle_power_w``, ``method``, ``measured_at``).
+
+    Raises
+    ------
+    InvalidParameterError
+        An option or the grid is invalid (every problem named), before anything runs.
+    SchemaError
+        ``out`` exists and cannot be resumed (the message names the lines), or the measured
+        table breaks the schema (the rows are in ``out``, or in the error's ``table``).
+
+    Warns
+    -----
+    ImplausibleValueWarning
+        A configuration whose GPUs (``tp * pp * dp``) are not the measured GPUs, and a
+        configuration whose measured energy is not positive (not recorded; a resumed sweep
+        measures it again).
+
+    Examples
+    --------
+    A replayed 300 W GPU and a run function that takes 10 ms per output token:
+
+    >>> from energylens.profile import GpuTrace, ReplayBackend
+    >>> now = [0.0]
+    >>> def clock(): return now[0]
+    >>> def sleep(dt): now[0] += dt
+    >>> trace = GpuTrace("H100", [0, 1e6], [300e3, 300e3], [0, 1e6], [0, 300e3 * 1e6])
+    >>> meter = EnergyMeter(backend=ReplayBackend([trace], clock), sample_power=False,
+    ...                     clock=clock, sleep=sleep)
+    >>> def run_fn(batch_size, input_tokens, output_tokens, **_): sleep(0.01 * output_tokens)
+    >>> df = profile_grid(run_fn, {"batch_size": [1], "input_tokens": [64],
+    ...                            "output_tokens": [10, 100], "tp": [1]},
+    ...                   meter=meter, model="toy", progress=False)
+    >>> df[["model", "gpu", "tp", "output_tokens", "energy_j"]].to_numpy().tolist()
+    [['toy', 'H100', 1, 10.0, 30.0], ['toy', 'H100', 1, 100.0, 300.0]]
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0; got {repeats!r}, {warmup!r}.")
-    configs = expand_grid(grid)
+    check_options("profile_grid", _CONSTRAINTS, locals())
+    configs = expand_grid(grid, check=False)
     meter = meter if meter is not None else EnergyMeter()
-    path = Path(out) if out is not None else None
-    done: set[str] = set()
-    if path is not None and path.exists() and resume:
-        previous = pd.read_csv(path)
-        if "config_key" in previous.columns:
-            done = set(previous["config_key"])
-    elif path is not None and path.exists() and not resume:
-        raise FileExistsError(f"'{path}' exists; pass resume=True to continue it or remove it.")
-    idle = meter.idle_power_w(seconds=1.0)
-    gpu_name = gpu or (meter.names[0] if meter.names else "unknown")
-    t0 = time.perf_counter()
-    todo = [c for c in configs if _key(c) not in done]
+    defaults = {"model": "model", "gpu": meter.names[0] if meter.names else "unknown",
+                "tp": 1, "pp": 1, "dp": 1}
+    plans = plan_sweep(configs, {"model": model, "gpu": gpu, "tp": tp, "pp": pp}, defaults)
+    _warn_gpu_count(plans, meter)
+    sweep = SweepFile(out, sweep_columns(plans, measure_prefill)) if out is not None else None
+    done = sweep.open(resume) if sweep is not None else set()
+    todo = [p for p in plans if p.key not in done]
+    if len(todo) < len(plans):
+        logger.info("'%s' holds %d of the %d configurations; measuring the other %d.", out,
+                    len(plans) - len(todo), len(plans), len(todo))
+    idle = meter.idle_power_w(seconds=1.0) if todo else np.zeros(len(meter.gpus))
+    settings = dict(repeats=repeats, warmup=warmup, measure_prefill=measure_prefill,
+                    idle=idle, tolerance=idle_tolerance, timeout_s=idle_timeout_s)
     rows: list[dict] = []
-    for i, config in enumerate(todo, 1):
-        _progress(i, len(todo), config, t0, progress)
-        for _ in range(warmup):
-            run_fn(**config)
-        full, pre, timeouts = [], [], 0
-        for _ in range(repeats):
-            timeouts += not meter.wait_until_idle(idle, tolerance=idle_tolerance, timeout_s=idle_timeout_s)
-            with meter.measure() as m:
-                run_fn(**config)
-            full.append(m)
-            if measure_prefill:
-                timeouts += not meter.wait_until_idle(idle, tolerance=idle_tolerance, timeout_s=idle_timeout_s)
-                with meter.measure() as mp:
-                    run_fn(**{**config, "output_tokens": 1})
-                pre.append(mp)
-        row = _row(config, full, pre, idle, timeouts, model=model, gpu=gpu_name, tp=tp, pp=pp,
-                   n_gpus=len(meter.gpus))
-        rows.append(row)
-        if path is not None:
-            _append(path, row)
-    if path is not None and path.exists():
-        table = pd.read_csv(path)
-        table = table[table["config_key"].isin({_key(c) for c in configs})]
+    t0 = time.perf_counter()
+    for i, plan in enumerate(progress_bar(todo, desc="profile_grid", unit="config",
+                                          enabled=None if progress else False), 1):
+        if progress:
+            logger.info("[%d/%d] %.1fs %s", i, len(todo), time.perf_counter() - t0, plan.config)
+        row = _measure_plan(run_fn, plan, meter, **settings)
+        if row is not None:
+            rows.append(row)
+            if sweep is not None:
+                sweep.append(row)
+    if sweep is not None:
+        table, lines = sweep.table({p.key for p in plans})
     else:
-        table = pd.DataFrame(rows)
-    return validate(table.reset_index(drop=True), where=str(path) if path else "<profile_grid>",
-                    duplicates="keep")
+        table, lines = pd.DataFrame(rows), None
+    return _validated(table, str(out) if out is not None else "<profile_grid>", lines)
 
 
-def _row(config, full, pre, idle, timeouts, *, model, gpu, tp, pp, n_gpus) -> dict:
+def _warn_gpu_count(plans: list[Plan], meter: EnergyMeter) -> None:
+    n = len(meter.gpus)
+    other = sorted({p.labels["tp"] * p.labels["pp"] * p.labels["dp"] for p in plans} - {n})
+    if other:
+        warnings.warn(
+            f"profile_grid measures {n} GPU(s) {meter.names}, but configurations use "
+            f"tp * pp * dp = {other} GPU(s): their energy_j covers the measured GPUs, idle ones "
+            "included and unmeasured ones left out. Measure the GPUs each configuration uses "
+            "(EnergyMeter(gpus=...)).", ImplausibleValueWarning, stacklevel=3)
+
+
+def _validated(table: pd.DataFrame, where: str, lines: list[int] | None) -> pd.DataFrame:
+    if len(table) == 0:
+        raise SchemaError(f"profile_grid {where}: no configuration has a usable measurement.")
+    try:
+        return validate(table.reset_index(drop=True), where=where, duplicates="keep",
+                        line_offset=lines)
+    except SchemaError as exc:
+        kept = ("The measured rows stay in that file." if lines is not None
+                else "The measured rows are in this error's 'table' attribute.")
+        err = SchemaError(f"{exc}\n{kept}", exc.problems)
+        err.table = table
+        raise err from None
+
+
+def _measure_plan(run_fn, plan: Plan, meter: EnergyMeter, *, repeats, warmup, measure_prefill,
+                  idle, tolerance, timeout_s) -> dict | None:
+    """Warm up, measure ``repeats`` full (and one-token) runs; the row, or None if unusable."""
+    config = plan.config
+    for _ in range(warmup):
+        run_fn(**config)
+    full: list[Measurement] = []
+    pre: list[Measurement] = []
+    timeouts = 0
+    for _ in range(repeats):
+        timeouts += not meter.wait_until_idle(idle, tolerance=tolerance, timeout_s=timeout_s)
+        with meter.measure() as m:
+            run_fn(**config)
+        full.append(m)
+        if measure_prefill:
+            timeouts += not meter.wait_until_idle(idle, tolerance=tolerance, timeout_s=timeout_s)
+            with meter.measure() as mp:
+                run_fn(**{**config, "output_tokens": 1})
+            pre.append(mp)
+    energies = [m.energy_j for m in full + pre]
+    if not all(np.isfinite(e) and e > 0 for e in energies):
+        warnings.warn(
+            f"profile_grid: configuration {config} measured energies {energies} J; a run must "
+            "use a positive energy (runs shorter than the counter's update interval read 0). "
+            "The row is not recorded; a resumed sweep measures it again. Give each run more "
+            "work.", ImplausibleValueWarning, stacklevel=3)
+        return None
+    return _row(plan, full, pre, idle, timeouts, n_gpus=len(meter.gpus))
+
+
+def _row(plan: Plan, full, pre, idle, timeouts, *, n_gpus) -> dict:
+    config = plan.config
     b = float(config["batch_size"])
     so = float(config["output_tokens"])
     e_full = np.array([m.energy_j for m in full])
     t_full = np.array([m.duration_s for m in full])
-    row = {k: v for k, v in config.items() if k not in _REQUIRED}
+    row = {**plan.labels, "batch_size": b, "batch_kind": "running",
+           "input_tokens": float(config["input_tokens"]), "output_tokens": so, **plan.extras}
     row.update({
-        "model": model, "gpu": gpu, "tp": tp, "pp": pp, "dp": 1,
-        "batch_size": b, "batch_kind": "running",
-        "input_tokens": float(config["input_tokens"]), "output_tokens": so,
         "energy_j": float(e_full.mean() / b),
         "latency_s": float(t_full.mean()),
         "power_w": float(e_full.sum() / t_full.sum()),
@@ -181,40 +257,21 @@ def _row(config, full, pre, idle, timeouts, *, model, gpu, tp, pp, n_gpus) -> di
         "idle_timeouts": int(timeouts),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": "energylens.profile",
-        "config_key": _key(config),
+        "config_key": plan.key,
     })
     if pre:
         e_pre = float(np.mean([m.energy_j for m in pre]))
         t_pre = float(np.mean([m.duration_s for m in pre]))
         decode = e_full.mean() - e_pre
+        decode_s = row["latency_s"] - t_pre
         row.update({
             "prefill_energy_j": e_pre / b,
             "decode_energy_j": max(decode, 0.0) / b,
             "decode_clipped": bool(decode < 0),
             "ttft_s": t_pre,
-            "tpot_s": (row["latency_s"] - t_pre) / (so - 1) if so > 1 else float("nan"),
+            # noise can make the one-token run the longer one: no decode time is measured
+            "tpot_s": decode_s / (so - 1) if so > 1 and decode_s > 0 else float("nan"),
         })
         if decode < 0:  # keep prefill + decode = energy
             row["energy_j"] = e_pre / b
     return row
-
-
-def _append(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    if not new:
-        with open(path, newline="") as fh:
-            header = next(csv.reader(fh), [])
-        missing = [k for k in row if k not in header]
-        if missing:
-            raise ValueError(f"'{path}' has columns {header}; this sweep adds {missing}. Use a new file.")
-        fields = header
-    else:
-        fields = list(row)
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        fh.flush()
-        os.fsync(fh.fileno())

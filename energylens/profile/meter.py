@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ..core.options import POSITIVE, Integral, check_options
 from .backends import COUNTER_MODULUS_MJ, CounterUnavailable, NvmlBackend, SampleError
 
 __all__ = ["EnergyMeter", "Measurement", "integrate_power", "counter_delta_mj"]
@@ -115,14 +116,22 @@ class EnergyMeter:
     def __init__(self, gpus: Sequence[int] | None = None, *, backend=None, sample_hz: float = 20.0,
                  sample_power: bool = True, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        if sample_hz <= 0:
-            raise ValueError(f"sample_hz must be > 0; got {sample_hz!r}.")
+        check_options("EnergyMeter", {"sample_hz": [POSITIVE], "sample_power": ["boolean"],
+                                      "gpus": ["array-like", None]},
+                      {"sample_hz": sample_hz, "sample_power": sample_power, "gpus": gpus})
         self.backend = backend if backend is not None else NvmlBackend()
         n = self.backend.device_count()
-        self.gpus = list(range(n)) if gpus is None else [int(g) for g in gpus]
-        bad = [g for g in self.gpus if not 0 <= g < n]
-        if bad:
-            raise ValueError(f"GPU indices {bad} out of range: the backend sees {n} GPU(s).")
+        self.gpus = list(range(n)) if gpus is None else list(gpus)
+        bad = [g for g in self.gpus if not (isinstance(g, Integral) and not isinstance(g, bool)
+                                            and 0 <= g < n)]
+        if bad or not self.gpus:
+            raise ValueError(f"gpus must be GPU indices in [0, {n - 1}] (the backend sees {n} "
+                             f"GPU(s)); got {self.gpus}, out of range or not whole: {bad}.")
+        self.gpus = [int(g) for g in self.gpus]
+        repeated = sorted({g for g in self.gpus if self.gpus.count(g) > 1})
+        if repeated:
+            raise ValueError(f"gpus names GPU(s) {repeated} more than once; each would be "
+                             "measured, and counted, twice.")
         self.sample_hz = float(sample_hz)
         self.sample_power = sample_power
         self.clock = clock
