@@ -501,6 +501,15 @@ def test_meter_rejects_repeated_or_missing_gpus():
         EnergyMeter([0.5], backend=backend)
 
 
+def test_idle_power_with_no_reading_is_an_error():
+    clock = FakeClock(0.0)
+    dead = GpuTrace("dead", [0, 100], [60e3, 60e3], fail_between=[(0, 100)])
+    meter = EnergyMeter(backend=ReplayBackend([counter_trace("G0", 60.0), dead], clock),
+                        clock=clock, sleep=clock.sleep)
+    with pytest.raises(NoDeviceError, match=r"No power reading of GPU 1 \(dead\) succeeded"):
+        meter.idle_power_w(seconds=1.0)
+
+
 def test_docstring_examples():
     import doctest
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..core.options import POSITIVE, Integral, check_options
+from ..exceptions import NoDeviceError
 from .backends import COUNTER_MODULUS_MJ, CounterUnavailable, NvmlBackend, SampleError
 
 __all__ = ["EnergyMeter", "Measurement", "integrate_power", "counter_delta_mj"]
@@ -232,7 +233,14 @@ class EnergyMeter:
         return np.asarray(store[0][1], dtype=float)
 
     def idle_power_w(self, seconds: float = 2.0) -> np.ndarray:
-        """Mean power of each GPU over ``seconds`` of sampling (W): run it while the GPUs idle."""
+        """Mean power of each GPU over ``seconds`` of sampling (W): run it while the GPUs idle.
+
+        Raises
+        ------
+        NoDeviceError
+            When no power reading of some GPU succeeded (every later wait for idle would
+            otherwise time out without a word).
+        """
         store: list = []
         end = self.clock() + seconds
         while True:
@@ -241,6 +249,12 @@ class EnergyMeter:
                 break
             self.sleep(1.0 / self.sample_hz)
         arr = np.array([s[1] for s in store], dtype=float)
+        dead = [f"{g} ({name})" for g, name, ok in zip(self.gpus, self.names,
+                                                      np.isfinite(arr).any(axis=0)) if not ok]
+        if dead:
+            raise NoDeviceError(f"No power reading of GPU {', '.join(dead)} succeeded in "
+                                f"{len(arr)} tries over {seconds:g} s; the driver reports errors "
+                                "for it, so its idle power (and its energy) cannot be measured.")
         return np.nanmean(arr, axis=0)
 
     def wait_until_idle(self, idle_w: Sequence[float], *, tolerance: float = 0.15,
