@@ -424,12 +424,26 @@ def test_failed_append_leaves_whole_lines_and_reports_the_row(tmp_path, monkeypa
         return real_write(fd, data)
 
     monkeypatch.setattr(sweepfile.os, "write", full_disk)
-    with pytest.raises(OSError, match=r"left as it was. The row: FakeGPU|left as it was. The row: model"):
+    with pytest.raises(OSError, match=r"left as it was. The row: model,FakeGPU-80GB,1,1,1,2"):
         _sweep(grid, out)
     monkeypatch.setattr(sweepfile.os, "write", real_write)
     assert out.read_text().endswith("\n") and len(pd.read_csv(out)) == 1
     df, gpu = _sweep(grid, out)
     assert sorted(df.batch_size) == [1, 2, 4] and sorted({c[0] for c in gpu.calls}) == [2, 4]
+
+
+def test_removed_out_file_reports_the_row(tmp_path):
+    out = tmp_path / "s.csv"
+
+    def run_fn(batch_size, input_tokens, output_tokens):
+        out.unlink(missing_ok=True)  # the file goes away while the configuration runs
+        gpu(batch_size, input_tokens, output_tokens)
+
+    clock = FakeClock(0.0)
+    gpu = FakeGPU(clock)
+    with pytest.raises(OSError, match=r"Could not append the measured row .* The row: model,"):
+        profile_grid(run_fn, BASE, meter=_meter(gpu, clock), out=out, repeats=1, warmup=0,
+                     progress=False)
 
 
 def test_repeated_configurations_are_measured_once():

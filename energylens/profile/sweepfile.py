@@ -165,10 +165,22 @@ class SweepFile:
         """Append ``row`` as one complete line in one write, then flush it to disk.
 
         A torn last line left by another writer is set aside first. If the write fails
-        (a full disk), the file is cut back to its previous end and the error carries the
-        row, so nothing is left half-written and the measured row is not lost.
+        (a full disk, a file removed meanwhile), the file is cut back to its previous end
+        and the error carries the row, so nothing is left half-written and the measured
+        row is not lost.
         """
         line = self._line(row).encode("utf-8")
+        try:
+            self._append_line(line)
+        except OSError as exc:
+            text = line.decode("utf-8").rstrip()
+            logger.error("Could not append to '%s' (%s); the measured row is: %s", self.path,
+                         exc, text)
+            raise OSError(exc.errno, f"Could not append the measured row to '{self.path}' "
+                          f"({exc.strerror or exc}); the file is left as it was. The row: "
+                          f"{text}") from exc
+
+    def _append_line(self, line: bytes) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
@@ -181,13 +193,9 @@ class SweepFile:
             try:
                 _write_all(fd, line)
                 os.fsync(fd)
-            except OSError as exc:
+            except OSError:
                 os.ftruncate(fd, size)
-                logger.error("Could not append to '%s' (%s); the measured row is: %s",
-                             self.path, exc, line.decode().rstrip())
-                raise OSError(exc.errno, f"Could not append the measured row to '{self.path}' "
-                              f"({exc.strerror or exc}); the file is left as it was. The row: "
-                              f"{line.decode().rstrip()}") from exc
+                raise
         finally:
             if fd >= 0:
                 os.close(fd)
