@@ -65,3 +65,20 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+# ---- structure discovery -------------------------------------------------------------------
+# SymbolicEnergyRegressor reads an array's columns as generic variables x0, x1, ... and
+# declares positive targets (relative errors), so every check applies; a small term library
+# keeps the run short.
+def _symbolic_regressor():
+    from energylens.discovery import SymbolicEnergyRegressor, TermSearch
+
+    return SymbolicEnergyRegressor(engine=TermSearch(max_terms=2, max_order=2))
+
+
+@parametrize_with_checks([_symbolic_regressor()])
+def test_symbolic_regressor_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)

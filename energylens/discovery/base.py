@@ -1,7 +1,8 @@
-"""The result of a structure search: :class:`DiscoveryResult`."""
+"""The result of a structure search: :class:`DiscoveryResult`, its table and its selection rule."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -9,12 +10,21 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from .sympy_tools import expression_complexity, symbol
+from ..core.expressions import expression_complexity, symbol
+from ..core.variables import table_variables
+from .presentation import (
+    format_equation,
+    format_number,
+    latex_equation,
+    latex_table,
+    legend_text,
+    symbol_names,
+)
 
-__all__ = ["DiscoveryResult", "Selection", "equations_table", "select_index"]
+__all__ = ["DiscoveryResult", "Selection", "SELECTIONS", "equations_table", "select_index", "make_row"]
 
-Selection = Literal["best", "accuracy", "score"]
-SELECTIONS = ("best", "accuracy", "score")
+Selection = Literal["best", "accuracy", "score", "criterion"]
+SELECTIONS = ("best", "accuracy", "score", "criterion")
 
 
 def equations_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -39,40 +49,45 @@ def equations_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def select_index(equations: pd.DataFrame, rule: Selection = "best") -> int:
-    """Row chosen by a selection rule (PySR's meanings).
+    """Row chosen by a selection rule (PySR's meanings, and the term search's criterion).
 
     ``"accuracy"``: the lowest loss; ``"score"``: the highest score; ``"best"``: the
-    highest score among the rows whose loss is at most 1.5 times the minimum loss.
-    Ties go to the simpler (earlier) row.
+    highest score among the rows whose loss is at most 1.5 times the minimum loss;
+    ``"criterion"``: the lowest information criterion (the ``criterion`` column, which the
+    term search reports). Ties go to the simpler (earlier) row.
     """
     if rule not in SELECTIONS:
         raise ValueError(f"The 'model_selection' parameter must be a str among {set(SELECTIONS)}. "
                          f"Got {rule!r} instead.")
+    if rule == "criterion":
+        if "criterion" not in equations.columns:
+            raise ValueError("model_selection='criterion' needs the information criterion of each "
+                             "equation, which only the term search reports; use 'best', 'accuracy' "
+                             "or 'score'.")
+        return int(np.argmin(equations["criterion"].to_numpy(dtype=float)))
     loss = equations["loss"].to_numpy(dtype=float)
     score = equations["score"].to_numpy(dtype=float)
     if rule == "accuracy":
         return int(np.argmin(loss))
     if rule == "score":
         return int(np.argmax(score))
-    ok = loss <= 1.5 * loss.min()
-    s = np.where(ok, score, -np.inf)
-    return int(np.argmax(s))
+    return int(np.argmax(np.where(loss <= 1.5 * loss.min(), score, -np.inf)))
 
 
 class DiscoveryResult:
-    """Equations found by a structure search, with a chosen one.
+    """Equations found by a structure search, with exactly one selected.
 
     Attributes
     ----------
     equations_ : DataFrame
-        The Pareto front: ``complexity, loss, score, equation, sympy`` (and
-        engine-specific columns). ``loss`` is the mean squared relative error of the
-        searched target (mean squared error of its log for ``log=True``). Equations are
-        in the short variable names (``t, p, B, si, so, N``) of the searched target.
+        The Pareto front, full precision: ``complexity, loss, score, equation, sympy`` (and
+        engine-specific columns: ``n_terms``, ``criterion``). ``loss`` is the mean squared
+        relative error of the searched target (mean squared error of its log for
+        ``log=True``). Equations are in the short variable names (``t, p, B, si, so, N``).
     engine_ : str
         The engine that ran (``"terms"``, ``"operon"`` or ``"pysr"``).
     selection : str
-        Rule choosing :attr:`best_index_` (``"best"``, ``"accuracy"``, ``"score"``).
+        Rule choosing :attr:`best_index_` (:func:`select_index`).
     target, per, log :
         What was searched: column, ``"request"`` or ``"token"``, log or not.
     features_ : list of str
@@ -83,7 +98,8 @@ class DiscoveryResult:
         Engine settings and run statistics (plain data).
 
     A result holds only sympy and pandas objects: it pickles and reloads without its
-    backend.
+    backend. Printed, it shows the selected formula with constants to four significant
+    digits and a legend of its symbols; :meth:`table` and :meth:`to_latex` show the front.
     """
 
     def __init__(self, equations: pd.DataFrame, *, engine: str, selection: Selection = "best",
@@ -92,9 +108,7 @@ class DiscoveryResult:
                  info: Mapping[str, Any] | None = None):
         self.equations_ = equations
         self.engine_ = engine
-        if selection not in SELECTIONS:
-            raise ValueError(f"The 'model_selection' parameter must be a str among {set(SELECTIONS)}. "
-                             f"Got {selection!r} instead.")
+        select_index(equations, selection)  # checks the rule against this table
         self.selection = selection
         self.target = target
         self.per = per
@@ -107,6 +121,9 @@ class DiscoveryResult:
     def __repr__(self) -> str:
         return (f"DiscoveryResult(engine={self.engine_!r}, n_equations={len(self.equations_)}, "
                 f"selected={self.equation()!r})")
+
+    def __str__(self) -> str:
+        return self.summary()
 
     @property
     def best_index_(self) -> int:
@@ -123,15 +140,56 @@ class DiscoveryResult:
         """The chosen (or ``index``-th) equation as sympy, for the searched target."""
         return self._row(index)["sympy"]
 
-    def equation(self, index: int | None = None) -> str:
-        """The chosen equation as text."""
-        return str(self._row(index)["equation"])
+    def equation(self, index: int | None = None, digits: int | None = None) -> str:
+        """The chosen equation as text (constants to ``digits`` significant digits)."""
+        return format_equation(self.sympy(index), digits)
 
-    def latex(self, index: int | None = None, **kwargs) -> str:
-        """The chosen equation in LaTeX (``kwargs`` go to :func:`sympy.latex`)."""
-        kwargs.setdefault("min", -3)
-        kwargs.setdefault("max", 3)
-        return sympy.latex(self.sympy(index), **kwargs)
+    def latex(self, index: int | None = None, digits: int | None = 4) -> str:
+        """The chosen equation in LaTeX, constants to ``digits`` significant digits."""
+        return latex_equation(self.sympy(index), digits)
+
+    def _lhs(self) -> str:
+        lhs = f"{self.target}/so" if self.per == "token" else self.target
+        return f"log({lhs})" if self.log else lhs
+
+    def legend(self, index: int | None = None) -> str:
+        """What the symbols of the chosen (or ``index``-th) equation mean."""
+        return legend_text(symbol_names([self.sympy(index)]))
+
+    def summary(self, digits: int = 4) -> str:
+        """The selected equation, how it was chosen, and the legend of its symbols."""
+        i = self.best_index_
+        r = self.equations_.iloc[i]
+        lines = [f"selected ({self.engine_} engine, rule {self.selection!r}, complexity "
+                 f"{int(r['complexity'])}, loss {format_number(r['loss'], digits):g}; row {i} of "
+                 f"{len(self.equations_)}):",
+                 f"  {self._lhs()} = {self.equation(digits=digits)}"]
+        names = symbol_names([self.sympy()])
+        if names:
+            lines.append(f"  where {legend_text(names)}")
+        return "\n".join(lines)
+
+    def table(self, digits: int | None = 4) -> pd.DataFrame:
+        """The front for reading: ``complexity, loss, score, equation, selected`` (and the
+        engine's columns), with numbers and constants to ``digits`` significant digits
+        (``None``: full precision, as for a CSV file); ``selected`` marks :attr:`best_index_`."""
+        eq = self.equations_
+        out = eq.drop(columns=["sympy"]).copy()
+        out["equation"] = [format_equation(e, digits) for e in eq["sympy"]]
+        for c in ("loss", "score", "criterion"):
+            if c in out.columns:
+                out[c] = [format_number(x, digits) for x in out[c]]
+        out.insert(4, "selected", np.arange(len(eq)) == self.best_index_)
+        return out
+
+    def to_latex(self, digits: int = 4) -> str:
+        """The front as a LaTeX ``tabular`` (the selected row starred) with a legend."""
+        return latex_table(list(self.equations_["sympy"]), self.table(digits), digits=digits)
+
+    def _repr_html_(self) -> str:
+        legend = html.escape(legend_text(symbol_names(self.equations_["sympy"])))
+        return (f"<p><b>{html.escape(self.summary().splitlines()[0])}</b></p>"
+                + self.table().to_html(index=False) + f"<p>{legend}</p>")
 
     def energy_expression(self, index: int | None = None) -> sympy.Expr:
         """The equation turned into energy per request (J): times ``so`` for a per-token
@@ -145,12 +203,11 @@ class DiscoveryResult:
 
     def predict(self, X: pd.DataFrame, index: int | None = None) -> np.ndarray:
         """Energy per request (J) predicted by the chosen equation for a canonical table."""
-        from .features import table_variables
-
         e = self.energy_expression(index)
         names = sorted(str(s) for s in e.free_symbols)
         rule = self.batch_rule_ if "B" in names else "cap"
-        V = table_variables(X, names, batch_rule=rule, batch_k=self.batch_k_)
+        V = table_variables(X, names, batch_rule=rule, batch_k=self.batch_k_,
+                            owner="DiscoveryResult.predict")
         fn = sympy.lambdify([symbol(n) for n in names], e, "numpy")
         with np.errstate(all="ignore"):
             out = fn(*[V[n] for n in names])
@@ -167,7 +224,7 @@ class DiscoveryResult:
 
     def terms_found(self, index: int | None = None) -> list[str]:
         """Additive terms of the chosen energy equation (expanded, coefficients dropped)."""
-        from .terms import additive_terms
+        from .engines.linear import additive_terms
 
         return sorted(str(t) for _, t in additive_terms(self.energy_expression(index)))
 
