@@ -320,20 +320,29 @@ def cmd_sweetspot(args) -> int:
 
 
 def cmd_discover(args) -> int:
-    from .discovery import discover
+    from .core.io import atomic_write
+    from .discovery import SymbolicEnergyRegressor, resolve_engine
 
     progress = Progress(args.quiet)
     df = _read_table(args)
-    progress(f"discovering structure of {args.target} over {len(df)} rows (engine {args.engine}) ...")
-    kwargs = {"target": args.target, "engine": args.engine, "seed": args.seed}
-    if args.features:
-        kwargs["features"] = args.features
-    res = discover(df, **kwargs)
-    progress(f"engine {getattr(res, 'engine_', args.engine)} found {len(res.equations_)} formulas")
-    eq = res.equations_.copy()
-    eq["sympy"] = eq["sympy"].astype(str)
-    _write_table(eq, args.output, args.format)
-    print(f"selected: {res.sympy()}", file=sys.stderr)
+    engine = resolve_engine(args.engine)
+    if "random_state" in engine.get_params():
+        engine.set_params(random_state=args.seed)
+    progress(f"discovering structure of {args.target} over {len(df)} rows (engine {engine.name}) ...")
+    reg = SymbolicEnergyRegressor(target=args.target, features=args.features or None, engine=engine,
+                                  model_selection=args.selection, progress=False if args.quiet else None)
+    res = reg.fit(df).result_
+    progress(f"engine {res.engine_} found {len(res.equations_)} formulas")
+    if args.format == "latex":
+        text = res.to_latex()
+        if args.output:
+            atomic_write(args.output, text)
+        else:
+            sys.stdout.write(text)
+    else:
+        # Full precision in the file; the line below shows constants to 4 significant digits.
+        _write_table(res.table(digits=None), args.output, args.format)
+    print(res.summary(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -405,11 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("discover", help="symbolic regression over a table: a Pareto front of formulas")
     _table_args(s)
-    _output_args(s)
+    s.add_argument("-o", "--output", help="write the table here instead of standard output")
+    s.add_argument("--format", choices=("csv", "json", "latex"), default="csv",
+                   help="table format (default: csv; csv and json keep full precision, latex shows "
+                        "constants to 4 significant digits with a legend of the symbols)")
     s.add_argument("--engine", choices=("auto", "terms", "operon", "pysr"), default="auto")
     s.add_argument("--target", default="energy_j")
     s.add_argument("--features", nargs="*")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--selection", choices=("best", "accuracy", "score", "criterion"), default="best",
+                   help="rule choosing the one selected formula (marked in the 'selected' column)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the genetic engines")
     s.add_argument("--quiet", action="store_true", help="no progress display")
     s.set_defaults(func=cmd_discover)
 
