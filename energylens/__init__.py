@@ -25,12 +25,12 @@ from .exceptions import (
     ConvergenceWarning,
     EnergyLensError,
     EnergyLensWarning,
+    FitError,
     IdentifiabilityWarning,
     ImplausibleValueWarning,
     InfeasibleError,
     ModelFileError,
     NoDeviceError,
-    NotFittedError,
     ExtrapolationWarning,
     PoorFitWarning,
     SchemaError,
@@ -39,8 +39,10 @@ from .exceptions import (
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
     # tables
-    "read_profiles": "energylens.schema",
-    "read_candidates": "energylens.schema",
+    "read_profiles": "energylens.tables",
+    "read_candidates": "energylens.tables",
+    "detect_layout": "energylens.tables",
+    "LAYOUTS": "energylens.tables",
     # closed-form models and their machinery
     "EnergyLensModel": "energylens.models",
     "SweetSpotModel": "energylens.models",
@@ -54,10 +56,10 @@ _LAZY: dict[str, str] = {
     "effective_batch": "energylens.models",
     "load_model": "energylens.models",
     # public measurement layouts
-    "read_mlenergy_leaderboard": "energylens.readers",
-    "read_wilkins": "energylens.readers",
-    "read_tokenpowerbench": "energylens.readers",
-    "read_splitwise": "energylens.readers",
+    "read_mlenergy_leaderboard": "energylens.tables",
+    "read_wilkins": "energylens.tables",
+    "read_tokenpowerbench": "energylens.tables",
+    "read_splitwise": "energylens.tables",
     # structure discovery
     "discover": "energylens.discovery",
     "discover_phases": "energylens.discovery",
@@ -72,6 +74,8 @@ _LAZY: dict[str, str] = {
     # synthetic data
     "simulate_profiles": "energylens.simulate",
     "SimulatorOracle": "energylens.simulate",
+    # errors that need scikit-learn's bases (loaded on first use)
+    "NotFittedError": "energylens.exceptions",
 }
 _SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers", "selection",
                "evaluation", "report", "cli", "discovery", "profile"}
@@ -84,7 +88,7 @@ __all__ = [
     "SchemaError",
     "BackendUnavailableError",
     "ModelFileError",
-    "NotFittedError",
+    "FitError",
     "InfeasibleError",
     "NoDeviceError",
     "EnergyLensWarning",

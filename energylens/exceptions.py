@@ -13,8 +13,10 @@ __all__ = [
     "BackendUnavailableError",
     "ModelFileError",
     "NotFittedError",
+    "FitError",
     "InfeasibleError",
     "NoDeviceError",
+    "CatalogueError",
     "EnergyLensWarning",
     "ConvergenceWarning",
     "IdentifiabilityWarning",
@@ -49,8 +51,8 @@ class ModelFileError(EnergyLensError, ValueError):
     """A saved model file is missing keys, has the wrong version or holds bad numbers."""
 
 
-class NotFittedError(EnergyLensError, ValueError, AttributeError):
-    """A model was used before ``fit`` (the same bases as scikit-learn's ``NotFittedError``)."""
+class FitError(EnergyLensError, ValueError):
+    """The data cannot support the fit asked for (too few rows, no variation, bad targets)."""
 
 
 class InfeasibleError(EnergyLensError, ValueError):
@@ -59,6 +61,10 @@ class InfeasibleError(EnergyLensError, ValueError):
 
 class NoDeviceError(EnergyLensError, RuntimeError):
     """No NVIDIA driver or GPU is available for energy measurement."""
+
+
+class CatalogueError(EnergyLensError, ValueError):
+    """A GPU or model name the catalogue cannot resolve, a descriptor it lacks, or a bad row."""
 
 
 class EnergyLensWarning(UserWarning):
@@ -83,3 +89,19 @@ class PoorFitWarning(EnergyLensWarning):
 
 class ExtrapolationWarning(EnergyLensWarning):
     """Predictions for configurations outside the data the model was fitted on."""
+
+
+def __getattr__(name: str):
+    # NotFittedError derives from scikit-learn's, so that ``except NotFittedError`` works with
+    # either import; it is built on first use so that ``import energylens`` does not load
+    # scikit-learn (which takes most of a second).
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+        class NotFittedError(EnergyLensError, _SklearnNotFittedError):
+            """A model was used before ``fit`` (also scikit-learn's ``NotFittedError``)."""
+
+        NotFittedError.__module__ = __name__
+        globals()["NotFittedError"] = NotFittedError
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -52,7 +52,7 @@ def test_from_sympy_names_constants_and_refits():
     m = ExpressionModel.from_sympy(sympy.expand(expr))
     assert sorted(m.starts) == ["a0", "a1", "a2", "a3"]
     assert sorted(m.starts.values()) == pytest.approx(sorted([0.012 * 0.92, 0.012 * 0.08, 0.35, 1.7]))
-    assert set(m._variables) == {"t", "B", "si", "so"}
+    assert set(m._model_variables()) == {"t", "B", "si", "so"}
     df = _df()
     m.fit(df)
     # sympy writes 0.012*si*(1 + 0.08*(t - 1)) as 0.012*si*(0.08*t + 0.92): one constant too
@@ -76,7 +76,7 @@ def test_from_sympy_names_constants_and_refits():
 
 def test_canonical_column_names_and_transforms():
     m = ExpressionModel(expression="a0*input_tokens + a1*output_tokens*inv_B + a2")
-    assert set(m._variables) == {"B", "si", "so"}
+    assert set(m._model_variables()) == {"B", "si", "so"}
     df = _df()
     df["energy_j"] = 0.01 * df.input_tokens + 0.4 * df.output_tokens / df.batch_size + 2.0
     m.fit(df)
@@ -89,7 +89,7 @@ def test_jacobian_matches_finite_differences():
     df = _df(10)
     from energylens.discovery.features import table_variables
 
-    V = table_variables(df, m._variables, batch_rule="cap")
+    V = table_variables(df, m._model_variables(), batch_rule="cap")
     th0 = np.array([0.01, 0.1, 0.3, 1.0, 2.0])
     for i in range(len(df)):
         def f(th, i=i):
@@ -111,10 +111,6 @@ def test_save_load_and_pickle(tmp_path):
     np.testing.assert_allclose(back.predict(df), m.predict(df), rtol=1e-12)
     p2 = pickle.loads(pickle.dumps(m))
     np.testing.assert_allclose(p2.predict(df), m.predict(df), rtol=1e-12)
-    state = m.get_state()
-    json.dumps(state)
-    again = ExpressionModel.from_state(state)
-    assert again.starts == pytest.approx(dict(zip(m.parameter_names, m.coef_, strict=False)))
     # A tampered file with code in the formula is refused, not run.
     data = json.loads(path.read_text())
     data["init_params"]["expression"] = "__import__('os').system('echo pwned') + a0"

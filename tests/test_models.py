@@ -133,13 +133,32 @@ def test_single_tp_fixes_tp_parameters_and_warns():
     assert "not identifiable" in model.fit_report()
 
 
-def test_single_batch_fixes_batch_parameter():
-    df = make_table(n=150, seed=6)
+def test_single_batch_and_stage_fixes_batch_parameter():
+    # One batch and one pipeline stage: the micro-batch b = B is constant, so the weight-read
+    # term c5/b cannot be told from the per-token compute c6 and is fixed, with the reason.
+    df = make_table(n=150, seed=6, pp=(1,))
     df["batch_size"] = 32.0
     with pytest.warns(IdentifiabilityWarning):
         model = EnergyLensModel().fit(df)
     assert not model.params_.loc["c5", "identifiable"]
+    assert "batch" in model.params_.loc["c5", "note"] or "B" in model.params_.loc["c5", "note"]
     assert np.all(np.abs(model.params_["value"]) < 1e3)
+
+
+def test_single_batch_with_pipeline_stages_recovers_c5():
+    # One batch but pipelines of 1, 2 and 4 stages: the micro-batch B/min(B, p) varies, so the
+    # data identify c5 (the declared variable B alone does not decide; the Jacobian does).
+    df = make_table(n=300, seed=6, noise=0.01)
+    df["batch_size"] = 32.0
+    V = {"t": df.tp.to_numpy(float), "p": df.pp.to_numpy(float), "B": df.batch_size.to_numpy(),
+         "si": df.input_tokens.to_numpy(), "so": df.output_tokens.to_numpy()}
+    rng = np.random.default_rng(7)
+    df["energy_j"] = energylens_kernel(V, THETA) * np.exp(rng.normal(0, 0.01, len(df)))
+    model = quiet_fit(EnergyLensModel(), df)
+    P = model.params_
+    assert P.loc["c5", "identifiable"] and not P.loc["c5", "fixed"]
+    assert model.fit_stats_["rank"] == 12
+    assert abs(P.loc["c5", "value"] - THETA[4]) < 3 * P.loc["c5", "stderr"] + 0.05
 
 
 def test_losses_and_robustness():

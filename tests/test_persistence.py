@@ -58,12 +58,13 @@ def test_saturating_batch_rule_round_trip(table, tmp_path):
 def test_file_content_is_documented_json(table, tmp_path):
     m = EnergyLensModel().fit(table)
     data = json.loads(m.save(tmp_path / "m.json").read_text())
-    assert data["format"] == "energylens.model" and data["format_version"] == 1
+    assert data["format"] == "energylens.model" and data["format_version"] == 2
     assert data["energylens_version"] == energylens.__version__
     assert data["formula"].startswith("E = ")
     assert [p["name"] for p in data["parameters"]] == [f"c{i}" for i in range(1, 13)]
     assert data["parameters"][0]["unit"] == "J/token"
-    assert data["training_summary"]["n_rows"] == 150
+    assert data["fit"]["n"] == 150
+    assert data["fit"]["domain"]["ranges"]["t"] == [1.0, 8.0]
 
 
 def _saved(table, tmp_path):

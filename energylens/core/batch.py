@@ -24,25 +24,97 @@ needs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["BatchRule", "BATCH_RULES", "resolve_batch_rule", "effective_batch"]
+__all__ = ["BatchRule", "BATCH_RULES", "BatchInputs", "batch_inputs", "resolve_rule", "effective",
+           "resolve_batch_rule", "effective_batch"]
 
 BatchRule = Literal["auto", "running", "littles_law", "saturating", "cap"]
 BATCH_RULES: tuple[str, ...] = ("auto", "running", "littles_law", "saturating", "cap")
 
 
+@dataclass
+class BatchInputs:
+    """The columns every batch rule may read, as arrays (one entry per row).
+
+    ``None`` marks a column the table does not have. :func:`batch_inputs` builds it from a
+    table once; :meth:`take` selects rows (a group) without going back to pandas.
+    """
+
+    cap: np.ndarray
+    dp: np.ndarray
+    is_cap: np.ndarray
+    running: np.ndarray | None = None
+    n_requests: np.ndarray | None = None
+    latency: np.ndarray | None = None
+    duration: np.ndarray | None = None
+
+    def take(self, idx) -> BatchInputs:
+        """The rows ``idx`` (an integer index array or a boolean mask)."""
+        def t(a):
+            return None if a is None else a[idx]
+
+        return BatchInputs(self.cap[idx], self.dp[idx], self.is_cap[idx], t(self.running),
+                           t(self.n_requests), t(self.latency), t(self.duration))
+
+
 def _col(df: pd.DataFrame, name: str) -> np.ndarray | None:
     if name not in df.columns:
         return None
-    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+    s = df[name]
+    if s.dtype.kind in "fiu":
+        return s.to_numpy(dtype=float)
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+
+
+def batch_inputs(df: pd.DataFrame) -> BatchInputs:
+    """Read the batch columns of a canonical table (``batch_size`` is required)."""
+    cap = _col(df, "batch_size")
+    if cap is None:
+        raise ValueError("The table needs a 'batch_size' column to compute the effective batch.")
+    dp = _col(df, "dp")
+    dp = np.ones_like(cap) if dp is None else np.where(np.isfinite(dp) & (dp > 0), dp, 1.0)
+    is_cap = (df["batch_kind"].to_numpy() == "cap") if "batch_kind" in df.columns else np.zeros(
+        len(df), dtype=bool)
+    return BatchInputs(cap, dp, np.asarray(is_cap, dtype=bool), _col(df, "running_batch"),
+                       _col(df, "n_requests"), _col(df, "latency_s"), _col(df, "duration_s"))
 
 
 def _all_finite(a: np.ndarray | None) -> bool:
     return a is not None and len(a) > 0 and bool(np.all(np.isfinite(a) & (a > 0)))
+
+
+def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
+    """The concrete rule ``rule`` means for these rows (see :func:`resolve_batch_rule`)."""
+    if rule not in BATCH_RULES:
+        raise ValueError(
+            f"The 'batch_rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
+        )
+    has_running = _all_finite(inputs.running)
+    has_little = all(_all_finite(a) for a in (inputs.n_requests, inputs.latency, inputs.duration))
+    is_cap = bool(inputs.is_cap.any())
+    has_pool = _all_finite(inputs.n_requests)
+    if rule == "auto":
+        if has_running:
+            return "running"
+        if has_little and is_cap:
+            return "littles_law"
+        if has_pool and is_cap:
+            return "saturating"
+        return "cap"
+    need = {
+        "running": (has_running, "a complete 'running_batch' column"),
+        "littles_law": (has_little, "complete 'n_requests', 'latency_s' and 'duration_s' columns"),
+        "saturating": (has_pool, "a complete 'n_requests' column"),
+        "cap": (True, ""),
+    }[rule]
+    if not need[0]:
+        raise ValueError(f"batch_rule={rule!r} needs {need[1]} in the training table.")
+    return rule
 
 
 def resolve_batch_rule(df: pd.DataFrame, rule: BatchRule = "auto") -> str:
@@ -65,31 +137,42 @@ def resolve_batch_rule(df: pd.DataFrame, rule: BatchRule = "auto") -> str:
     ValueError
         If the rule is unknown or the table lacks the columns it needs.
     """
-    if rule not in BATCH_RULES:
-        raise ValueError(
-            f"The 'batch_rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
-        )
-    has_running = _all_finite(_col(df, "running_batch"))
-    has_little = all(_all_finite(_col(df, c)) for c in ("n_requests", "latency_s", "duration_s"))
-    is_cap = "batch_kind" in df.columns and bool((df["batch_kind"] == "cap").any())
-    has_pool = _all_finite(_col(df, "n_requests"))
+    return resolve_rule(batch_inputs(df), rule)
+
+
+def effective(inputs: BatchInputs, rule: str, k: float | None = None) -> np.ndarray:
+    """Effective running batch per row from :class:`BatchInputs` (see :func:`effective_batch`)."""
     if rule == "auto":
-        if has_running:
-            return "running"
-        if has_little and is_cap:
-            return "littles_law"
-        if has_pool and is_cap:
-            return "saturating"
-        return "cap"
-    need = {
-        "running": (has_running, "a complete 'running_batch' column"),
-        "littles_law": (has_little, "complete 'n_requests', 'latency_s' and 'duration_s' columns"),
-        "saturating": (has_pool, "a complete 'n_requests' column"),
-        "cap": (True, ""),
-    }[rule]
-    if not need[0]:
-        raise ValueError(f"batch_rule={rule!r} needs {need[1]} in the training table.")
-    return rule
+        rule = resolve_rule(inputs, "auto")
+    cap = inputs.cap
+    if rule == "cap":
+        return cap.copy()
+    out = cap.copy()
+    if rule == "running":
+        rb = inputs.running
+        if rb is not None:
+            ok = np.isfinite(rb) & (rb > 0)
+            out[ok] = rb[ok]
+    elif rule == "littles_law":
+        n, lat, dur = inputs.n_requests, inputs.latency, inputs.duration
+        if n is not None and lat is not None and dur is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                b = (n / inputs.dp) * lat / dur
+            ok = np.isfinite(b) & (b > 0)
+            out[ok] = np.minimum(b[ok], cap[ok])
+    elif rule == "saturating":
+        if k is None or not np.isfinite(k) or k <= 0:
+            raise ValueError(f"The saturating batch rule needs a positive k; got {k!r}.")
+        n = inputs.n_requests
+        if n is not None:
+            r = n / inputs.dp
+            ok = np.isfinite(r) & (r > 0)
+            out[ok] = 1.0 / (1.0 / cap[ok] + 1.0 / (k * r[ok]))
+    else:
+        raise ValueError(
+            f"The 'rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
+        )
+    return out
 
 
 def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None) -> np.ndarray:
@@ -118,36 +201,4 @@ def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None
     >>> float(effective_batch(df, "saturating", k=1.0)[0])
     21.333333333333332
     """
-    if rule == "auto":
-        rule = resolve_batch_rule(df, "auto")
-    cap = _col(df, "batch_size")
-    if cap is None:
-        raise ValueError("The table needs a 'batch_size' column to compute the effective batch.")
-    out = cap.copy()
-    dp = _col(df, "dp")
-    dp = np.ones_like(cap) if dp is None else np.where(np.isfinite(dp) & (dp > 0), dp, 1.0)
-    if rule == "running":
-        rb = _col(df, "running_batch")
-        if rb is not None:
-            ok = np.isfinite(rb) & (rb > 0)
-            out[ok] = rb[ok]
-    elif rule == "littles_law":
-        n, lat, dur = (_col(df, c) for c in ("n_requests", "latency_s", "duration_s"))
-        if n is not None and lat is not None and dur is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                b = (n / dp) * lat / dur
-            ok = np.isfinite(b) & (b > 0)
-            out[ok] = np.minimum(b[ok], cap[ok])
-    elif rule == "saturating":
-        if k is None or not np.isfinite(k) or k <= 0:
-            raise ValueError(f"The saturating batch rule needs a positive k; got {k!r}.")
-        n = _col(df, "n_requests")
-        if n is not None:
-            r = n / dp
-            ok = np.isfinite(r) & (r > 0)
-            out[ok] = 1.0 / (1.0 / cap[ok] + 1.0 / (k * r[ok]))
-    elif rule != "cap":
-        raise ValueError(
-            f"The 'rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
-        )
-    return out
+    return effective(batch_inputs(df), rule, k)

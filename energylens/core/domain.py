@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,17 +84,22 @@ class Domain:
     filled: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_training(cls, V: Mapping[str, np.ndarray], X: pd.DataFrame | None = None, *,
-                      filled: Mapping[str, float] | None = None,
-                      label_columns: Iterable[str] = LABEL_COLUMNS) -> Domain:
-        """The domain of training variables ``V`` (and the labels of table ``X``)."""
+    def from_training(cls, V: Mapping[str, np.ndarray],
+                      labels: Mapping[str, np.ndarray] | pd.DataFrame | None = None, *,
+                      filled: Mapping[str, float] | None = None) -> Domain:
+        """The domain of training variables ``V`` and label columns ``labels``.
+
+        ``labels`` maps label columns to their values per row (a table is read for the
+        columns of :data:`LABEL_COLUMNS` it has).
+        """
         ranges = {k: (float(np.min(v)), float(np.max(v))) for k, v in V.items() if len(v)}
-        labels: dict[str, list[str]] = {}
-        if isinstance(X, pd.DataFrame):
-            for col in label_columns:
-                if col in X.columns:
-                    labels[col] = sorted(map(str, pd.unique(X[col].dropna())))
-        return cls(ranges, labels, dict(filled or {}))
+        if isinstance(labels, pd.DataFrame):
+            labels = {c: labels[c].to_numpy() for c in LABEL_COLUMNS if c in labels.columns}
+        seen: dict[str, list[str]] = {}
+        for col, values in (labels or {}).items():
+            vals = pd.Series(np.asarray(values, dtype=object)).dropna()
+            seen[col] = sorted(map(str, pd.unique(vals)))
+        return cls(ranges, seen, dict(filled or {}))
 
     def constant_values(self) -> dict[str, float]:
         """Variables that took one value in training: safe to fill where a column is absent."""

@@ -45,6 +45,7 @@ __all__ = [
     "StrOptions",
     "check_options",
     "check_str_option",
+    "check_fitted",
     "LEVEL",
     "POSITIVE",
     "POSITIVE_INT",
@@ -93,3 +94,35 @@ def check_str_option(owner: str, name: str, value: object, allowed) -> str:
     """
     check_options(owner, {name: [StrOptions(set(allowed))]}, {name: value})
     return value  # type: ignore[return-value]
+
+
+def check_fitted(estimator, attributes: str | tuple[str, ...] = ()) -> None:
+    """Raise :class:`~energylens.NotFittedError` unless ``estimator`` is fitted.
+
+    The one way energylens says "not fitted": the error is also scikit-learn's
+    ``NotFittedError``, with scikit-learn's sentence.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator.
+    attributes : str or tuple of str
+        Attributes that exist only after ``fit`` (default: any attribute ending in ``_``
+        that is not a property, as scikit-learn decides).
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from ..exceptions import NotFittedError
+
+    attrs = (attributes,) if isinstance(attributes, str) else tuple(attributes)
+    fitted = all(hasattr(estimator, a) for a in attrs) if attrs else None
+    if fitted is None:
+        try:
+            check_is_fitted(estimator)
+            fitted = True
+        except Exception:  # noqa: BLE001 - scikit-learn's own NotFittedError
+            fitted = False
+    if not fitted:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator.")

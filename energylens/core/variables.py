@@ -45,6 +45,7 @@ __all__ = [
     "variable_label",
     "variable_name",
     "table_variables",
+    "check_variables",
     "array_variables",
     "legend",
 ]
@@ -149,7 +150,8 @@ def _column(X: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
-def _check(V: Mapping[str, np.ndarray], index, owner: str) -> None:
+def check_variables(V: Mapping[str, np.ndarray], index, owner: str) -> None:
+    """Raise ``ValueError`` for non-finite values, and values <= 0 where a variable must be > 0."""
     for name, arr in V.items():
         col = VARIABLE_COLUMNS.get(name, name)
         bad = ~np.isfinite(arr)
@@ -230,7 +232,7 @@ def table_variables(
     if missing:
         raise ValueError(f"{owner} needs the column(s) {missing}; the table has columns "
                          f"{list(map(str, X.columns))}.")
-    _check(V, X.index, owner)
+    check_variables(V, X.index, owner)
     return V
 
 
@@ -244,5 +246,5 @@ def array_variables(arr, names: Sequence[str], *, owner: str = "energylens") -> 
             f"X has n_features = {a.shape[1]}, but {owner} expects {len(names)} (columns "
             f"{[VARIABLE_COLUMNS.get(v, v) for v in names]}, in this order).")
     V = {v: a[:, i] for i, v in enumerate(names)}
-    _check(V, np.arange(len(a)), owner)
+    check_variables(V, np.arange(len(a)), owner)
     return V

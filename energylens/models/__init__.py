@@ -1,33 +1,35 @@
-"""Closed-form energy models and the machinery they share."""
+"""Closed-form energy models and the machinery they share.
 
-from .base import LOSSES, Parameter, ParametricModel
-from .baselines import LinearEnergyModel, LogLinearEnergyModel, WilkinsModel
-from .batch import BATCH_RULES, effective_batch, resolve_batch_rule
-from .energylens import EnergyLensModel, energylens_jacobian, energylens_kernel
-from .expression import ExpressionModel
-from .grouped import GroupedModel, fit_groups
-from .latency import LatencyModel
-from .persistence import load_model, save_model
-from .sweetspot import SweetSpotModel
+Names are loaded on first use, so that importing one model does not import them all (the
+expression model needs sympy).
+"""
 
-__all__ = [
-    "LOSSES",
-    "BATCH_RULES",
-    "Parameter",
-    "ParametricModel",
-    "EnergyLensModel",
-    "SweetSpotModel",
-    "WilkinsModel",
-    "LinearEnergyModel",
-    "LogLinearEnergyModel",
-    "GroupedModel",
-    "ExpressionModel",
-    "LatencyModel",
-    "fit_groups",
-    "energylens_kernel",
-    "energylens_jacobian",
-    "effective_batch",
-    "resolve_batch_rule",
-    "save_model",
-    "load_model",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "LOSSES": ".base", "Parameter": ".parameters", "ParametricModel": ".base",
+    "BATCH_RULES": "..core.batch", "effective_batch": "..core.batch",
+    "resolve_batch_rule": "..core.batch",
+    "EnergyLensModel": ".energylens", "energylens_kernel": ".energylens",
+    "energylens_jacobian": ".energylens",
+    "SweetSpotModel": ".sweetspot", "WilkinsModel": ".baselines", "LinearEnergyModel": ".baselines",
+    "LogLinearEnergyModel": ".baselines", "GroupedModel": ".grouped", "fit_groups": ".grouped",
+    "ExpressionModel": ".expression", "LatencyModel": ".latency",
+    "save_model": ".persistence", "load_model": ".persistence",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

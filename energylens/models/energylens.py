@@ -27,13 +27,16 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
-from .base import Parameter, ParametricModel, positive_start
+from ..core.options import StrOptions
+from ..core.variables import table_variables
+from .base import Parameter, ParametricModel
+from .least_squares import lstsq_linear
 
 __all__ = ["EnergyLensModel", "energylens_kernel", "energylens_jacobian"]
 
-_OVERHEAD = dict(lower=-0.1, upper=10.0, neutral=0.0)
+#: Overheads are non-negative, so every factor 1 + c (t - 1) stays >= 1 at any degree.
+_OVERHEAD = dict(lower=0.0, upper=10.0, neutral=0.0)
 _PARAMETERS: tuple[Parameter, ...] = (
     Parameter("c1", 1e-2, 0.0, np.inf, "J/token", "prefill energy per prompt token (linear layers)"),
     Parameter("c2", 1e-6, 0.0, np.inf, "J/token^2",
@@ -57,10 +60,52 @@ _PARAMETERS: tuple[Parameter, ...] = (
               "static (idle) energy per GPU per decode step at batch 1", ("so",)),
     Parameter("c12", 1.0, 0.0, np.inf, "J", "fixed energy per request (scheduling, sampling)"),
 )
+#: Parameters in which the form is linear once the overheads are held (the start's basis).
+_LINEAR = [0, 1, 4, 5, 6, 9, 10, 11]
+#: Rows used for the start values of large tables (the start only needs to be close).
+_START_ROWS = 50_000
+_SIZE_VARIABLE = {"params_b": "N", "active_params_b": "Na"}
 
 
-def _scale(V: dict[str, np.ndarray], size: bool) -> np.ndarray | float:
-    return V["N"] if size else 1.0
+def _microbatch(B: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Micro-batch size: the running batch split over up to ``p`` pipeline micro-batches."""
+    return B / np.minimum(B, p)
+
+
+def _size(V, size: bool):
+    return V.get("N", V.get("Na")) if size else None
+
+
+def _terms(V, theta, size):
+    c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
+    t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
+    N = _size(V, size)
+    pre = c2 * si
+    pre += c1
+    pre *= si
+    if c3:
+        pre *= 1 + c3 * (t - 1)
+    if c4:
+        pre *= 1 + c4 * (p - 1)
+    dec = c5 / _microbatch(B, p)
+    dec += c6
+    if c7:
+        dec += c7 * (si + 0.5 * so)
+    dec *= so
+    if c8:
+        dec *= 1 + c8 * (t - 1)
+    if c9:
+        dec *= 1 + c9 * (p - 1)
+    if N is not None:
+        pre *= N
+        dec *= N
+    sta = c11 * so
+    sta += c10
+    sta *= t
+    sta *= p
+    sta /= B
+    sta += c12
+    return pre, dec, sta
 
 
 def energylens_kernel(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = False) -> np.ndarray:
@@ -69,57 +114,46 @@ def energylens_kernel(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = 
     Parameters
     ----------
     V : dict of arrays
-        ``t, p, B, si, so`` (and ``N`` when ``size``), each of shape (n,).
+        ``t, p, B, si, so`` (and ``N`` or ``Na``, the model size, when the compute and
+        memory terms scale with it), each of shape (n,).
     theta : array of shape (12,)
         ``c1 ... c12``.
     size : bool
-        Multiply the compute and memory terms by the model size ``N``.
+        Multiply the compute and memory terms by the model size (``V["N"]``, or ``V["Na"]``
+        for active parameters).
     """
     pre, dec, sta = _terms(V, theta, size)
-    return pre + dec + sta
-
-
-def _microbatch(B: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Micro-batch size: the running batch split over up to ``p`` pipeline micro-batches."""
-    return B / np.minimum(B, p)
-
-
-def _terms(V, theta, size):
-    c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
-    t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
-    N = _scale(V, size)
-    b = _microbatch(B, p)
-    pre = N * si * (c1 + c2 * si) * (1 + c3 * (t - 1)) * (1 + c4 * (p - 1))
-    dec = N * so * (c5 / b + c6 + c7 * (si + so / 2)) * (1 + c8 * (t - 1)) * (1 + c9 * (p - 1))
-    sta = t * p * (c10 + c11 * so) / B + c12
-    return pre, dec, sta
+    pre += dec
+    pre += sta
+    return pre
 
 
 def energylens_jacobian(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = False) -> np.ndarray:
     """Analytic Jacobian of :func:`energylens_kernel` with respect to ``theta``, shape (n, 12)."""
     c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
     t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
-    N = _scale(V, size)
+    N = _size(V, size)
+    N = 1.0 if N is None else N
     b = _microbatch(B, p)
-    n = len(si)
     a_pre, b_pre = 1 + c3 * (t - 1), 1 + c4 * (p - 1)
     a_dec, b_dec = 1 + c8 * (t - 1), 1 + c9 * (p - 1)
-    lin_pre = N * si * (c1 + c2 * si)
     ctx = si + so / 2
-    lin_dec = N * so * (c5 / b + c6 + c7 * ctx)
-    J = np.empty((n, 12))
-    J[:, 0] = N * si * a_pre * b_pre
-    J[:, 1] = N * si * si * a_pre * b_pre
+    J = np.empty((len(si), 12))
+    f_pre = N * si * a_pre * b_pre
+    J[:, 0] = f_pre
+    J[:, 1] = f_pre * si
+    lin_pre = N * si * (c1 + c2 * si)
     J[:, 2] = lin_pre * (t - 1) * b_pre
     J[:, 3] = lin_pre * a_pre * (p - 1)
-    f_dec = a_dec * b_dec
-    J[:, 4] = N * so / b * f_dec
-    J[:, 5] = N * so * f_dec
-    J[:, 6] = N * so * ctx * f_dec
+    f_dec = N * so * a_dec * b_dec
+    J[:, 4] = f_dec / b
+    J[:, 5] = f_dec
+    J[:, 6] = f_dec * ctx
+    lin_dec = N * so * (c5 / b + c6 + c7 * ctx)
     J[:, 7] = lin_dec * (t - 1) * b_dec
     J[:, 8] = lin_dec * a_dec * (p - 1)
     J[:, 9] = t * p / B
-    J[:, 10] = t * p * so / B
+    J[:, 10] = J[:, 9] * so
     J[:, 11] = 1.0
     return J
 
@@ -153,6 +187,10 @@ class EnergyLensModel(ParametricModel):
 
     _parameters: ClassVar[tuple[Parameter, ...]] = _PARAMETERS
     _variables: ClassVar[tuple[str, ...]] = ("t", "p", "B", "si", "so")
+    _parameter_constraints: ClassVar[dict] = {
+        **ParametricModel._parameter_constraints,
+        "size_covariate": [StrOptions({"params_b", "active_params_b"}), None],
+    }
     formula: ClassVar[str] = (
         "E = si*(c1 + c2*si)*(1 + c3*(t-1))*(1 + c4*(p-1))"
         " + so*(c5/b + c6 + c7*(si + so/2))*(1 + c8*(t-1))*(1 + c9*(p-1))"
@@ -176,67 +214,50 @@ class EnergyLensModel(ParametricModel):
                          f_scale=f_scale, max_nfev=max_nfev, poor_fit_mape=poor_fit_mape)
         self.size_covariate = size_covariate
 
-    @property
-    def _size(self) -> bool:
-        return self.size_covariate is not None
+    def _model_variables(self) -> tuple[str, ...]:
+        if self.size_covariate is None:
+            return self._variables
+        return (*self._variables, _SIZE_VARIABLE[self.size_covariate])
 
-    def _variables_from(self, X, *, fitting, batch_k=None):
-        if self.size_covariate not in (None, "params_b", "active_params_b"):
-            raise ValueError(
-                "The 'size_covariate' parameter of EnergyLensModel must be a str among "
-                f"{{'params_b', 'active_params_b'}} or None. Got {self.size_covariate!r} instead."
-            )
-        V = super()._variables_from(X, fitting=fitting, batch_k=batch_k)
-        if self._size:
-            if not isinstance(X, pd.DataFrame) or self.size_covariate not in X.columns:
-                raise ValueError(
-                    f"size_covariate={self.size_covariate!r} needs a '{self.size_covariate}' "
-                    "column in X (model size in billions of parameters)."
-                )
-            N = pd.to_numeric(X[self.size_covariate], errors="coerce").to_numpy(dtype=float)
-            if self.size_covariate == "active_params_b" and "params_b" in X.columns:
-                N = np.where(np.isfinite(N), N, pd.to_numeric(X["params_b"], errors="coerce"))
-            if np.any(~np.isfinite(N) | (N <= 0)):
-                raise ValueError(f"Column '{self.size_covariate}' has missing or non-positive values.")
-            V["N"] = N
-        return V
+    def _read_variables(self, X, names, fill, owner):
+        """Read the variables; an active-parameter count falls back to the total for dense
+        models (rows where ``active_params_b`` is missing)."""
+        if "Na" in names and "active_params_b" in X.columns and "params_b" in X.columns:
+            na = pd.to_numeric(X["active_params_b"], errors="coerce")
+            X = X.assign(active_params_b=na.fillna(pd.to_numeric(X["params_b"], errors="coerce")))
+        return table_variables(X, names, fill=fill, owner=owner)
 
     def _kernel(self, V, theta):
-        return energylens_kernel(V, theta, self._size)
+        return energylens_kernel(V, theta, self.size_covariate is not None)
 
     def _jacobian(self, V, theta):
-        return energylens_jacobian(V, theta, self._size)
+        return energylens_jacobian(V, theta, self.size_covariate is not None)
 
     def _components(self, V, theta):
-        pre, dec, sta = _terms(V, theta, self._size)
-        n = len(V["si"])
-        return pd.DataFrame({"prefill_j": np.broadcast_to(pre, n).astype(float),
-                             "decode_j": np.broadcast_to(dec, n).astype(float),
-                             "static_j": np.broadcast_to(sta, n).astype(float)})
+        pre, dec, sta = _terms(V, theta, self.size_covariate is not None)
+        return pd.DataFrame({"prefill_j": pre, "decode_j": dec, "static_j": sta})
 
     def _initial_guess(self, V, y, w, theta0, free):
         """Start from a relative-error NNLS fit of the form with the overheads held fixed.
 
         With the four overhead parameters at their start values the form is linear in the
         other eight, so non-negative least squares on rows divided by y gives a start that
-        is already close; the nonlinear fit then only refines it.
+        is already close; the nonlinear fit then only refines it. Large tables use an even
+        subsample of rows for the start.
         """
         theta = theta0.copy()
-        linear = [0, 1, 4, 5, 6, 9, 10, 11]
-        J = self._jacobian(V, theta)  # columns of the linear parameters are their basis
-        idx = [i for i in linear if free[i]]
+        idx = [i for i in _LINEAR if free[i]]
         if not idx:
             return theta
+        n = len(y)
+        if n > _START_ROWS:
+            rows = np.linspace(0, n - 1, _START_ROWS).astype(int)
+            V = {k: v[rows] for k, v in V.items()}
+            y, w = y[rows], w[rows]
+        J = self._jacobian(V, theta)
         fixed_part = self._kernel(V, np.where(np.isin(np.arange(12), idx), 0.0, theta))
-        A = J[:, idx] / y[:, None] * np.sqrt(w)[:, None]
-        b = (y - fixed_part) / y * np.sqrt(w)
-        norms = np.linalg.norm(A, axis=0)
-        norms[norms == 0] = 1.0
-        try:
-            sol, _ = optimize.nnls(A / norms, b, maxiter=50 * len(idx))
-        except RuntimeError:
-            return theta
-        # Keep every free parameter strictly positive so that no column vanishes at the start.
-        sol = positive_start(A, b, sol / norms)
-        theta[idx] = sol
+        sw = np.sqrt(w)
+        sol = lstsq_linear(J[:, idx] * (sw / y)[:, None], (y - fixed_part) / y * sw, nonneg=True)
+        if sol is not None:
+            theta[idx] = sol
         return theta

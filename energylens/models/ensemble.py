@@ -11,6 +11,8 @@ also work on plain matrices.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
@@ -18,23 +20,38 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from .._optional import import_optional
-from .batch import effective_batch
+from ..core.batch import effective_batch, resolve_batch_rule
+from ..core.domain import Domain
+from ..core.options import check_fitted
+from ..exceptions import ExtrapolationWarning
 
 __all__ = ["EnsembleEnergyModel", "RandomForestEnergyModel", "GradientBoostingEnergyModel",
            "XGBoostEnergyModel", "ResidualBoostedModel", "NUMERIC_FEATURES", "LABEL_FEATURES"]
 
-NUMERIC_FEATURES = ("tp", "pp", "dp", "batch", "input_tokens", "output_tokens", "params_b", "n_gpus")
+NUMERIC_FEATURES = ("tp", "pp", "dp", "batch", "requests_per_replica", "input_tokens",
+                    "output_tokens", "params_b", "n_gpus")
 LABEL_FEATURES = ("gpu", "model", "workload", "source")
 
 
-def _features(X: pd.DataFrame) -> pd.DataFrame:
+def _batch_rule(X: pd.DataFrame) -> str:
+    """The batch rule of the features: the table's own, except that the saturating rule
+    (whose constant a closed form fits) becomes the cap plus the requests per replica as a
+    feature of its own, which trees can combine as they need."""
+    rule = resolve_batch_rule(X, "auto") if "batch_size" in X.columns else "cap"
+    return "cap" if rule == "saturating" else rule
+
+
+def _features(X: pd.DataFrame, rule: str) -> pd.DataFrame:
     F = pd.DataFrame(index=X.index)
     for c in NUMERIC_FEATURES:
         if c == "batch" and "batch_size" in X.columns:
-            F[c] = effective_batch(X, "auto")
+            F[c] = effective_batch(X, rule)
+        elif c == "requests_per_replica" and "n_requests" in X.columns:
+            dp = pd.to_numeric(X["dp"], errors="coerce") if "dp" in X.columns else 1.0
+            F[c] = pd.to_numeric(X["n_requests"], errors="coerce") / dp
         elif c == "n_gpus" and {"tp", "pp"} <= set(X.columns):
             dp = X["dp"] if "dp" in X.columns else 1
             F[c] = (X["tp"] * X["pp"] * dp).astype(float)
@@ -72,7 +89,8 @@ class EnsembleEnergyModel(RegressorMixin, BaseEstimator):
             y = X["energy_j"]
         y = column_or_1d(np.asarray(y, dtype=float), warn=True)
         if isinstance(X, pd.DataFrame) and not all(isinstance(c, (int, np.integer)) for c in X.columns):
-            F = _features(X)
+            self.batch_rule_ = _batch_rule(X)
+            F = _features(X, self.batch_rule_)
             self.numeric_ = [c for c in F.columns if c in NUMERIC_FEATURES]
             self.labels_ = [c for c in F.columns if c in LABEL_FEATURES]
             if not self.numeric_:
@@ -84,6 +102,7 @@ class EnsembleEnergyModel(RegressorMixin, BaseEstimator):
             self.pipeline_ = make_pipeline(pre, self._regressor())
             data = F
             self.table_input_ = True
+            self.domain_ = Domain.from_training({c: F[c].to_numpy(float) for c in self.numeric_}, X)
         else:
             data = check_array(X, dtype=np.float64)
             self.pipeline_ = self._regressor()
@@ -102,14 +121,20 @@ class EnsembleEnergyModel(RegressorMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predicted energy per request (J)."""
-        check_is_fitted(self, "pipeline_")
+        check_fitted(self, "pipeline_")
         if self.table_input_:
             if not isinstance(X, pd.DataFrame):
                 raise ValueError("This model was fitted on a table: predict needs a DataFrame.")
-            data = _features(X)
+            data = _features(X, self.batch_rule_)
             missing = [c for c in self.numeric_ + self.labels_ if c not in data.columns]
             if missing:
                 raise ValueError(f"X lacks the column(s) {missing} used in fit.")
+            ext = self.domain_.check({c: data[c].to_numpy(float) for c in self.numeric_}, X)
+            if ext.any:
+                warnings.warn(f"{type(self).__name__}: {int(ext.mask.sum())} of {len(X)} row(s) lie "
+                              f"outside the training data ({ext.describe()}); trees predict there "
+                              "the values of the nearest training rows.", ExtrapolationWarning,
+                              stacklevel=2)
         else:
             data = check_array(X, dtype=np.float64)
             if data.shape[1] != self.n_features_in_:
@@ -154,7 +179,7 @@ class GradientBoostingEnergyModel(EnsembleEnergyModel):
     @property
     def n_iter_(self) -> int:
         """Boosting iterations run (early stopping may end before ``max_iter``)."""
-        check_is_fitted(self, "pipeline_")
+        check_fitted(self, "pipeline_")
         return self.pipeline_[-1].n_iter_ if hasattr(self.pipeline_, "steps") else self.pipeline_.n_iter_
 
     def _regressor(self):
@@ -218,6 +243,6 @@ class ResidualBoostedModel(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "booster_")
+        check_fitted(self, "booster_")
         corr = np.clip(self.booster_.predict(X), *self.resid_range_)
         return self.base_.predict(X) * np.exp(corr)

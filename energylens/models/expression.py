@@ -221,12 +221,8 @@ class ExpressionModel(ParametricModel):
     def formula(self) -> str:  # type: ignore[override]
         return f"E = {self.expression}" if self.expression else ""
 
-    @property
-    def _variables(self) -> tuple[str, ...]:  # type: ignore[override]
+    def _model_variables(self) -> tuple[str, ...]:
         return self._parsed()["variables"]
-
-    def _variables_for_n_features(self):
-        return self._variables
 
     def _param_specs(self) -> tuple[Parameter, ...]:
         P = self._parsed()
@@ -283,26 +279,6 @@ class ExpressionModel(ParametricModel):
         return pd.DataFrame(acc)
 
     # ------------------------------------------------------------------ persistence
-    def get_state(self) -> dict:
-        """JSON-ready description: constructor arguments and, once fitted, the coefficients."""
-        state = {"class": "ExpressionModel", "init_params": self.get_params(deep=False)}
-        if hasattr(self, "coef_"):
-            state["coef"] = dict(zip(self.parameter_names, map(float, self.coef_), strict=False))
-        return state
-
-    @classmethod
-    def from_state(cls, state: Mapping) -> ExpressionModel:
-        """Rebuild from :meth:`get_state` (the formula is parsed safely, never evaluated).
-
-        A state with ``coef`` gives a model whose starts are those values (call ``fit`` to
-        refit, or use :func:`energylens.load_model` files for a full fitted state).
-        """
-        init = dict(state.get("init_params") or {})
-        if "coef" in state:
-            init["starts"] = dict(state["coef"])
-        model = cls._from_extra_state(init, {})
-        return model
-
     def _get_extra_state(self) -> dict:
         P = self._parsed()
         return {"expression": self.expression, "variables": list(P["variables"]),
@@ -320,12 +296,9 @@ class ExpressionModel(ParametricModel):
             raise ValueError("the stored parameter names do not match the formula.")
         return model
 
-    def _check_params(self):
+    def _validate_params(self):
+        super()._validate_params()
         self._parsed()
-        super()._check_params()
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _names_in(text: str) -> set[str]:
@@ -339,5 +312,5 @@ def _names_in(text: str) -> set[str]:
 
 
 def _variable_order(v: str) -> tuple[int, str]:
-    order = list(VARIABLE_COLUMNS)
+    order = list(VARIABLE_COLUMNS)  # the kernel's argument order: known variables first
     return (order.index(v), v) if v in order else (len(order), v)

@@ -1,40 +1,78 @@
 """One closed form per group of a profiling table (by default per model and GPU).
 
-A study of the starting form on real data found that fitting per (model, GPU) group is
-the right default: across model names, scaling by parameter count misses architecture.
-:class:`GroupedModel` fits a clone of any estimator per group, in parallel with joblib (so
-that dask or ray backends work through :func:`joblib.parallel_config`), and predicts each
-row with the model of its group.
+:class:`GroupedModel` fits a clone of any estimator per group and predicts each row with the
+model of its group. For the closed forms of energylens the table is read into arrays once
+and each group's fit starts from its slice (no per-group table handling); the per-group
+work goes through joblib, so ``joblib.parallel_config(backend="dask")`` (or ``"ray"``)
+spreads it over a cluster. Under such a distributed backend ``n_jobs=None`` means every
+worker of the backend, never a silent in-process loop.
 """
 
 from __future__ import annotations
 
+import difflib
+import time
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from ..exceptions import NotFittedError
+from ..core.options import Integral, Interval, check_fitted
+from ..exceptions import EnergyLensWarning, ExtrapolationWarning, FitError
+from . import registry
+from .design import training_data
 
 __all__ = ["GroupedModel", "fit_groups"]
 
+_LOCAL_BACKENDS = ("LokyBackend", "SequentialBackend", "ThreadingBackend", "MultiprocessingBackend")
+
 
 def _key(values) -> tuple:
-    return tuple(values) if isinstance(values, tuple) else (values,)
+    return tuple(v.item() if isinstance(v, np.generic) else v for v in
+                 (values if isinstance(values, tuple) else (values,)))
 
 
-def _fit_one(estimator, X, y, key):
+def _n_jobs(n_jobs: int | None) -> int | None:
+    """``n_jobs`` for joblib: all workers of a distributed backend when left unset."""
+    if n_jobs is None and type(get_active_backend()[0]).__name__ not in _LOCAL_BACKENDS:
+        return -1
+    return n_jobs
+
+
+def _run(fit, key):
+    """Fit one group, recording (never raising) its error and warnings."""
+    t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = clone(estimator).fit(X, y)
-            error = None
+            model, error = fit(), None
         except Exception as exc:  # noqa: BLE001 - recorded per group, re-raised if all fail
             model, error = None, f"{type(exc).__name__}: {exc}"
-    return key, model, error, [f"{w.category.__name__}: {w.message}" for w in caught]
+    return key, model, error, [f"{w.category.__name__}: {w.message}" for w in caught], \
+        time.perf_counter() - t0
+
+
+def _fit_arrays(estimator, data, key):
+    def fit():
+        model = clone(estimator)
+        model._fit_data(data)
+        return model
+    return _run(fit, key)
+
+
+def _fit_table(estimator, X, y, key):
+    return _run(lambda: clone(estimator).fit(X, y), key)
+
+
+def _fast(estimator) -> bool:
+    from .base import ParametricModel
+
+    return (isinstance(estimator, ParametricModel)
+            and type(estimator)._check_table is ParametricModel._check_table)
 
 
 class GroupedModel(RegressorMixin, BaseEstimator):
@@ -42,28 +80,35 @@ class GroupedModel(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    estimator : estimator
-        Any energylens model (or scikit-learn regressor taking a canonical table).
+    estimator : estimator, optional
+        Any energylens model (or scikit-learn regressor taking a canonical table); default
+        :class:`~energylens.EnergyLensModel`.
     by : sequence of str, default=("model", "gpu")
         Columns defining the groups (those absent from the table are ignored).
     n_jobs : int, optional
-        Parallel fits (joblib; ``-1`` for all cores).
+        Parallel fits (joblib; ``-1`` for all cores; under a distributed joblib backend,
+        None means all its workers).
     min_rows : int, default=3
         Groups with fewer rows are not fitted (recorded in ``groups_``).
     fallback : {"error", "pooled"} or estimator, default="error"
         What predicts rows of a group without a fitted model: raise ``ValueError``; a clone
         of ``estimator`` fitted on every training row (``"pooled"``); or the given
-        estimator fitted on every training row (for example
-        ``EnergyLensModel(size_covariate="params_b")`` across model names).
+        estimator fitted on every training row.
 
     Attributes
     ----------
     models_ : dict
         Fitted model per group key (a tuple of the ``by`` values).
     groups_ : DataFrame
-        One row per group: key columns, ``n_rows``, ``fitted``, ``error``, ``warnings``
-        and, for parametric models, the fit statistics (``aic``, ``bic``, ``mape_pct`` ...).
+        One row per group: key columns, ``n_rows``, ``fitted``, ``error``, ``warnings``,
+        ``fit_time_s`` and, for closed forms, the fit statistics (``mape_pct``, ``aic`` ...).
+    fallback_ : estimator or None
     """
+
+    _parameter_constraints: dict = {
+        "by": [list, tuple], "n_jobs": [Integral, None],
+        "min_rows": [Interval(Integral, 1, None, closed="left")], "fallback": "no_validation",
+    }
 
     def __init__(self, estimator=None, *, by: Sequence[str] = ("model", "gpu"),
                  n_jobs: int | None = None, min_rows: int = 3, fallback="error"):
@@ -73,143 +118,202 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         self.min_rows = min_rows
         self.fallback = fallback
 
-    def _by(self, X: pd.DataFrame) -> list[str]:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        registry.register(cls)
+
+    def _by(self, X) -> list[str]:
         if not isinstance(X, pd.DataFrame):
             raise ValueError("GroupedModel needs a canonical table (DataFrame) to form groups.")
         return [c for c in self.by if c in X.columns]
 
-    def fit(self, X: pd.DataFrame, y=None):
-        """Fit one model per group; ``y`` defaults to ``X["energy_j"]``."""
+    def _estimator(self):
         from .energylens import EnergyLensModel
 
-        estimator = EnergyLensModel() if self.estimator is None else self.estimator
-        by = self._by(X)
-        y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float)
+        return EnergyLensModel() if self.estimator is None else self.estimator
+
+    def fit(self, X: pd.DataFrame, y=None):
+        """Fit one model per group; ``y`` defaults to ``X["energy_j"]``."""
+        self._validate_params()
+        if isinstance(self.fallback, str) and self.fallback not in ("error", "pooled"):
+            raise ValueError(f"The 'fallback' parameter of GroupedModel must be 'error', 'pooled' or "
+                             f"an estimator. Got {self.fallback!r} instead.")
+        est, by = self._estimator(), self._by(X)
+        target = getattr(est, "_target_name", "energy_j")
+        y = (X[target].to_numpy(float) if y is None and target in X.columns
+             else np.asarray(y, dtype=float))
         if len(y) != len(X):
             raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
-        ys = pd.Series(y, index=X.index)
-        tasks, skipped = [], []
-        groups = X.groupby(by, sort=True, dropna=False) if by else [((), X)]
-        for key, part in groups:
-            key = _key(key)
-            if len(part) < self.min_rows:
-                skipped.append((key, len(part)))
-                continue
-            tasks.append((key, part, ys.loc[part.index].to_numpy()))
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_one)(estimator, part, yy, key) for key, part, yy in tasks
-        )
-        self.by_ = by
-        self.models_ = {}
+        groups = X.groupby(by, sort=True, dropna=False).indices if by else {(): np.arange(len(X))}
+        keys = {_key(k): np.asarray(v) for k, v in groups.items()}
+        small = {k: len(v) for k, v in keys.items() if len(v) < self.min_rows}
+        todo = {k: v for k, v in keys.items() if k not in small}
+        results = self._fit_groups(est, X, y, todo)
+        self.by_, self.estimator_ = by, est
+        self.models_ = {key: m for key, m, *_ in results if m is not None}
+        self.groups_ = self._table(by, results, small)
+        self.fallback_ = self._fit_fallback(est, X, y)
+        if not self.models_ and self.fallback_ is None:
+            errors = "; ".join(e for *_, e, _, _ in results if e)[:2000]
+            raise FitError(f"GroupedModel could not fit any group: {errors or 'every group is too small'}")
+        return self
+
+    def _fit_groups(self, est, X, y, todo):
+        if _fast(est):
+            est._validate_params()
+            data = training_data(X, y, None, variables=est._model_variables(),
+                                 uses_batch=est._uses_batch(), target=est._target_name,
+                                 unit=est._target_unit, owner=type(est).__name__,
+                                 positive_target=est.loss != "absolute", read=est._read_variables)
+            jobs = (delayed(_fit_arrays)(est, data.take(idx), key) for key, idx in todo.items())
+        else:
+            jobs = (delayed(_fit_table)(est, X.iloc[idx], y[idx], key) for key, idx in todo.items())
+        return Parallel(n_jobs=_n_jobs(self.n_jobs))(jobs)
+
+    def _table(self, by, results, small) -> pd.DataFrame:
         rows = []
-        for (key, model, error, warns), (_, part, yy) in zip(results, tasks):
+        for key, model, error, warns, seconds in results:
             row = dict(zip(by, key))
-            row.update({"n_rows": len(part), "fitted": model is not None, "error": error or "",
-                        "warnings": " | ".join(warns)})
-            if model is not None:
-                self.models_[key] = model
-                pred = model.predict(part)
-                row["mape_pct"] = float(100 * np.mean(np.abs(pred - yy) / yy))
-                stats = getattr(model, "fit_stats_", None)
-                if isinstance(stats, dict):
-                    row.update({k: v for k, v in stats.items() if np.isscalar(v)})
+            row.update({"n_rows": 0, "fitted": model is not None, "error": error or "",
+                        "warnings": " | ".join(warns), "fit_time_s": seconds})
+            stats = getattr(model, "fit_stats_", None) if model is not None else None
+            if isinstance(stats, dict):
+                row.update({k: v for k, v in stats.items() if np.isscalar(v)})
+                row["n_rows"] = stats["n"]
             rows.append(row)
-        for key, n in skipped:
+        for key, n in small.items():
             row = dict(zip(by, key))
             row.update({"n_rows": n, "fitted": False, "error": f"fewer than {self.min_rows} rows",
                         "warnings": ""})
             rows.append(row)
-        self.groups_ = pd.DataFrame(rows)
-        self.fallback_ = None
+        return pd.DataFrame(rows)
+
+    def _fit_fallback(self, est, X, y):
         if isinstance(self.fallback, str):
-            if self.fallback not in ("error", "pooled"):
-                raise ValueError("The 'fallback' parameter of GroupedModel must be 'error', 'pooled' "
-                                 f"or an estimator. Got {self.fallback!r} instead.")
-            if self.fallback == "pooled":
-                self.fallback_ = _fit_one(estimator, X, y, ("<pooled>",))[1]
-        elif self.fallback is not None:
-            self.fallback_ = _fit_one(self.fallback, X, y, ("<pooled>",))[1]
-        if not self.models_ and self.fallback_ is None:
-            raise ValueError(
-                "GroupedModel could not fit any group: "
-                + "; ".join(f"{r.get('error')}" for r in rows[:5])
-            )
-        self.estimator_ = estimator
-        return self
+            if self.fallback == "error":
+                return None
+            fb = est
+        else:
+            fb = self.fallback
+        key, model, error, _, _ = _fit_table(fb, X, y, ("<fallback>",))
+        if model is None:
+            warnings.warn(f"GroupedModel: the fallback model could not be fitted ({error}); "
+                          "rows of unfitted groups cannot be predicted.", EnergyLensWarning,
+                          stacklevel=3)
+        return model
+
+    # ------------------------------------------------------------------ prediction
+    def _model_for(self, key):
+        model = self.models_.get(key, self.fallback_)
+        if model is not None:
+            return model
+        fitted = [" / ".join(map(str, k)) for k in self.models_]
+        want = " / ".join(map(str, key))
+        close = difflib.get_close_matches(want, fitted, n=3, cutoff=0.6)
+        lower = [f for f in fitted if f.lower() == want.lower()]
+        hint = f" Did you mean {', '.join(repr(c) for c in (lower or close))}?" if (lower or close) else ""
+        raise ValueError(
+            f"No fitted model for group {want!r} (columns {self.by_}).{hint} Fitted groups: "
+            f"{', '.join(fitted[:20])}{' ...' if len(fitted) > 20 else ''}.")
+
+    def _collect(self, method: str, X: pd.DataFrame, **kwargs):
+        check_fitted(self, "models_")
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError("GroupedModel needs a canonical table (DataFrame) to find each row's group.")
+        missing = [c for c in self.by_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"GroupedModel needs the group column(s) {missing} in X; columns are "
+                             f"{list(map(str, X.columns))}.")
+        groups = X.groupby(self.by_, sort=False, dropna=False).indices if self.by_ else {(): np.arange(len(X))}
+        parts, notes = [], []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExtrapolationWarning)
+            for key, idx in groups.items():
+                model = self._model_for(_key(key))
+                out = getattr(model, method)(X.iloc[idx], **kwargs)
+                parts.append((np.asarray(idx), out))
+        for w in caught:
+            if issubclass(w.category, ExtrapolationWarning):
+                notes.append(str(w.message).split(": ", 1)[-1])
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if notes:
+            warnings.warn(f"GroupedModel: {'; '.join(notes)}", ExtrapolationWarning, stacklevel=3)
+        return parts
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predict each row with the model of its group; unknown groups raise ``ValueError``."""
-        if not hasattr(self, "models_"):
-            raise NotFittedError("This GroupedModel instance is not fitted yet. Call 'fit' first.")
         out = np.full(len(X), np.nan)
-        if not self.by_:
-            return self.models_[()].predict(X)
-        missing = []
-        for key, part in X.groupby(self.by_, sort=False, dropna=False):
-            key = _key(key)
-            model = self.models_.get(key, self.fallback_)
-            if model is None:
-                missing.append(key)
-                continue
-            out[X.index.get_indexer(part.index)] = model.predict(part)
-        if missing:
-            raise ValueError(
-                f"No fitted model for group(s) {missing[:5]} over columns {self.by_}; fitted "
-                f"groups are {list(self.models_)[:10]}."
-            )
+        for idx, pred in self._collect("predict", X):
+            out[idx] = pred
         return out
 
-    def _collect(self, method: str, X: pd.DataFrame, **kwargs) -> pd.DataFrame:
-        parts = []
-        for key, part in X.groupby(self.by_, sort=False, dropna=False):
-            model = self.models_.get(_key(key), self.fallback_)
-            if model is None:
-                raise ValueError(f"No fitted model for group {key} over columns {self.by_}.")
-            parts.append(getattr(model, method)(part, **kwargs))
-        return pd.concat(parts).loc[X.index]
+    def _frame(self, method: str, X, **kwargs) -> pd.DataFrame:
+        parts = self._collect(method, X, **kwargs)
+        order = np.concatenate([idx for idx, _ in parts])
+        frame = pd.concat([p.reset_index(drop=True) for _, p in parts], ignore_index=True)
+        frame.index = order
+        frame = frame.sort_index()
+        frame.index = X.index
+        return frame
 
     def predict_interval(self, X: pd.DataFrame, level: float = 0.9, **kwargs) -> pd.DataFrame:
         """Per-group :meth:`~energylens.models.base.ParametricModel.predict_interval`."""
-        return self._collect("predict_interval", X, level=level, **kwargs)
+        return self._frame("predict_interval", X, level=level, **kwargs)
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-group prefill/decode/static split."""
-        return self._collect("predict_components", X)
+        return self._frame("predict_components", X)
 
     @property
     def params_(self) -> pd.DataFrame:
         """Long table of every group's parameters (group columns, parameter, value, stderr ...)."""
+        check_fitted(self, "models_")
         frames = []
         for key, model in self.models_.items():
             p = getattr(model, "params_", None)
             if p is None:
                 continue
             p = p.reset_index()
-            for col, v in zip(self.by_, key):
+            for col, v in reversed(list(zip(self.by_, key))):
                 p.insert(0, col, v)
             frames.append(p)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory):
+        """Save to a folder: one model file per group (named by the group) and ``groups.json``."""
+        from .persistence import save_grouped
+
+        check_fitted(self, "models_")
+        return save_grouped(self, directory)
+
+    @classmethod
+    def _from_saved(cls, by, models, fallback, table, where: str) -> GroupedModel:
+        """Rebuild from a saved folder's content (checked by the loader)."""
+        g = cls(by=tuple(by))
+        g.by_, g.models_, g.fallback_ = list(by), dict(models), fallback
+        try:
+            g.groups_ = pd.DataFrame(table) if isinstance(table, dict) else pd.DataFrame(
+                [dict(zip(by, k)) for k in models])
+        except ValueError:
+            g.groups_ = pd.DataFrame([dict(zip(by, k)) for k in models])
+        first = next(iter(models.values()), fallback)
+        g.estimator_ = first
+        return g
+
+
+registry.register(GroupedModel)
+
 
 def fit_groups(df: pd.DataFrame, by: Sequence[str] = ("model", "gpu"), *, estimator=None,
                n_jobs: int | None = None, min_rows: int = 3) -> GroupedModel:
-    """Fit one model per group in parallel; see :class:`GroupedModel`.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Canonical profiling table.
-    by : sequence of str
-        Group columns, e.g. ``["model", "gpu"]``.
-    estimator : estimator, optional
-        Model to clone per group (default :class:`~energylens.EnergyLensModel`).
-    n_jobs : int, optional
-        joblib workers; use :func:`joblib.parallel_config` for dask or ray backends.
+    """Fit one model per group; see :class:`GroupedModel`.
 
     Returns
     -------
     GroupedModel
-        Fitted; ``.groups_`` holds per-group fit statistics and ``.params_`` the
-        per-group parameters.
+        Fitted; ``.groups_`` holds per-group fit statistics and ``.params_`` the per-group
+        parameters.
     """
     return GroupedModel(estimator, by=by, n_jobs=n_jobs, min_rows=min_rows).fit(df)

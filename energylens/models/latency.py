@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from ..core.options import StrOptions
 from .base import Parameter, ParametricModel
 
 __all__ = ["LatencyModel"]
@@ -77,6 +78,10 @@ class LatencyModel(ParametricModel):
         "T_step = (a5/t + a6*B*(si + so/2)/(t*p))*(1 + a7*(p-1)) + a8*(t-1) + a9"
     )
     _target_unit: ClassVar[str] = "s"
+    _parameter_constraints: ClassVar[dict] = {
+        **ParametricModel._parameter_constraints,
+        "target": [StrOptions(set(_TARGETS))],
+    }
 
     def __init__(self, *, target: Literal["latency_s", "ttft_s", "tpot_s"] = "tpot_s", loss="relative",
                  fixed=None, bounds=None, init=None, batch_rule="auto", f_scale=0.05, max_nfev=None,
@@ -87,14 +92,12 @@ class LatencyModel(ParametricModel):
 
     @property
     def _target_name(self) -> str:  # type: ignore[override]
-        if self.target not in _TARGETS:
-            raise ValueError(f"The 'target' parameter of LatencyModel must be a str among "
-                             f"{set(_TARGETS)}. Got {self.target!r} instead.")
         return self.target
 
     def _used(self) -> list[int]:
         """Indices of the parameters that the target depends on."""
-        _ = self._target_name  # validates the target
+        if self.target not in _TARGETS:
+            self._validate_params()
         return {"ttft_s": [0, 1, 2, 3, 9, 10], "tpot_s": [4, 5, 6, 7, 8]}.get(self.target, list(range(11)))
 
     def _param_specs(self):

@@ -8,9 +8,9 @@ as the start, so the nonlinear fit converges at once.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
-from .base import ParametricModel, positive_start
+from .base import ParametricModel
+from .least_squares import lstsq_linear
 
 __all__ = ["LinearFormModel"]
 
@@ -32,22 +32,10 @@ class LinearFormModel(ParametricModel):
         A = self._basis(V)
         fixed_part = A[:, ~free] @ theta[~free] if (~free).any() else 0.0
         scale = y if self.loss != "absolute" else np.ones_like(y)
-        Aw = A[:, free] / scale[:, None] * np.sqrt(w)[:, None]
-        b = (y - fixed_part) / scale * np.sqrt(w)
-        norms = np.linalg.norm(Aw, axis=0)
-        norms[norms == 0] = 1.0
+        sw = np.sqrt(w)
         lo = np.array([p.lower for p in self._param_specs()])[free]
-        nonneg = bool(np.all(lo >= 0))
-        try:
-            if nonneg:
-                sol, _ = optimize.nnls(Aw / norms, b, maxiter=50 * Aw.shape[1])
-            else:
-                sol = np.linalg.lstsq(Aw / norms, b, rcond=None)[0]
-        except (RuntimeError, np.linalg.LinAlgError):
-            return theta
-        sol = sol / norms
-        if nonneg:
-            # Strictly inside the bounds, so that 'trf' can move every parameter.
-            sol = positive_start(Aw, b, sol)
-        theta[free] = sol
+        sol = lstsq_linear(A[:, free] * (sw / scale)[:, None], (y - fixed_part) / scale * sw,
+                           nonneg=bool(np.all(lo >= 0)))
+        if sol is not None:
+            theta[free] = sol
         return theta

@@ -1,126 +1,85 @@
-"""Saving fitted closed forms as versioned JSON, and loading them back safely.
+"""Saving fitted models as versioned JSON, and loading them back safely.
 
 A model file holds the class name, the constructor arguments, every parameter (value,
 standard error, bounds, unit, meaning, flags), the formula as text, the fit state needed
-for intervals (covariance, residual scale, effective-batch rule), a summary of the
-training data and the library version. Loading validates the file (keys, format version,
-finite numbers, known class) and never executes code from it: classes are looked up in a
-registry of :class:`~energylens.models.base.ParametricModel` subclasses, and expressions
-are re-parsed by a whitelisting parser.
+for predictions and intervals (covariance, residual scale, effective-batch rule, training
+domain) and the library version. A grouped model is a folder: one model file per group,
+named after the group, and ``groups.json`` listing them.
+
+Loading validates everything (keys, versions, types, finite numbers, parameters within
+their bounds, finite non-negative predictions over the training domain) and never executes
+code from the file: classes are looked up in a registry by name, expressions are re-parsed
+by a whitelisting parser, and files named in ``groups.json`` must lie inside its folder.
+Every write is atomic (:mod:`energylens.core.io`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._version import __version__
+from ..core.io import atomic_write
 from ..exceptions import ModelFileError
+from . import registry
+from .parameters import resolve
+from .state import FitState, json_number, read_number
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "model_to_dict", "model_from_dict"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "GROUPED_FORMAT", "save_model", "load_model",
+           "model_to_dict", "model_from_dict", "save_grouped", "load_grouped"]
 
 FORMAT = "energylens.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+GROUPED_FORMAT = "energylens.grouped"
+GROUPED_VERSION = 1
+#: Largest model file read (bytes): a model file is a few kilobytes.
+MAX_FILE_BYTES = 20_000_000
 _REQUIRED = ("format", "format_version", "energylens_version", "class", "init_params",
              "formula", "parameters", "fit", "extra")
-_REQUIRED_FIT = ("free", "cov", "sigma", "n", "batch_rule", "batch_k", "success", "rank")
-_REQUIRED_PARAM = ("name", "value", "stderr", "lower", "upper", "unit", "meaning", "fixed")
 
 
-def _num(x: float) -> float | str | None:
-    """JSON-safe number: +-inf as strings, NaN as null."""
-    x = float(x)
-    if math.isnan(x):
-        return None
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj, where: str = "value"):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
+        return [_jsonable(v, where) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if obj is None or isinstance(obj, (str, int, bool)):
+        return json_number(obj)
+    if obj is None or isinstance(obj, (str, int)):
         return obj
-    raise ModelFileError(f"Cannot store a value of type {type(obj).__name__} in a model file.")
+    raise ModelFileError(f"Cannot store a {type(obj).__name__} ({where}) in a model file.")
 
 
 def model_to_dict(model) -> dict:
-    """The JSON-ready content of a fitted model's file."""
+    """The JSON-ready content of a fitted closed form's file."""
+    from .report import params_table
+
     model._check_fitted()
-    st = model._state_
-    P = model.params_
-    params = []
-    for name, r in P.iterrows():
-        params.append({
-            "name": name, "value": _num(r["value"]), "stderr": _num(r["stderr"]),
-            "lower": _num(r["lower"]), "upper": _num(r["upper"]), "unit": r["unit"],
-            "meaning": r["meaning"], "fixed": bool(r["fixed"]),
-            "identifiable": bool(r["identifiable"]), "note": r["note"],
-        })
+    P = params_table(model)
+    params = [{"name": name, "value": json_number(r["value"]), "stderr": json_number(r["stderr"]),
+               "lower": json_number(r["lower"]), "upper": json_number(r["upper"]), "unit": r["unit"],
+               "meaning": r["meaning"], "fixed": bool(r["fixed"]),
+               "identifiable": bool(r["identifiable"]), "note": r["note"]}
+              for name, r in P.iterrows()]
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "energylens_version": __version__,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "energylens_version": __version__,
         "class": type(model).__name__,
-        "init_params": _jsonable(model.get_params(deep=False)),
-        "formula": model.formula if isinstance(model.formula, str) else str(model.formula),
-        "parameters": params,
-        "fit": _jsonable({
-            "free": st.free.tolist(), "cov": st.cov.tolist() if st.cov is not None else [],
-            "sigma": st.sigma, "n": st.n, "nfev": st.nfev, "success": st.success,
-            "message": str(st.message), "rank": st.rank, "cost": st.cost,
-            "fit_time_s": st.fit_time_s, "batch_rule": st.batch_rule, "batch_k": st.batch_k,
-            "batch_k_stderr": st.batch_k_stderr, "not_identifiable": st.not_identifiable,
-            "mape_pct": st.mape_pct,
-        }),
-        "training_summary": _jsonable(st.training_summary),
-        "extra": _jsonable(model._get_extra_state()),
+        "init_params": _jsonable(model.get_params(deep=False), "constructor argument"),
+        "formula": str(model.formula), "parameters": params,
+        "fit": model._state_.to_dict(),
+        "extra": _jsonable(model._get_extra_state(), "model state"),
     }
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """Write a fitted model to ``path`` as JSON; returns the path."""
-    path = Path(path)
-    text = json.dumps(model_to_dict(model), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"non-finite number {name} is not allowed")
-
-
-def _fnum(x, where: str, *, allow_null=False, allow_inf=False) -> float:
-    if x is None and allow_null:
-        return float("nan")
-    if isinstance(x, str) and allow_inf and x in ("inf", "-inf"):
-        return float(x)
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise ModelFileError(f"{where}: expected a number, got {x!r}.")
-    x = float(x)
-    if not math.isfinite(x):
-        raise ModelFileError(f"{where}: expected a finite number, got {x!r}.")
-    return x
-
-
-def model_from_dict(data: dict, *, where: str = "<dict>"):
-    """Rebuild a fitted model from :func:`model_to_dict` content (validated)."""
-    from .base import ParametricModel, _FitState
-
+def _envelope(data, where: str) -> type:
     if not isinstance(data, dict):
         raise ModelFileError(f"Model file {where}: expected a JSON object at the top level.")
     missing = [k for k in _REQUIRED if k not in data]
@@ -132,95 +91,113 @@ def model_from_dict(data: dict, *, where: str = "<dict>"):
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
         raise ModelFileError(
             f"Model file {where}: unsupported format_version {version!r}; this energylens "
-            f"({__version__}) reads versions 1 to {FORMAT_VERSION}."
-        )
-    registry = ParametricModel._registry()
-    cls = registry.get(data["class"])
-    if cls is None:
-        raise ModelFileError(
-            f"Model file {where}: unknown model class {data['class']!r}; known classes are "
-            f"{sorted(registry)}."
-        )
-    init_params = data["init_params"]
-    if not isinstance(init_params, dict):
-        raise ModelFileError(f"Model file {where}: 'init_params' must be an object.")
+            f"({__version__}) reads versions 1 to {FORMAT_VERSION}.")
+    cls = registry.lookup(data["class"]) if isinstance(data["class"], str) else None
+    if cls is None or not hasattr(cls, "_restore"):
+        raise ModelFileError(f"Model file {where}: unknown model class {data['class']!r}; known "
+                             f"classes are {registry.known()}.")
+    if not isinstance(data["init_params"], dict) or not isinstance(data["extra"], dict):
+        raise ModelFileError(f"Model file {where}: 'init_params' and 'extra' must be objects.")
+    return cls
+
+
+def _coefficients(model, params, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    specs = model._param_specs()
+    if not isinstance(params, list) or len(params) != len(specs):
+        raise ModelFileError(f"Model file {where}: expected {len(specs)} parameters for "
+                             f"{type(model).__name__}.")
+    res = resolve(specs, fixed=model.fixed, bounds=model.bounds)
+    coef = []
+    for i, (spec, p) in enumerate(zip(specs, params)):
+        if not isinstance(p, dict) or "value" not in p:
+            raise ModelFileError(f"Model file {where}: parameter {i} ({spec.name}) must be an "
+                                 "object with a value.")
+        if p.get("name") != spec.name:
+            raise ModelFileError(f"Model file {where}: parameter {p.get('name')!r} found where "
+                                 f"{spec.name!r} was expected.")
+        v = read_number(p["value"], f"Model file {where}: parameter {spec.name}")
+        lo, hi = res.lower[i], res.upper[i]
+        tol = 1e-9 * max(1.0, abs(v))
+        if not lo - tol <= v <= hi + tol:
+            raise ModelFileError(f"Model file {where}: parameter {spec.name} = {v!r} lies outside "
+                                 f"its bounds [{lo:g}, {hi:g}].")
+        coef.append(v)
+    return np.asarray(coef, dtype=float), res.lower, res.upper
+
+
+def _check_predictions(model, where: str) -> None:
+    """The loaded parameters must give finite predictions at the corners of the training
+    domain, and non-negative ones for forms that are non-negative by construction (every
+    parameter bounded below by zero or a positive overhead factor)."""
+    ranges = model._state_.domain.ranges
+    names = model._model_variables()
+    if not ranges or any(v not in ranges for v in names):
+        return
+    corners = np.array(np.meshgrid(*[ranges[v] for v in names], indexing="ij")).reshape(len(names), -1)
+    V = {v: corners[i] for i, v in enumerate(names)}
+    with np.errstate(all="ignore"):
+        f = model._kernel(V, model.coef_)
+    nonneg = bool(np.all(model._lo_ >= 0))
+    if not np.all(np.isfinite(f) & ((f >= 0) | (not nonneg))):
+        raise ModelFileError(f"Model file {where}: its parameters give negative or non-finite "
+                             "predictions inside the training domain; the file is corrupt or was edited.")
+
+
+def model_from_dict(data, *, where: str = "<dict>"):
+    """Rebuild a fitted model from :func:`model_to_dict` content (validated)."""
+    cls = _envelope(data, where)
     try:
-        model = cls._from_extra_state(init_params, data["extra"])
+        model = cls._from_extra_state(data["init_params"], data["extra"])
+        model._validate_params()
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"Model file {where}: cannot rebuild {data['class']}: {exc}") from exc
-    specs = model._param_specs()
-    params = data["parameters"]
-    if not isinstance(params, list) or len(params) != len(specs):
-        raise ModelFileError(
-            f"Model file {where}: expected {len(specs)} parameters for {data['class']}, got "
-            f"{len(params) if isinstance(params, list) else type(params).__name__}."
-        )
-    coef, lo, hi = [], [], []
-    for spec, p in zip(specs, params):
-        if not isinstance(p, dict) or any(k not in p for k in _REQUIRED_PARAM):
-            raise ModelFileError(f"Model file {where}: parameter entry {p!r} lacks keys "
-                                 f"{list(_REQUIRED_PARAM)}.")
-        if p["name"] != spec.name:
-            raise ModelFileError(f"Model file {where}: parameter {p['name']!r} found where "
-                                 f"{spec.name!r} was expected.")
-        coef.append(_fnum(p["value"], f"Model file {where}: parameter {spec.name} value"))
-        lo.append(_fnum(p["lower"], f"Model file {where}: parameter {spec.name} lower", allow_inf=True))
-        hi.append(_fnum(p["upper"], f"Model file {where}: parameter {spec.name} upper", allow_inf=True))
-    fit = data["fit"]
-    if not isinstance(fit, dict) or any(k not in fit for k in _REQUIRED_FIT):
-        raise ModelFileError(f"Model file {where}: 'fit' must hold keys {list(_REQUIRED_FIT)}.")
-    free = np.asarray(fit["free"], dtype=bool)
-    if free.shape != (len(specs),):
-        raise ModelFileError(f"Model file {where}: 'fit.free' must have {len(specs)} entries.")
-    k = int(free.sum())
-    try:
-        cov = np.asarray(fit["cov"], dtype=float).reshape(k, k) if k else np.zeros((0, 0))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"Model file {where}: 'fit.cov' must be a {k}x{k} matrix.") from exc
-    if not np.all(np.isfinite(cov)):
-        raise ModelFileError(f"Model file {where}: 'fit.cov' holds non-finite numbers.")
-    batch_k = fit["batch_k"]
-    state = _FitState(
-        free=free,
-        not_identifiable=dict(fit.get("not_identifiable") or {}),
-        cov=cov,
-        sigma=_fnum(fit["sigma"], f"Model file {where}: fit.sigma"),
-        n=int(_fnum(fit["n"], f"Model file {where}: fit.n")),
-        nfev=int(fit.get("nfev") or 0),
-        success=bool(fit["success"]),
-        message=str(fit.get("message", "")),
-        rank=int(_fnum(fit["rank"], f"Model file {where}: fit.rank")),
-        cost=_fnum(fit.get("cost", 0.0), f"Model file {where}: fit.cost"),
-        fit_time_s=float(fit.get("fit_time_s") or 0.0),
-        batch_rule=str(fit["batch_rule"]),
-        batch_k=None if batch_k is None else _fnum(batch_k, f"Model file {where}: fit.batch_k"),
-        batch_k_stderr=fit.get("batch_k_stderr"),
-        mape_pct=float("nan") if fit.get("mape_pct") is None else float(fit["mape_pct"]),
-        training_summary=dict(data.get("training_summary") or {}),
-    )
-    from .batch import BATCH_RULES
-
-    if state.batch_rule not in BATCH_RULES:
-        raise ModelFileError(f"Model file {where}: unknown batch rule {state.batch_rule!r}.")
-    model.coef_ = np.asarray(coef)
-    model._lo_, model._hi_ = np.asarray(lo), np.asarray(hi)
-    model._state_ = state
-    model.n_features_in_ = len(model._variables_for_n_features())
-    model.at_bound_ = model._at_bound(model.coef_, model._lo_, model._hi_, free)
+    coef, lo, hi = _coefficients(model, data["parameters"], where)
+    state = FitState.from_dict(data["fit"], len(coef), where=f"Model file {where}")
+    model._restore(coef, lo, hi, state)
+    _check_predictions(model, where)
     return model
 
 
-def load_model(path: str | os.PathLike):
-    """Load a model saved with ``model.save(path)``.
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Write a fitted model to ``path`` as JSON, atomically; returns the path.
 
-    The file is validated (keys, format version, finite numbers, known class) and no code
-    from it is executed.
+    A :class:`~energylens.GroupedModel` is written to a folder instead (:func:`save_grouped`).
+    """
+    if hasattr(model, "models_"):
+        return save_grouped(model, path)
+    text = json.dumps(model_to_dict(model), indent=2, allow_nan=False)
+    return atomic_write(Path(path), text + "\n")
+
+
+def _read_json(path: Path, what: str):
+    where = f"'{path}'"
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{what} {where} is larger than {MAX_FILE_BYTES} bytes: not a model file.")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"Cannot read {what.lower()} {where}: {exc}") from exc
+
+    def reject(name):
+        raise ValueError(f"non-finite number {name} is not allowed")
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{what} {where} is not valid JSON: {exc}") from exc
+
+
+def load_model(path: str | os.PathLike):
+    """Load a model saved with ``model.save(path)`` (a file, or a grouped model's folder).
+
+    The file is validated (keys, format version, finite numbers, parameters within bounds,
+    known class) and no code from it is executed.
 
     Raises
     ------
     ModelFileError
-        If the file is missing keys, has an unsupported version, holds NaN or infinite
-        numbers where finite ones are required, or names an unknown class.
+        If the file is missing keys, has an unsupported version, holds bad numbers, or
+        names an unknown class.
 
     Examples
     --------
@@ -228,13 +205,85 @@ def load_model(path: str | os.PathLike):
     >>> model.save("model.json"); energylens.load_model("model.json")  # doctest: +SKIP
     """
     path = Path(path)
-    where = f"'{path}'"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelFileError(f"Cannot read model file {where}: {exc}") from exc
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise ModelFileError(f"Model file {where} is not valid JSON: {exc}") from exc
-    return model_from_dict(data, where=where)
+    if path.is_dir():
+        return load_grouped(path)
+    return model_from_dict(_read_json(path, "Model file"), where=f"'{path}'")
+
+
+# --------------------------------------------------------------------------- grouped folders
+def _file_name(key: tuple, taken: set[str]) -> str:
+    stem = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(k)).strip("-.") or "x" for k in key)
+    stem = (stem or "all")[:120]
+    name, i = f"{stem}.json", 2
+    while name.lower() in taken or name == "groups.json":
+        name, i = f"{stem}-{i}.json", i + 1
+    taken.add(name.lower())
+    return name
+
+
+def save_grouped(model, directory: str | os.PathLike) -> Path:
+    """Write a fitted :class:`~energylens.GroupedModel` to a folder (created if needed).
+
+    Each group's model goes to a file named after the group (``Llama-3.1-8B__H100-SXM.json``)
+    and ``groups.json`` lists the groups, their files and the fallback model.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ModelFileError(f"'{directory}' exists and is not a folder; a grouped model is saved "
+                             "to a folder.")
+    directory.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    entries = []
+    for key, m in model.models_.items():
+        fname = _file_name(key, taken)
+        save_model(m, directory / fname)
+        entries.append({"key": _jsonable(list(key), "group key"), "file": fname})
+    fallback = None
+    if getattr(model, "fallback_", None) is not None:
+        fallback = _file_name(("fallback",), taken)
+        save_model(model.fallback_, directory / fallback)
+    index = {"format": GROUPED_FORMAT, "format_version": GROUPED_VERSION,
+             "energylens_version": __version__, "by": list(model.by_), "groups": entries,
+             "fallback": fallback,
+             "groups_table": _jsonable(model.groups_.to_dict(orient="list"), "group table")}
+    atomic_write(directory / "groups.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
+    return directory
+
+
+def _inside(directory: Path, name, where: str) -> Path:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ModelFileError(f"{where}: file entry {name!r} must be a plain file name in the folder.")
+    path = directory / name
+    root = directory.resolve()
+    if root not in path.resolve().parents:
+        raise ModelFileError(f"{where}: file entry {name!r} points outside the folder.")
+    return path
+
+
+def load_grouped(directory: str | os.PathLike):
+    """Load a folder written by :func:`save_grouped` (validated like a model file)."""
+    directory = Path(directory)
+    where = f"'{directory / 'groups.json'}'"
+    if not (directory / "groups.json").is_file():
+        raise ModelFileError(f"'{directory}' is a folder without groups.json; pass a model file or "
+                             "a folder written by GroupedModel.save().")
+    index = _read_json(directory / "groups.json", "Grouped-model index")
+    ok = (isinstance(index, dict) and index.get("format") == GROUPED_FORMAT
+          and isinstance(index.get("by"), list) and all(isinstance(b, str) for b in index["by"])
+          and isinstance(index.get("groups"), list))
+    if not ok:
+        raise ModelFileError(f"{where}: expected format {GROUPED_FORMAT!r} with 'by' (column names) "
+                             "and 'groups' (a list).")
+    if index.get("format_version") != GROUPED_VERSION:
+        raise ModelFileError(f"{where}: unsupported format_version {index.get('format_version')!r}.")
+    models = {}
+    for e in index["groups"]:
+        if not isinstance(e, dict) or not isinstance(e.get("key"), list) or len(e["key"]) != len(index["by"]):
+            raise ModelFileError(f"{where}: each group needs a 'key' with one value per 'by' column.")
+        if not all(isinstance(k, (str, int, float, bool)) or k is None for k in e["key"]):
+            raise ModelFileError(f"{where}: group keys hold plain values only; got {e['key']!r}.")
+        models[tuple(e["key"])] = load_model(_inside(directory, e.get("file"), where))
+    fallback = index.get("fallback")
+    fallback = None if fallback is None else load_model(_inside(directory, fallback, where))
+    cls = registry.lookup("GroupedModel")
+    return cls._from_saved(index["by"], models, fallback, index.get("groups_table"), where)

@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..exceptions import EnergyLensWarning
+from ..exceptions import EnergyLensWarning, ExtrapolationWarning
 from .base import Parameter
 from .linear_forms import LinearFormModel
 
@@ -128,7 +128,7 @@ class SweetSpotModel(LinearFormModel):
     # ------------------------------------------------------------------ sweet spot
     def predict_per_token(self, X) -> np.ndarray:
         """Energy per output token (J/token) for each row of ``X``."""
-        V = self._variables_from(X, fitting=False)
+        V, _ = self._predict_variables(X, warn=False)
         return self.predict(X) / V["so"]
 
     def efficiency(self, X) -> np.ndarray:
@@ -142,15 +142,29 @@ class SweetSpotModel(LinearFormModel):
     def optimal_output_tokens(self, input_tokens) -> np.ndarray:
         """Output length of lowest energy per output token, for each input length (closed form).
 
-        Returns ``inf`` where the fitted decode-context term ``t4`` is zero (efficiency
-        then keeps improving with longer answers).
+        Returns ``inf`` with a warning where the fitted decode-context term ``t4`` is zero or
+        at its lower bound: the data then show no interior optimum (efficiency keeps
+        improving with longer answers). An optimum outside the output lengths the model was
+        fitted on is returned with an :class:`~energylens.ExtrapolationWarning`.
         """
         self._check_fitted()
         t0, t1, t2, t3, t4, t5 = self.coef_
         si = np.asarray(input_tokens, dtype=float)
-        num = t1 * si * si + t3 * si + t5
-        with np.errstate(divide="ignore"):
-            return np.sqrt(num / t4) if t4 > 0 else np.full_like(si, np.inf)
+        if t4 <= 0 or "t4" in self.at_bound_ or "t4" in self._state_.not_identifiable:
+            warnings.warn("SweetSpotModel: the data show no interior optimum of the output length "
+                          "(t4, the decode cost growing with the answer, is zero or at its bound); "
+                          "efficiency keeps improving with longer answers, so the optimum is inf.",
+                          EnergyLensWarning, stacklevel=2)
+            return np.full_like(si, np.inf)
+        opt = np.sqrt((t1 * si * si + t3 * si + t5) / t4)
+        lo, hi = self._state_.domain.ranges.get("so", (np.nan, np.nan))
+        outside = (opt > hi * (1 + 1e-9)) | (opt < lo * (1 - 1e-9))
+        if np.any(outside):
+            warnings.warn(
+                f"SweetSpotModel: the optimal output length ({np.nanmax(opt[outside]):.4g} tokens) "
+                f"lies outside the output lengths fitted ({lo:g} to {hi:g}): an extrapolation.",
+                ExtrapolationWarning, stacklevel=2)
+        return opt
 
     def efficiency_surface(self, input_grid, output_grid) -> pd.DataFrame:
         """Output tokens per joule over a grid: rows are input lengths, columns output lengths."""

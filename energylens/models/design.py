@@ -1,0 +1,129 @@
+"""From a training table (or array) to the arrays a fit works on.
+
+:func:`training_data` reads a canonical table once into :class:`TrainingData`: the model's
+variables, the batch columns (the effective batch depends on a rule resolved at fit
+time), the target, the weights and the label columns. :meth:`TrainingData.take` selects
+rows without going back to pandas, so that many groups are fitted from one read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..core.batch import BatchInputs, batch_inputs
+from ..core.domain import LABEL_COLUMNS
+from ..core.variables import SCHEMA_DEFAULTS, VARIABLE_COLUMNS, array_variables
+from ..exceptions import FitError
+
+__all__ = ["TrainingData", "training_data", "target_values"]
+
+
+@dataclass
+class TrainingData:
+    """Arrays of one training table.
+
+    Attributes
+    ----------
+    V : dict
+        Variables other than the batch ``B`` (or every variable for array input).
+    batch : BatchInputs or None
+        Batch columns (None for array input: ``B`` is then in ``V`` as given).
+    y : ndarray
+        Target.
+    w : ndarray or None
+        Weights (None: all ones).
+    labels : dict
+        Label column -> values (for the training domain).
+    filled : dict
+        Variables whose column was absent, with the schema default used.
+    """
+
+    V: dict[str, np.ndarray]
+    batch: BatchInputs | None
+    y: np.ndarray
+    w: np.ndarray | None = None
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    filled: dict[str, float] = field(default_factory=dict)
+
+    def take(self, idx) -> TrainingData:
+        """The rows ``idx`` (integer positions or a boolean mask)."""
+        return TrainingData({k: v[idx] for k, v in self.V.items()},
+                            None if self.batch is None else self.batch.take(idx), self.y[idx],
+                            None if self.w is None else self.w[idx],
+                            {k: v[idx] for k, v in self.labels.items()}, dict(self.filled))
+
+
+def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
+    """The target as floats: ``y`` as given, or the table's ``name`` column."""
+    if y is None:
+        if isinstance(X, pd.DataFrame) and name in X.columns:
+            y = X[name]
+        else:
+            raise FitError(f"{owner}: y is None and X has no '{name}' column: pass the measured "
+                           f"target ({unit}) as y.")
+    y = np.asarray(pd.to_numeric(pd.Series(np.asarray(y).ravel()), errors="coerce"), float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise FitError(f"{owner}: the target {name} has {int(bad.sum())} missing or non-finite "
+                       f"value(s) (first at positions {np.flatnonzero(bad)[:5].tolist()}).")
+    return y
+
+
+def _weights(sample_weight, n: int, owner: str) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    w = np.array(sample_weight, dtype=float).ravel()
+    if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
+        raise FitError(f"{owner}: sample_weight must be finite, non-negative and of length {n}.")
+    if not np.any(w > 0):
+        raise FitError(f"{owner}: sample weights are all zero; at least one must be positive.")
+    return None if np.all(w == 1.0) else w
+
+
+def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: bool,
+                  target: str, unit: str, owner: str, positive_target: bool,
+                  read: Callable | None = None) -> TrainingData:
+    """Read a training table (or a 2-D array in ``variables`` order) into arrays.
+
+    Raises :class:`~energylens.FitError` for data that cannot be fitted (fewer than two
+    rows, a non-finite or non-positive target) and ``ValueError`` for missing columns.
+    """
+    if not isinstance(X, pd.DataFrame):
+        # scikit-learn's order of checks: the array itself, then the target and weights,
+        # then its width.
+        from sklearn.utils.validation import check_array
+
+        X = check_array(X, dtype=np.float64, ensure_all_finite=False, ensure_min_samples=2)
+    y = target_values(X, y, target, unit, owner)
+    n = len(X)
+    if len(y) != n:
+        raise FitError(f"{owner}: X and y have inconsistent numbers of samples: {n} and {len(y)}.")
+    if n < 2:
+        raise FitError(f"{owner} needs at least 2 rows to fit; got n_samples = {n}.")
+    if positive_target and np.any(y <= 0):
+        raise FitError(
+            f"{owner}: the relative and log losses need a strictly positive target; "
+            f"{int(np.sum(y <= 0))} value(s) of y are <= 0 (first {y[y <= 0][:5].tolist()}). Use "
+            "loss='absolute' or clean the table.")
+    w = _weights(sample_weight, n, owner)
+    if not isinstance(X, pd.DataFrame):
+        return TrainingData(array_variables(X, variables, owner=owner), None, y, w)
+    names = [v for v in variables if not (uses_batch and v == "B")]
+    filled = {v: SCHEMA_DEFAULTS[v] for v in names
+              if v in SCHEMA_DEFAULTS and VARIABLE_COLUMNS[v] not in X.columns}
+    V = (read or _default_read)(X, names, filled, owner)
+    batch = batch_inputs(X) if uses_batch else None
+    if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
+        raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
+    labels = {c: X[c].to_numpy() for c in LABEL_COLUMNS if c in X.columns}
+    return TrainingData(V, batch, y, w, labels, filled)
+
+
+def _default_read(X, names, fill, owner):
+    from ..core.variables import table_variables
+
+    return table_variables(X, names, fill=fill, owner=owner)

@@ -1,0 +1,350 @@
+"""Bounded nonlinear least squares on plain arrays: the numerical core of every closed form.
+
+Nothing here knows about tables or estimators. A :class:`Problem` is a kernel ``f(V,
+theta)`` with its analytic Jacobian, the variables ``V`` (a dict of arrays), the target
+``y``, optional weights and a loss; :func:`fit_problem` finds which parameters the data
+can identify (from the rank of the Jacobian), starts from a data-driven guess, solves with
+:func:`scipy.optimize.least_squares` and returns the parameters with their covariance.
+
+Residuals of the losses:
+
+- ``"relative"``: ``(f - y) / y``; ``"robust"``: the same under a soft-L1 loss;
+- ``"log"``: ``log f - log y``;
+- ``"absolute"``: ``f - y`` (joules: rarely wise, energies span orders of magnitude).
+
+Memory: the Jacobian is scaled in place, so a fit holds the model's Jacobian, the
+solver's scaled copy and, for the exact trust-region solver, its SVD factors. Above
+:data:`EXACT_SOLVER_MAX_ROWS` rows the iterative solver (LSMR) replaces the SVD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg, optimize
+
+from .parameters import Parameter, Resolved
+
+__all__ = ["Problem", "Solution", "fit_problem", "distinct_values", "residual_functions", "identify",
+           "covariance", "at_bound", "profile_scalar", "positive_start", "EXACT_SOLVER_MAX_ROWS"]
+
+#: Rows above which the iterative trust-region solver replaces the exact (SVD) one. The exact
+#: solver is faster (benchmarks/speed.py), but its SVD holds another n x k matrix.
+EXACT_SOLVER_MAX_ROWS = 200_000
+#: Relative tolerance of the rank decisions (on singular values of the column-scaled Jacobian).
+RANK_TOL = 1e-7
+
+Kernel = Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray]
+
+
+@dataclass
+class Problem:
+    """A least-squares problem on arrays.
+
+    ``jacobian`` must return a new array on every call (it is scaled in place).
+    """
+
+    kernel: Kernel
+    jacobian: Kernel
+    V: Mapping[str, np.ndarray]
+    y: np.ndarray
+    w: np.ndarray | None = None
+    loss: str = "relative"
+    f_scale: float = 0.05
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Solution:
+    """Result of :func:`fit_problem`."""
+
+    theta: np.ndarray
+    free: np.ndarray
+    not_identifiable: dict[str, str]
+    residuals: np.ndarray
+    cov: np.ndarray
+    sigma: float
+    rank: int
+    cost: float
+    nfev: int
+    success: bool
+    message: str
+
+
+def distinct_values(a: np.ndarray, cap: int = 4) -> int:
+    """Distinct values of ``a`` up to ``cap`` (relative tolerance 1e-12)."""
+    lo = float(np.min(a))
+    tol = 1e-12 * max(1.0, abs(lo), abs(float(np.max(a))))
+    if float(np.max(a)) - lo <= tol:
+        return 1
+    return min(len(np.unique(np.round(a / tol))), cap) if len(a) < 100_000 else cap
+
+
+def residual_functions(p: Problem, theta_full: np.ndarray, free: np.ndarray):
+    """Residual and Jacobian functions over the free parameters."""
+    all_free = bool(free.all())
+    sqrt_w = None if p.w is None else np.sqrt(p.w)
+    inv_y = 1.0 / p.y if p.loss in ("relative", "robust") else None
+    log_y = np.log(p.y) if p.loss == "log" else None
+
+    def full(x):
+        if all_free:
+            return x
+        th = theta_full.copy()
+        th[free] = x
+        return th
+
+    def fun(x):
+        f = p.kernel(p.V, full(x))
+        if inv_y is not None:
+            r = f * inv_y
+            r -= 1.0
+        elif log_y is not None:
+            r = np.log(np.maximum(f, 1e-300)) - log_y
+        else:
+            r = f - p.y
+        if sqrt_w is not None:
+            r *= sqrt_w
+        return r
+
+    def jac(x):
+        th = full(x)
+        J = p.jacobian(p.V, th)
+        if not all_free:
+            J = J[:, free]
+        if inv_y is not None:
+            J *= inv_y[:, None]
+        elif log_y is not None:
+            J /= np.maximum(p.kernel(p.V, th), 1e-300)[:, None]
+        if sqrt_w is not None:
+            J *= sqrt_w[:, None]
+        return J
+
+    return fun, jac
+
+
+def _scaled_gram(J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrix of the unit-normalised columns of ``J`` (no copy of ``J``), and the norms."""
+    G = J.T @ J
+    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
+    safe = np.where(norms > 1e-300, norms, 1.0)
+    return G / np.outer(safe, safe), norms
+
+
+def _rank(G: np.ndarray) -> int:
+    if G.size == 0:
+        return 0
+    w = np.linalg.eigvalsh(G)
+    return int(np.sum(w > RANK_TOL**2 * max(w.max(initial=0.0), 1e-300)))
+
+
+def identify(J: np.ndarray, order: Sequence[int]) -> list[int]:
+    """Columns of ``J`` to fix so that the rest have full rank.
+
+    The decision is the data's: a column is fixed only if it is zero or a linear
+    combination of the others (numerically, relative tolerance :data:`RANK_TOL`). ``order``
+    says which columns to fix first when several are confounded.
+    """
+    if J.size == 0:
+        return []
+    G, norms = _scaled_gram(J)
+    dead = [j for j in range(J.shape[1]) if norms[j] <= 1e-300]
+    keep = [j for j in range(J.shape[1]) if j not in dead]
+    target = _rank(G[np.ix_(keep, keep)])
+    fixed = list(dead)
+    for j in order:
+        if len(keep) == target:
+            break
+        if j not in keep:
+            continue
+        rest = [i for i in keep if i != j]
+        if _rank(G[np.ix_(rest, rest)]) == target:
+            keep = rest
+            fixed.append(j)
+    return sorted(fixed)
+
+
+def covariance(J: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """Parameter covariance ``sigma^2 (J^T J)^-1`` and the numerical rank of ``J``.
+
+    Directions with singular values below :data:`RANK_TOL` of the largest are treated as
+    unidentified (pseudo-inverse).
+    """
+    G, norms = _scaled_gram(J)
+    norms = np.where(norms > 0, norms, 1.0)
+    w, U = np.linalg.eigh(G)
+    keep = w > RANK_TOL**2 * max(w.max(initial=0.0), 1e-300)
+    w_inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
+    cov_s = (U * w_inv) @ U.T
+    return cov_s / np.outer(norms, norms) * sigma**2, int(keep.sum())
+
+
+def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
+    """Replace zero entries of a non-negative least-squares start by small positive values.
+
+    A parameter that starts exactly at its lower bound of 0 cannot leave it under the
+    trust-region-reflective scaling; each zero becomes the value whose term alone would
+    explain 0.1% of the (scaled) target.
+    """
+    out = sol.copy()
+    scale_b = float(np.median(np.abs(b))) or 1.0
+    for j in np.flatnonzero(out <= 0):
+        col = float(np.median(np.abs(A[:, j])))
+        out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
+    return out
+
+
+def _inside(x0, lo, hi):
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    x0 = np.clip(x0, lo + 1e-10 * span, hi - 1e-10 * span)
+    return np.where(lo == hi, lo, x0)
+
+
+def _tie_order(specs: Sequence[Parameter], free: np.ndarray, distinct: Mapping[str, int]) -> list[int]:
+    """Fixing order among confounded parameters: first those whose variables take the fewest
+    distinct values (a quadratic term needs three), then the later-declared terms."""
+    idx = [i for i in range(len(specs)) if free[i]]
+
+    def key(i):
+        seen = [distinct.get(v, 10**9) for v in specs[i].informed_by]
+        return (min(seen) if seen else 10**9, -i)
+
+    return sorted(idx, key=key)
+
+
+def _identify(p: Problem, specs, theta, free, lo, hi, distinct) -> dict[str, str]:
+    """Fix (at their neutral values) the parameters the data cannot identify."""
+    notes: dict[str, str] = {}
+    fun, jac = residual_functions(p, theta, free)
+    J = jac(theta[free])
+    cols = np.flatnonzero(free)
+    order = [int(np.flatnonzero(cols == i)[0]) for i in _tie_order(specs, free, distinct)]
+    for j in identify(J, order):
+        i = cols[j]
+        spec = specs[i]
+        counts = [distinct.get(v, 10**9) for v in spec.informed_by]
+        if counts and max(counts) == 1:
+            label = ", ".join(spec.informed_by)
+            notes[spec.name] = f"not identifiable from this data: a single value of {label}"
+        elif counts and min(counts) <= 2:
+            label = ", ".join(v for v, c in zip(spec.informed_by, counts) if c <= 2)
+            notes[spec.name] = (f"not identifiable from this data: too few distinct values of "
+                                f"{label} (confounded with other terms)")
+        else:
+            notes[spec.name] = ("not identifiable from this data: its effect is confounded with "
+                                "other terms")
+        theta[i] = spec.neutral
+        free[i] = False
+    np.clip(theta, lo, hi, out=theta)
+    return notes
+
+
+def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
+                initial_guess: Callable | None = None, distinct: Mapping[str, int] | None = None,
+                max_nfev: int | None = None) -> Solution:
+    """Identify, start, solve and summarise one closed-form fit.
+
+    Parameters
+    ----------
+    p : Problem
+        Kernel, Jacobian, data and loss.
+    specs : sequence of Parameter
+        Declarations (names, neutral values, tie-breaking variables).
+    resolved : Resolved
+        Start values, bounds and free mask after the user's overrides.
+    initial_guess : callable, optional
+        ``(V, y, w, theta, free) -> theta``: a data-driven start for the free parameters.
+    distinct : mapping, optional
+        Number of distinct values of each variable (decides which of several confounded
+        parameters to fix, and the notes).
+    max_nfev : int, optional
+        Evaluation budget of the optimiser.
+    """
+    theta = np.clip(resolved.theta.copy(), resolved.lower, resolved.upper)
+    free, lo, hi = resolved.free.copy(), resolved.lower, resolved.upper
+    notes = _identify(p, specs, theta, free, lo, hi, distinct or {}) if free.any() else {}
+    if initial_guess is not None and free.any():
+        w = np.ones_like(p.y) if p.w is None else p.w
+        theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
+    fun, jac = residual_functions(p, theta, free)
+    k = int(free.sum())
+    if k:
+        res = optimize.least_squares(
+            fun, _inside(theta[free], lo[free], hi[free]), jac=jac, bounds=(lo[free], hi[free]),
+            method="trf", x_scale="jac",
+            tr_solver="exact" if p.n <= EXACT_SOLVER_MAX_ROWS else "lsmr",
+            loss="soft_l1" if p.loss == "robust" else "linear", f_scale=p.f_scale,
+            max_nfev=max_nfev, xtol=1e-10, ftol=1e-10, gtol=1e-10)
+        theta[free] = res.x
+        r, J = res.fun, res.jac
+        nfev, success, message = int(res.nfev), bool(res.status > 0), str(res.message)
+    else:
+        r, J = fun(np.empty(0)), np.zeros((p.n, 0))
+        nfev, success, message = 0, True, "all parameters fixed"
+    dof = p.n - k
+    sigma = float(np.sqrt(np.sum(r**2) / dof)) if dof > 0 else float("nan")
+    cov, rank = covariance(J, sigma) if k else (np.zeros((0, 0)), 0)
+    return Solution(theta, free, notes, r, cov, sigma, rank, float(0.5 * np.sum(r**2)), nfev,
+                    success, message)
+
+
+def at_bound(theta, lo, hi, free, cov, names: Sequence[str]) -> list[str]:
+    """Free parameters at a finite bound: within a relative 1e-6 of it, or closer to it than
+    a thousandth of their own standard error (indistinguishable from the bound)."""
+    se = np.full(len(theta), np.nan)
+    if cov is not None and cov.size and free.sum() == cov.shape[0]:
+        se[free] = np.sqrt(np.maximum(np.diag(cov), 0))
+    out = []
+    for i, name in enumerate(names):
+        if not free[i]:
+            continue
+        for b in (lo[i], hi[i]):
+            if not np.isfinite(b):
+                continue
+            tol = 1e-6 * max(abs(theta[i]), abs(b))
+            if np.isfinite(se[i]):
+                tol = max(tol, 1e-3 * se[i])
+            if abs(theta[i] - b) <= tol + 1e-300:
+                out.append(name)
+                break
+    return out
+
+
+def profile_scalar(cost: Callable[[float], float], bounds: tuple[float, float], *,
+                   n: int, k_free: int, xatol: float = 1e-3) -> tuple[float, float | None, bool]:
+    """Minimise ``cost(x)`` over a bounded scalar (the log10 of a hyper-parameter).
+
+    Returns ``(x, stderr of x or None, at_bound)``; the standard error comes from the
+    curvature of the profiled cost, ``at_bound`` says the optimum sits at a search bound.
+    """
+    res = optimize.minimize_scalar(cost, bounds=bounds, method="bounded", options={"xatol": xatol})
+    x = float(res.x)
+    edge = 10 * xatol
+    at_edge = x <= bounds[0] + edge or x >= bounds[1] - edge
+    h = 0.02
+    c0, cp, cm = cost(x), cost(x + h), cost(x - h)
+    curv = (cp - 2 * c0 + cm) / h**2
+    if not np.isfinite(curv) or curv <= 0 or n <= k_free + 1:
+        return x, None, at_edge
+    s2 = 2 * c0 / (n - k_free - 1)
+    return x, float(np.sqrt(s2 / curv)), at_edge
+
+
+def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool) -> np.ndarray | None:
+    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure."""
+    norms = np.linalg.norm(A, axis=0)
+    norms[norms == 0] = 1.0
+    try:
+        if nonneg:
+            sol, _ = optimize.nnls(A / norms, b, maxiter=50 * A.shape[1])
+        else:
+            sol = linalg.lstsq(A / norms, b)[0]
+    except (RuntimeError, np.linalg.LinAlgError, ValueError):
+        return None
+    sol = sol / norms
+    return positive_start(A, b, sol) if nonneg else sol
