@@ -1,0 +1,200 @@
+"""GPU and model descriptors aligned with the rows of a profiling table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ...exceptions import CatalogueError
+from .registry import _GPUS, _MODELS, _model_key
+from .specs import _FLOP_ORDER, BYTES_PER_VALUE, normalize_precision
+
+__all__ = ["DESCRIPTOR_COLUMNS", "descriptors"]
+
+#: Descriptor column -> catalogue column it comes from (GPU table, then model table).
+_GPU_COLS = {"gpu_memory_gb": "memory_gb", "gpu_memory_bw_bytes_s": "memory_bw_bytes_s",
+             "gpu_tdp_w": "tdp_w", "gpu_idle_w": "idle_w", "gpu_link_bw_bytes_s": "link_bw_bytes_s",
+             "gpu_link_latency_s": "link_latency_s"}
+_MODEL_COLS = {"model_params_b": "params_b", "model_active_params_b": "active_params_b",
+               "model_layers": "layers", "model_hidden": "hidden", "model_heads": "heads",
+               "model_kv_heads": "kv_heads", "model_head_dim": "head_dim", "model_vocab": "vocab",
+               "model_experts": "experts", "model_active_experts": "active_experts"}
+_DERIVED = {"gpu_flop_s": "the precision's *_flop_s column of the GPU",
+            "bytes_per_weight": "the precision", "weight_bytes": "params_b",
+            "kv_bytes_per_token": "layers, kv_heads and head_dim (or attn_layers, kv_dim)",
+            "weight_read_s": "params_b and memory_bw_bytes_s",
+            "token_compute_s": "active_params_b and the *_flop_s columns"}
+#: Columns returned by :func:`descriptors`, in order.
+DESCRIPTOR_COLUMNS: tuple[str, ...] = (
+    "gpu_name", "model_name", "precision", *_GPU_COLS, "gpu_flop_s", *_MODEL_COLS,
+    "bytes_per_weight", "weight_bytes", "kv_bytes_per_token", "weight_read_s", "token_compute_s")
+
+
+def _rows_of(codes: np.ndarray, k: int, index: pd.Index) -> list:
+    return list(index[np.flatnonzero(codes == k)[:5]])
+
+
+def _resolve_names(table: pd.DataFrame, problems: list[str]):
+    """Factorise the names, resolve each once; returns per-row codes and per-name results."""
+    gcodes, guniq = pd.factorize(table["gpu"].astype(str))
+    mcodes, muniq = pd.factorize(table["model"].astype(str))
+    gcanon = [_GPUS.resolve(n) for n in guniq]
+    mcanon = [_MODELS.resolve(n) for n in muniq]
+    for what, codes, uniq, canon, cat in (("gpu", gcodes, guniq, gcanon, _GPUS),
+                                          ("model", mcodes, muniq, mcanon, _MODELS)):
+        for k, (name, c) in enumerate(zip(uniq, canon)):
+            if c is None:
+                problems.append(f"column {what!r}, rows {_rows_of(codes, k, table.index)}: "
+                                f"{cat.unknown(name)}")
+    msuffix = [_model_key(n)[1] for n in muniq]
+    return gcodes, gcanon, mcodes, mcanon, msuffix
+
+
+def _precisions(table, mcodes, mcanon, msuffix, problems) -> np.ndarray:
+    """Each row's precision: the table's column, else the name's suffix, else the checkpoint's."""
+    native = [normalize_precision(_MODELS.df.at[c, "precision"]) if c else None for c in mcanon]
+    default = np.array([s or n or "bf16" for s, n in zip(msuffix, native)], dtype=object)
+    prec = default[mcodes] if len(mcodes) else np.array([], dtype=object)
+    if "precision" in table.columns:
+        codes, uniq = pd.factorize(table["precision"].astype(object), use_na_sentinel=True)
+        for k, v in enumerate(uniq):
+            p = normalize_precision(v)
+            if p is None and isinstance(v, str) and v.strip():
+                problems.append(f"column 'precision', rows {_rows_of(codes, k, table.index)}: "
+                                f"unknown precision {v!r} (expected one of "
+                                f"{sorted(BYTES_PER_VALUE)})")
+            elif p is not None:
+                prec = np.where(codes == k, p, prec)
+    return prec
+
+
+def _lookup(df: pd.DataFrame, canon: list, codes: np.ndarray, col: str) -> np.ndarray:
+    if col not in df.columns:
+        return np.full(len(codes), np.nan)
+    vals = df[col].reindex([c if c is not None else "\0" for c in canon]).to_numpy(dtype=float)
+    return vals[codes] if len(codes) else np.array([], dtype=float)
+
+
+def _flop_s(gcanon, gcodes, prec: np.ndarray) -> np.ndarray:
+    by = {p: _lookup(_GPUS.df, gcanon, gcodes, f"{p}_flop_s") for p in ("bf16", "fp16", "fp8")}
+    out = np.full(len(prec), np.nan)
+    for p in pd.unique(prec):
+        rows = prec == p
+        for q in reversed(_FLOP_ORDER.get(p, ())):
+            v = by[q]
+            out = np.where(rows & np.isfinite(v), v, out)
+    return out
+
+
+def _kv_values(mcanon, mcodes) -> np.ndarray:
+    g = {c: _lookup(_MODELS.df, mcanon, mcodes, c)
+         for c in ("layers", "attn_layers", "kv_heads", "head_dim", "kv_dim")}
+    layers = np.where(np.isfinite(g["attn_layers"]), g["attn_layers"], g["layers"])
+    per = np.where(np.isfinite(g["kv_dim"]), g["kv_dim"], 2 * g["kv_heads"] * g["head_dim"])
+    return layers * per
+
+
+def _check_required(out: pd.DataFrame, required: Sequence[str]) -> None:
+    problems = []
+    for col in required:
+        if col not in out.columns:
+            raise CatalogueError(f"descriptors: unknown descriptor {col!r} in required; "
+                                 f"descriptors are {list(DESCRIPTOR_COLUMNS)}.")
+        miss = out[col].isna().to_numpy()
+        if not miss.any():
+            continue
+        is_gpu = col.startswith("gpu_")
+        names = sorted(set(out.loc[miss, "gpu_name" if is_gpu else "model_name"].dropna()))
+        src = _GPU_COLS.get(col) or _MODEL_COLS.get(col) or _DERIVED.get(col, col)
+        fn = "register_gpus" if is_gpu else "register_models"
+        problems.append(f"{col!r} is missing for rows {list(out.index[miss][:5])} "
+                        f"({'GPUs' if is_gpu else 'models'} {names}): the catalogue has no "
+                        f"{src} for them; add it with energylens.core.catalogue.{fn}("
+                        f"pd.DataFrame({{'name': {names[:1]}, '{src.split()[0]}': [...]}}))")
+    if problems:
+        raise CatalogueError("descriptors: " + "; ".join(problems) + ".")
+
+
+def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "raise",
+                required: Sequence[str] = ()) -> pd.DataFrame:
+    """GPU and model descriptors for each row of a profiling table.
+
+    Each distinct name is resolved once and the values are spread over the rows, so a table
+    of a million rows with a few dozen (model, GPU) pairs takes milliseconds.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A canonical profiling table: columns ``model`` and ``gpu``, optionally ``precision``
+        (the weights' precision; where absent or empty, a ``-FP8`` style suffix of the model
+        name, else the checkpoint's precision from the catalogue).
+    errors : {"raise", "coerce"}
+        What an unknown name or precision does: raise :class:`CatalogueError` (every problem
+        at once, with the rows), or give NaN descriptors for those rows.
+    required : sequence of str
+        Descriptor columns that must be known for every row; a missing value raises an
+        error naming the GPUs or models and how to add the value.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``table``, columns :data:`DESCRIPTOR_COLUMNS`: ``gpu_name`` and
+        ``model_name`` (catalogue names), ``precision``; GPU memory (GB), bandwidth
+        (bytes/s), TDP, idle power (W), link bandwidth (bytes/s per direction) and latency
+        (s), ``gpu_flop_s`` (peak dense tensor FLOP/s for the row's precision: FP8 units
+        where the GPU has them, else BF16/FP16); model parameters and active parameters
+        (billions), layers, hidden size, heads, KV heads, head dimension, vocabulary,
+        experts; ``bytes_per_weight`` (of the row's precision), ``weight_bytes``,
+        ``kv_bytes_per_token`` (all attention layers, values in 16 bits: vLLM keeps the KV
+        cache in the activations' precision unless told otherwise), ``weight_read_s``
+        (weight bytes over bandwidth: one read of the weights) and ``token_compute_s``
+        (``2 * active parameters`` FLOPs over ``gpu_flop_s``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"model": ["meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B-FP8"],
+    ...                   "gpu": ["H100 80GB HBM3", "H100"]})
+    >>> d = descriptors(t)
+    >>> d[["model_name", "precision", "bytes_per_weight"]].values.tolist()
+    [['Llama-3.1-8B', 'bf16', 2.0], ['Llama-3.1-8B', 'fp8', 1.0]]
+    >>> round(float(d["gpu_flop_s"].iloc[1] / d["gpu_flop_s"].iloc[0]), 2)  # FP8 units
+    2.0
+    """
+    from ..options import StrOptions, check_options
+
+    check_options("descriptors", {"errors": [StrOptions({"raise", "coerce"})]},
+                  {"errors": errors})
+    if not isinstance(table, pd.DataFrame):
+        raise CatalogueError(f"descriptors needs a DataFrame; got {type(table).__name__}.")
+    missing = [c for c in ("model", "gpu") if c not in table.columns]
+    if missing:
+        raise CatalogueError(f"descriptors: the table lacks the columns {missing}; columns are "
+                             f"{list(table.columns)}.")
+    problems: list[str] = []
+    gcodes, gcanon, mcodes, mcanon, msuffix = _resolve_names(table, problems)
+    prec = _precisions(table, mcodes, mcanon, msuffix, problems)
+    if problems and errors == "raise":
+        raise CatalogueError("descriptors: " + " | ".join(problems))
+    out = {"gpu_name": np.array(gcanon, dtype=object)[gcodes] if len(table) else [],
+           "model_name": np.array(mcanon, dtype=object)[mcodes] if len(table) else [],
+           "precision": prec}
+    for d, c in _GPU_COLS.items():
+        out[d] = _lookup(_GPUS.df, gcanon, gcodes, c)
+    out["gpu_flop_s"] = _flop_s(gcanon, gcodes, prec)
+    for d, c in _MODEL_COLS.items():
+        out[d] = _lookup(_MODELS.df, mcanon, mcodes, c)
+    active = out["model_active_params_b"]
+    out["model_active_params_b"] = np.where(np.isfinite(active), active, out["model_params_b"])
+    out["bytes_per_weight"] = np.array([BYTES_PER_VALUE.get(p, np.nan) for p in prec], dtype=float)
+    out["weight_bytes"] = out["model_params_b"] * 1e9 * out["bytes_per_weight"]
+    kv_bytes = np.where(prec == "fp32", 4.0, 2.0)
+    out["kv_bytes_per_token"] = _kv_values(mcanon, mcodes) * kv_bytes
+    out["weight_read_s"] = out["weight_bytes"] / out["gpu_memory_bw_bytes_s"]
+    out["token_compute_s"] = 2e9 * out["model_active_params_b"] / out["gpu_flop_s"]
+    res = pd.DataFrame(out, index=table.index, columns=list(DESCRIPTOR_COLUMNS))
+    _check_required(res, required)
+    return res

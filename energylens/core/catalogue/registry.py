@@ -1,0 +1,379 @@
+"""The shipped CSV tables, user rows, and name resolution."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...exceptions import CatalogueError
+from .specs import GpuSpec, ModelSpec, normalize_precision
+
+__all__ = ["resolve_gpu", "resolve_model", "gpu_spec", "model_spec", "gpu_table", "model_table",
+           "register_gpus", "register_models", "reset_catalogue", "gpu_memory_gb"]
+
+_DATA = Path(__file__).resolve().parents[1] / "data"
+_GPU_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon", "apple"}
+_VARIANT_WORDS = {"instruct", "it", "chat", "hf", "base", "thinking"}
+_PRECISION_WORDS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
+
+
+GPU_NUMERIC = ("memory_gb", "memory_bw_bytes_s", "bf16_flop_s", "fp16_flop_s", "fp8_flop_s",
+               "tdp_w", "link_bw_bytes_s", "idle_w", "link_latency_s")
+MODEL_NUMERIC = ("params_b", "active_params_b", "layers", "attn_layers", "hidden",
+                 "intermediate", "heads", "kv_heads", "head_dim", "kv_dim", "vocab", "experts",
+                 "active_experts")
+_TEXT = ("aliases", "vendor", "interconnect", "assumed", "source", "note", "hf_id",
+         "architecture", "precision")
+
+
+def _to_float(v) -> float | None:
+    """A number, NaN for an empty cell, None for anything else."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_numeric(df: pd.DataFrame, c: str, lines: bool, problems: list[str]) -> None:
+    vals = [_to_float(v) for v in df[c]]
+    bad = [i for i, v in enumerate(vals) if v is None or v < 0 or np.isinf(v)
+           or (c in MODEL_NUMERIC[2:] and v == v and v != int(v))]
+    if bad:
+        kind = "integers >= 0" if c in MODEL_NUMERIC[2:] else "numbers >= 0"
+        at = f"lines {[i + 2 for i in bad[:5]]}" if lines else f"rows {bad[:5]}"
+        problems.append(f"column {c!r}, {at} (values {[df[c].iat[i] for i in bad[:5]]}): "
+                        f"expected {kind} or an empty cell")
+    df[c] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+
+
+def _read_rows(rows, kind: str, numeric: tuple[str, ...]) -> pd.DataFrame:
+    """Read and check catalogue rows from a CSV path or a DataFrame (all problems at once)."""
+    if isinstance(rows, (str, os.PathLike)):
+        where = str(rows)
+        try:
+            df = pd.read_csv(rows, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as e:
+            raise CatalogueError(f"Cannot read {kind} catalogue rows from {where!r}: {e}") from e
+    elif isinstance(rows, pd.DataFrame):
+        where, df = "<DataFrame>", rows.reset_index(drop=True).copy()
+    else:
+        raise CatalogueError(f"{kind} catalogue rows must be a DataFrame or a CSV path; got "
+                             f"{type(rows).__name__}.")
+    if "name" not in df.columns:
+        raise CatalogueError(f"{where}: {kind} catalogue rows need a 'name' column; columns "
+                             f"are {list(df.columns)}.")
+    problems: list[str] = []
+    df["name"] = [v.strip() if isinstance(v, str) else v for v in df["name"]]
+    bad = [i for i, v in enumerate(df["name"]) if not isinstance(v, str) or not v]
+    if bad:
+        problems.append(f"column 'name', rows {bad[:5]}: expected a non-empty name")
+    dup = df["name"][df["name"].duplicated(keep=False)]
+    if len(dup):
+        problems.append(f"column 'name', rows {list(dup.index[:5])}: repeated {sorted(set(dup))[:5]}")
+    for c in df.columns:
+        if c in numeric:
+            _check_numeric(df, c, where != "<DataFrame>", problems)
+        elif c in _TEXT:
+            df[c] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+                     for v in df[c]]
+        elif c != "name" and not pd.api.types.is_numeric_dtype(df[c]):
+            vals = [_to_float(v) for v in df[c]]
+            if all(v is not None for v in vals) and not all(np.isnan(v) for v in vals):
+                df[c] = np.array(vals, dtype=float)  # a user's numeric column from a CSV
+    if problems:
+        raise CatalogueError(f"{where}: bad {kind} catalogue rows: " + "; ".join(problems) + ".")
+    return df
+
+
+class _Table:
+    """One catalogue (GPUs or models): shipped rows, user rows and the name index."""
+
+    def __init__(self, kind: str, file: str, numeric: tuple[str, ...]):
+        self.kind, self.file, self.numeric = kind, file, numeric
+        self.user: list[pd.DataFrame] = []
+        self._df: pd.DataFrame | None = None
+        self._index: dict[str, str] = {}
+
+    def key(self, name) -> str:
+        return _gpu_key(name) if self.kind == "GPU" else _model_key(name)[0]
+
+    @property
+    def df(self) -> pd.DataFrame:
+        if self._df is None:
+            self._build()
+        return self._df  # type: ignore[return-value]
+
+    def _build(self) -> None:
+        df = _read_rows(_DATA / self.file, self.kind, self.numeric)
+        for rows in self.user:
+            df = _merge(df, rows)
+        index: dict[str, str] = {}
+        for r in df.itertuples(index=False):
+            names = [r.name, *_split(getattr(r, "aliases", ""))]
+            if self.kind == "model" and isinstance(getattr(r, "hf_id", None), str):
+                names.append(r.hf_id)
+            for n in names:
+                index[self.key(n)] = r.name
+        df = df.set_index("name", drop=False)
+        df.index.name = None
+        self._df, self._index = df, index
+
+    def resolve(self, name) -> str | None:
+        df = self.df
+        if isinstance(name, str) and name in df.index:
+            return name
+        return self._index.get(self.key(name))
+
+    def unknown(self, name) -> CatalogueError:
+        key = self.key(name)
+        _ = self.df  # builds the index
+        wider = [k for k in self._index if k.startswith(key + "-")]  # "a100" -> "a100-40gb"
+        close = wider or difflib.get_close_matches(key, list(self._index), n=3, cutoff=0.6)
+        hint = sorted({self._index[k] for k in close})
+        fn, cols = (("register_gpus", "memory_gb, memory_bw_bytes_s, bf16_flop_s, tdp_w, ...")
+                    if self.kind == "GPU" else
+                    ("register_models", "params_b, layers, hidden, heads, kv_heads, head_dim, ..."))
+        return CatalogueError(
+            f"Unknown {self.kind} {name!r} (looked up as {self.key(name)!r}): no row of the "
+            f"{self.kind} catalogue has this name or alias"
+            + (f"; closest: {hint}" if hint else "") + ". Add it with "
+            f"energylens.core.catalogue.{fn}(pd.DataFrame({{'name': [{str(name)!r}], ...}})) "
+            f"(columns {cols}; or a CSV path), or make it another name of a known row with "
+            f"{fn}(pd.DataFrame({{'name': ['<catalogue name>'], 'aliases': [{str(name)!r}]}})); "
+            "see docs/catalogue.md.")
+
+    def get(self, name) -> pd.Series:
+        canon = self.resolve(name)
+        if canon is None:
+            raise self.unknown(name)
+        return self.df.loc[canon]
+
+    def register(self, rows) -> None:
+        self.user.append(_read_rows(rows, self.kind, self.numeric))
+        self._df = None
+
+    def reset(self) -> None:
+        self.user.clear()
+        self._df = None
+
+
+def _split(aliases) -> list[str]:
+    if not isinstance(aliases, str):
+        return []
+    return [a.strip() for a in aliases.split(";") if a.strip()]
+
+
+def _merge(df: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows named like an existing row update its given fields (aliases are added);
+    other rows are appended; new columns are added."""
+    df = df.copy()
+    for c in rows.columns:
+        if c not in df.columns:
+            df[c] = np.nan if pd.api.types.is_numeric_dtype(rows[c]) else None
+    pos = {n: i for i, n in enumerate(df["name"])}
+    new = []
+    for _, r in rows.iterrows():
+        if r["name"] not in pos:
+            new.append(r)
+            continue
+        i = pos[r["name"]]
+        for c, v in r.items():
+            if c == "aliases":
+                v = ";".join(dict.fromkeys(_split(df.iat[i, df.columns.get_loc(c)]) + _split(v)))
+            if v is not None and not (isinstance(v, float) and np.isnan(v)) and v != "":
+                df.iat[i, df.columns.get_loc(c)] = v
+    if new:
+        df = pd.concat([df, pd.DataFrame(new)], ignore_index=True)
+        for c in _TEXT:
+            if c in df.columns:
+                df[c] = df[c].fillna("")
+    return df.reset_index(drop=True)
+
+
+def _gpu_key(name) -> str:
+    s = re.sub(r"\([^)]*\)", " ", str(name)).lower()
+    tokens = [t for t in re.split(r"[\s_\-/]+", s) if t and t not in _GPU_WORDS]
+    return "-".join(tokens)
+
+
+def _model_key(name) -> tuple[str, str | None]:
+    """Match key of a model name, and the precision its suffix names (or None)."""
+    s = str(name).strip().rsplit("/", 1)[-1].lower()
+    out, precision = [], None
+    for t in re.split(r"[\s_()\[\]\-]+", s):
+        if not t:
+            continue
+        if t in _PRECISION_WORDS:
+            precision = _PRECISION_WORDS[t]
+        elif t not in _VARIANT_WORDS and not re.fullmatch(r"\d{4}", t):
+            out.append(t)
+    return "-".join(out), precision
+
+
+_GPUS = _Table("GPU", "gpus.csv", GPU_NUMERIC)
+_MODELS = _Table("model", "models.csv", MODEL_NUMERIC)
+
+
+def resolve_gpu(name: str) -> str:
+    """Catalogue name of a GPU.
+
+    Examples
+    --------
+    >>> [resolve_gpu(n) for n in ("A100-SXM4-40GB", "A100-40GB (Swing)", "H100")]
+    ['A100-40GB', 'A100-40GB', 'H100-SXM']
+    """
+    canon = _GPUS.resolve(name)
+    if canon is None:
+        raise _GPUS.unknown(name)
+    return canon
+
+
+def resolve_model(name: str) -> str:
+    """Catalogue name of a model.
+
+    Examples
+    --------
+    >>> [resolve_model(n) for n in ("meta-llama/Meta-Llama-3.1-8B-Instruct", "llama2-70b")]
+    ['Llama-3.1-8B', 'Llama-2-70b']
+    """
+    canon = _MODELS.resolve(name)
+    if canon is None:
+        raise _MODELS.unknown(name)
+    return canon
+
+
+def _num(row: pd.Series, col: str) -> float:
+    v = row.get(col, np.nan)
+    return float(v) if v is not None and np.isfinite(v) else float("nan")
+
+
+def _int(row: pd.Series, col: str) -> int | None:
+    v = _num(row, col)
+    return None if np.isnan(v) else int(v)
+
+
+def gpu_spec(name: str) -> GpuSpec:
+    """The :class:`GpuSpec` of a GPU name (missing figures are NaN).
+
+    Examples
+    --------
+    >>> g = gpu_spec("NVIDIA A100-SXM4-80GB")
+    >>> g.name, g.memory_gb, g.flop_s("fp8") == g.flops  # no FP8 units: BF16 rate
+    ('A100-80GB', 80.0, True)
+    """
+    r = _GPUS.get(name)
+    return GpuSpec(
+        str(r["name"]), _num(r, "bf16_flop_s"), _num(r, "memory_bw_bytes_s"),
+        _num(r, "memory_gb"), _num(r, "idle_w"), _num(r, "tdp_w"), _num(r, "link_bw_bytes_s"),
+        _num(r, "link_latency_s"), str(r.get("interconnect") or "unknown"),
+        _num(r, "fp16_flop_s"), _num(r, "fp8_flop_s"))
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a model name; a precision suffix sets ``precision``.
+
+    Examples
+    --------
+    >>> model_spec("meta-llama/Llama-3.1-405B-Instruct-FP8").precision
+    'fp8'
+    >>> model_spec("Mixtral-8x7B-Instruct-v0.1").active_b
+    12.9
+    """
+    r = _MODELS.get(name)
+    suffix = _model_key(name)[1]
+    active = _num(r, "active_params_b")
+    return ModelSpec(
+        str(r["name"]), _num(r, "params_b"), _int(r, "layers"), _int(r, "hidden"),
+        _int(r, "heads"), _int(r, "kv_heads"), _int(r, "head_dim"), _int(r, "vocab"),
+        None if np.isnan(active) else active, str(r.get("architecture") or "dense"),
+        _int(r, "experts"), _int(r, "active_experts"), _int(r, "attn_layers"),
+        _int(r, "kv_dim"), _int(r, "intermediate"),
+        suffix or normalize_precision(r.get("precision")) or "bf16")
+
+
+def gpu_table() -> pd.DataFrame:
+    """The GPU catalogue (shipped and registered rows), one row per GPU, indexed by name."""
+    return _GPUS.df.copy()
+
+
+def model_table() -> pd.DataFrame:
+    """The model catalogue (shipped and registered rows), one row per model, indexed by name."""
+    return _MODELS.df.copy()
+
+
+def register_gpus(rows: pd.DataFrame | str | os.PathLike) -> None:
+    """Add GPUs, or columns, to the catalogue for this process.
+
+    Parameters
+    ----------
+    rows : DataFrame or path of a CSV file
+        A ``name`` column and any of the catalogue's columns (``docs/catalogue.md``) or new
+        ones. A row whose ``name`` is a catalogue name updates the values it gives (its
+        ``aliases`` are added to the row's); any other row is a new GPU. ``aliases`` holds
+        other names separated by ``;``.
+
+    Raises
+    ------
+    CatalogueError
+        A missing or repeated name, or a value that is not a number >= 0 in a numeric
+        column (all problems at once, with the file, column and rows).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> register_gpus(pd.DataFrame({"name": ["X1"], "aliases": ["Lab X1 card"],
+    ...                             "memory_gb": [32], "memory_bw_bytes_s": [1e12]}))
+    >>> gpu_spec("lab x1 card").memory_gb
+    32.0
+    >>> reset_catalogue()
+    """
+    _GPUS.register(rows)
+
+
+def register_models(rows: pd.DataFrame | str | os.PathLike) -> None:
+    """Add models, or columns, to the catalogue for this process (as :func:`register_gpus`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> register_models(pd.DataFrame({"name": ["tiny-lm"], "params_b": [0.1], "layers": [4],
+    ...                               "hidden": [512], "heads": [8], "kv_heads": [8],
+    ...                               "head_dim": [64], "vocab": [32000]}))
+    >>> model_spec("org/tiny-lm-Instruct").kv_bytes_per_token()
+    8192.0
+    >>> reset_catalogue()
+    """
+    _MODELS.register(rows)
+
+
+def reset_catalogue() -> None:
+    """Forget every registered row and column (back to the shipped catalogue)."""
+    _GPUS.reset()
+    _MODELS.reset()
+
+
+def gpu_memory_gb(name: str) -> float | None:
+    """Memory of a GPU, GB: from the catalogue, else from a size in the name (``"X-48GB"``).
+
+    Examples
+    --------
+    >>> gpu_memory_gb("H200"), gpu_memory_gb("Custom-48GB"), gpu_memory_gb("Mystery")
+    (141.0, 48.0, None)
+    """
+    canon = _GPUS.resolve(name)
+    if canon is not None:
+        mem = _num(_GPUS.df.loc[canon], "memory_gb")
+        return None if np.isnan(mem) else mem
+    for token in re.split(r"[\s_\-]+", str(name)):
+        if token.upper().endswith("GB") and token[:-2].isdigit():
+            return float(token[:-2])
+    return None
+
+
