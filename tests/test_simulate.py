@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 import energylens
+from energylens.core.catalogue import gpu_spec, gpu_table, register_gpus, reset_catalogue
+from energylens.exceptions import CatalogueError
 from energylens.simulate import GPU_SPECS, MODEL_SPECS, SimulatorOracle, simulate_profiles
 
 
@@ -66,16 +68,15 @@ def test_tensor_parallelism_adds_communication_energy():
                         "output_tokens": [256.0] * 2})
     e = SimulatorOracle().fit(cfg).predict(cfg)
     assert e[1] > e[0]  # four GPUs do the same work plus all-reduces
-    from energylens import simulate as sim
-
-    saved = GPU_SPECS["H100-SXM"]
-    try:  # an infinitely fast, latency-free link removes the overhead's communication part
-        sim.GPU_SPECS["H100-SXM"] = sim.GpuSpec(saved.name, saved.flops, saved.hbm_bw,
-                                                saved.memory_gb, saved.idle_w, saved.max_w,
-                                                1e30, 0.0)
-        e_free = SimulatorOracle().fit(cfg).predict(cfg)
+    # An infinitely fast, latency-free link removes the overhead's communication part: a
+    # registered copy of the H100 row with such a link.
+    free = gpu_table().loc[["H100-SXM"]].assign(name="H100-free-link", aliases="",
+                                                link_bw_bytes_s=1e30, link_latency_s=0.0)
+    register_gpus(free)
+    try:
+        e_free = SimulatorOracle().fit(cfg).predict(cfg.assign(gpu="H100-free-link"))
     finally:
-        sim.GPU_SPECS["H100-SXM"] = saved
+        reset_catalogue()
     assert e_free[0] == pytest.approx(e[0])
     assert e_free[1] < e[1]
 
@@ -179,10 +180,14 @@ def test_saturated_rows_run_at_the_cap(table):
 def test_module_examples_run():
     import doctest
 
-    from energylens import simulate
+    from energylens.simulate import oracle, table
 
-    res = doctest.testmod(simulate, optionflags=doctest.ELLIPSIS)
-    assert res.attempted >= 4 and res.failed == 0
+    attempted = 0
+    for mod in (table, oracle):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, mod.__name__
+        attempted += res.attempted
+    assert attempted >= 4
 
 
 def test_oracle_matches_noise_free_table(table):
@@ -276,3 +281,52 @@ def test_prediction_interval_coverage_on_simulator():
     pi = m.predict_interval(test, level=0.9)
     coverage = ((test.energy_j >= pi["lower"]) & (test.energy_j <= pi["upper"])).mean()
     assert 0.8 <= coverage <= 0.97  # nominal 0.9; the form is an approximation of the simulator
+
+
+def test_simulator_reads_the_catalogue():
+    # The simulator's views hold the catalogue's rows, read-only, and nothing else.
+    assert set(GPU_SPECS) == set(gpu_table().index)
+    assert GPU_SPECS["H100-SXM"] == gpu_spec("NVIDIA H100 80GB HBM3")
+    with pytest.raises(TypeError):
+        GPU_SPECS["H100-SXM"] = GPU_SPECS["L4"]  # type: ignore[index]
+    assert MODEL_SPECS["Mixtral-8x7B"].active_b == 12.9
+    # Any catalogue name is accepted, and the table names it as the catalogue does.
+    df = simulate_profiles(models=["meta-llama/Meta-Llama-3.1-8B-Instruct"],
+                           gpus=["NVIDIA H100 80GB HBM3", "B200"], tp=(1,), pp=(1,),
+                           batch_size=(8,), input_tokens=(512,), output_tokens=(64,), noise=0.0)
+    assert sorted(df.gpu) == ["B200", "H100-SXM"] and set(df.model) == {"Llama-3.1-8B"}
+    b200, h100 = df.sort_values("gpu").energy_j.to_numpy()
+    assert b200 < h100  # more bandwidth and FLOP/s for the same work
+    # A GPU whose throughput the catalogue leaves empty cannot be simulated, and says why.
+    with pytest.raises(CatalogueError, match=r"A10G.*bf16_flop_s.*register_gpus"):
+        simulate_profiles(gpus=["A10G"])
+
+
+def test_registered_gpu_is_simulated():
+    row = gpu_table().loc[["L4"]].assign(name="L4-double", aliases="", memory_bw_bytes_s=0.6e12)
+    register_gpus(row)
+    try:
+        cfg = pd.DataFrame({"model": ["Llama-3.1-8B"] * 2, "gpu": ["L4", "L4-double"],
+                            "tp": [1, 1], "batch_size": [8.0] * 2, "input_tokens": [512.0] * 2,
+                            "output_tokens": [256.0] * 2})
+        out = energylens.simulate.simulate_configurations(cfg)
+    finally:
+        reset_catalogue()
+    # Memory-bound decode: twice the bandwidth, almost half the time per token.
+    assert 0.45 < out.tpot_s.iloc[1] / out.tpot_s.iloc[0] < 0.6
+
+
+@pytest.mark.slow
+def test_demo_table_regenerates_byte_identical():
+    """data/make_demo.py reproduces the committed demo table exactly (specs unchanged)."""
+    import importlib.util
+    import io
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_demo", root / "data" / "make_demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    buf = io.StringIO()
+    mod.make().to_csv(buf, index=False, float_format="%.6g")
+    assert buf.getvalue() == (root / "data" / "demo_profiles.csv").read_text()

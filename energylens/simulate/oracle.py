@@ -1,0 +1,86 @@
+"""The noise-free simulator as a scikit-learn regressor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from ..exceptions import NotFittedError
+from .specs import Precision, _bytes_per_value
+from .table import _CONFIG_NEEDS, _simulate_rows
+
+__all__ = ["SimulatorOracle"]
+
+
+class SimulatorOracle(RegressorMixin, BaseEstimator):
+    """The simulator without noise, as a regressor: ``predict(X)`` is the true energy.
+
+    ``fit`` learns nothing: it checks the table and records the settings, so that
+    selection and evaluation protocols can be tested against the truth.
+
+    Parameters
+    ----------
+    precision : {"bf16", "fp16", "fp8"} or None
+        Precision the simulator assumes; None reads each row's ``precision`` column
+        (``"bf16"`` where absent or missing).
+
+    Attributes
+    ----------
+    precision_ : str or None
+        The precision setting used by ``predict``.
+
+    Examples
+    --------
+    >>> import numpy as np, energylens
+    >>> df = energylens.simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"], noise=0.0)
+    >>> oracle = energylens.SimulatorOracle().fit(df)
+    >>> bool(np.allclose(oracle.predict(df), df["energy_j"]))
+    True
+    """
+
+    def __init__(self, *, precision: Precision | None = None):
+        self.precision = precision
+
+    def fit(self, X: pd.DataFrame, y=None, sample_weight=None) -> SimulatorOracle:
+        """Check ``X`` (a canonical table) and record the settings; ``y`` is ignored."""
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError("SimulatorOracle needs a canonical profiling table (a DataFrame); "
+                             f"got {type(X).__name__}.")
+        missing = [c for c in _CONFIG_NEEDS if c not in X.columns]
+        if missing:
+            raise ValueError(f"SimulatorOracle.fit: the table lacks the columns {missing}.")
+        if self.precision is not None:
+            _bytes_per_value(self.precision)
+        self.precision_ = self.precision
+        return self
+
+    def _sim(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not hasattr(self, "precision_"):
+            raise NotFittedError("This SimulatorOracle instance is not fitted yet. Call 'fit' "
+                                 "first.")
+        if self.precision_ is not None:
+            prec: str | list[str] = self.precision_
+        elif "precision" in X.columns:
+            prec = [v if isinstance(v, str) and v else "bf16"
+                    for v in X["precision"].astype(object)]
+        else:
+            prec = "bf16"
+        return _simulate_rows(X, prec)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Noise-free energy per request (J) of each configuration; NaN where infeasible."""
+        return self._sim(X)["energy_j"].to_numpy(dtype=float)
+
+    def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Dynamic prefill, dynamic decode and static (idle) energy per request, J.
+
+        ``static_j`` is the idle power of every GPU of the configuration over the whole
+        run; ``prefill_j`` and ``decode_j`` are what the GPUs draw above idle in each phase.
+        The three sum to :meth:`predict` (the table's ``prefill_energy_j`` and
+        ``decode_energy_j`` instead include the idle power during each phase).
+        """
+        s = self._sim(X)
+        cols = {"prefill_j": "_prefill_dyn", "decode_j": "_decode_dyn", "static_j": "_static"}
+        return pd.DataFrame({k: s[v] if v in s.columns else np.nan for k, v in cols.items()},
+                            index=X.index).astype(float)

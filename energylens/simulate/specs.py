@@ -1,0 +1,106 @@
+"""The catalogue as the simulator sees it: complete specifications, and feasibility.
+
+The simulator keeps no numbers of its own: every GPU and model comes from
+:mod:`energylens.core.catalogue`, and a configuration is feasible by the catalogue's one
+rule (:func:`~energylens.core.catalogue.feasibility_reason`). :data:`GPU_SPECS` and
+:data:`MODEL_SPECS` are read-only views of the catalogue for code written against the
+simulator's former dictionaries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from typing import Generic, Literal, TypeVar
+
+from ..core.catalogue import (
+    GpuSpec,
+    ModelSpec,
+    feasibility_reason,
+    gpu_spec,
+    gpu_table,
+    model_spec,
+    model_table,
+)
+from ..exceptions import CatalogueError
+
+__all__ = ["GPU_SPECS", "MODEL_SPECS", "Precision"]
+
+Precision = Literal["bf16", "fp16", "fp8"]
+
+_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+#: What the simulator needs of a GPU and of a model (catalogue columns, spec attributes).
+_GPU_NEEDS = {"bf16_flop_s (or fp16_flop_s)": "flops", "memory_bw_bytes_s": "hbm_bw",
+              "memory_gb": "memory_gb", "idle_w": "idle_w", "tdp_w": "max_w",
+              "link_bw_bytes_s": "link_bw", "link_latency_s": "link_latency_s"}
+_MODEL_NEEDS = ("params_b", "layers", "hidden", "heads", "kv_heads", "head_dim")
+
+S = TypeVar("S")
+
+
+class _View(Mapping, Generic[S]):
+    """A read-only mapping from catalogue names to specifications (live: registered rows show)."""
+
+    def __init__(self, table, spec):
+        self._table, self._spec = table, spec
+
+    def __getitem__(self, name: str) -> S:
+        if name not in self._table().index:
+            raise KeyError(name)
+        return self._spec(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._table().index))
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"<catalogue view of {len(self)} specifications: {list(self)}>"
+
+
+#: GPU name -> :class:`GpuSpec`, a read-only view of the catalogue.
+GPU_SPECS: Mapping[str, GpuSpec] = _View(gpu_table, gpu_spec)
+#: Model name -> :class:`ModelSpec`, a read-only view of the catalogue.
+MODEL_SPECS: Mapping[str, ModelSpec] = _View(model_table, model_spec)
+
+
+def _bytes_per_value(precision: str) -> float:
+    if precision not in _BYTES:
+        raise ValueError(f"precision must be one of {sorted(_BYTES)}; got {precision!r}.")
+    return _BYTES[precision]
+
+
+def _sim_gpu(name: str) -> GpuSpec:
+    """The catalogue's GPU, checked complete; FLOP/s at the BF16 rate (FP16 where no BF16)."""
+    g = gpu_spec(name)
+    g = dataclasses.replace(g, flops=g.flop_s("bf16"))
+    missing = [col for col, attr in _GPU_NEEDS.items() if not math.isfinite(getattr(g, attr))]
+    if missing:
+        raise CatalogueError(
+            f"The simulator cannot use GPU {g.name!r}: the catalogue has no {missing} for it. "
+            f"Add them with energylens.core.catalogue.register_gpus(pd.DataFrame({{'name': "
+            f"[{g.name!r}], ...}})).")
+    return g
+
+
+def _sim_model(name: str) -> ModelSpec:
+    """The catalogue's model, checked complete for the simulator's equations."""
+    m = model_spec(name)
+    missing = [c for c in _MODEL_NEEDS if getattr(m, c) is None
+               or (isinstance(getattr(m, c), float) and math.isnan(getattr(m, c)))]
+    if missing or m.kv_values_per_token is None:
+        raise CatalogueError(
+            f"The simulator cannot use model {m.name!r}: the catalogue has no "
+            f"{missing or ['attn_layers / kv_dim']} for it. Add them with "
+            f"energylens.core.catalogue.register_models(pd.DataFrame({{'name': [{m.name!r}], "
+            "...}).")
+    return m
+
+
+def _feasible(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
+              bpp: float) -> tuple[bool, str]:
+    """Whether a configuration can run, and why not (weights and KV cache at ``bpp``)."""
+    why = feasibility_reason(m, g, t, p, cap, si, so, bytes_per_weight=bpp)
+    return not why, why
