@@ -103,7 +103,7 @@ def test_bad_arguments():
     c = _cands()
     with pytest.raises(ValueError, match="strategy"):
         suggest_next(KnownBelief(), c, strategy="greedy")
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match="'k' parameter of suggest_next"):
         suggest_next(KnownBelief(), c, k=0)
     with pytest.raises(ValueError, match="No unmeasured candidate"):
         suggest_next(KnownBelief(), c, measured=c)

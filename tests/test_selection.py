@@ -182,8 +182,8 @@ def test_docstring_examples_run():
     import doctest
 
     import energylens.models.latency
-    import energylens.selection
+    from energylens.selection import active, grid, pareto, rank
 
-    for mod in (energylens.selection, energylens.models.latency):
+    for mod in (grid, rank, pareto, active, energylens.models.latency):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0 and res.attempted > 0, mod.__name__

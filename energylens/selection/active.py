@@ -1,0 +1,147 @@
+"""Active profiling: which configurations to measure next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
+
+__all__ = ["suggest_next"]
+
+_KEYS = ("model", "gpu", "workload", "tp", "pp", "dp", "batch_size", "input_tokens",
+         "output_tokens")
+_OPTIONS = {
+    "k": [POSITIVE_INT],
+    "strategy": [StrOptions({"uncertainty", "selection"})],
+    "level": [LEVEL],
+    "random_state": [Integral, None],
+}
+_DRAWS = 4000
+
+
+def _labels(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    if not cols:
+        return np.full(len(df), "all", dtype=object)
+    return df[list(cols)].astype(str).agg("|".join, axis=1).to_numpy(dtype=object)
+
+
+def _unmeasured(cand: pd.DataFrame, measured: pd.DataFrame | None) -> pd.DataFrame:
+    """Candidates not in ``measured``, matched on the configuration columns both have."""
+    if measured is None or not len(measured):
+        return cand
+    keys = [c for c in _KEYS if c in cand.columns and c in measured.columns]
+    seen = set(map(tuple, measured[keys].astype(str).to_numpy()))
+    return cand[np.array([tuple(r) not in seen for r in cand[keys].astype(str).to_numpy()])]
+
+
+def _optimum_probability(f: np.ndarray, rel_sd: np.ndarray, labels: np.ndarray,
+                         incumbent: dict[str, float], rng: np.random.Generator) -> np.ndarray:
+    """Monte Carlo probability that each candidate is the best of its scenario (and beats
+    the scenario's best measured energy, where there is one)."""
+    score = np.zeros(len(f))
+    for lab in pd.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        sims = np.log(f[idx])[None, :] + rng.normal(size=(_DRAWS, len(idx))) * rel_sd[idx][None, :]
+        best = np.argmin(sims, axis=1)
+        won = np.ones(_DRAWS, dtype=bool)
+        if lab in incumbent:
+            won = sims[np.arange(_DRAWS), best] < np.log(incumbent[lab])
+        score[idx] = np.bincount(best[won], minlength=len(idx)) / _DRAWS
+    return score
+
+
+def _incumbents(measured: pd.DataFrame | None, cols: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if measured is not None and len(measured) and "energy_j" in measured.columns:
+        for lab, e in zip(_labels(measured, cols), measured["energy_j"].to_numpy(dtype=float)):
+            if np.isfinite(e):
+                out[lab] = min(e, out.get(lab, np.inf))
+    return out
+
+
+def suggest_next(
+    model,
+    candidates: pd.DataFrame,
+    k: int = 5,
+    *,
+    strategy: Literal["uncertainty", "selection"] = "uncertainty",
+    measured: pd.DataFrame | None = None,
+    scenario: Sequence[str] = ("model", "gpu", "workload"),
+    level: float = 0.9,
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    """Propose the ``k`` configurations to measure next (active profiling).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model with ``predict_interval``.
+    candidates : DataFrame
+        Configurations that could be measured.
+    k : int
+        How many to propose.
+    strategy : {"uncertainty", "selection"}
+        ``"uncertainty"``: the widest relative prediction intervals (learn the model where
+        it knows least). ``"selection"``: the highest probability of being the optimum of
+        its scenario (rows sharing the ``scenario`` columns) under the predictive
+        distribution (log-normal with the interval's spread, independent across
+        candidates), estimated by Monte Carlo; where ``measured`` carries ``energy_j``,
+        the best measured energy of the scenario is an incumbent to beat. Measuring those
+        settles the choice fastest.
+    measured : DataFrame, optional
+        Configurations already measured (excluded), matched on the configuration columns.
+    scenario : sequence of str
+        Columns that define a selection problem (``"selection"`` only).
+    level : float
+        Coverage of the interval that sets the predictive spread.
+    random_state : int, optional
+        Seed of the Monte Carlo draws and of the tie-breaking.
+
+    Returns
+    -------
+    DataFrame
+        ``k`` distinct candidate rows with ``score`` and ``reason``, highest score first.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from energylens import EnergyLensModel, simulate_profiles, suggest_next
+    >>> table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"])
+    >>> measured = table.sample(16, random_state=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     model = EnergyLensModel().fit(measured)
+    >>> nxt = suggest_next(model, table.drop(columns="energy_j"), k=3, measured=measured)
+    >>> len(nxt), bool(set(nxt.index) & set(measured.index))
+    (3, False)
+    """
+    check_options("suggest_next", _OPTIONS, locals())
+    cand = _unmeasured(candidates, measured)
+    if cand.empty:
+        raise ValueError("No unmeasured candidate left to suggest.")
+    rng = np.random.default_rng(random_state)
+    pi = model.predict_interval(cand, level=level)
+    f = pi["energy_j"].to_numpy()
+    z = stats.norm.ppf(0.5 + level / 2)
+    rel_sd = np.maximum((pi["upper"] - pi["lower"]).to_numpy()
+                        / (2 * z * np.maximum(f, 1e-300)), 1e-9)
+    if strategy == "uncertainty":
+        score = rel_sd
+        reason = [f"relative predictive sd {s:.1%}" for s in score]
+    else:
+        cols = [c for c in scenario if c in cand.columns]
+        score = _optimum_probability(f, rel_sd, _labels(cand, cols), _incumbents(measured, cols),
+                                     rng)
+        reason = [f"P(optimum of its scenario) = {s:.3f}" for s in score]
+    jitter = rng.uniform(0, 1e-12, len(score))
+    order = np.argsort(-(score + jitter), kind="mergesort")[:k]
+    out = cand.iloc[order].copy()
+    out["score"] = np.asarray(score)[order]
+    out["reason"] = np.asarray(reason, dtype=object)[order]
+    return out

@@ -1,0 +1,187 @@
+"""Candidate configurations, and the memory check they share with the simulator."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..core.catalogue import (
+    BYTES_PER_VALUE,
+    ModelSpec,
+    gpu_memory_gb,
+    kv_replication,
+    layout_reason,
+    memory_reason,
+    model_spec,
+    normalize_precision,
+)
+from ..core.options import Integral, Interval, Real, check_options
+from ..exceptions import CatalogueError
+
+__all__ = ["candidate_grid"]
+
+
+def _as_seq(v) -> list:
+    if v is None:
+        return [None]
+    if isinstance(v, (str, bytes)) or np.isscalar(v):
+        return [v]
+    return list(v)
+
+
+def _spec(model) -> ModelSpec | None:
+    try:
+        return model_spec(model)
+    except CatalogueError:
+        return None
+
+
+def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
+                   kv_bytes_per_token: float | None = None) -> list[str | None]:
+    """The catalogue's memory rule for every candidate row ('' fits, None cannot be checked).
+
+    The weights take ``bytes_per_param`` per parameter (default: the row's ``precision``,
+    else the model name's precision suffix, else the checkpoint's precision); the KV cache
+    takes ``kv_bytes_per_token`` (default: from the model's architecture, in 16 bits;
+    0 for a model the catalogue does not know, so only weights are checked). The parameter
+    count is the row's ``params_b`` where given, else the catalogue's. A row whose GPU
+    memory or parameter count is unknown gives None.
+    """
+    specs = {m: _spec(m) for m in pd.unique(cand["model"])}
+    mems = {g: gpu_memory_gb(g) for g in pd.unique(cand["gpu"])}
+    sizes = (cand["params_b"].to_numpy(dtype=float) if "params_b" in cand
+             else np.full(len(cand), np.nan))
+    precs = cand["precision"].tolist() if "precision" in cand else [None] * len(cand)
+    out: list[str | None] = []
+    for i, r in enumerate(cand[["model", "gpu", "tp", "pp", "batch_size", "input_tokens",
+                                "output_tokens"]].itertuples(index=False)):
+        spec, mem = specs[r.model], mems[r.gpu]
+        size = sizes[i] if np.isfinite(sizes[i]) else (spec.params_b if spec else np.nan)
+        if mem is None or not np.isfinite(size):
+            out.append(None)
+            continue
+        prec = normalize_precision(precs[i]) or (spec.precision if spec else "bf16")
+        bpw = bytes_per_param if bytes_per_param is not None else BYTES_PER_VALUE[prec]
+        kvb = kv_bytes_per_token
+        if kvb is None:
+            kvb = spec.kv_bytes_per_token(2.0) * kv_replication(spec, int(r.tp)) if spec else 0.0
+            kvb = 0.0 if not np.isfinite(kvb) else kvb
+        out.append(memory_reason(weight_bytes=size * 1e9 * bpw, kv_bytes_per_token=kvb,
+                                 batch=float(r.batch_size),
+                                 tokens=float(r.input_tokens) + float(r.output_tokens),
+                                 gpus=int(r.tp) * int(r.pp), memory_gb=mem))
+    return out
+
+
+_GRID_OPTIONS = {
+    "params_b": [Interval(Real, 0, None, closed="neither"), None],
+    "gpus_available": [Interval(Integral, 1, None, closed="left"), None],
+    "check_memory": ["boolean"],
+    "bytes_per_param": [Interval(Real, 0, None, closed="neither"), None],
+    "kv_bytes_per_token": [Interval(Real, 0, None, closed="left"), None],
+    "drop_infeasible": ["boolean"],
+}
+
+
+def candidate_grid(
+    *,
+    model: str | Sequence[str],
+    gpu: str | Sequence[str],
+    tp: Sequence[int] = (1, 2, 4, 8),
+    pp: Sequence[int] = (1,),
+    dp: Sequence[int] = (1,),
+    batch_size: Sequence[float] = (1, 8, 32, 128),
+    input_tokens: float | Sequence[float] = 512,
+    output_tokens: float | Sequence[float] = 256,
+    params_b: float | None = None,
+    gpus_available: int | None = None,
+    check_memory: bool = True,
+    bytes_per_param: float | None = None,
+    kv_bytes_per_token: float | None = None,
+    drop_infeasible: bool = False,
+    **extra,
+) -> pd.DataFrame:
+    """The cartesian grid of candidate configurations, in canonical columns, with feasibility.
+
+    Parameters
+    ----------
+    model, gpu : str or sequence of str
+        Model and GPU names, resolved by the catalogue (:mod:`energylens.core.catalogue`;
+        a GPU it does not know may carry its memory in the name, ``"X-80GB"``). The names
+        are kept as given.
+    tp, pp, dp : sequence of int
+        Parallel degrees; a configuration uses ``tp * pp * dp`` GPUs.
+    batch_size, input_tokens, output_tokens : float or sequence
+        Batch (intended running batch) and lengths.
+    params_b : float, optional
+        Model size in billions of parameters (default: the catalogue's).
+    gpus_available : int, optional
+        GPUs at hand: configurations needing more are infeasible.
+    check_memory : bool
+        Apply the catalogue's memory rule: weights plus the KV cache of a full batch, over
+        the ``tp * pp`` GPUs of a replica, within 90% of one GPU's memory.
+    bytes_per_param : float, optional
+        Bytes per weight (default: from the model's precision, e.g. 1 for a ``-FP8`` name).
+    kv_bytes_per_token : float, optional
+        KV-cache bytes per token (default: from the model's architecture; 0 for a model
+        the catalogue does not know, so only weights are checked).
+    drop_infeasible : bool
+        Drop infeasible rows instead of flagging them.
+    **extra
+        Further constant columns (e.g. ``workload="chat"``).
+
+    Returns
+    -------
+    DataFrame
+        Candidates with ``params_b``, ``n_gpus``, ``feasible`` and ``reason`` (empty when
+        feasible). Infeasible: more GPUs than available; ``tp`` not dividing the attention
+        or KV heads, or ``pp`` above the layer count (models the catalogue knows); the
+        memory rule.
+
+    Examples
+    --------
+    >>> from energylens import candidate_grid
+    >>> c = candidate_grid(model="Llama-3.1-70B", gpu="H100-SXM", tp=(1, 4), dp=(1, 2),
+    ...                    batch_size=(32,), gpus_available=4)
+    >>> c[["tp", "dp", "n_gpus", "feasible"]].values.tolist()
+    [[1, 1, 1, False], [1, 2, 2, False], [4, 1, 4, True], [4, 2, 8, False]]
+    >>> c.loc[3, "reason"]
+    'needs 8 GPUs (tp*pp*dp), 4 available'
+    """
+    check_options("candidate_grid", _GRID_OPTIONS, locals())
+    rows = []
+    for m, g, t, p, d, b, si, so in itertools.product(
+            _as_seq(model), _as_seq(gpu), _as_seq(tp), _as_seq(pp), _as_seq(dp),
+            _as_seq(batch_size), _as_seq(input_tokens), _as_seq(output_tokens)):
+        t, p, d = int(t), int(p), int(d)
+        if min(t, p, d) < 1:
+            raise ValueError(f"candidate_grid: tp, pp and dp must be >= 1; got tp={t}, pp={p}, "
+                             f"dp={d}.")
+        rows.append({"model": m, "gpu": g, "tp": t, "pp": p, "dp": d, "batch_size": float(b),
+                     "input_tokens": float(si), "output_tokens": float(so)})
+    df = pd.DataFrame(rows)
+    specs = {m: _spec(m) for m in pd.unique(df["model"])}
+    df.insert(8, "params_b", [params_b if params_b is not None else
+                              (specs[m].params_b if specs[m] else np.nan) for m in df["model"]])
+    df.insert(9, "n_gpus", df["tp"] * df["pp"] * df["dp"])
+    reasons: list[list[str]] = [[] for _ in range(len(df))]
+    for i, (m, t, p, n) in enumerate(df[["model", "tp", "pp", "n_gpus"]].itertuples(index=False)):
+        if gpus_available is not None and n > gpus_available:
+            reasons[i].append(f"needs {n} GPUs (tp*pp*dp), {gpus_available} available")
+        if specs[m] is not None and (why := layout_reason(specs[m], t, p)):
+            reasons[i].append(why)
+    if check_memory:
+        for i, why in enumerate(memory_reasons(df, bytes_per_param=bytes_per_param,
+                                               kv_bytes_per_token=kv_bytes_per_token)):
+            if why:
+                reasons[i].append(why)
+    df["feasible"] = [not r for r in reasons]
+    df["reason"] = ["; ".join(r) for r in reasons]
+    for k, v in extra.items():
+        df[k] = [v] * len(df)
+    if drop_infeasible:
+        df = df[df["feasible"]].reset_index(drop=True)
+    return df

@@ -1,0 +1,217 @@
+"""Ranking candidate configurations by predicted energy, under constraints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
+from ..exceptions import InfeasibleError
+from .grid import memory_reasons
+
+__all__ = ["select_config"]
+
+_LATENCY = ("latency_s", "ttft_s", "tpot_s")
+_CONSTRAINTS = (*_LATENCY, "max_gpus", "gpu_memory")
+_OPTIONS = {
+    "objective": [StrOptions({"energy_j", "energy_per_output_token_j"})],
+    "constraints": [Mapping, None],
+    "level": [LEVEL],
+    "top": [POSITIVE_INT, None],
+    "include_infeasible": ["boolean"],
+}
+
+
+def _predict_with_interval(model, X: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Energy with its interval; extra columns of ``predict_interval`` are kept."""
+    if hasattr(model, "predict_interval"):
+        pi = model.predict_interval(X, level=level)
+        out = pd.DataFrame({"energy_j": pi["energy_j"].to_numpy(),
+                            "energy_lower_j": pi["lower"].to_numpy(),
+                            "energy_upper_j": pi["upper"].to_numpy()}, index=X.index)
+        for c in pi.columns:
+            if c not in ("energy_j", "lower", "upper") and c not in out:
+                out[c] = pi[c].to_numpy()
+        return out
+    pred = np.asarray(model.predict(X), dtype=float)
+    return pd.DataFrame({"energy_j": pred, "energy_lower_j": np.nan, "energy_upper_j": np.nan},
+                        index=X.index)
+
+
+def _latency_predictions(out: pd.DataFrame, cand: pd.DataFrame, latency_model) -> None:
+    if latency_model is None:
+        return
+    models = (dict(latency_model) if isinstance(latency_model, Mapping)
+              else {getattr(latency_model, "target", "latency_s"): latency_model})
+    for target, lm in models.items():
+        if target not in _LATENCY:
+            raise ValueError(f"Latency model key {target!r} must be one of {_LATENCY}.")
+        out[target] = np.asarray(lm.predict(cand), dtype=float)
+
+
+def _memory_violations(cand: pd.DataFrame) -> list[str]:
+    """The gpu_memory constraint: the catalogue's memory rule, row by row."""
+    need = [c for c in ("model", "gpu", "batch_size", "input_tokens", "output_tokens")
+            if c not in cand]
+    if need:
+        raise ValueError(f"The gpu_memory constraint needs candidate columns {need}.")
+    msgs = memory_reasons(cand)
+    unknown = [i for i, m in enumerate(msgs) if m is None]
+    if unknown:
+        raise ValueError(
+            f"The gpu_memory constraint cannot be checked for rows {unknown[:5]} (GPU "
+            f"{cand['gpu'].iloc[unknown[0]]!r} or model {cand['model'].iloc[unknown[0]]!r} "
+            "is not in the catalogue and no size is given): add them with "
+            "energylens.core.catalogue.register_gpus / register_models, name GPUs like "
+            "'X-80GB', or give a params_b column.")
+    return [m or "" for m in msgs]
+
+
+def _bound_violations(key: str, bound: float, cand: pd.DataFrame, out: pd.DataFrame,
+                      n_gpus: np.ndarray) -> list[str]:
+    """Rows breaking a numeric bound (latency or GPU count), with their reasons."""
+    if key == "max_gpus":
+        vals, label = n_gpus, "GPUs"
+    elif key in out:
+        vals, label = out[key].to_numpy(), key
+    elif key in cand:
+        vals, label = cand[key].to_numpy(dtype=float), key
+    else:
+        raise ValueError(f"Constraint on {key!r} needs a latency model for it "
+                         f"(latency_model={{'{key}': model}}) or a '{key}' column.")
+    return [f"{label} {v:.4g} > {bound:g}" if v > bound else "" for v in vals]
+
+
+def _apply_constraints(constraints: dict, cand: pd.DataFrame, out: pd.DataFrame,
+                       feasible: np.ndarray, reasons: list[list[str]]) -> dict[str, int]:
+    """Mark rows that break a constraint (in place); returns how many each one excludes."""
+    n_gpus = (cand["tp"] * cand["pp"] * cand["dp"]).to_numpy()
+    violated: dict[str, int] = {}
+    for key, bound in constraints.items():
+        if key == "gpu_memory" and not bound:
+            continue
+        msgs = (_memory_violations(cand) if key == "gpu_memory"
+                else _bound_violations(key, bound, cand, out, n_gpus))
+        bad = np.array([bool(m) for m in msgs], dtype=bool)
+        for i in np.flatnonzero(bad):
+            if msgs[i] not in reasons[i]:
+                reasons[i].append(msgs[i])
+        violated[key] = int(bad.sum())
+        feasible &= ~bad
+    return violated
+
+
+def select_config(
+    model,
+    candidates: pd.DataFrame,
+    *,
+    objective: Literal["energy_j", "energy_per_output_token_j"] = "energy_j",
+    constraints: Mapping[str, float | bool] | None = None,
+    latency_model=None,
+    level: float = 0.9,
+    top: int | None = None,
+    include_infeasible: bool = True,
+) -> pd.DataFrame:
+    """Rank candidate configurations by predicted energy, best first.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted energy model (``predict`` in joules per request; ``predict_interval`` is used
+        where it exists, and any columns it returns besides the interval are kept).
+    candidates : DataFrame
+        Configurations in canonical columns (e.g. from :func:`candidate_grid`; a ``feasible``
+        and ``reason`` column from there are respected).
+    objective : {"energy_j", "energy_per_output_token_j"}
+        What to minimise: energy per request, or per generated token (the same ranking
+        within a scenario of fixed lengths; they differ when candidates mix lengths).
+        Energy per request already counts every GPU of every replica, so there is no
+        per-GPU objective: dividing by the GPU count would favour the largest setups.
+    constraints : dict, optional
+        Bounds: ``{"ttft_s": 0.5, "tpot_s": 0.05, "latency_s": 10, "max_gpus": 8,
+        "gpu_memory": True}``. Latency bounds (seconds, upper) need the matching latency
+        model (or a column of that name in the candidates, e.g. measured ``tpot_s``);
+        ``max_gpus`` bounds ``tp * pp * dp``; ``gpu_memory=True`` applies the catalogue's
+        memory rule (as :func:`candidate_grid` does).
+    latency_model : estimator or dict, optional
+        A latency model (its ``target`` says which column it predicts) or a dict
+        ``{"tpot_s": m1, "ttft_s": m2}``.
+    level : float
+        Coverage of the energy interval.
+    top : int, optional
+        Return only the best ``top`` feasible rows (infeasible rows are still appended when
+        ``include_infeasible``).
+    include_infeasible : bool
+        Keep infeasible candidates (ranked after the feasible ones, with the reason).
+
+    Returns
+    -------
+    DataFrame
+        ``rank`` (1 = best; NaN for infeasible), the objective, ``energy_j`` with
+        ``energy_lower_j``/``energy_upper_j``, predicted latency columns, ``feasible``,
+        ``reason``, and the candidate's columns; indexed like ``candidates``.
+
+    Raises
+    ------
+    InfeasibleError
+        If no candidate satisfies the constraints (the message names the tightest one).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from energylens import EnergyLensModel, candidate_grid, select_config, simulate_profiles
+    >>> table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], noise=0.0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     model = EnergyLensModel().fit(table)
+    >>> cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4),
+    ...                       batch_size=(8, 128), input_tokens=1024, output_tokens=512)
+    >>> ranked = select_config(model, cand, constraints={"max_gpus": 2})
+    >>> ranked[["rank", "tp", "batch_size"]].head(2).values.tolist()
+    [[1.0, 1.0, 128.0], [2.0, 2.0, 128.0]]
+    >>> ranked["reason"].iloc[-1]
+    'GPUs 4 > 2'
+    """
+    check_options("select_config", _OPTIONS, locals())
+    if not isinstance(candidates, pd.DataFrame) or candidates.empty:
+        raise ValueError("select_config needs a non-empty DataFrame of candidates.")
+    constraints = dict(constraints or {})
+    unknown = set(constraints) - set(_CONSTRAINTS)
+    if unknown:
+        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; use {list(_CONSTRAINTS)}.")
+    cand = candidates.copy()
+    for c in ("pp", "dp"):
+        if c not in cand:
+            cand[c] = 1
+    feasible = (np.array(cand["feasible"], dtype=bool) if "feasible" in cand
+                else np.ones(len(cand), dtype=bool))
+    reasons = [[r] if isinstance(r, str) and r else [] for r in
+               (cand["reason"] if "reason" in cand else [""] * len(cand))]
+    out = _predict_with_interval(model, cand, level)
+    _latency_predictions(out, cand, latency_model)
+    violated = _apply_constraints(constraints, cand, out, feasible, reasons)
+    out["energy_per_output_token_j"] = out["energy_j"] / cand["output_tokens"].to_numpy(dtype=float)
+    out["feasible"] = feasible
+    out["reason"] = ["; ".join(r) for r in reasons]
+    for c in cand.columns:
+        if c not in out.columns:
+            out[c] = cand[c].to_numpy()
+    if not feasible.any():
+        tight = max(violated, key=violated.get) if violated else "feasibility"
+        raise InfeasibleError(
+            f"No candidate satisfies the constraints: {tight} excludes "
+            f"{violated.get(tight, len(cand))} of {len(cand)} candidates (constraints "
+            f"{constraints}); first reasons: " + " | ".join(r for r in out["reason"].head(3)))
+    ok = out[feasible].sort_values([objective, "energy_j"], kind="mergesort")
+    ok.insert(0, "rank", np.arange(1, len(ok) + 1, dtype=float))
+    if top is not None:
+        ok = ok.head(top)
+    parts = [ok]
+    if include_infeasible:
+        bad = out[~feasible].sort_values(objective, kind="mergesort")
+        bad.insert(0, "rank", np.nan)
+        parts.append(bad)
+    return pd.concat(parts)
