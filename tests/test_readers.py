@@ -60,7 +60,7 @@ def test_wilkins_drops_warmup_and_keeps_inference(real_data):
               & (agg.input_tokens == 512)].iloc[0]
     assert row.energy_j == pytest.approx(one["GPU Energy (J)"].mean())
     both = read_wilkins(root, experiments=("parameter-scale-output-test",))
-    assert "argonne-swing" in set(both.system) and "A100-40GB (Swing)" in set(both.gpu)
+    assert "argonne-swing" in set(both.host) and "A100-40GB (Swing)" in set(both.gpu)
     assert (both[both.model == "Llama-2 (70B)"].pp == 4).all()
 
 
