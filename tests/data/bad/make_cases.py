@@ -2,14 +2,20 @@
 
 Each table has exactly one defect; the manifest gives the column the error must name, the
 rows (0-based positions) it must list, the file lines of those rows (text formats; blank
-lines count), and a fragment of the expected message.
+lines count), a fragment of the expected message and, where it matters, a fragment the
+message must not hold (``absent``). Every file here must make ``read_profiles`` raise a
+``SchemaError``: the command line is tested over all of them.
 Run from this folder: ``python make_cases.py``.
 """
 
+import gzip
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 HERE = Path(__file__).parent
 GOOD = {
@@ -22,12 +28,16 @@ cases = []
 
 
 def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text=None,
-         lines=None):
+         lines=None, data=None, absent=None):
     df = pd.DataFrame(GOOD) if table is None else table
     if edit:
         df = edit(df.copy())
     path = HERE / f"{name}.{fmt}"
-    if text is not None:
+    if path.is_symlink():
+        path.unlink()
+    if data is not None:
+        path.write_bytes(data)
+    elif text is not None:
         path.write_text(text)
     elif fmt == "csv":
         df.to_csv(path, index=False)
@@ -37,8 +47,11 @@ def case(name, column, rows, fragment, edit=None, *, table=None, fmt="csv", text
         df.to_parquet(path, index=False)
     if lines is None:  # one header line in CSV, none in JSON lines, no lines in parquet
         lines = {"csv": [r + 2 for r in rows], "jsonl": [r + 1 for r in rows]}.get(fmt, [])
-    cases.append({"file": path.name, "column": column, "rows": rows, "lines": lines,
-                  "fragment": fragment})
+    entry = {"file": path.name, "column": column, "rows": rows, "lines": lines,
+             "fragment": fragment}
+    if absent:
+        entry["absent"] = absent
+    cases.append(entry)
 
 
 def setv(col, row, val):
@@ -113,6 +126,80 @@ case("jsonl_blank_line_fraction_tp", "tp", [1], "whole number", lines=[3],
 case("jsonl_bool_tokens", "output_tokens", [0], "non-numeric value",
      setv("output_tokens", 0, True), fmt="jsonl")
 case("pp_huge", "pp", [3], "implausibly large for a parallel degree", setv("pp", 3, 1e300))
+
+# ---- issue 13: malformed files that a lenient parser reads wrongly or with a traceback ----
+HEAD = "model,gpu,tp,pp,batch_size,input_tokens,output_tokens,energy_j\n"
+ROWS = ["m1,H100,1,1,8,128,64,20.0", "m1,H100,2,1,16,256,128,35.0",
+        "m1,A100,4,2,32,512,256,80.0", "m2,A100,1,1,64,1024,512,150.0"]
+
+
+def text_table(rows=ROWS, head=HEAD):
+    return head + "".join(r + "\n" for r in rows)
+
+
+case("ragged_extra_field", "", [], "do not have the header's 8 fields", lines=[3],
+     text=text_table([ROWS[0], ROWS[1] + ",7", *ROWS[2:]]))
+case("ragged_every_row", "", [], "line 2 has 9", lines=[2, 3, 4, 5],
+     text=text_table(["H100," + r for r in ROWS]))  # would shift every column by one
+case("trailing_commas", "", [], "a trailing delimiter", lines=[2, 3, 4, 5],
+     text=text_table([r + "," for r in ROWS]))
+case("ragged_short_row", "", [], "line 4 has 7", lines=[4],
+     text=text_table([*ROWS[:2], ROWS[2].rsplit(",", 1)[0], ROWS[3]]))
+case("comment_mid_file", "", [], "line 4 has 1", lines=[4],
+     text=text_table([*ROWS[:2], "# the next run used a new driver", *ROWS[2:]]))
+case("duplicate_header_energy", "", [], "names a column more than once: 'energy_j'",
+     lines=[1], text=text_table([r + ",21.0" for r in ROWS], HEAD.rstrip() + ",energy_j\n"))
+case("duplicate_header_wh", "", [], "'Energy (Wh)' (fields 8, 9)", lines=[1],
+     text=text_table([r.rsplit(",", 1)[0] + ",0.01,0.02" for r in ROWS],
+                     HEAD.replace("energy_j", "Energy (Wh),Energy (Wh)")))
+case("empty_header_with_values", "", [], "field 9 of the header (line 1) is empty",
+     lines=[1], text=text_table([r + ",x" for r in ROWS], HEAD.rstrip() + ",\n"))
+case("batch_denormal", "batch_size", [1], "implausibly small for a batch",
+     setv("batch_size", 1, 5e-324))
+case("output_tokens_tiny", "output_tokens", [2], "implausibly small for a token count",
+     setv("output_tokens", 2, 1e-310))
+case("energy_huge", "energy_j", [0], "implausibly large for an energy per request",
+     setv("energy_j", 0, 1e308))
+case("latency_nanoseconds", "latency_s", [3], "implausibly small for a time",
+     lambda d: d.assign(latency_s=[1.0, 2.0, 3.0, 4e-9]))
+case("tp_400_digits", "tp", [1], "infinite value",
+     text=text_table([ROWS[0], "m1,H100," + "1" * 400 + ",1,16,256,128,35.0", *ROWS[2:]]))
+case("jsonl_400_digit_integer", "input_tokens", [1], "infinite value", lines=[2], fmt="jsonl",
+     text=('{"model": "m", "gpu": "g", "tp": 1, "batch_size": 8, "input_tokens": 9, '
+           '"output_tokens": 9, "energy_j": 5}\n'
+           '{"model": "m", "gpu": "g", "tp": 2, "batch_size": 8, "input_tokens": '
+           + "9" * 400 + ', "output_tokens": 9, "energy_j": 5}\n'))
+case("jsonl_duplicate_key", "", [], "line 1 names the key(s) ['energy_j'] more than once",
+     lines=[1], fmt="jsonl",
+     text=('{"model": "m", "gpu": "g", "tp": 1, "batch_size": 8, "input_tokens": 9, '
+           '"output_tokens": 9, "energy_j": 5, "energy_j": 7}\n'))
+case("utf16_without_bom", "", [], "looks like UTF-16 or UTF-32", lines=[1],
+     data=text_table().encode("utf-16-le"))
+case("latin1_model_name", "", [], "line 4 is not valid UTF-8", lines=[4],
+     data=text_table([*ROWS[:2], "Caf\u00e9-7b,A100,4,2,32,512,256,80.0", ROWS[3]]
+                     ).encode("latin-1"))
+case("gzip_truncated", "", [], "cannot be decompressed",
+     data=gzip.compress(text_table().encode())[:40])
+case("semicolon_decimal_comma", "energy_j", [0, 1], "decimal comma",
+     text=text_table([r.replace(",", ";").rsplit(";", 1)[0] + ";" + r.rsplit(",", 1)[1]
+                      .replace(".", ",") for r in ROWS], HEAD.replace(",", ";")))
+case("only_comments", "", [], "only 2 comment line(s) and no header",
+     text="# exported by the profiler\n# no runs finished\n")
+case("unterminated_quote", "", [], "a missing closing quote", lines=[3],
+     text=text_table([ROWS[0], 'm1,"H100,2,1,16,256,128,35.0', *ROWS[2:]]))
+case("duplicate_unkeyed_column", "power_cap_w", [0, 1], "differ in ['power_cap_w']",
+     lambda d: pd.concat([d.iloc[[0]].assign(power_cap_w=700), d.iloc[[0]].assign(
+         power_cap_w=400, energy_j=16.0), d.iloc[1:].assign(power_cap_w=700)],
+         ignore_index=True), absent="duplicates='mean'")
+case("parquet_duplicate_columns", "", [], "names the column(s) ['energy_j'] more than once",
+     fmt="parquet", data=b"")
+pq.write_table(pa.Table.from_arrays([pa.array(v) for v in GOOD.values()] +
+                                    [pa.array(GOOD["energy_j"])],
+                                    names=[*GOOD, "energy_j"]),
+               HERE / "parquet_duplicate_columns.parquet")
+case("symlink_loop", "", [], "symbolic link loop", data=b"")
+(HERE / "symlink_loop.csv").unlink()
+os.symlink("symlink_loop.csv", HERE / "symlink_loop.csv")
 
 (HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
 print(f"wrote {len(cases)} cases")
