@@ -53,48 +53,69 @@ def _resolve_names(table: pd.DataFrame, problems: list[str]):
     return gcodes, gcanon, mcodes, mcanon, msuffix
 
 
-def _precisions(table, mcodes, mcanon, msuffix, problems) -> np.ndarray:
-    """Each row's precision: the table's column, else the name's suffix, else the checkpoint's."""
+def _precisions(table, mcodes, mcanon, msuffix, problems) -> tuple[np.ndarray, list[str]]:
+    """Each row's precision (codes into the returned names): the table's column, else the
+    name's suffix, else the checkpoint's."""
     native = [normalize_precision(_MODELS.df.at[c, "precision"]) if c else None for c in mcanon]
-    default = np.array([s or n or "bf16" for s, n in zip(msuffix, native)], dtype=object)
-    prec = default[mcodes] if len(mcodes) else np.array([], dtype=object)
+    names = sorted(BYTES_PER_VALUE)
+    default = np.array([names.index(s or n or "bf16") for s, n in zip(msuffix, native)], dtype=int)
+    pcodes = default[mcodes]
     if "precision" in table.columns:
         codes, uniq = pd.factorize(table["precision"].astype(object), use_na_sentinel=True)
+        given = np.full(len(uniq) + 1, -1)  # the last entry for missing cells (code -1)
         for k, v in enumerate(uniq):
             p = normalize_precision(v)
             if p is None and isinstance(v, str) and v.strip():
                 problems.append(f"column 'precision', rows {_rows_of(codes, k, table.index)}: "
-                                f"unknown precision {v!r} (expected one of "
-                                f"{sorted(BYTES_PER_VALUE)})")
+                                f"unknown precision {v!r} (expected one of {names})")
             elif p is not None:
-                prec = np.where(codes == k, p, prec)
-    return prec
+                given[k] = names.index(p)
+        row_given = given[codes]
+        pcodes = np.where(row_given >= 0, row_given, pcodes)
+    return pcodes, names
 
 
-def _lookup(df: pd.DataFrame, canon: list, codes: np.ndarray, col: str) -> np.ndarray:
-    if col not in df.columns:
-        return np.full(len(codes), np.nan)
-    vals = df[col].reindex([c if c is not None else "\0" for c in canon]).to_numpy(dtype=float)
-    return vals[codes] if len(codes) else np.array([], dtype=float)
+def _matrix(df: pd.DataFrame, canon: list, cols) -> np.ndarray:
+    """Rows of ``df`` for the resolved names (NaN for unresolved ones), numeric columns."""
+    keys = [c if c is not None else "\0" for c in canon]
+    sub = df.reindex(index=keys, columns=list(cols))
+    return sub.to_numpy(dtype=float).reshape(len(keys), len(cols))
 
 
-def _flop_s(gcanon, gcodes, prec: np.ndarray) -> np.ndarray:
-    by = {p: _lookup(_GPUS.df, gcanon, gcodes, f"{p}_flop_s") for p in ("bf16", "fp16", "fp8")}
-    out = np.full(len(prec), np.nan)
-    for p in pd.unique(prec):
-        rows = prec == p
-        for q in reversed(_FLOP_ORDER.get(p, ())):
-            v = by[q]
-            out = np.where(rows & np.isfinite(v), v, out)
-    return out
+def _per_combination(g: np.ndarray, m: np.ndarray, prec: list[str]) -> dict[str, np.ndarray]:
+    """The float descriptors of each (GPU, model, precision) combination (rows of g, m)."""
+    cols: dict[str, np.ndarray] = {}
+    gcols, mcols = list(_GPU_COLS), list(_MODEL_COLS)
+    for j, d in enumerate(gcols):
+        cols[d] = g[:, j]
+    by = {q: g[:, len(gcols) + i] for i, q in enumerate(("bf16", "fp16", "fp8"))}
+    flop = np.full(len(prec), np.nan)
+    for i, p in enumerate(prec):
+        for q in _FLOP_ORDER.get(p, ()):
+            if np.isfinite(by[q][i]):
+                flop[i] = by[q][i]
+                break
+    cols["gpu_flop_s"] = flop
+    for j, d in enumerate(mcols):
+        cols[d] = m[:, j]
+    active = cols["model_active_params_b"]
+    cols["model_active_params_b"] = np.where(np.isfinite(active), active, cols["model_params_b"])
+    layers, attn_layers, kv_dim = (m[:, len(mcols) + i] for i in range(3))
+    layers = np.where(np.isfinite(attn_layers), attn_layers, layers)
+    per = np.where(np.isfinite(kv_dim), kv_dim, 2 * cols["model_kv_heads"] * cols["model_head_dim"])
+    cols["bytes_per_weight"] = np.array([BYTES_PER_VALUE[p] for p in prec], dtype=float)
+    cols["weight_bytes"] = cols["model_params_b"] * 1e9 * cols["bytes_per_weight"]
+    cols["kv_bytes_per_token"] = layers * per * np.array([4.0 if p == "fp32" else 2.0
+                                                          for p in prec])
+    cols["weight_read_s"] = cols["weight_bytes"] / cols["gpu_memory_bw_bytes_s"]
+    cols["token_compute_s"] = 2e9 * cols["model_active_params_b"] / flop
+    return cols
 
 
-def _kv_values(mcanon, mcodes) -> np.ndarray:
-    g = {c: _lookup(_MODELS.df, mcanon, mcodes, c)
-         for c in ("layers", "attn_layers", "kv_heads", "head_dim", "kv_dim")}
-    layers = np.where(np.isfinite(g["attn_layers"]), g["attn_layers"], g["layers"])
-    per = np.where(np.isfinite(g["kv_dim"]), g["kv_dim"], 2 * g["kv_heads"] * g["head_dim"])
-    return layers * per
+def _names(canon: list, codes: np.ndarray) -> pd.Categorical:
+    cats = sorted({c for c in canon if c is not None})
+    pos = np.array([cats.index(c) if c is not None else -1 for c in canon] + [-1], dtype=int)
+    return pd.Categorical.from_codes(pos[codes], categories=cats)
 
 
 def _check_required(out: pd.DataFrame, required: Sequence[str]) -> None:
@@ -142,7 +163,8 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
     -------
     DataFrame
         Indexed like ``table``, columns :data:`DESCRIPTOR_COLUMNS`: ``gpu_name`` and
-        ``model_name`` (catalogue names), ``precision``; GPU memory (GB), bandwidth
+        ``model_name`` (catalogue names; NaN where unresolved) and ``precision``, as
+        categoricals; GPU memory (GB), bandwidth
         (bytes/s), TDP, idle power (W), link bandwidth (bytes/s per direction) and latency
         (s), ``gpu_flop_s`` (peak dense tensor FLOP/s for the row's precision: FP8 units
         where the GPU has them, else BF16/FP16); model parameters and active parameters
@@ -176,25 +198,25 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
                              f"{list(table.columns)}.")
     problems: list[str] = []
     gcodes, gcanon, mcodes, mcanon, msuffix = _resolve_names(table, problems)
-    prec = _precisions(table, mcodes, mcanon, msuffix, problems)
+    pcodes, pnames = _precisions(table, mcodes, mcanon, msuffix, problems)
     if problems and errors == "raise":
         raise CatalogueError("descriptors: " + " | ".join(problems))
-    out = {"gpu_name": np.array(gcanon, dtype=object)[gcodes] if len(table) else [],
-           "model_name": np.array(mcanon, dtype=object)[mcodes] if len(table) else [],
-           "precision": prec}
-    for d, c in _GPU_COLS.items():
-        out[d] = _lookup(_GPUS.df, gcanon, gcodes, c)
-    out["gpu_flop_s"] = _flop_s(gcanon, gcodes, prec)
-    for d, c in _MODEL_COLS.items():
-        out[d] = _lookup(_MODELS.df, mcanon, mcodes, c)
-    active = out["model_active_params_b"]
-    out["model_active_params_b"] = np.where(np.isfinite(active), active, out["model_params_b"])
-    out["bytes_per_weight"] = np.array([BYTES_PER_VALUE.get(p, np.nan) for p in prec], dtype=float)
-    out["weight_bytes"] = out["model_params_b"] * 1e9 * out["bytes_per_weight"]
-    kv_bytes = np.where(prec == "fp32", 4.0, 2.0)
-    out["kv_bytes_per_token"] = _kv_values(mcanon, mcodes) * kv_bytes
-    out["weight_read_s"] = out["weight_bytes"] / out["gpu_memory_bw_bytes_s"]
-    out["token_compute_s"] = 2e9 * out["model_active_params_b"] / out["gpu_flop_s"]
-    res = pd.DataFrame(out, index=table.index, columns=list(DESCRIPTOR_COLUMNS))
+    # Every descriptor depends on (GPU, model, precision) alone: compute it once for each
+    # combination present, then spread the combinations over the rows in one take.
+    nm, npr = len(mcanon), len(pnames)
+    ccodes, combos = pd.factorize((gcodes * nm + mcodes) * npr + pcodes)
+    gi, mi, pi = combos // (nm * npr), combos // npr % nm, combos % npr
+    g = _matrix(_GPUS.df, gcanon, [*_GPU_COLS.values(), "bf16_flop_s", "fp16_flop_s",
+                                   "fp8_flop_s"])[gi]
+    m = _matrix(_MODELS.df, mcanon, [*_MODEL_COLS.values(), "layers", "attn_layers",
+                                     "kv_dim"])[mi]
+    per = _per_combination(g, m, [pnames[i] for i in pi])
+    floats = list(DESCRIPTOR_COLUMNS[3:])
+    block = np.stack([per[c] for c in floats]).reshape(len(floats), len(combos))
+    res = pd.DataFrame(np.take(block, ccodes, axis=1).T, index=table.index, columns=floats,
+                       copy=False)
+    res.insert(0, "precision", pd.Categorical.from_codes(pcodes, categories=pnames))
+    res.insert(0, "model_name", _names(mcanon, mcodes))
+    res.insert(0, "gpu_name", _names(gcanon, gcodes))
     _check_required(res, required)
     return res
