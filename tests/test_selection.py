@@ -187,3 +187,40 @@ def test_docstring_examples_run():
     for mod in (grid, rank, pareto, active, energylens.models.latency):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0 and res.attempted > 0, mod.__name__
+
+
+def test_candidate_grid_reads_the_catalogue_and_precision():
+    # The -FP8 checkpoint takes one byte per weight: 70.6 GB fit one H100 (72 GB usable),
+    # the BF16 one needs two; Hugging Face ids resolve and are kept as given.
+    c = candidate_grid(model=["meta-llama/Llama-3.1-70B-Instruct",
+                              "meta-llama/Llama-3.1-70B-Instruct-FP8"],
+                       gpu="NVIDIA H100 80GB HBM3", tp=(1, 2), batch_size=(1,), input_tokens=512,
+                       output_tokens=256)
+    ok = c.set_index(["model", "tp"])["feasible"]
+    assert not ok[("meta-llama/Llama-3.1-70B-Instruct", 1)]
+    assert ok[("meta-llama/Llama-3.1-70B-Instruct-FP8", 1)]
+    assert ok[("meta-llama/Llama-3.1-70B-Instruct", 2)]
+    assert (c.params_b == 70.6).all()
+    # The same rule from a precision column in select_config.
+    cand = c.drop(columns=["feasible", "reason"]).assign(
+        model="Llama-3.1-70B", precision=["bf16", "bf16", "fp8", "fp8"])
+    r = select_config(KnownEnergy(), cand, constraints={"gpu_memory": True})
+    assert sorted(r[~r.feasible].precision) == ["bf16"]
+    with pytest.raises(ValueError, match="gpus_available"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100", gpus_available=0)
+
+
+class FlaggedEnergy(KnownEnergy):
+    """An interval with an extra column, as a model flagging extrapolation would return."""
+
+    def predict_interval(self, X, level=0.9):
+        e = self.predict(X)
+        return pd.DataFrame({"energy_j": e, "lower": 0.9 * e, "upper": 1.1 * e,
+                             "extrapolated": X["tp"].to_numpy() > 2}, index=X.index)
+
+
+def test_select_config_keeps_extra_prediction_columns():
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4), batch_size=(8,))
+    r = select_config(FlaggedEnergy(), cand)
+    assert r.set_index("tp")["extrapolated"].to_dict() == {1: False, 2: False, 4: True}
+    np.testing.assert_allclose(r.energy_upper_j, 1.1 * r.energy_j)
