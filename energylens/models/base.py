@@ -32,7 +32,7 @@ from ..core.options import Interval, StrOptions, check_fitted
 from ..core.variables import array_variables, check_variables, table_variables
 from ..exceptions import ExtrapolationWarning
 from . import registry
-from .design import TrainingData, training_data
+from .design import TrainingData, check_positive_target, training_data
 from .least_squares import (
     Problem,
     Solution,
@@ -172,7 +172,6 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        t0 = time.perf_counter()
         self._validate_params()
         check_overrides(type(self).__name__, self.parameter_names, fixed=self.fixed,
                         bounds=self.bounds, init=self.init)
@@ -181,13 +180,15 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         data = training_data(
             X, y, sample_weight, variables=self._model_variables(), uses_batch=self._uses_batch(),
             target=self._target_name, unit=self._target_unit, owner=type(self).__name__,
-            positive_target=self.loss != "absolute", read=self._read_variables)
+            read=self._read_variables)
         self._fit_data(data)
-        self._state_.fit_time_s = time.perf_counter() - t0
         return self
 
     def _fit_data(self, data: TrainingData) -> None:
         """Fit from arrays (``fit`` and grouped fits end here); sets the fitted attributes."""
+        t0 = time.perf_counter()
+        if self.loss != "absolute":
+            check_positive_target(data.y, type(self).__name__)
         rule = "cap" if data.batch is None else resolve_rule(data.batch, self.batch_rule)
         k = k_se = None
         k_edge = False
@@ -204,6 +205,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             k_se = None if se is None else float(k * np.log(10) * se)
         sol, V = self._solve(data, rule, k)
         self._set_fitted(sol, V, data, rule, k, k_se, k_edge)
+        self._state_.fit_time_s = time.perf_counter() - t0
 
     def _solve(self, data: TrainingData, rule: str, k: float | None) -> tuple[Solution, dict]:
         V = dict(data.V)

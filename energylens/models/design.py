@@ -19,7 +19,7 @@ from ..core.domain import LABEL_COLUMNS
 from ..core.variables import SCHEMA_DEFAULTS, VARIABLE_COLUMNS, array_variables
 from ..exceptions import FitError
 
-__all__ = ["TrainingData", "training_data", "target_values"]
+__all__ = ["TrainingData", "training_data", "target_values", "check_positive_target"]
 
 
 @dataclass
@@ -73,6 +73,15 @@ def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
     return y
 
 
+def check_positive_target(y: np.ndarray, owner: str) -> None:
+    """The relative and log losses divide by the target: it must be > 0."""
+    if np.any(y <= 0):
+        raise FitError(
+            f"{owner}: the relative and log losses need a strictly positive target; "
+            f"{int(np.sum(y <= 0))} value(s) of y are <= 0 (first {y[y <= 0][:5].tolist()}). Use "
+            "loss='absolute' or clean the table.")
+
+
 def _weights(sample_weight, n: int, owner: str) -> np.ndarray | None:
     if sample_weight is None:
         return None
@@ -85,12 +94,11 @@ def _weights(sample_weight, n: int, owner: str) -> np.ndarray | None:
 
 
 def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: bool,
-                  target: str, unit: str, owner: str, positive_target: bool,
-                  read: Callable | None = None) -> TrainingData:
+                  target: str, unit: str, owner: str, read: Callable | None = None) -> TrainingData:
     """Read a training table (or a 2-D array in ``variables`` order) into arrays.
 
     Raises :class:`~energylens.FitError` for data that cannot be fitted (fewer than two
-    rows, a non-finite or non-positive target) and ``ValueError`` for missing columns.
+    rows, a non-finite target) and ``ValueError`` for missing columns.
     """
     if not isinstance(X, pd.DataFrame):
         # scikit-learn's order of checks: the array itself, then the target and weights,
@@ -104,11 +112,6 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
         raise FitError(f"{owner}: X and y have inconsistent numbers of samples: {n} and {len(y)}.")
     if n < 2:
         raise FitError(f"{owner} needs at least 2 rows to fit; got n_samples = {n}.")
-    if positive_target and np.any(y <= 0):
-        raise FitError(
-            f"{owner}: the relative and log losses need a strictly positive target; "
-            f"{int(np.sum(y <= 0))} value(s) of y are <= 0 (first {y[y <= 0][:5].tolist()}). Use "
-            "loss='absolute' or clean the table.")
     w = _weights(sample_weight, n, owner)
     if not isinstance(X, pd.DataFrame):
         return TrainingData(array_variables(X, variables, owner=owner), None, y, w)

@@ -164,7 +164,7 @@ class GroupedModel(RegressorMixin, BaseEstimator):
             data = training_data(X, y, None, variables=est._model_variables(),
                                  uses_batch=est._uses_batch(), target=est._target_name,
                                  unit=est._target_unit, owner=type(est).__name__,
-                                 positive_target=est.loss != "absolute", read=est._read_variables)
+                                 read=est._read_variables)
             jobs = (delayed(_fit_arrays)(est, data.take(idx), key) for key, idx in todo.items())
         else:
             jobs = (delayed(_fit_table)(est, X.iloc[idx], y[idx], key) for key, idx in todo.items())

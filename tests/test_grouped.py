@@ -1,0 +1,149 @@
+"""GroupedModel: one fit per group, from one read of the table; saved as a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import energylens
+from energylens.exceptions import ModelFileError
+from energylens.models import EnergyLensModel, GroupedModel, SweetSpotModel, WilkinsModel
+
+from .test_models import THETA, make_table
+
+
+@pytest.fixture(scope="module")
+def table():
+    parts = []
+    for i, (model, gpu) in enumerate([("m1", "H100"), ("m1", "A100"), ("m2", "H100")]):
+        part = make_table(n=60, theta=THETA * (1 + 0.3 * i), seed=10 + i)
+        part["model"], part["gpu"] = model, gpu
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _fit(est, df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(df, **kw)
+
+
+def test_fast_path_equals_one_fit_per_group(table):
+    g = _fit(GroupedModel(EnergyLensModel()), table)
+    for key, part in table.groupby(["model", "gpu"]):
+        alone = _fit(EnergyLensModel(), part)
+        np.testing.assert_allclose(g.models_[key].coef_, alone.coef_, rtol=1e-9, atol=1e-15)
+    assert set(g.groups_["n_rows"]) == {60} and g.groups_["fitted"].all()
+    assert (g.groups_["fit_time_s"] > 0).all()
+
+
+def test_save_and_load_round_trip_bit_exact(table, tmp_path):
+    g = _fit(GroupedModel(EnergyLensModel(), fallback="pooled"), table)
+    folder = g.save(tmp_path / "grouped")
+    names = sorted(p.name for p in folder.iterdir())
+    assert "groups.json" in names and "m1__H100.json" in names and "fallback.json" in names
+    back = energylens.load_model(folder)
+    assert isinstance(back, GroupedModel) and back.by_ == ["model", "gpu"]
+    np.testing.assert_array_equal(back.predict(table), g.predict(table))
+    pd.testing.assert_frame_equal(back.predict_interval(table), g.predict_interval(table))
+    unseen = table.head(3).assign(model="m9")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(back.predict(unseen), g.predict(unseen))
+
+
+def test_unknown_group_lists_fitted_groups_and_case_slips(table):
+    g = _fit(GroupedModel(WilkinsModel()), table)
+    with pytest.raises(ValueError, match=r"No fitted model for group 'M1 / H100'.*Did you mean 'm1 / H100'"):
+        g.predict(table.head(2).assign(model="M1"))
+    with pytest.raises(ValueError, match="needs the group column"):
+        g.predict(table.drop(columns="gpu"))
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("../outside.json", "plain file name"),
+    ("/etc/passwd", "plain file name"),
+    ("link.json", "points outside the folder"),
+])
+def test_group_files_must_lie_inside_the_folder(table, tmp_path, entry, message):
+    g = _fit(GroupedModel(WilkinsModel()), table)
+    folder = g.save(tmp_path / "g")
+    (tmp_path / "outside.json").write_text((folder / "m1__H100.json").read_text())
+    os.symlink(tmp_path / "outside.json", folder / "link.json")
+    index = json.loads((folder / "groups.json").read_text())
+    index["groups"][0]["file"] = entry
+    (folder / "groups.json").write_text(json.dumps(index))
+    with pytest.raises(ModelFileError, match=message):
+        energylens.load_model(folder)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.update(format="other"), "expected format"),
+    (lambda d: d.update(groups="x"), "expected format"),
+    (lambda d: d["groups"][0].update(key=["m1"]), "one value per 'by' column"),
+    (lambda d: d["groups"][0].update(key=[["m1"], "H100"]), "plain values"),
+    (lambda d: d.update(format_version=7), "unsupported format_version"),
+])
+def test_malformed_index_gives_clear_errors(table, tmp_path, damage, message):
+    g = _fit(GroupedModel(WilkinsModel()), table)
+    folder = g.save(tmp_path / "g")
+    index = json.loads((folder / "groups.json").read_text())
+    damage(index)
+    (folder / "groups.json").write_text(json.dumps(index))
+    with pytest.raises(ModelFileError, match=message):
+        energylens.load_model(folder)
+    (folder / "groups.json").write_text("[" * 100_000)
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        energylens.load_model(folder)
+
+
+def test_group_errors_are_recorded_not_raised(table):
+    bad = table.copy()
+    bad.loc[bad.model == "m2", "energy_j"] = -1.0  # a group the relative loss cannot fit
+    g = _fit(GroupedModel(WilkinsModel()), bad)
+    row = g.groups_.set_index(["model", "gpu"]).loc[("m2", "H100")]
+    assert not row["fitted"] and "strictly positive" in row["error"]
+
+
+def test_models_with_table_checks_take_the_table_path(table):
+    # SweetSpotModel checks each group's table (settings other than the lengths); the
+    # grouped fit must still run those checks.
+    g = _fit(GroupedModel(SweetSpotModel(), by=["model", "gpu", "tp"]), table)
+    assert "differ in" in " ".join(g.groups_["warnings"])
+
+
+def test_distributed_backend_gets_every_worker():
+    from joblib import parallel_config
+
+    from energylens.models.grouped import _n_jobs
+
+    assert _n_jobs(None) is None
+    with parallel_config(backend="threading"):
+        assert _n_jobs(None) is None
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        with parallel_config(backend="dask"):
+            assert _n_jobs(None) == -1
+
+
+@pytest.mark.slow
+def test_fit_on_a_dask_cluster_matches_local(table):
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+    from joblib import parallel_config
+
+    local = _fit(GroupedModel(EnergyLensModel()), table)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        with parallel_config(backend="dask"):
+            remote = _fit(GroupedModel(EnergyLensModel()), table)
+    for key, m in local.models_.items():
+        np.testing.assert_array_equal(remote.models_[key].coef_, m.coef_)
