@@ -95,29 +95,10 @@ def _table_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_any_model(path: str):
+    """A model file, or a folder written by ``fit --by`` (GroupedModel.save)."""
     from .models import load_model
 
-    p = Path(path)
-    if p.is_dir():
-        return _load_grouped(p)
-    return load_model(p)
-
-
-def _load_grouped(directory: Path):
-    """A directory written by ``fit --by``: one model file per group plus ``groups.json``."""
-    from .models import load_model
-    from .models.grouped import GroupedModel
-
-    index_path = directory / "groups.json"
-    if not index_path.is_file():
-        raise ModelFileError(f"'{directory}' is a directory without groups.json; pass a model file.")
-    index = json.loads(index_path.read_text())
-    g = GroupedModel(by=tuple(index["by"]))
-    g.by_ = list(index["by"])
-    g.models_ = {tuple(entry["key"]): load_model(directory / entry["file"]) for entry in index["groups"]}
-    g.groups_ = pd.DataFrame([dict(zip(index["by"], e["key"])) for e in index["groups"]])
-    g.fallback_ = None
-    return g
+    return load_model(Path(path))
 
 
 # --------------------------------------------------------------------------- commands
@@ -198,14 +179,8 @@ def cmd_fit(args) -> int:
         if by:
             progress(f"fitting one {type(model).__name__} per group of {by} ...")
             g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
-            out.mkdir(parents=True, exist_ok=True)
-            entries = []
-            for i, (key, m) in enumerate(sorted(g.models_.items(), key=lambda kv: str(kv[0]))):
-                fname = f"group_{i:03d}.json"
-                m.save(out / fname)
-                entries.append({"key": [k.item() if isinstance(k, np.generic) else k for k in key],
-                                "file": fname})
-            (out / "groups.json").write_text(json.dumps({"by": by, "groups": entries}, indent=2) + "\n")
+            g.save(out)
+            entries = g.models_
             stats = g.groups_
             cols = [c for c in [*by, "n_rows", "fitted", "mape_pct", "n_free", "aic", "error"] if c in stats]
             print(stats[cols].to_string(index=False))
