@@ -23,8 +23,8 @@ import numpy as np
 import sympy
 from scipy import optimize
 
-__all__ = ["Criterion", "Design", "criterion_value", "additive_terms", "refit_additive",
-           "simplify_formula"]
+__all__ = ["Criterion", "Design", "criterion_value", "additive_terms", "term_values",
+           "refit_additive", "simplify_formula"]
 
 Criterion = Literal["bic", "mdl"]
 _CHUNK = 40_000
@@ -140,6 +140,21 @@ def additive_terms(expr: sympy.Expr) -> list[tuple[float, sympy.Expr]]:
     return [(c, t) for t, c in out.items()]
 
 
+def term_values(term: sympy.Expr, V: Mapping[str, np.ndarray], n: int, syms=None) -> np.ndarray:
+    """Values of one term on ``n`` rows: monomials (products of integer powers of variables)
+    directly with numpy, anything else through :func:`sympy.lambdify`."""
+    powers = term.as_powers_dict()
+    with np.errstate(all="ignore"):
+        if term != 1 and all(b.is_Symbol and e.is_Integer for b, e in powers.items()):
+            v = np.ones(n)
+            for b, e in powers.items():
+                v = v * np.asarray(V[str(b)], float) ** int(e)
+            return v
+        syms = sorted(term.free_symbols, key=str) if syms is None else syms
+        fn = sympy.lambdify(syms, term, "numpy")
+        return np.broadcast_to(np.asarray(fn(*[V[str(s)] for s in syms]), float), (n,)).copy()
+
+
 def _term_columns(pairs, V: Mapping[str, np.ndarray], n: int):
     syms = sorted({s for _, t in pairs for s in t.free_symbols}, key=str)
     missing = [str(s) for s in syms if str(s) not in V]
@@ -147,9 +162,7 @@ def _term_columns(pairs, V: Mapping[str, np.ndarray], n: int):
         raise ValueError(f"variables {missing} are not available to refit the expression.")
     cols, keep = [], []
     for _, t in pairs:
-        fn = sympy.lambdify(syms, t, "numpy")
-        with np.errstate(all="ignore"):
-            v = np.broadcast_to(np.asarray(fn(*[V[str(s)] for s in syms]), float), (n,)).copy()
+        v = term_values(t, V, n, syms)
         if np.all(np.isfinite(v)) and np.linalg.norm(v) > 0:
             cols.append(v)
             keep.append(t)

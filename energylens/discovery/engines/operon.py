@@ -181,8 +181,9 @@ class Operon(Engine):
         t0 = time.perf_counter()
         reg = sk.SymbolicRegressor(**settings)
         reg.fit(X, y)
+        search_s = time.perf_counter() - t0
         logger.info("operon: %d models on the front (%.1f s, %d threads)", len(reg.pareto_front_),
-                    time.perf_counter() - t0, settings["n_threads"])
+                    search_s, settings["n_threads"])
         V = {c: F[c].to_numpy() for c in names}
         rows = []
         for d in reg.pareto_front_:
@@ -198,6 +199,6 @@ class Operon(Engine):
                      "selected_mdl": reg.get_model_string(reg.model_, 12, names),
                      "stats": {k: float(v) for k, v in dict(reg.stats_).items()
                                if isinstance(v, (int, float, np.integer, np.floating))},
-                     "time_s": time.perf_counter() - t0})
+                     "search_s": search_s, "time_s": time.perf_counter() - t0})
         return rows, None, info
 
