@@ -33,6 +33,8 @@ def _cell_number(v: object) -> float:
     if isinstance(v, Real):
         return float(v)
     if isinstance(v, str):
+        if "_" in v:  # Python reads "1_000"; no spreadsheet or parser of tables does
+            return math.nan
         try:
             return float(v.strip())
         except ValueError:
