@@ -44,8 +44,8 @@ class Candidate:
     expression : sympy.Expr
         The formula of the searched target.
     complexity : int
-        Its size as the engine counts it (terms for the term search, tree nodes for the
-        genetic engines).
+        Its size: terms for the term search; nodes of the returned (simplified) expression
+        tree for the genetic engines, so that the sizes of their formulas compare.
     loss : float
         Mean squared relative error (or squared error for ``relative=False``), weighted by
         ``sample_weight``.

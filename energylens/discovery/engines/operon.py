@@ -29,7 +29,7 @@ import numpy as np
 import sympy
 
 from ..._optional import import_optional
-from ...core.expressions import parse_expression
+from ...core.expressions import expression_complexity, parse_expression
 from ...core.options import Integral, Interval, StrOptions
 from ...core.progress import logger
 from .base import Engine
@@ -192,8 +192,7 @@ class Operon(Engine):
                 {sympy.Symbol(k): v for k, v in definitions.items()})
             if self.simplify:
                 e = simplify_formula(e, V, y, relative=relative, criterion=self.criterion)
-            rows.append((e, int(d.get("complexity", d.get("length", 0))),
-                         {}))
+            rows.append((e, expression_complexity(e), {}))
         info = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in settings.items()}
         info.update({"noise_sd": float(np.std(y - reg.predict(X), ddof=1)),
                      "selected_mdl": reg.get_model_string(reg.model_, 12, names),

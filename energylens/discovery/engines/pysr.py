@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from ...core.expressions import parse_pysr_equation
+from ...core.expressions import expression_complexity, parse_pysr_equation
 from ...core.options import Integral, Interval, Real, StrOptions
 from ...core.progress import logger
 from ...exceptions import BackendUnavailableError
@@ -195,11 +195,11 @@ class PySR(Engine):
         V = {c: F[c].to_numpy() for c in names}
         subs = {sympy.Symbol(k): v for k, v in definitions.items()}
         rows = []
-        for expr, complexity in zip(table["sympy"], table["complexity"], strict=True):
+        for expr in table["sympy"]:
             e = sympy.sympify(expr).xreplace(subs)
             if self.simplify:
                 e = simplify_formula(e, V, y, relative=relative, criterion=self.criterion)
-            rows.append((e, int(complexity), {}))
+            rows.append((e, expression_complexity(e), {}))
         info = {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool, list))}
         return rows, None, info
 
