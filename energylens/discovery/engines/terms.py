@@ -50,10 +50,6 @@ class Term:
 
     exponents: tuple[tuple[str, int], ...]
 
-    @property
-    def order(self) -> int:
-        return sum(abs(e) for _, e in self.exponents)
-
     def sympy(self, defs: Mapping[str, sympy.Expr] | None = None) -> sympy.Expr:
         out = sympy.Integer(1)
         for name, e in self.exponents:
