@@ -11,6 +11,7 @@ import pandas as pd
 import sympy
 
 from ..core.expressions import expression_complexity, symbol
+from ..core.options import check_str_option
 from ..core.variables import table_variables
 from .presentation import (
     format_equation,
@@ -56,9 +57,7 @@ def select_index(equations: pd.DataFrame, rule: Selection = "best") -> int:
     ``"criterion"``: the lowest information criterion (the ``criterion`` column, which the
     term search reports). Ties go to the simpler (earlier) row.
     """
-    if rule not in SELECTIONS:
-        raise ValueError(f"The 'model_selection' parameter must be a str among {set(SELECTIONS)}. "
-                         f"Got {rule!r} instead.")
+    check_str_option("select_index", "model_selection", rule, SELECTIONS)
     if rule == "criterion":
         if "criterion" not in equations.columns:
             raise ValueError("model_selection='criterion' needs the information criterion of each "

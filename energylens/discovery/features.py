@@ -24,6 +24,7 @@ import sympy
 
 from ..core.batch import effective_batch, resolve_batch_rule
 from ..core.expressions import parse_expression, symbol
+from ..core.options import check_str_option
 from ..core.variables import (
     TRANSFORM_ALIASES,
     TRANSFORMS,
@@ -174,9 +175,7 @@ def target_values(
         rows = df.index[np.flatnonzero(bad)[:5]].tolist()
         raise ValueError(f"Column '{target}' must hold finite values > 0; {int(bad.sum())} row(s) do "
                          f"not (first rows {rows}).")
-    if per not in ("request", "token"):
-        raise ValueError(f"The 'per' parameter must be a str among {{'request', 'token'}}. "
-                         f"Got {per!r} instead.")
+    check_str_option("target_values", "per", per, ("request", "token"))
     if per == "token":
         y = y / table_variables(df, ["so"], owner=f"discover(per='token') of '{target}'")["so"]
     return np.log(y) if log else y

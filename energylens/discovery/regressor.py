@@ -214,7 +214,8 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         info = dict(front.info)
         if front.selected is not None:
             info["engine_choice"] = front.selected
-        return DiscoveryResult(equations_table(rows), engine=engine.name, selection=self.model_selection,
+        name = getattr(engine, "name", "") or type(engine).__name__
+        return DiscoveryResult(equations_table(rows), engine=name, selection=self.model_selection,
                                target=self.target, per=self.per, log=self.log, features=base_vars,
                                batch_rule=rule, batch_k=self.batch_k if rule == "saturating" else None,
                                info=info)
@@ -271,7 +272,7 @@ def _engine_from_legacy(engine: str | Engine, legacy: Mapping[str, Any]) -> str 
         raise TypeError(f"discover(): set {sorted(legacy)} on the engine object itself "
                         f"(e.g. engine={type(engine).__name__}(...)).")
     resolved = resolve_engine(engine)
-    mapping = LEGACY_SETTINGS[resolved.name]
+    mapping = LEGACY_SETTINGS.get(getattr(resolved, "name", ""), {})
     params = {mapping[k]: (dict(v) if k == "engine_options" and v is not None else v)
               for k, v in legacy.items() if k in mapping and v is not None}
     example = ", ".join(f"{k}={v!r}" for k, v in params.items())

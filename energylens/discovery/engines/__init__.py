@@ -14,6 +14,7 @@ by :func:`~energylens.discovery.discover` (``"auto"``, ``"terms"``, ``"operon"``
 
 from __future__ import annotations
 
+from ...core.options import HasMethods, StrOptions, check_options
 from .base import Candidate, Engine, Front
 from .operon import Operon
 from .pysr import PySR
@@ -29,7 +30,8 @@ ENGINES = ("auto", *ENGINE_CLASSES)
 
 
 def resolve_engine(engine: str | Engine) -> Engine:
-    """The engine object for a name or an engine (returned as given).
+    """The engine object for a name, or the engine given (any object with a ``search`` method
+    of :class:`~energylens.discovery.engines.base.Engine`'s signature).
 
     ``"auto"`` takes PySR if ``import pysr`` works with a Julia (probed in a subprocess),
     else pyoperon if installed, else the term search.
@@ -41,14 +43,13 @@ def resolve_engine(engine: str | Engine) -> Engine:
     >>> resolve_engine(TermSearch(max_terms=3))
     TermSearch(max_terms=3)
     """
-    if isinstance(engine, Engine):
+    check_options("resolve_engine", {"engine": [StrOptions(set(ENGINES)), HasMethods(["search"])]},
+                  {"engine": engine})
+    if not isinstance(engine, str):
         return engine
     if engine == "auto":
         for cls in (PySR, Operon):
             if cls.available()[0]:
                 return cls()
         return TermSearch()
-    if isinstance(engine, str) and engine in ENGINE_CLASSES:
-        return ENGINE_CLASSES[engine]()
-    raise ValueError(f"The 'engine' parameter must be a str among {set(ENGINES)} or an Engine "
-                     f"(TermSearch, Operon, PySR). Got {engine!r} instead.")
+    return ENGINE_CLASSES[engine]()

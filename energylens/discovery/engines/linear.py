@@ -23,6 +23,8 @@ import numpy as np
 import sympy
 from scipy import optimize
 
+from ...core.options import check_str_option
+
 __all__ = ["Criterion", "Design", "criterion_value", "additive_terms", "term_values",
            "refit_additive", "simplify_formula"]
 
@@ -38,14 +40,10 @@ def criterion_value(rss: float, n: float, k: int, n_library: int, criterion: Cri
     >>> round(criterion_value(1.0, 100, 2, 50, "bic"), 3)
     -451.307
     """
+    check_str_option("criterion_value", "criterion", criterion, ("bic", "mdl"))
     rss = max(float(rss), 1e-14 * n)
     base = n * math.log(rss / n) + k * math.log(n)
-    if criterion == "bic":
-        return base
-    if criterion == "mdl":
-        return base + 2 * k * math.log(max(n_library, 2))
-    raise ValueError(f"The 'criterion' parameter must be a str among {{'bic', 'mdl'}}. "
-                     f"Got {criterion!r} instead.")
+    return base if criterion == "bic" else base + 2 * k * math.log(max(n_library, 2))
 
 
 class Design:

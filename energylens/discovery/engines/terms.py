@@ -31,7 +31,7 @@ import pandas as pd
 import sympy
 
 from ...core.expressions import symbol
-from ...core.options import Integral, Interval, StrOptions
+from ...core.options import Integral, Interval, StrOptions, check_options
 from ...core.progress import logger
 from ...core.progress import progress as progress_bar
 from .base import Engine
@@ -205,10 +205,9 @@ def search_terms(
     >>> [str(t) for t in front[sel]["terms"]]
     ['si', 'so']
     """
-    if method not in ("best_subset", "stepwise"):
-        raise ValueError(f"The 'method' parameter must be a str among {{'best_subset', 'stepwise'}}. "
-                         f"Got {method!r} instead.")
-    criterion_value(1.0, 2, 1, 2, criterion)  # checks the name
+    check_options("search_terms", {"method": [StrOptions({"best_subset", "stepwise"})],
+                                   "criterion": [StrOptions({"mdl", "bic"})]},
+                  {"method": method, "criterion": criterion})
     y = np.asarray(y, float)
     if relative and np.any(y <= 0):
         raise ValueError("relative fitting needs a target > 0 in every row.")
