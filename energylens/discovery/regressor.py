@@ -308,6 +308,17 @@ def discover(
     engine_options``) still work with an engine name and warn (``FutureWarning``), and
     ``phases=True`` warns and returns :func:`discover_phases`'s dict.
 
+    Parameters
+    ----------
+    df : DataFrame
+        Canonical profiling table.
+    target, features, engine, transforms, per, log, batch_rule, batch_k, model_selection, progress :
+        As for :class:`SymbolicEnergyRegressor`.
+    sample_weight : array of shape (n,), optional
+        Row weights (whole counts of a bootstrap resample work with every engine).
+    **deprecated :
+        The former engine keywords (see above).
+
     Returns
     -------
     DiscoveryResult
