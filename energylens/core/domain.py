@@ -47,17 +47,26 @@ class Extrapolation:
     reasons : dict
         Column -> a phrase saying how far the rows go (``"tp up to 64 (8x the largest
         seen, 8)"``, ``"gpu 'A100' not seen (seen: H100)"``).
-    per_row : list of str
-        For each row, the columns it leaves (``""`` inside the domain).
+    columns : dict
+        Column -> boolean mask of the rows that leave the domain in that column.
     """
 
     mask: np.ndarray
     reasons: dict[str, str] = field(default_factory=dict)
-    per_row: list[str] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
         return bool(self.mask.any())
+
+    @property
+    def per_row(self) -> np.ndarray:
+        """For each row, the columns it leaves, comma-separated (``""`` inside the domain)."""
+        out = np.full(len(self.mask), "", dtype=object)
+        for col, m in self.columns.items():
+            idx = np.flatnonzero(m)
+            out[idx] = [f"{v},{col}" if v else col for v in out[idx]]
+        return out
 
     def describe(self) -> str:
         """All reasons in one line."""
@@ -85,71 +94,79 @@ class Domain:
 
     @classmethod
     def from_training(cls, V: Mapping[str, np.ndarray],
-                      labels: Mapping[str, np.ndarray] | pd.DataFrame | None = None, *,
+                      labels: Mapping[str, object] | pd.DataFrame | None = None, *,
                       filled: Mapping[str, float] | None = None) -> Domain:
         """The domain of training variables ``V`` and label columns ``labels``.
 
-        ``labels`` maps label columns to their values per row (a table is read for the
-        columns of :data:`LABEL_COLUMNS` it has).
+        ``labels`` maps label columns to the values seen (any sequence; repeats and missing
+        values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
         """
         ranges = {k: (float(np.min(v)), float(np.max(v))) for k, v in V.items() if len(v)}
         if isinstance(labels, pd.DataFrame):
-            labels = {c: labels[c].to_numpy() for c in LABEL_COLUMNS if c in labels.columns}
+            labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
         seen: dict[str, list[str]] = {}
         for col, values in (labels or {}).items():
-            vals = pd.Series(np.asarray(values, dtype=object)).dropna()
-            seen[col] = sorted(map(str, pd.unique(vals)))
+            uniq = pd.unique(np.asarray(values, dtype=object))
+            seen[col] = sorted({str(u) for u in uniq if not (u is None or u != u)})
         return cls(ranges, seen, dict(filled or {}))
 
     def constant_values(self) -> dict[str, float]:
         """Variables that took one value in training: safe to fill where a column is absent."""
         return {k: lo for k, (lo, hi) in self.ranges.items() if hi - lo <= _TOL * max(1.0, abs(lo))}
 
-    def check(self, V: Mapping[str, np.ndarray], X: pd.DataFrame | None = None) -> Extrapolation:
-        """Flag the rows of new variables ``V`` (and labels of ``X``) outside the domain."""
+    def check(self, V: Mapping[str, np.ndarray], X: pd.DataFrame | None = None, *,
+              ranges: Mapping[str, tuple[float, float]] | None = None) -> Extrapolation:
+        """Flag the rows of new variables ``V`` (and labels of ``X``) outside the domain.
+
+        ``ranges`` may give the variables' ``(min, max)`` when the caller has them already.
+        """
         n = len(next(iter(V.values()))) if V else (len(X) if X is not None else 0)
-        mask = np.zeros(n, dtype=bool)
-        cols_per_row: list[list[str]] = [[] for _ in range(n)]
-        reasons: dict[str, str] = {}
+        out = Extrapolation(np.zeros(n, dtype=bool))
+        known = ranges or {}
         for name, (lo, hi) in self.ranges.items():
-            if name not in V:
-                continue
-            a = np.asarray(V[name], dtype=float)
-            tol = _TOL * max(1.0, abs(lo), abs(hi))
-            above, below = a > hi + tol, a < lo - tol
-            out = above | below
-            if not out.any():
-                continue
-            mask |= out
-            col = VARIABLE_COLUMNS.get(name, name)
-            parts = []
-            if above.any():
-                top = float(a[above].max())
-                ratio = f"{top / hi:.3g}x the largest seen" if hi > 0 else "above the largest seen"
-                parts.append(f"up to {_fmt(top)} ({ratio}, {_fmt(hi)})")
-            if below.any():
-                bot = float(a[below].min())
-                ratio = f"{lo / bot:.3g}x below the smallest seen" if bot > 0 else "below the smallest seen"
-                parts.append(f"down to {_fmt(bot)} ({ratio}, {_fmt(lo)})")
-            reasons[col] = f"{col} " + " and ".join(parts)
-            for i in np.flatnonzero(out):
-                cols_per_row[i].append(col)
+            if name in V:
+                self._check_range(out, name, np.asarray(V[name], dtype=float), lo, hi,
+                                  known.get(name))
         if isinstance(X, pd.DataFrame) and len(X) == n:
             for col, seen in self.labels.items():
-                if col not in X.columns:
-                    continue
-                vals = X[col].astype(str).to_numpy()
-                new = ~np.isin(vals, np.asarray(seen, dtype=object))
-                if not new.any():
-                    continue
-                mask |= new
-                unseen = sorted(set(vals[new].tolist()))
-                shown = ", ".join(repr(u) for u in unseen[:3]) + (" ..." if len(unseen) > 3 else "")
-                seen_txt = ", ".join(seen[:5]) + (" ..." if len(seen) > 5 else "")
-                reasons[col] = f"{col} {shown} not seen in training (seen: {seen_txt})"
-                for i in np.flatnonzero(new):
-                    cols_per_row[i].append(col)
-        return Extrapolation(mask, reasons, [",".join(c) for c in cols_per_row])
+                if col in X.columns:
+                    self._check_labels(out, col, X[col], seen)
+        return out
+
+    @staticmethod
+    def _check_range(out: Extrapolation, name: str, a: np.ndarray, lo: float, hi: float,
+                     minmax: tuple[float, float] | None = None) -> None:
+        tol = _TOL * max(1.0, abs(lo), abs(hi))
+        if minmax is None:
+            minmax = (float(a.min(initial=np.inf)), float(a.max(initial=-np.inf)))
+        bot, top = minmax
+        if top <= hi + tol and bot >= lo - tol:
+            return
+        col = VARIABLE_COLUMNS.get(name, name)
+        parts = []
+        if top > hi + tol:
+            ratio = f"{top / hi:.3g}x the largest seen" if hi > 0 else "above the largest seen"
+            parts.append(f"up to {_fmt(top)} ({ratio}, {_fmt(hi)})")
+        if bot < lo - tol:
+            ratio = f"{lo / bot:.3g}x below the smallest seen" if bot > 0 else "below the smallest seen"
+            parts.append(f"down to {_fmt(bot)} ({ratio}, {_fmt(lo)})")
+        m = (a > hi + tol) | (a < lo - tol)
+        out.mask |= m
+        out.columns[col] = m
+        out.reasons[col] = f"{col} " + " and ".join(parts)
+
+    @staticmethod
+    def _check_labels(out: Extrapolation, col: str, values: pd.Series, seen: list[str]) -> None:
+        uniq = [str(u) for u in values.dropna().unique()]
+        unseen = sorted(set(uniq) - set(seen))
+        if not unseen:
+            return
+        m = values.astype(str).isin(unseen).to_numpy(dtype=bool)
+        out.mask |= m
+        out.columns[col] = m
+        shown = ", ".join(repr(u) for u in unseen[:3]) + (" ..." if len(unseen) > 3 else "")
+        seen_txt = ", ".join(seen[:5]) + (" ..." if len(seen) > 5 else "")
+        out.reasons[col] = f"{col} {shown} not seen in training (seen: {seen_txt})"
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict:

@@ -150,22 +150,32 @@ def _column(X: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
-def check_variables(V: Mapping[str, np.ndarray], index, owner: str) -> None:
-    """Raise ``ValueError`` for non-finite values, and values <= 0 where a variable must be > 0."""
+def check_variables(V: Mapping[str, np.ndarray], index, owner: str,
+                    ranges: dict | None = None) -> None:
+    """Raise ``ValueError`` for non-finite values, and values <= 0 where a variable must be > 0.
+
+    ``ranges``, when given, receives each variable's ``(min, max)`` (reused by domain checks).
+    """
     for name, arr in V.items():
+        if arr.size == 0:
+            continue
+        lo, hi = arr.min(), arr.max()  # NaN propagates: one pass each, no temporary arrays
+        if ranges is not None:
+            ranges[name] = (float(lo), float(hi))
+        spec = VARIABLES.get(name)
+        positive = spec is not None and spec.positive
+        if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or not positive):
+            continue
         col = VARIABLE_COLUMNS.get(name, name)
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = [_plain(index[i]) for i in np.flatnonzero(bad)[:5]]
             raise ValueError(f"{owner}: column '{col}' has {int(bad.sum())} missing, non-numeric "
                              f"or infinite value(s) (first at rows {rows}).")
-        spec = VARIABLES.get(name)
-        if spec is not None and spec.positive:
-            low = arr <= 0
-            if low.any():
-                rows = [_plain(index[i]) for i in np.flatnonzero(low)[:5]]
-                raise ValueError(f"{owner}: '{col}' must be > 0; {int(low.sum())} row(s) are not "
-                                 f"(first at rows {rows}).")
+        low = arr <= 0
+        rows = [_plain(index[i]) for i in np.flatnonzero(low)[:5]]
+        raise ValueError(f"{owner}: '{col}' must be > 0; {int(low.sum())} row(s) are not "
+                         f"(first at rows {rows}).")
 
 
 def table_variables(
@@ -176,6 +186,8 @@ def table_variables(
     batch_k: float | None = None,
     fill: Mapping[str, float] | None = None,
     owner: str = "energylens",
+    ranges: dict | None = None,
+    check: bool = True,
 ) -> dict[str, np.ndarray]:
     """Arrays of the named variables from a canonical table, checked.
 
@@ -194,6 +206,11 @@ def table_variables(
         raises ``ValueError``.
     owner : str
         Who asks (named in messages).
+    ranges : dict, optional
+        Receives each variable's ``(min, max)``.
+    check : bool, default=True
+        Check the values (callers that check several variables at once pass False and call
+        :func:`check_variables` themselves).
 
     Returns
     -------
@@ -232,7 +249,8 @@ def table_variables(
     if missing:
         raise ValueError(f"{owner} needs the column(s) {missing}; the table has columns "
                          f"{list(map(str, X.columns))}.")
-    check_variables(V, X.index, owner)
+    if check:
+        check_variables(V, X.index, owner, ranges)
     return V
 
 

@@ -152,8 +152,9 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         """Model-specific checks of a training table (warnings use ``stacklevel=4``)."""
 
     def _read_variables(self, X: pd.DataFrame, names, fill, owner) -> dict[str, np.ndarray]:
-        """Read kernel variables from a table (a hook for models with derived variables)."""
-        return table_variables(X, names, fill=fill, owner=owner)
+        """Read kernel variables from a table, unchecked (a hook for models with derived
+        variables; the caller checks them)."""
+        return table_variables(X, names, fill=fill, owner=owner, check=False)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -214,7 +215,8 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         specs = self._param_specs()
         resolved = resolve(specs, fixed=self.fixed, bounds=self.bounds, init=self.init)
         distinct = {v: distinct_values(a) for v, a in V.items()}
-        problem = Problem(self._kernel, self._jacobian, V, data.y, data.w, self.loss, self.f_scale)
+        problem = Problem(self._kernel, self._jacobian, V, data.y, data.w, self.loss, self.f_scale,
+                          jacobian_into=getattr(self, "_jacobian_into", None))
         sol = fit_problem(problem, specs, resolved, distinct=distinct, max_nfev=self.max_nfev,
                           initial_guess=None if self.init else self._initial_guess)
         return sol, V
@@ -231,7 +233,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             n=len(data.y), nfev=sol.nfev, success=sol.success, message=sol.message, rank=sol.rank,
             cost=sol.cost, batch_rule=rule, batch_k=k, batch_k_stderr=k_se, batch_k_at_bound=k_edge,
             mape_pct=mape(data.y, f),
-            domain=Domain.from_training(V, data.labels, filled=data.filled))
+            domain=Domain.from_training(V, data.labels_seen(), filled=data.filled))
         self.at_bound_ = at_bound(sol.theta, self._lo_, self._hi_, sol.free, sol.cov,
                                   self.parameter_names)
         self._train_ = (V, data.y, data.w)
@@ -249,15 +251,16 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         self._check_fitted()
         st = self._state_
         names = self._model_variables()
+        ranges: dict = {}
         if isinstance(X, pd.DataFrame):
             plain = [v for v in names if not (v == "B" and self._uses_batch())]
             V = self._read_variables(X, plain, st.domain.constant_values(), type(self).__name__)
             if self._uses_batch():
                 V["B"] = effective_batch(X, st.batch_rule, k=st.batch_k)
-                check_variables({"B": V["B"]}, X.index, type(self).__name__)
+            check_variables(V, X.index, type(self).__name__, ranges)
         else:
             V = array_variables(X, names, owner=type(self).__name__)
-        ext = st.domain.check(V, X if isinstance(X, pd.DataFrame) else None)
+        ext = st.domain.check(V, X if isinstance(X, pd.DataFrame) else None, ranges=ranges)
         if warn and ext.any:
             warnings.warn(
                 f"{type(self).__name__}: {int(ext.mask.sum())} of {len(ext.mask)} row(s) lie outside "

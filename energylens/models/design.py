@@ -16,7 +16,13 @@ import pandas as pd
 
 from ..core.batch import BatchInputs, batch_inputs
 from ..core.domain import LABEL_COLUMNS
-from ..core.variables import SCHEMA_DEFAULTS, VARIABLE_COLUMNS, array_variables
+from ..core.variables import (
+    SCHEMA_DEFAULTS,
+    VARIABLE_COLUMNS,
+    array_variables,
+    check_variables,
+    table_variables,
+)
 from ..exceptions import FitError
 
 __all__ = ["TrainingData", "training_data", "target_values", "check_positive_target"]
@@ -37,7 +43,8 @@ class TrainingData:
     w : ndarray or None
         Weights (None: all ones).
     labels : dict
-        Label column -> values (for the training domain).
+        Label column -> ``(codes, values)``: each row's code into the distinct values (-1
+        where missing), for the training domain.
     filled : dict
         Variables whose column was absent, with the schema default used.
     """
@@ -46,7 +53,7 @@ class TrainingData:
     batch: BatchInputs | None
     y: np.ndarray
     w: np.ndarray | None = None
-    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     filled: dict[str, float] = field(default_factory=dict)
 
     def take(self, idx) -> TrainingData:
@@ -54,7 +61,12 @@ class TrainingData:
         return TrainingData({k: v[idx] for k, v in self.V.items()},
                             None if self.batch is None else self.batch.take(idx), self.y[idx],
                             None if self.w is None else self.w[idx],
-                            {k: v[idx] for k, v in self.labels.items()}, dict(self.filled))
+                            {k: (c[idx], u) for k, (c, u) in self.labels.items()},
+                            dict(self.filled))
+
+    def labels_seen(self) -> dict[str, np.ndarray]:
+        """Label column -> the distinct values these rows hold."""
+        return {k: u[np.unique(c[c >= 0])] for k, (c, u) in self.labels.items()}
 
 
 def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
@@ -119,14 +131,15 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     filled = {v: SCHEMA_DEFAULTS[v] for v in names
               if v in SCHEMA_DEFAULTS and VARIABLE_COLUMNS[v] not in X.columns}
     V = (read or _default_read)(X, names, filled, owner)
+    check_variables(V, X.index, owner)
     batch = batch_inputs(X) if uses_batch else None
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
-    labels = {c: X[c].to_numpy() for c in LABEL_COLUMNS if c in X.columns}
+    labels = {c: pd.factorize(X[c]) for c in LABEL_COLUMNS if c in X.columns}
+    labels = {c: (np.asarray(codes, dtype=np.int32), np.asarray(uniq, dtype=object))
+              for c, (codes, uniq) in labels.items()}
     return TrainingData(V, batch, y, w, labels, filled)
 
 
 def _default_read(X, names, fill, owner):
-    from ..core.variables import table_variables
-
-    return table_variables(X, names, fill=fill, owner=owner)
+    return table_variables(X, names, fill=fill, owner=owner, check=False)

@@ -128,32 +128,62 @@ def energylens_kernel(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = 
     return pre
 
 
-def energylens_jacobian(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = False) -> np.ndarray:
-    """Analytic Jacobian of :func:`energylens_kernel` with respect to ``theta``, shape (n, 12)."""
+def energylens_jacobian(V: dict[str, np.ndarray], theta: np.ndarray, size: bool = False,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Analytic Jacobian of :func:`energylens_kernel` with respect to ``theta``, shape (n, 12).
+
+    ``out``, an ``(n, 12)`` array, receives the result (written column by column, with a
+    handful of temporary vectors: a fit on millions of rows holds one Jacobian).
+    """
     c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = theta
     t, p, B, si, so = V["t"], V["p"], V["B"], V["si"], V["so"]
     N = _size(V, size)
-    N = 1.0 if N is None else N
-    b = _microbatch(B, p)
-    a_pre, b_pre = 1 + c3 * (t - 1), 1 + c4 * (p - 1)
-    a_dec, b_dec = 1 + c8 * (t - 1), 1 + c9 * (p - 1)
-    ctx = si + so / 2
-    J = np.empty((len(si), 12))
-    f_pre = N * si * a_pre * b_pre
-    J[:, 0] = f_pre
-    J[:, 1] = f_pre * si
-    lin_pre = N * si * (c1 + c2 * si)
-    J[:, 2] = lin_pre * (t - 1) * b_pre
-    J[:, 3] = lin_pre * a_pre * (p - 1)
-    f_dec = N * so * a_dec * b_dec
-    J[:, 4] = f_dec / b
-    J[:, 5] = f_dec
-    J[:, 6] = f_dec * ctx
-    lin_dec = N * so * (c5 / b + c6 + c7 * ctx)
-    J[:, 7] = lin_dec * (t - 1) * b_dec
-    J[:, 8] = lin_dec * a_dec * (p - 1)
-    J[:, 9] = t * p / B
-    J[:, 10] = J[:, 9] * so
+    J = np.empty((len(si), 12)) if out is None else out
+    tm1, pm1 = t - 1.0, p - 1.0
+    a_pre, b_pre = 1 + c3 * tm1, 1 + c4 * pm1
+    # prefill: f_pre = N si a_pre b_pre; lin_pre = N si (c1 + c2 si)
+    np.multiply(si, a_pre, out=J[:, 0])
+    J[:, 0] *= b_pre
+    if N is not None:
+        J[:, 0] *= N
+    np.multiply(J[:, 0], si, out=J[:, 1])
+    lin = c2 * si
+    lin += c1
+    lin *= si
+    if N is not None:
+        lin *= N
+    np.multiply(lin, tm1, out=J[:, 2])
+    J[:, 2] *= b_pre
+    np.multiply(lin, pm1, out=J[:, 3])
+    J[:, 3] *= a_pre
+    # decode: f_dec = N so a_dec b_dec; lin_dec = N so (c5/b + c6 + c7 ctx)
+    del a_pre, b_pre
+    a_dec, b_dec = 1 + c8 * tm1, 1 + c9 * pm1
+    inv_b = np.minimum(B, p)
+    inv_b /= B
+    ctx = 0.5 * so
+    ctx += si
+    np.multiply(so, a_dec, out=J[:, 5])
+    J[:, 5] *= b_dec
+    if N is not None:
+        J[:, 5] *= N
+    np.multiply(J[:, 5], inv_b, out=J[:, 4])
+    np.multiply(J[:, 5], ctx, out=J[:, 6])
+    np.multiply(inv_b, c5, out=lin)
+    lin += c6
+    ctx *= c7
+    lin += ctx
+    lin *= so
+    if N is not None:
+        lin *= N
+    np.multiply(lin, tm1, out=J[:, 7])
+    J[:, 7] *= b_dec
+    np.multiply(lin, pm1, out=J[:, 8])
+    J[:, 8] *= a_dec
+    # static
+    np.multiply(t, p, out=J[:, 9])
+    J[:, 9] /= B
+    np.multiply(J[:, 9], so, out=J[:, 10])
     J[:, 11] = 1.0
     return J
 
@@ -225,13 +255,16 @@ class EnergyLensModel(ParametricModel):
         if "Na" in names and "active_params_b" in X.columns and "params_b" in X.columns:
             na = pd.to_numeric(X["active_params_b"], errors="coerce")
             X = X.assign(active_params_b=na.fillna(pd.to_numeric(X["params_b"], errors="coerce")))
-        return table_variables(X, names, fill=fill, owner=owner)
+        return table_variables(X, names, fill=fill, owner=owner, check=False)
 
     def _kernel(self, V, theta):
         return energylens_kernel(V, theta, self.size_covariate is not None)
 
     def _jacobian(self, V, theta):
         return energylens_jacobian(V, theta, self.size_covariate is not None)
+
+    def _jacobian_into(self, V, theta, out):
+        energylens_jacobian(V, theta, self.size_covariate is not None, out=out)
 
     def _components(self, V, theta):
         pre, dec, sta = _terms(V, theta, self.size_covariate is not None)

@@ -148,8 +148,10 @@ def predict_interval(model, X, level: float = 0.9, *,
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(f > 0, sd / f, np.inf)
             lower, upper = f * np.exp(-z * rel), f * np.exp(z * rel)
-    unseen = np.array([any(c in st.domain.labels for c in cols.split(",") if c)
-                       for cols in ext.per_row], dtype=bool)
+    unseen = np.zeros(len(f), dtype=bool)
+    for col, m in ext.columns.items():
+        if col in st.domain.labels:
+            unseen |= m
     lower, upper = np.where(unseen, np.nan, lower), np.where(unseen, np.nan, upper)
     out = pd.DataFrame({model._target_name: f, "lower": lower, "upper": upper, "stderr": sd,
                         "extrapolated": ext.mask, "extrapolated_by": ext.per_row})

@@ -53,6 +53,8 @@ class Problem:
     w: np.ndarray | None = None
     loss: str = "relative"
     f_scale: float = 0.05
+    #: ``(V, theta, out)``: writes the Jacobian into ``out`` (large problems; optional).
+    jacobian_into: Callable | None = None
 
     @property
     def n(self) -> int:
@@ -128,9 +130,62 @@ def residual_functions(p: Problem, theta_full: np.ndarray, free: np.ndarray):
     return fun, jac
 
 
-def _scaled_gram(J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gram matrix of the unit-normalised columns of ``J`` (no copy of ``J``), and the norms."""
-    G = J.T @ J
+class _OperatorJacobian:
+    """Residuals and a Jacobian held in one buffer, for problems too tall to copy.
+
+    The Jacobian of all parameters is written into one ``n x k`` buffer (by the model where it
+    can, else copied once), scaled for the loss in place, and handed to the solver as a
+    :class:`~scipy.sparse.linalg.LinearOperator` over the free columns: the solver's
+    iterative trust-region steps never copy it.
+    """
+
+    def __init__(self, p: Problem, theta_full: np.ndarray, free: np.ndarray):
+        self.p, self.theta, self.free = p, theta_full, free
+        self.cols = np.flatnonzero(free)
+        self.buf = np.empty((p.n, len(theta_full)))
+        self.fun, _ = residual_functions(p, theta_full, free)
+
+    def _fill(self, x) -> np.ndarray:
+        th = self.theta.copy()
+        th[self.free] = x
+        p, buf = self.p, self.buf
+        if p.jacobian_into is not None:
+            p.jacobian_into(p.V, th, buf)
+        else:
+            buf[...] = p.jacobian(p.V, th)
+        if p.loss in ("relative", "robust"):
+            buf /= p.y[:, None]
+        elif p.loss == "log":
+            buf /= np.maximum(p.kernel(p.V, th), 1e-300)[:, None]
+        if p.w is not None:
+            buf *= np.sqrt(p.w)[:, None]
+        return buf
+
+    def jac(self, x):
+        from scipy.sparse.linalg import LinearOperator
+
+        buf, cols, k = self._fill(x), self.cols, len(self.theta)
+
+        def matvec(v):
+            full = np.zeros(k)
+            full[cols] = np.ravel(v)
+            return buf @ full
+
+        def rmatvec(u):
+            return (buf.T @ np.ravel(u))[cols]
+
+        return LinearOperator((self.p.n, len(cols)), matvec=matvec, rmatvec=rmatvec,
+                              dtype=float)
+
+    def gram(self) -> np.ndarray:
+        """``J^T J`` over the free columns, of the Jacobian last written."""
+        return (self.buf.T @ self.buf)[np.ix_(self.cols, self.cols)]
+
+
+def _scaled_gram(J: np.ndarray, G: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrix of the unit-normalised columns of ``J`` (or of a given ``G = J^T J``;
+    ``J`` is not copied), and the column norms."""
+    G = J.T @ J if G is None else G
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     safe = np.where(norms > 1e-300, norms, 1.0)
     return G / np.outer(safe, safe), norms
@@ -143,18 +198,20 @@ def _rank(G: np.ndarray) -> int:
     return int(np.sum(w > RANK_TOL**2 * max(w.max(initial=0.0), 1e-300)))
 
 
-def identify(J: np.ndarray, order: Sequence[int]) -> list[int]:
+def identify(J: np.ndarray | None, order: Sequence[int], *, gram: np.ndarray | None = None) -> list[int]:
     """Columns of ``J`` to fix so that the rest have full rank.
 
     The decision is the data's: a column is fixed only if it is zero or a linear
     combination of the others (numerically, relative tolerance :data:`RANK_TOL`). ``order``
-    says which columns to fix first when several are confounded.
+    says which columns to fix first when several are confounded. ``gram`` (``J^T J``) may
+    be given instead of ``J``.
     """
-    if J.size == 0:
+    G, norms = _scaled_gram(J, gram)
+    if G.size == 0:
         return []
-    G, norms = _scaled_gram(J)
-    dead = [j for j in range(J.shape[1]) if norms[j] <= 1e-300]
-    keep = [j for j in range(J.shape[1]) if j not in dead]
+    k = G.shape[0]
+    dead = [j for j in range(k) if norms[j] <= 1e-300]
+    keep = [j for j in range(k) if j not in dead]
     target = _rank(G[np.ix_(keep, keep)])
     fixed = list(dead)
     for j in order:
@@ -169,13 +226,14 @@ def identify(J: np.ndarray, order: Sequence[int]) -> list[int]:
     return sorted(fixed)
 
 
-def covariance(J: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+def covariance(J: np.ndarray | None, sigma: float, *, gram: np.ndarray | None = None
+               ) -> tuple[np.ndarray, int]:
     """Parameter covariance ``sigma^2 (J^T J)^-1`` and the numerical rank of ``J``.
 
     Directions with singular values below :data:`RANK_TOL` of the largest are treated as
-    unidentified (pseudo-inverse).
+    unidentified (pseudo-inverse). ``gram`` (``J^T J``) may be given instead of ``J``.
     """
-    G, norms = _scaled_gram(J)
+    G, norms = _scaled_gram(J, gram)
     norms = np.where(norms > 0, norms, 1.0)
     w, U = np.linalg.eigh(G)
     keep = w > RANK_TOL**2 * max(w.max(initial=0.0), 1e-300)
@@ -220,11 +278,16 @@ def _tie_order(specs: Sequence[Parameter], free: np.ndarray, distinct: Mapping[s
 def _identify(p: Problem, specs, theta, free, lo, hi, distinct) -> dict[str, str]:
     """Fix (at their neutral values) the parameters the data cannot identify."""
     notes: dict[str, str] = {}
-    fun, jac = residual_functions(p, theta, free)
-    J = jac(theta[free])
     cols = np.flatnonzero(free)
     order = [int(np.flatnonzero(cols == i)[0]) for i in _tie_order(specs, free, distinct)]
-    for j in identify(J, order):
+    if p.n > EXACT_SOLVER_MAX_ROWS:
+        op = _OperatorJacobian(p, theta, free)
+        op._fill(theta[free])
+        fixed = identify(None, order, gram=op.gram())
+        del op
+    else:
+        fixed = identify(residual_functions(p, theta, free)[1](theta[free]), order)
+    for j in fixed:
         i = cols[j]
         spec = specs[i]
         counts = [distinct.get(v, 10**9) for v in spec.informed_by]
@@ -271,26 +334,38 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
     if initial_guess is not None and free.any():
         w = np.ones_like(p.y) if p.w is None else p.w
         theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
-    fun, jac = residual_functions(p, theta, free)
     k = int(free.sum())
-    if k:
-        res = optimize.least_squares(
-            fun, _inside(theta[free], lo[free], hi[free]), jac=jac, bounds=(lo[free], hi[free]),
-            method="trf", x_scale="jac",
-            tr_solver="exact" if p.n <= EXACT_SOLVER_MAX_ROWS else "lsmr",
-            loss="soft_l1" if p.loss == "robust" else "linear", f_scale=p.f_scale,
-            max_nfev=max_nfev, xtol=1e-10, ftol=1e-10, gtol=1e-10)
-        theta[free] = res.x
-        r, J = res.fun, res.jac
-        nfev, success, message = int(res.nfev), bool(res.status > 0), str(res.message)
+    if not k:
+        r = residual_functions(p, theta, free)[0](np.empty(0))
+        return Solution(theta, free, notes, r, np.zeros((0, 0)), _sigma(r, p.n), 0,
+                        float(0.5 * np.sum(r**2)), 0, True, "all parameters fixed")
+    lo_f, hi_f = lo[free], hi[free]
+    x0 = _inside(theta[free], lo_f, hi_f)
+    common = dict(bounds=(lo_f, hi_f), method="trf", loss="soft_l1" if p.loss == "robust" else "linear",
+                  f_scale=p.f_scale, max_nfev=max_nfev, xtol=1e-10, ftol=1e-10, gtol=1e-10)
+    if p.n > EXACT_SOLVER_MAX_ROWS:
+        op = _OperatorJacobian(p, theta, free)
+        op._fill(x0)
+        scale = np.sqrt(np.maximum(np.diag(op.gram()), 0.0))
+        x_scale = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 1.0)
+        res = optimize.least_squares(op.fun, x0, jac=op.jac, x_scale=x_scale, tr_solver="lsmr",
+                                     **common)
+        gram, J = op.gram(), None
     else:
-        r, J = fun(np.empty(0)), np.zeros((p.n, 0))
-        nfev, success, message = 0, True, "all parameters fixed"
-    dof = p.n - k
-    sigma = float(np.sqrt(np.sum(r**2) / dof)) if dof > 0 else float("nan")
-    cov, rank = covariance(J, sigma) if k else (np.zeros((0, 0)), 0)
-    return Solution(theta, free, notes, r, cov, sigma, rank, float(0.5 * np.sum(r**2)), nfev,
-                    success, message)
+        fun, jac = residual_functions(p, theta, free)
+        res = optimize.least_squares(fun, x0, jac=jac, x_scale="jac", tr_solver="exact", **common)
+        gram, J = None, res.jac
+    theta[free] = res.x
+    r = res.fun
+    sigma = _sigma(r, p.n - k)
+    cov, rank = covariance(J, sigma, gram=gram)
+    return Solution(theta, free, notes, r, cov, sigma, rank, float(0.5 * np.sum(r**2)),
+                    int(res.nfev), bool(res.status > 0), str(res.message))
+
+
+def _sigma(r: np.ndarray, dof: int) -> float:
+    """Residual standard deviation on ``dof`` degrees of freedom (NaN when none are left)."""
+    return float(np.sqrt(np.sum(r**2) / dof)) if dof > 0 else float("nan")
 
 
 def at_bound(theta, lo, hi, free, cov, names: Sequence[str]) -> list[str]:
