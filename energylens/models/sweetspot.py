@@ -142,17 +142,21 @@ class SweetSpotModel(LinearFormModel):
     def optimal_output_tokens(self, input_tokens) -> np.ndarray:
         """Output length of lowest energy per output token, for each input length (closed form).
 
-        Returns ``inf`` with a warning where the fitted decode-context term ``t4`` is zero or
-        at its lower bound: the data then show no interior optimum (efficiency keeps
-        improving with longer answers). An optimum outside the output lengths the model was
+        Returns ``inf`` with a warning where the fitted decode-context term ``t4`` is zero, at
+        its lower bound, or not distinguishable from zero (less than twice its standard
+        error): the data then show no interior optimum (efficiency keeps improving with
+        longer answers). An optimum outside the output lengths the model was
         fitted on is returned with an :class:`~energylens.ExtrapolationWarning`.
         """
         self._check_fitted()
         t0, t1, t2, t3, t4, t5 = self.coef_
         si = np.asarray(input_tokens, dtype=float)
-        if t4 <= 0 or "t4" in self.at_bound_ or "t4" in self._state_.not_identifiable:
+        se = float(self.params_.loc["t4", "stderr"])
+        if (t4 <= 0 or "t4" in self.at_bound_ or "t4" in self._state_.not_identifiable
+                or (np.isfinite(se) and t4 < 2 * se)):
             warnings.warn("SweetSpotModel: the data show no interior optimum of the output length "
-                          "(t4, the decode cost growing with the answer, is zero or at its bound); "
+                          "(t4, the decode cost growing with the answer, is not distinguishable "
+                          "from zero); "
                           "efficiency keeps improving with longer answers, so the optimum is inf.",
                           EnergyLensWarning, stacklevel=2)
             return np.full_like(si, np.inf)
