@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .options import check_str_option
+
 __all__ = ["BatchRule", "BATCH_RULES", "BatchInputs", "batch_inputs", "resolve_rule", "effective",
            "resolve_batch_rule", "effective_batch"]
 
@@ -91,9 +93,7 @@ def _all_finite(a: np.ndarray | None) -> bool:
 def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
     """The concrete rule ``rule`` means for these rows (see :func:`resolve_batch_rule`)."""
     if rule not in BATCH_RULES:
-        raise ValueError(
-            f"The 'batch_rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
-        )
+        check_str_option("resolve_batch_rule", "batch_rule", rule, BATCH_RULES)
     has_running = _all_finite(inputs.running)
     has_little = all(_all_finite(a) for a in (inputs.n_requests, inputs.latency, inputs.duration))
     is_cap = bool(inputs.is_cap.any())
@@ -169,9 +169,7 @@ def effective(inputs: BatchInputs, rule: str, k: float | None = None) -> np.ndar
             ok = np.isfinite(r) & (r > 0)
             out[ok] = 1.0 / (1.0 / cap[ok] + 1.0 / (k * r[ok]))
     else:
-        raise ValueError(
-            f"The 'rule' parameter must be a str among {set(BATCH_RULES)}. Got {rule!r} instead."
-        )
+        check_str_option("effective_batch", "rule", rule, BATCH_RULES)
     return out
 
 
