@@ -31,7 +31,7 @@ def test_rules_and_auto_resolution():
     np.testing.assert_allclose(effective_batch(pool, "cap"), [64.0, 64.0])
     with pytest.raises(ValueError, match="needs a complete 'running_batch'"):
         resolve_batch_rule(pool, "running")
-    with pytest.raises(ValueError, match="'batch_rule' parameter must be a str among"):
+    with pytest.raises(ValueError, match="'batch_rule' parameter of resolve_batch_rule must be a str among"):
         resolve_batch_rule(pool, "magic")
     with pytest.raises(ValueError, match="positive k"):
         effective_batch(pool, "saturating")
