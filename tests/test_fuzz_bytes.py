@@ -61,6 +61,12 @@ def damaged_files(draw):
         max_size=3, unique=True))
     if "unclosed_quote" in ops and any('"' in line for line in lines):
         ops.remove("unclosed_quote")  # a quote that may pair with another is not damage
+    # Field damage first, then the trailing delimiter (which nothing may undo), then the
+    # inserted lines (so that line 1 is still the header when rows are damaged).
+    order = ["extra_field", "missing_field", "repeated_header", "unclosed_quote",
+             "trailing_delimiter", "comment_mid", "blank_lines", "comment_before", "crlf",
+             "stray_bytes"]
+    ops.sort(key=order.index)
     if {"extra_field", "missing_field"} <= set(ops) and n == 1:
         ops.remove("missing_field")  # on the same row they would cancel out
     data_at = lambda: draw(st.integers(1, len(lines) - 1))  # noqa: E731

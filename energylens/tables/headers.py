@@ -17,9 +17,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from ..exceptions import SchemaError
 from .columns import ALIASES, CAP_ALIASES, COLUMNS, DIMENSION, UNITS, normalise_header
-from .problems import file_error, render
+from .problems import file_error
 from .values import to_numeric
 
 __all__ = ["resolve_header", "unit_factor", "canonical_frame"]
@@ -98,12 +97,9 @@ def _map_headers(raw: pd.DataFrame, where: str, columns: dict):
             if canon == "batch_size" and (is_cap or "batch_size" in cap_columns):
                 hint = ("One is a batch cap: if the other is the measured mean concurrency, "
                         "rename it to 'running_batch'. " + hint)
-            p = {"code": "header_collision", "source": where, "column": canon,
-                 "rule": f"given twice, as '{seen[canon]}' and '{header}' (columns "
-                         f"'{seen[canon]}' and '{header}' both mean '{canon}')",
-                 "rows": [], "values": [], "count": 0, "positions": [], "lines": [],
-                 "detail": hint, "advice": []}
-            raise SchemaError(render([p]), problems=[p])
+            raise file_error(where, f"given twice, as '{seen[canon]}' and '{header}' (columns "
+                                    f"'{seen[canon]}' and '{header}' both mean '{canon}')",
+                             code="header_collision", column=canon, detail=hint)
         seen[canon] = header
         renamed[header] = canon
         factors[canon] = factor

@@ -31,7 +31,7 @@ import pandas as pd
 from ..exceptions import SchemaError
 from .values import plain, show
 
-__all__ = ["Problems", "explain", "python_spelling", "file_error"]
+__all__ = ["Problems", "explain", "python_spelling", "file_error", "problem", "render"]
 
 #: How an option is spelled in advice: (option, value) -> text.
 Spelling = Callable[[str, object], str]
@@ -106,12 +106,20 @@ def explain(error: SchemaError, spell: Spelling = python_spelling) -> str:
     return render(error.problems, spell)
 
 
-def file_error(where: str, rule: str, *, code: str = "file", detail: str = "",
-               advice: Sequence[dict] = (), lines: Sequence[int] = ()) -> SchemaError:
-    """A :class:`SchemaError` about the file as a whole (no column, no rows)."""
-    p = {"code": code, "source": where, "column": "", "rule": rule, "rows": [], "values": [],
-         "count": 0, "positions": [], "lines": list(lines), "detail": detail,
-         "advice": list(advice)}
+def problem(where: str, rule: str, *, code: str, column: str = "", detail: str = "",
+            advice: Sequence[dict] = (), lines: Sequence[int] = ()) -> dict:
+    """One problem without offending rows (see the module docstring for the keys)."""
+    return {"code": code, "source": where, "column": column, "rule": rule, "rows": [],
+            "values": [], "count": 0, "positions": [], "lines": list(lines), "detail": detail,
+            "advice": list(advice)}
+
+
+def file_error(where: str, rule: str, *, code: str = "file", column: str = "",
+               detail: str = "", advice: Sequence[dict] = (),
+               lines: Sequence[int] = ()) -> SchemaError:
+    """A :class:`SchemaError` holding one problem without offending rows."""
+    p = problem(where, rule, code=code, column=column, detail=detail, advice=advice,
+                lines=lines)
     return SchemaError(render([p]), problems=[p])
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ _BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _DELIMITERS = (",", ";", "\t", "|")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "'|'"}
 
 
@@ -102,8 +105,8 @@ def decode_error(where: str, data: bytes, exc: UnicodeDecodeError, encoding: str
         detail="Save the file as UTF-8 (spreadsheets: 'CSV UTF-8').")
 
 
-def _encoding(head: bytes, where: str, given: str | None) -> tuple[str, int]:
-    """Encoding of the file and the length of its byte-order mark."""
+def _encoding(head: bytes, where: str, given: str | None) -> str:
+    """Encoding of the file: its byte-order mark, else ``given``, else UTF-8."""
     for bom, name in _BOMS:
         if head.startswith(bom):
             if given and codecs.lookup(given).name != codecs.lookup(name).name and \
@@ -112,19 +115,19 @@ def _encoding(head: bytes, where: str, given: str | None) -> tuple[str, int]:
                             where, name, given)
             if name != "utf-8-sig":
                 logger.info("%s: read as %s (byte-order mark)", where, name.upper())
-            return name, len(bom)
+            return name
     if given:
-        return given, 0
+        return given
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
         raise file_error(where, f"the file holds NUL bytes (first on line {line}): it looks "
                                 "like UTF-16 or UTF-32 text without a byte-order mark, or a "
                                 "binary file", code="file.encoding", lines=[line],
                          detail="Save it as UTF-8 text.")
-    return "utf-8", 0
+    return "utf-8"
 
 
-def _decoded_head(head: bytes, where: str, encoding: str, bom: int, complete: bool) -> str:
+def _decoded_head(head: bytes, where: str, encoding: str, complete: bool) -> str:
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
         return decoder.decode(head, final=complete)
@@ -135,12 +138,19 @@ def _decoded_head(head: bytes, where: str, encoding: str, bom: int, complete: bo
         raise decode_error(where, head, exc, encoding) from exc
 
 
+def _fields(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(line, newline=""), delimiter=delimiter), [])
+    except csv.Error:
+        return line.split(delimiter)
+
+
 def _pick_delimiter(line: str, suffix: str, where: str) -> tuple[str, list[str]]:
     if suffix == ".tsv":
-        return "\t", next(csv.reader([line], delimiter="\t"))
+        return "\t", _fields(line, "\t")
     best = (0, 0, ",", [line])
     for i, d in enumerate(_DELIMITERS):
-        fields = next(csv.reader([line], delimiter=d))
+        fields = _fields(line, d)
         if (len(fields), -i) > best[:2]:
             best = (len(fields), -i, d, fields)
     if best[0] == 1:
@@ -168,16 +178,16 @@ def sniff_text(path: Path, where: str, *, encoding: str | None = None,
         logger.info("%s: named .gz but not gzip-compressed; read as plain text", where)
     head = _head(path, where, gz)
     complete = len(head) < _HEAD
-    enc, bom = _encoding(head, where, encoding)
+    enc = _encoding(head, where, encoding)
     tf = TextFile(path, where, "gzip" if gz else None, enc)
     if gz and path.suffix.lower() != ".gz":
         logger.info("%s: gzip-compressed content; decompressed while reading", where)
     if not delimited:
-        _decoded_head(head, where, enc, bom, complete)
+        _decoded_head(head, where, enc, complete)
         return tf
-    text = _decoded_head(head, where, enc, bom, complete).lstrip("\ufeff")
+    text = _decoded_head(head, where, enc, complete).lstrip("\ufeff")
     comments = 0
-    lines = text.split("\n")
+    lines = _LINE_BREAK.split(text)  # as the parsers count lines: \r\n, \r or \n
     for i, raw in enumerate(lines):
         s = raw.strip()
         if s and not s.startswith("#"):
@@ -201,13 +211,16 @@ def sniff_text(path: Path, where: str, *, encoding: str | None = None,
 
 
 def _widths(lines: list[str], delimiter: str, n: int = 100) -> list[int]:
-    """Field counts of the first ``n`` non-blank records of a sample."""
-    out = []
-    for rec in csv.reader(lines, delimiter=delimiter):
-        if rec and not (len(rec) == 1 and not rec[0].strip()):
-            out.append(len(rec))
-            if len(out) == n:
-                break
+    """Field counts of the first ``n`` non-blank records of a sample (-1: unparsable)."""
+    out: list[int] = []
+    try:
+        for rec in csv.reader(io.StringIO("\n".join(lines), newline=""), delimiter=delimiter):
+            if rec and not (len(rec) == 1 and not rec[0].strip()):
+                out.append(len(rec))
+                if len(out) == n:
+                    break
+    except csv.Error:
+        out.append(-1)
     return out
 
 

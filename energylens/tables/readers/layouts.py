@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..parse import check_path
 from ..problems import file_error
-from .mlenergy import _v2_root, _v3_root, read_mlenergy_leaderboard
+from .mlenergy import read_mlenergy_leaderboard, v2_root, v3_root
 from .splitwise import read_splitwise
 from .tokenpowerbench import TPB_NAME, read_tokenpowerbench
 from .wilkins import read_wilkins
@@ -67,11 +67,11 @@ def _splitwise(p: Path) -> bool:
 LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in [
     Layout("mlenergy-v2", "ML.ENERGY leaderboard v2 (2024)",
            "llm_text_generation/<task>/<GPU>/<org>/<model>/bs{B}+tp{T}+pp{P}.json",
-           lambda p: _v2_root(p) is not None and _v3_root(p) is None,
+           lambda p: v2_root(p) is not None and v3_root(p) is None,
            lambda p: read_mlenergy_leaderboard(p, version="v2")),
     Layout("mlenergy-v3", "ML.ENERGY leaderboard v3 (2025-26)",
            "tasks/<task>.json (with index.json and models/)",
-           lambda p: _v3_root(p) is not None,
+           lambda p: v3_root(p) is not None,
            lambda p: read_mlenergy_leaderboard(p, version="v3")),
     Layout("wilkins", "Wilkins, Keshav and Mortier (2024)",
            "plots/<experiment>/all-*.csv (input-test, output-test, ...)", _wilkins,

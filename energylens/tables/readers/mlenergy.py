@@ -62,14 +62,16 @@ _PRECISION = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp
               "fp8": "fp8", "mxfp4": "mxfp4", "int8": "int8", "int4": "int4"}
 
 
-def _v2_root(p: Path) -> Path | None:
+def v2_root(p: Path) -> Path | None:
+    """The folder under ``p`` (itself or ``data/``) that holds the v2 task folders."""
     for root in (p, p / "data"):
         if (root / "llm_text_generation").is_dir() or (root / "mllm_text_generation").is_dir():
             return root
     return None
 
 
-def _v3_root(p: Path) -> Path | None:
+def v3_root(p: Path) -> Path | None:
+    """The folder under ``p`` (itself or ``public/data/``) that holds ``tasks/*.json``."""
     for root in (p, p / "public" / "data"):
         if (root / "tasks").is_dir() and any((root / "tasks").glob("*.json")):
             return root
@@ -88,9 +90,9 @@ def mlenergy_version(path: str | os.PathLike) -> Literal["v2", "v3"] | None:
     'v3'
     """
     p = Path(path)
-    if _v3_root(p) is not None:
+    if v3_root(p) is not None:
         return "v3"
-    return "v2" if _v2_root(p) is not None else None
+    return "v2" if v2_root(p) is not None else None
 
 
 def read_mlenergy_leaderboard(
@@ -155,12 +157,12 @@ def read_mlenergy_leaderboard(
     if version == "auto":
         version = mlenergy_version(root) or "v2"
     if version == "v3":
-        v3 = _v3_root(root)
+        v3 = v3_root(root)
         if v3 is None:
             raise file_error(f"'{root}'", "holds no tasks/<task>.json files; expected the "
                              "ML.ENERGY v3 'public/data' folder", code="file.layout")
         return _read_v3(v3, tuple(tasks) if tasks is not None else MLENERGY_V3_TASKS)
-    return _read_v2(_v2_root(root) or root, tuple(tasks) if tasks is not None else
+    return _read_v2(v2_root(root) or root, tuple(tasks) if tasks is not None else
                     ("chat", "code"), include_mllm)
 
 
