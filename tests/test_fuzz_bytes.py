@@ -150,3 +150,39 @@ def test_damaged_bytes_give_the_written_table_or_a_schema_error(case):
     for c in NUMERIC:
         np.testing.assert_allclose(out[c].to_numpy(dtype=float),
                                    [_number(r[c]) for r in rows], rtol=1e-12, err_msg=c)
+
+
+@st.composite
+def damaged_json_lines(draw):
+    n = draw(st.integers(1, 4))
+    values = st.one_of(st.integers(-10, 10**6), st.sampled_from(["7" * 400, "1e308", "-0",
+                                                                  "true", "null", '"12"',
+                                                                  "[1]", "{}", "NaN"]),
+                       st.floats(width=64).map(repr))
+    lines = []
+    for i in range(n):
+        fields = [f'"model": "m{i}"', '"gpu": "g"', f'"tp": {i + 1}']
+        fields += [f'"{c}": {draw(values)}' for c in NUMERIC]
+        if draw(st.booleans()) and not draw(st.booleans()):
+            fields.append(f'"energy_j": {draw(values)}')  # a repeated key
+        lines.append("{" + ", ".join(fields) + "}")
+    data = "\n".join(lines).encode()
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(min_size=1, max_size=3)) + data[at:]
+    return data
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_json_lines())
+def test_damaged_json_lines_give_a_table_or_a_schema_error(data):
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "t.jsonl"
+        path.write_bytes(data)
+        try:
+            out = read_profiles(path)
+        except SchemaError as exc:
+            assert str(path) in str(exc)
+            return
+    assert (out.energy_j > 0).all() and np.isfinite(out.energy_per_output_token_j).all()
