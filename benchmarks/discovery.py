@@ -6,7 +6,8 @@ Speed (ratios against baselines run in the same process, so they carry over betw
 * pyoperon (where installed): the raw ``SymbolicRegressor`` run on one thread is the
   baseline; against it, the procedure energylens used before (a first, shorter pass to
   estimate the noise, then the search; one thread), the :class:`~energylens.discovery.Operon`
-  engine on one thread, and the engine with its default threads (every core).
+  engine on one thread, and the engine with its default threads (every core); and, at the
+  engine's default budget, every core against one thread.
 
 Recovery: :func:`energylens.discovery.discover` (``TermSearch()``, and ``Operon`` with a small
 budget where pyoperon is installed) per (model, GPU) group of
@@ -172,6 +173,23 @@ def speed_operon(repeats: int) -> list[dict]:
     return [{"what": w, "time_s": float(t), "ratio": float(t) / raw} for w, t in rows]
 
 
+def speed_operon_threads(repeats: int) -> list[dict]:
+    """The engine's default budget on one thread and on every core (pyoperon part)."""
+    df = _planted(200)
+    F, defs, _ = feature_table(df, FEATURES, DEFAULT_TRANSFORMS)
+    y = target_values(df)
+    engines = {"one": Operon(n_threads=1), "every": Operon()}
+    times: dict[str, list] = {k: [] for k in engines}
+    for _ in range(repeats):
+        for k, e in engines.items():
+            times[k].append(e.search(F, y, definitions=defs).info["search_s"])
+    one, every = (float(np.median(times[k])) for k in ("one", "every"))
+    return [{"what": "Operon(n_threads=1), default budget, pyoperon part (baseline)", "time_s": one,
+             "ratio": 1.0},
+            {"what": f"Operon(), default budget, {default_threads()} thread(s), pyoperon part",
+             "time_s": every, "ratio": every / one}]
+
+
 # ---- recovery --------------------------------------------------------------------------------
 def run_group(df: pd.DataFrame, engines: dict, features: list[str] | None = None) -> tuple[list[dict], list]:
     rows, exprs = [], []
@@ -265,7 +283,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     speed = speed_terms(args.repeats)
     ospeed = speed_operon(args.repeats) if operon else []
-    print(_speed_md(speed + ospeed), flush=True)
+    tspeed = speed_operon_threads(args.repeats) if operon else []
+    print(_speed_md(speed + ospeed + tspeed), flush=True)
     sim, sim_exprs = simulator_section(engines, args.quick)
     real, real_notes, real_exprs = real_sections(engines, args.quick)
     legend = legend_text(symbol_names(sim_exprs + real_exprs))
@@ -280,6 +299,8 @@ def main(argv=None) -> int:
         "the noise without a second search.", "",
         _speed_md(speed), "",
         _speed_md(ospeed) if ospeed else "(pyoperon not installed: no operon timings.)", "",
+        *([f"Threads at the engine's default budget ({Operon().generations} generations, population "
+           f"{Operon().population_size}):", "", _speed_md(tspeed), ""] if tspeed else []),
         "## Recovered terms", "",
         "Each row is one search on one group: the additive terms of the selected formula of energy "
         "per request (expanded), the EnergyLens parameters whose terms they are, and the in-sample "
