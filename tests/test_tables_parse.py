@@ -68,6 +68,25 @@ def test_a_short_row_is_an_error_rather_than_missing_values(tmp_path):
         read_profiles(write(tmp_path, "t.csv", text(rows, HEAD)))
 
 
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_short_row_past_the_sample_is_caught_with_or_without_quotes(tmp_path, quoted):
+    """Without quotes the byte count finds it; with quotes (the count cannot tell) the
+    empty last field sends the file to the line scan."""
+    label = '"m"' if quoted else "m"
+    rows = [f"{label},H100,1,8,128,64,{10 + i}" for i in range(500)]
+    rows[400] = rows[400].rsplit(",", 1)[0]
+    with pytest.raises(SchemaError, match="line 402 has 6"):
+        read_profiles(write(tmp_path, "t.csv", text(rows)))
+
+
+def test_an_empty_optional_last_column_is_not_a_short_row(tmp_path):
+    rows = [f"m,H100,1,8,128,64,{10 + i}," + ("" if i % 3 else "0.5") for i in range(300)]
+    out = read_profiles(write(tmp_path, "t.csv", text(rows, HEAD + ",ttft_s")), duplicates="keep")
+    assert out.ttft_s.isna().sum() == 200
+    crlf = text(rows, HEAD + ",ttft_s").replace("\n", "\r\n")
+    assert len(read_profiles(write(tmp_path, "u.csv", crlf), duplicates="keep")) == 300
+
+
 def test_an_empty_trailing_header_field_without_values_is_dropped(tmp_path):
     path = write(tmp_path, "t.csv", text([r + "," for r in ROWS], HEAD + ","))
     out = read_profiles(path)

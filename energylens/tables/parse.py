@@ -30,6 +30,7 @@ __all__ = ["read_table_file", "check_path", "TABLE_SUFFIXES"]
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 _CHUNK_ROWS = 1 << 18
+_BLOCK_BYTES = 1 << 22
 LineMap = Callable[[list[int]], "list[int] | None"]
 
 
@@ -199,8 +200,34 @@ def _parse(tf: TextFile) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _fast_ragged(tf: TextFile) -> bool | None:
+    """False when every data row certainly has the header's field count; None when a
+    cheap count cannot tell (then the parser's checks and a scan decide).
+
+    Without quotes or blank lines, the rows after the header must hold (fields - 1)
+    delimiters each, and the C parser already refuses rows that are too long, so equal
+    totals leave no room for a short row. Counting bytes runs at memory speed.
+    """
+    if tf.encoding not in ("utf-8", "utf-8-sig", "latin-1") or len(tf.delimiter) != 1:
+        return None
+    delim, delims, rows, last = tf.delimiter.encode(), 0, 0, b"\n"
+    with tf.open_bytes() as fh:
+        for _ in range(tf.header_line):  # the comments, blank lines and the header itself
+            if b"\r" in fh.readline()[:-2]:
+                return None  # a lone CR ends a line for the parsers, not for readline
+        while chunk := fh.read(_BLOCK_BYTES):
+            if b'"' in chunk or (b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")):
+                return None  # quoted delimiters, or line ends the count would miss
+            delims += chunk.count(delim)
+            rows += chunk.count(b"\n")
+            last = chunk[-1:]
+    rows += last != b"\n"  # a last line without its line end
+    return False if delims == rows * (len(tf.header) - 1) else None
+
+
 def _read_csv(tf: TextFile) -> tuple[pd.DataFrame, LineMap]:
-    if any(w != len(tf.header) for w in tf.sample_widths):
+    fast = _fast_ragged(tf)
+    if fast is None and any(w != len(tf.header) for w in tf.sample_widths):
         raise _ragged_error(tf, "")  # e.g. a trailing comma on every row: pandas drops it
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -216,7 +243,7 @@ def _read_csv(tf: TextFile) -> tuple[pd.DataFrame, LineMap]:
                              code="file.empty") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         raise _ragged_error(tf, "rows longer than the header")
-    if len(df.columns) > 1 and len(df) and df.iloc[:, -1].isna().any():
+    if fast is None and len(df.columns) > 1 and len(df) and df.iloc[:, -1].isna().any():
         short = _ragged_error(tf, "")  # a short row fills its last fields with NaN
         if short.problems[0]["code"] == "ragged_row":
             raise short
