@@ -108,6 +108,11 @@ def test_read_profiles_of_an_empty_folder_says_what_layouts_look_like(tmp_path):
         read_profiles(tmp_path, layout="wilkins", units={"energy_j": "Wh"})
 
 
+def test_a_folder_read_as_a_table_says_how_to_read_it(tmp_path):
+    with pytest.raises(SchemaError, match="is a folder, not a table file. Pass layout='auto'"):
+        read_profiles(tmp_path, layout="table")
+
+
 def test_splitwise_is_refused_as_profiles_but_read_as_candidates(tmp_path):
     pd.DataFrame({"model": ["llama2-70b"] * 2, "hardware": ["a100-80gb"] * 2,
                   "tensor_parallel": [2, 4], "batch_size": [1, 8], "prompt_size": [128, 128],

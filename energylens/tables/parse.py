@@ -80,7 +80,10 @@ def read_table_file(path: Path, *, encoding: str | None = None
         Naming the file, and the line where the problem is.
     """
     where = f"'{path}'"
-    check_path(path, where)
+    if check_path(path, where) and path.is_dir():
+        raise file_error(where, "is a folder, not a table file", code="file.path",
+                         advice=[{"option": "layout", "value": "auto",
+                                  "effect": "to detect the measurement layout it holds"}])
     fmt = _format_of(path, where)
     try:
         if fmt == "parquet":

@@ -26,8 +26,8 @@ from .validate import DUPLICATES, validate
 
 __all__ = ["read_profiles", "read_candidates"]
 
-Layout = Literal["auto", "table", "mlenergy-v2", "mlenergy-v3", "wilkins", "tokenpowerbench",
-                 "splitwise"]
+LayoutName = Literal["auto", "table", "mlenergy-v2", "mlenergy-v3", "wilkins",
+                     "tokenpowerbench", "splitwise"]
 
 
 def _constraints() -> dict[str, list]:
@@ -68,7 +68,7 @@ def _source(source, layout: str, columns, units, encoding, caller: str, energy: 
 def read_profiles(
     source: str | os.PathLike | pd.DataFrame,
     *,
-    layout: Layout = "auto",
+    layout: LayoutName = "auto",
     columns: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
     duplicates: Literal["raise", "mean", "keep"] = "raise",
@@ -150,7 +150,7 @@ def read_profiles(
 def read_candidates(
     source: str | os.PathLike | pd.DataFrame,
     *,
-    layout: Layout = "auto",
+    layout: LayoutName = "auto",
     columns: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
     encoding: str | None = None,
