@@ -29,6 +29,7 @@ from ..core.batch import BATCH_RULES, effective, effective_batch, resolve_rule
 from ..core.domain import Domain, Extrapolation
 from ..core.metrics import mape
 from ..core.options import Interval, StrOptions, check_fitted
+from ..core.threads import single_blas_thread
 from ..core.variables import array_variables, check_variables, table_variables
 from ..exceptions import ExtrapolationWarning
 from . import registry
@@ -37,7 +38,6 @@ from .least_squares import (
     Problem,
     Solution,
     at_bound,
-    distinct_values,
     fit_problem,
     positive_start,
     profile_scalar,
@@ -145,7 +145,9 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return None
 
     def _initial_guess(self, V, y, w, theta0, free) -> np.ndarray:
-        """Data-driven start values; the default keeps the declared ones."""
+        """Data-driven start values for forms that need their own (the default: parameters
+        declared ``linear`` start from a least-squares solve, see
+        :func:`~energylens.models.least_squares.fit_problem`)."""
         return theta0
 
     def _check_table(self, X: pd.DataFrame) -> None:
@@ -187,6 +189,10 @@ class ParametricModel(RegressorMixin, BaseEstimator):
 
     def _fit_data(self, data: TrainingData) -> None:
         """Fit from arrays (``fit`` and grouped fits end here); sets the fitted attributes."""
+        with single_blas_thread():
+            self._fit_arrays(data)
+
+    def _fit_arrays(self, data: TrainingData) -> None:
         t0 = time.perf_counter()
         if self.loss != "absolute":
             check_positive_target(data.y, type(self).__name__)
@@ -214,11 +220,12 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             V["B"] = effective(data.batch, rule, k)
         specs = self._param_specs()
         resolved = resolve(specs, fixed=self.fixed, bounds=self.bounds, init=self.init)
-        distinct = {v: distinct_values(a) for v, a in V.items()}
         problem = Problem(self._kernel, self._jacobian, V, data.y, data.w, self.loss, self.f_scale,
                           jacobian_into=getattr(self, "_jacobian_into", None))
-        sol = fit_problem(problem, specs, resolved, distinct=distinct, max_nfev=self.max_nfev,
-                          initial_guess=None if self.init else self._initial_guess)
+        custom = type(self)._initial_guess is not ParametricModel._initial_guess
+        sol = fit_problem(problem, specs, resolved, max_nfev=self.max_nfev,
+                          initial_guess=self._initial_guess if custom and not self.init else None,
+                          linear_start=not self.init)
         return sol, V
 
     def _set_fitted(self, sol: Solution, V, data: TrainingData, rule, k, k_se, k_edge) -> None:
@@ -240,7 +247,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         from .report import fit_warnings
 
         for category, message in fit_warnings(self):
-            warnings.warn(f"{type(self).__name__}: {message}", category, stacklevel=4)
+            warnings.warn(f"{type(self).__name__}: {message}", category, stacklevel=5)
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:

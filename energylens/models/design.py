@@ -43,8 +43,8 @@ class TrainingData:
     w : ndarray or None
         Weights (None: all ones).
     labels : dict
-        Label column -> ``(codes, values)``: each row's code into the distinct values (-1
-        where missing), for the training domain.
+        Label column -> its values (a Series), or ``(codes, values)`` once coded: each row's
+        code into the distinct values (-1 where missing). For the training domain.
     filled : dict
         Variables whose column was absent, with the schema default used.
     """
@@ -53,20 +53,34 @@ class TrainingData:
     batch: BatchInputs | None
     y: np.ndarray
     w: np.ndarray | None = None
-    labels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    labels: dict[str, object] = field(default_factory=dict)
     filled: dict[str, float] = field(default_factory=dict)
+
+    def _coded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        for k, v in list(self.labels.items()):
+            if isinstance(v, pd.Series):
+                codes, uniq = pd.factorize(v)
+                self.labels[k] = (np.asarray(codes, dtype=np.int32), np.asarray(uniq, dtype=object))
+        return self.labels  # type: ignore[return-value]
 
     def take(self, idx) -> TrainingData:
         """The rows ``idx`` (integer positions or a boolean mask)."""
         return TrainingData({k: v[idx] for k, v in self.V.items()},
                             None if self.batch is None else self.batch.take(idx), self.y[idx],
                             None if self.w is None else self.w[idx],
-                            {k: (c[idx], u) for k, (c, u) in self.labels.items()},
+                            {k: (c[idx], u) for k, (c, u) in self._coded().items()},
                             dict(self.filled))
 
     def labels_seen(self) -> dict[str, np.ndarray]:
         """Label column -> the distinct values these rows hold."""
-        return {k: u[np.unique(c[c >= 0])] for k, (c, u) in self.labels.items()}
+        out = {}
+        for k, v in self.labels.items():
+            if isinstance(v, pd.Series):
+                out[k] = v.dropna().unique()
+            else:
+                c, u = v
+                out[k] = u[np.flatnonzero(np.bincount(c[c >= 0], minlength=len(u)))]
+        return out
 
 
 def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
@@ -74,6 +88,14 @@ def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
     if y is None:
         if isinstance(X, pd.DataFrame) and name in X.columns:
             y = X[name]
+            if y.dtype.kind == "f":
+                y = y.to_numpy(dtype=float)
+                bad = ~np.isfinite(y)
+                if bad.any():
+                    raise FitError(f"{owner}: the target {name} has {int(bad.sum())} missing or "
+                                   f"non-finite value(s) (first at positions "
+                                   f"{np.flatnonzero(bad)[:5].tolist()}).")
+                return y
         else:
             raise FitError(f"{owner}: y is None and X has no '{name}' column: pass the measured "
                            f"target ({unit}) as y.")
@@ -135,9 +157,7 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     batch = batch_inputs(X) if uses_batch else None
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
-    labels = {c: pd.factorize(X[c]) for c in LABEL_COLUMNS if c in X.columns}
-    labels = {c: (np.asarray(codes, dtype=np.int32), np.asarray(uniq, dtype=object))
-              for c, (codes, uniq) in labels.items()}
+    labels = {c: X[c] for c in LABEL_COLUMNS if c in X.columns}
     return TrainingData(V, batch, y, w, labels, filled)
 
 

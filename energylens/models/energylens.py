@@ -23,6 +23,7 @@ model can be fitted across model names on one GPU.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -31,13 +32,12 @@ import pandas as pd
 from ..core.options import StrOptions
 from ..core.variables import table_variables
 from .base import Parameter, ParametricModel
-from .least_squares import lstsq_linear
 
 __all__ = ["EnergyLensModel", "energylens_kernel", "energylens_jacobian"]
 
 #: Overheads are non-negative, so every factor 1 + c (t - 1) stays >= 1 at any degree.
 _OVERHEAD = dict(lower=0.0, upper=10.0, neutral=0.0)
-_PARAMETERS: tuple[Parameter, ...] = (
+_DECLARED: tuple[Parameter, ...] = (
     Parameter("c1", 1e-2, 0.0, np.inf, "J/token", "prefill energy per prompt token (linear layers)"),
     Parameter("c2", 1e-6, 0.0, np.inf, "J/token^2",
               "prefill attention energy, growing with the prompt length", ("si",)),
@@ -60,10 +60,8 @@ _PARAMETERS: tuple[Parameter, ...] = (
               "static (idle) energy per GPU per decode step at batch 1", ("so",)),
     Parameter("c12", 1.0, 0.0, np.inf, "J", "fixed energy per request (scheduling, sampling)"),
 )
-#: Parameters in which the form is linear once the overheads are held (the start's basis).
-_LINEAR = [0, 1, 4, 5, 6, 9, 10, 11]
-#: Rows used for the start values of large tables (the start only needs to be close).
-_START_ROWS = 50_000
+#: The form is linear in every parameter but the four overheads (the data-driven start).
+_PARAMETERS = tuple(replace(p, linear=p.name not in ("c3", "c4", "c8", "c9")) for p in _DECLARED)
 _SIZE_VARIABLE = {"params_b": "N", "active_params_b": "Na"}
 
 
@@ -269,28 +267,3 @@ class EnergyLensModel(ParametricModel):
     def _components(self, V, theta):
         pre, dec, sta = _terms(V, theta, self.size_covariate is not None)
         return pd.DataFrame({"prefill_j": pre, "decode_j": dec, "static_j": sta})
-
-    def _initial_guess(self, V, y, w, theta0, free):
-        """Start from a relative-error NNLS fit of the form with the overheads held fixed.
-
-        With the four overhead parameters at their start values the form is linear in the
-        other eight, so non-negative least squares on rows divided by y gives a start that
-        is already close; the nonlinear fit then only refines it. Large tables use an even
-        subsample of rows for the start.
-        """
-        theta = theta0.copy()
-        idx = [i for i in _LINEAR if free[i]]
-        if not idx:
-            return theta
-        n = len(y)
-        if n > _START_ROWS:
-            rows = np.linspace(0, n - 1, _START_ROWS).astype(int)
-            V = {k: v[rows] for k, v in V.items()}
-            y, w = y[rows], w[rows]
-        J = self._jacobian(V, theta)
-        fixed_part = self._kernel(V, np.where(np.isin(np.arange(12), idx), 0.0, theta))
-        sw = np.sqrt(w)
-        sol = lstsq_linear(J[:, idx] * (sw / y)[:, None], (y - fixed_part) / y * sw, nonneg=True)
-        if sol is not None:
-            theta[idx] = sol
-        return theta

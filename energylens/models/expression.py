@@ -207,8 +207,9 @@ class ExpressionModel(ParametricModel):
         f = sympy.lambdify(vs + ps, expr, "numpy")
         grads = [sympy.lambdify(vs + ps, sympy.diff(expr, p), "numpy") for p in ps]
         parts = sympy.Add.make_args(expr)
+        linear = {p for p in params if _sym(p) not in sympy.diff(expr, _sym(p)).free_symbols}
         cache = {"text": self.expression, "expr": expr, "params": params, "variables": tuple(variables),
-                 "f": f, "grads": grads, "parts": parts}
+                 "f": f, "grads": grads, "parts": parts, "linear": linear}
         self.__dict__["_cache"] = cache
         return cache
 
@@ -235,7 +236,7 @@ class ExpressionModel(ParametricModel):
         # is held at its start value rather than at 0, which could remove a whole term.
         return tuple(Parameter(p, float(starts.get(p, 1.0)), unit="",
                                meaning="coefficient of the discovered formula",
-                               neutral=float(starts.get(p, 1.0)))
+                               neutral=float(starts.get(p, 1.0)), linear=p in P["linear"])
                      for p in P["params"])
 
     # ------------------------------------------------------------------ kernel

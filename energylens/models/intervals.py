@@ -27,6 +27,7 @@ from scipy import optimize, stats
 from ..core.domain import Domain
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..core.progress import progress
+from ..core.threads import single_blas_thread
 from ..exceptions import FitError
 from .least_squares import Problem, residual_functions
 
@@ -135,7 +136,8 @@ def predict_interval(model, X, level: float = 0.9, *,
         else:
             var_mean = np.zeros(len(f))
     else:
-        var_mean = _bootstrap_variance(model, V, n_boot, random_state)
+        with single_blas_thread():
+            var_mean = _bootstrap_variance(model, V, n_boot, random_state)
     var = var_mean.copy()
     if kind == "prediction":
         noise = np.full_like(f, st.sigma) if model.loss == "absolute" else st.sigma * np.abs(f)

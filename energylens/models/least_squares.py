@@ -33,6 +33,8 @@ __all__ = ["Problem", "Solution", "fit_problem", "distinct_values", "residual_fu
 #: Rows above which the iterative trust-region solver replaces the exact (SVD) one. The exact
 #: solver is faster (benchmarks/speed.py), but its SVD holds another n x k matrix.
 EXACT_SOLVER_MAX_ROWS = 200_000
+#: Rows used for the start values of tall problems (the start only needs to be close).
+_START_ROWS = 50_000
 #: Relative tolerance of the rank decisions (on singular values of the column-scaled Jacobian).
 RANK_TOL = 1e-7
 
@@ -79,12 +81,17 @@ class Solution:
 
 
 def distinct_values(a: np.ndarray, cap: int = 4) -> int:
-    """Distinct values of ``a`` up to ``cap`` (relative tolerance 1e-12)."""
-    lo = float(np.min(a))
-    tol = 1e-12 * max(1.0, abs(lo), abs(float(np.max(a))))
-    if float(np.max(a)) - lo <= tol:
-        return 1
-    return min(len(np.unique(np.round(a / tol))), cap) if len(a) < 100_000 else cap
+    """Distinct values of ``a``, counted up to ``cap`` (relative tolerance 1e-12).
+
+    A few passes over the data (one per value found), without sorting.
+    """
+    rest = np.asarray(a, dtype=float)
+    tol = 1e-12 * max(1.0, float(np.max(np.abs(rest)))) if rest.size else 0.0
+    count = 0
+    while rest.size and count < cap:
+        rest = rest[np.abs(rest - rest[0]) > tol]
+        count += 1
+    return count
 
 
 def residual_functions(p: Problem, theta_full: np.ndarray, free: np.ndarray):
@@ -275,18 +282,29 @@ def _tie_order(specs: Sequence[Parameter], free: np.ndarray, distinct: Mapping[s
     return sorted(idx, key=key)
 
 
-def _identify(p: Problem, specs, theta, free, lo, hi, distinct) -> dict[str, str]:
-    """Fix (at their neutral values) the parameters the data cannot identify."""
+def _identify(p: Problem, specs, theta, free, lo, hi) -> tuple[dict[str, str], np.ndarray | None]:
+    """Fix (at their neutral values) the parameters the data cannot identify.
+
+    Returns the notes and the scaled Jacobian at the start over the columns free on entry
+    (None for tall problems, whose Jacobian is not kept), which the linear start reuses.
+    """
     notes: dict[str, str] = {}
     cols = np.flatnonzero(free)
-    order = [int(np.flatnonzero(cols == i)[0]) for i in _tie_order(specs, free, distinct)]
+    J = None
     if p.n > EXACT_SOLVER_MAX_ROWS:
         op = _OperatorJacobian(p, theta, free)
         op._fill(theta[free])
-        fixed = identify(None, order, gram=op.gram())
+        G = op.gram()
         del op
     else:
-        fixed = identify(residual_functions(p, theta, free)[1](theta[free]), order)
+        J = residual_functions(p, theta, free)[1](theta[free])
+        G = J.T @ J
+    Gs, norms = _scaled_gram(None, G)
+    if np.all(norms > 1e-300) and _rank(Gs) == len(cols):
+        return notes, J  # full rank: every free parameter is identified
+    distinct = {v: distinct_values(a) for v, a in p.V.items()}
+    order = [int(np.flatnonzero(cols == i)[0]) for i in _tie_order(specs, free, distinct)]
+    fixed = identify(None, order, gram=G)
     for j in fixed:
         i = cols[j]
         spec = specs[i]
@@ -304,11 +322,45 @@ def _identify(p: Problem, specs, theta, free, lo, hi, distinct) -> dict[str, str
         theta[i] = spec.neutral
         free[i] = False
     np.clip(theta, lo, hi, out=theta)
-    return notes
+    return notes, J
+
+
+def _linear_start(p: Problem, specs, theta, free, lo, J0, cols0) -> np.ndarray:
+    """Start values of the parameters the form is linear in, the others held.
+
+    With the non-linear parameters at their start values the form is linear in the rest,
+    so a least-squares solve of the relative residuals (non-negative where the bounds say
+    so) gives a start that is already close. It reuses the Jacobian of the identifiability
+    check where it can; tall problems use an even subsample of rows.
+    """
+    lin = [i for i in np.flatnonzero(free) if specs[i].linear]
+    if not lin:
+        return theta
+    th0 = theta.copy()
+    th0[lin] = 0.0
+    V, y, w = p.V, p.y, p.w
+    reuse = J0 is not None and p.loss in ("relative", "robust")
+    if not reuse and p.n > _START_ROWS:
+        rows = np.linspace(0, p.n - 1, _START_ROWS).astype(int)
+        V, y = {k: v[rows] for k, v in V.items()}, y[rows]
+        w = None if w is None else w[rows]
+    if reuse:
+        A = J0[:, [int(np.flatnonzero(cols0 == i)[0]) for i in lin]]
+    else:
+        A = p.jacobian(V, theta)[:, lin] / y[:, None]
+        if w is not None:
+            A *= np.sqrt(w)[:, None]
+    b = (y - p.kernel(V, th0)) / y
+    if w is not None:
+        b *= np.sqrt(w)
+    sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)))
+    if sol is not None:
+        theta[lin] = sol
+    return theta
 
 
 def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
-                initial_guess: Callable | None = None, distinct: Mapping[str, int] | None = None,
+                initial_guess: Callable | None = None, linear_start: bool = True,
                 max_nfev: int | None = None) -> Solution:
     """Identify, start, solve and summarise one closed-form fit.
 
@@ -321,19 +373,24 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
     resolved : Resolved
         Start values, bounds and free mask after the user's overrides.
     initial_guess : callable, optional
-        ``(V, y, w, theta, free) -> theta``: a data-driven start for the free parameters.
-    distinct : mapping, optional
-        Number of distinct values of each variable (decides which of several confounded
-        parameters to fix, and the notes).
+        ``(V, y, w, theta, free) -> theta``: a data-driven start for the free parameters;
+        without one, the parameters declared ``linear`` start from a least-squares solve
+        with the others held (``linear_start``).
+    linear_start : bool, default=True
+        Whether to compute that start (False keeps the declared or given start values).
     max_nfev : int, optional
         Evaluation budget of the optimiser.
     """
     theta = np.clip(resolved.theta.copy(), resolved.lower, resolved.upper)
     free, lo, hi = resolved.free.copy(), resolved.lower, resolved.upper
-    notes = _identify(p, specs, theta, free, lo, hi, distinct or {}) if free.any() else {}
+    cols0 = np.flatnonzero(free)
+    notes, J0 = _identify(p, specs, theta, free, lo, hi) if free.any() else ({}, None)
     if initial_guess is not None and free.any():
         w = np.ones_like(p.y) if p.w is None else p.w
         theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
+    elif linear_start and free.any():
+        theta = np.clip(_linear_start(p, specs, theta, free, lo, J0, cols0), lo, hi)
+    del J0
     k = int(free.sum())
     if not k:
         r = residual_functions(p, theta, free)[0](np.empty(0))

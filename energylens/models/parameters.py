@@ -38,6 +38,9 @@ class Parameter:
     neutral : float
         Value used when the parameter cannot be identified (0 for overheads and terms
         that vanish).
+    linear : bool
+        Whether the form is linear in this parameter once the non-linear ones are held
+        (the data-driven start solves for these by least squares).
     """
 
     name: str
@@ -48,6 +51,7 @@ class Parameter:
     meaning: str = ""
     informed_by: tuple[str, ...] = ()
     neutral: float = 0.0
+    linear: bool = False
 
 
 @dataclass
