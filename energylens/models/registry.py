@@ -17,11 +17,26 @@ def register(cls: type) -> type:
     return cls
 
 
+def _import_models() -> None:
+    """Import every module of the package's lazy table, so that each model class has
+    registered itself (a fresh process that only loads a file has imported none)."""
+    import importlib
+
+    from . import _LAZY
+
+    for module in sorted(set(_LAZY.values())):
+        if module.startswith(".") and not module.startswith(".."):
+            importlib.import_module(module, __package__)
+
+
 def lookup(name: str) -> type | None:
     """The class registered under ``name``, or None."""
+    if name not in _CLASSES:
+        _import_models()
     return _CLASSES.get(name)
 
 
 def known() -> list[str]:
     """Names of the registered classes."""
+    _import_models()
     return sorted(_CLASSES)
