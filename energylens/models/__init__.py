@@ -16,7 +16,7 @@ _LAZY = {
     "energylens_jacobian": ".energylens",
     "SweetSpotModel": ".sweetspot", "WilkinsModel": ".baselines", "LinearEnergyModel": ".baselines",
     "LogLinearEnergyModel": ".baselines", "GroupedModel": ".grouped", "fit_groups": ".grouped",
-    "ExpressionModel": ".expression", "LatencyModel": ".latency",
+    "ExpressionModel": ".expression", "LatencyModel": ".latency", "DerivedEnergyModel": ".derived",
     "save_model": ".persistence", "load_model": ".persistence",
 }
 

@@ -15,6 +15,7 @@ symbolic regression discovers, so they are compared on equal terms.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Mapping
@@ -51,6 +52,11 @@ LOSSES = ("relative", "log", "absolute", "robust")
 Loss = Literal["relative", "log", "absolute", "robust"]
 #: Search range of log10 k for the saturating batch rule.
 _LOG_K_BOUNDS = (-2.0, 3.0)
+
+
+@functools.cache
+def _param_names(cls) -> list[str]:
+    return BaseEstimator._get_param_names.__func__(cls)
 
 
 class ParametricModel(RegressorMixin, BaseEstimator):
@@ -116,6 +122,12 @@ class ParametricModel(RegressorMixin, BaseEstimator):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         registry.register(cls)
+
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn reads the constructor's signature on every get_params/clone; it never
+        # changes, so it is read once per class (clones of many group fits add up).
+        return _param_names(cls)
 
     # ------------------------------------------------------------------ declaration
     def _param_specs(self) -> tuple[Parameter, ...]:

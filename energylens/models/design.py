@@ -76,7 +76,7 @@ class TrainingData:
         out = {}
         for k, v in self.labels.items():
             if isinstance(v, pd.Series):
-                out[k] = v.dropna().unique()
+                out[k] = v.unique()  # missing values are dropped by Domain.from_training
             else:
                 c, u = v
                 out[k] = u[np.flatnonzero(np.bincount(c[c >= 0], minlength=len(u)))]

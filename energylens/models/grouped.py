@@ -10,6 +10,7 @@ worker of the backend, never a silent in-process loop.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import time
 import warnings
@@ -56,9 +57,11 @@ def _run(fit, key):
         time.perf_counter() - t0
 
 
-def _fit_arrays(estimator, data, key):
+def _fit_arrays(estimator, params, data, key):
     def fit():
-        model = clone(estimator)
+        # A fresh instance with the (already validated) parameters: what clone does, without
+        # reading the parameters again for every group.
+        model = type(estimator)(**copy.deepcopy(params))
         model._fit_data(data)
         return model
     return _run(fit, key)
@@ -165,7 +168,8 @@ class GroupedModel(RegressorMixin, BaseEstimator):
                                  uses_batch=est._uses_batch(), target=est._target_name,
                                  unit=est._target_unit, owner=type(est).__name__,
                                  read=est._read_variables)
-            jobs = (delayed(_fit_arrays)(est, data.take(idx), key) for key, idx in todo.items())
+            params = est.get_params(deep=False)
+            jobs = (delayed(_fit_arrays)(est, params, data.take(idx), key) for key, idx in todo.items())
         else:
             jobs = (delayed(_fit_table)(est, X.iloc[idx], y[idx], key) for key, idx in todo.items())
         return Parallel(n_jobs=_n_jobs(self.n_jobs))(jobs)

@@ -257,8 +257,11 @@ def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
     explain 0.1% of the (scaled) target.
     """
     out = sol.copy()
+    zero = np.flatnonzero(out <= 0)
+    if not len(zero):
+        return out
     scale_b = float(np.median(np.abs(b))) or 1.0
-    for j in np.flatnonzero(out <= 0):
+    for j in zero:
         col = float(np.median(np.abs(A[:, j])))
         out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
     return out
@@ -345,7 +348,7 @@ def _linear_start(p: Problem, specs, theta, free, lo, J0, cols0) -> np.ndarray:
         V, y = {k: v[rows] for k, v in V.items()}, y[rows]
         w = None if w is None else w[rows]
     if reuse:
-        A = J0[:, [int(np.flatnonzero(cols0 == i)[0]) for i in lin]]
+        A = J0[:, np.searchsorted(cols0, lin)]
     else:
         A = p.jacobian(V, theta)[:, lin] / y[:, None]
         if w is not None:
@@ -468,14 +471,30 @@ def profile_scalar(cost: Callable[[float], float], bounds: tuple[float, float], 
 
 
 def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool) -> np.ndarray | None:
-    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure."""
-    norms = np.linalg.norm(A, axis=0)
+    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure.
+
+    A tall ``A`` is reduced through its Gram matrix: with ``A^T A = R^T R`` (Cholesky),
+    ``||A x - b|| = ||R x - R^{-T} A^T b||`` up to a constant, so the solve works on a k x k
+    system (the columns are scaled to unit norm first; an ill-conditioned Gram matrix falls
+    back to the full solve).
+    """
+    G, Atb = A.T @ A, A.T @ b
+    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     norms[norms == 0] = 1.0
     try:
+        As, rhs = None, None
+        if A.shape[0] > 2 * A.shape[1]:
+            try:
+                R = linalg.cholesky(G / np.outer(norms, norms), check_finite=False)
+                As, rhs = R, linalg.solve_triangular(R, Atb / norms, trans="T", check_finite=False)
+            except np.linalg.LinAlgError:
+                As = None
+        if As is None:
+            As, rhs = A / norms, b
         if nonneg:
-            sol, _ = optimize.nnls(A / norms, b, maxiter=50 * A.shape[1])
+            sol, _ = optimize.nnls(As, rhs, maxiter=50 * A.shape[1])
         else:
-            sol = linalg.lstsq(A / norms, b)[0]
+            sol = linalg.lstsq(As, rhs)[0]
     except (RuntimeError, np.linalg.LinAlgError, ValueError):
         return None
     sol = sol / norms
