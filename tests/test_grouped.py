@@ -147,3 +147,16 @@ def test_fit_on_a_dask_cluster_matches_local(table):
             remote = _fit(GroupedModel(EnergyLensModel()), table)
     for key, m in local.models_.items():
         np.testing.assert_array_equal(remote.models_[key].coef_, m.coef_)
+
+
+def test_ray_backend_is_not_run_in_process(monkeypatch):
+    # Ray is not installed here; its joblib backend class is named RayBackend. Under it, an
+    # unset n_jobs must mean every worker of the cluster, as for dask.
+    import energylens.models.grouped as grouped
+
+    class RayBackend:
+        pass
+
+    monkeypatch.setattr(grouped, "get_active_backend", lambda: (RayBackend(), None))
+    assert grouped._n_jobs(None) == -1
+    assert grouped._n_jobs(3) == 3
