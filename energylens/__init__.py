@@ -64,7 +64,9 @@ _LAZY: dict[str, str] = {
     "discover": "energylens.discovery",
     "discover_phases": "energylens.discovery",
     "SymbolicEnergyRegressor": "energylens.discovery",
+    "derive_model": "energylens.discovery",
     "ExpressionModel": "energylens.models",
+    "DerivedEnergyModel": "energylens.models",
     # selection
     "select_config": "energylens.selection",
     "candidate_grid": "energylens.selection",

@@ -118,3 +118,19 @@ def test_symbolic_regressor_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+# ---- derived closed forms ------------------------------------------------------------------
+# A DerivedEnergyModel reads the variables of its terms (here input and output length), so
+# it shares the reasons of the other two-variable closed forms.
+def _derived_model():
+    from energylens.models import DerivedEnergyModel
+
+    return DerivedEnergyModel(terms=["si", "so"])
+
+
+@parametrize_with_checks([_derived_model()], expected_failed_checks=_expected_failed)
+def test_derived_model_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
