@@ -14,10 +14,8 @@ Examples
 >>> model = energylens.EnergyLensModel().fit(df)  # doctest: +SKIP
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._version import __version__
 from .exceptions import (
@@ -25,13 +23,13 @@ from .exceptions import (
     ConvergenceWarning,
     EnergyLensError,
     EnergyLensWarning,
+    ExtrapolationWarning,
     FitError,
     IdentifiabilityWarning,
     ImplausibleValueWarning,
     InfeasibleError,
     ModelFileError,
     NoDeviceError,
-    ExtrapolationWarning,
     PoorFitWarning,
     SchemaError,
 )
@@ -80,7 +78,8 @@ _LAZY: dict[str, str] = {
     "NotFittedError": "energylens.exceptions",
 }
 _SUBMODULES = {"schema", "models", "datasets", "plot", "simulate", "readers", "selection",
-               "evaluation", "report", "cli", "discovery", "profile"}
+               "evaluation", "report", "cli", "discovery", "profile", "exceptions", "tables",
+               "core"}
 
 __all__ = [
     "__version__",
@@ -102,21 +101,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"energylens.{name}")
+        return _importlib.import_module(f"energylens.{name}")
     raise AttributeError(f"module 'energylens' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+if _TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import datasets, models, schema
     from .discovery import SymbolicEnergyRegressor, discover, discover_phases
     from .models import (

@@ -1,92 +1,155 @@
-"""Plots: each takes ax=None, returns the Axes, labels carry units, nothing is shown."""
+"""Plots: each takes ax=None, returns the Axes, labels carry words and units, nothing is shown,
+and the caller's backend and pyplot are left alone when given a Figure's axes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+import energylens.plot as elp
+from energylens import EnergyLensModel, SweetSpotModel
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+from .test_models import make_table
 
-import energylens.plot as elp  # noqa: E402
-from energylens import EnergyLensModel, SweetSpotModel  # noqa: E402
 
-from .test_models import make_table  # noqa: E402
+def _axes(figsize=(6.0, 4.0)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)  # a renderer for the extent checks; pyplot stays out of it
+    return fig.subplots()
+
+
+def _sweep(so=(16, 64, 256, 1024)):
+    si, so = np.meshgrid([64, 256, 1024, 4096], list(so))
+    df = pd.DataFrame({"input_tokens": si.ravel().astype(float), "output_tokens": so.ravel().astype(float)})
+    e = (2e-7 * df.input_tokens**2 + 1e-3 * df.input_tokens + 0.5) / df.output_tokens \
+        + 1e-5 * df.input_tokens + 2e-5 * df.output_tokens + 0.1
+    df["energy_j"] = e * df.output_tokens
+    df["energy_per_output_token_j"] = e
+    return df
 
 
 @pytest.fixture(scope="module")
 def sweet():
-    si, so = np.meshgrid([64, 256, 1024, 4096], [16, 64, 256, 1024])
-    df = pd.DataFrame({"input_tokens": si.ravel().astype(float), "output_tokens": so.ravel().astype(float)})
-    e = (2e-7 * df.input_tokens**2 + 1e-3 * df.input_tokens + 0.5) / df.output_tokens \
-        + 1e-5 * df.input_tokens + 2e-5 * df.output_tokens + 0.1
-    return SweetSpotModel().fit(df, e * df.output_tokens)
+    df = _sweep()
+    return df, SweetSpotModel().fit(df, df["energy_j"])
 
 
 @pytest.fixture(scope="module")
 def fitted():
     df = make_table(n=120, seed=70)
-    return df, EnergyLensModel().fit(df)
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return df, EnergyLensModel().fit(df)
 
 
 def _units(ax):
     return ax.get_xlabel() + " " + ax.get_ylabel()
 
 
-def test_sweetspot_curves_mark_the_optimum(sweet):
-    ax = elp.sweetspot_curves(sweet, input_tokens=[64, 1024])
-    assert len(ax.get_lines()) == 4  # two curves, two optimum markers
-    opt_x = ax.get_lines()[1].get_xdata()[0]
-    assert opt_x == pytest.approx(float(sweet.optimal_output_tokens(64)))
+def test_public_namespace_is_the_plots_only():
+    public = {n for n in dir(elp) if not n.startswith("_")}
+    assert public == set(elp.__all__)
+    assert not {"np", "pd", "Literal", "Sequence", "annotations"} & public
+
+
+def test_sweetspot_curves_mark_the_optimum_and_the_measured_points(sweet):
+    df, m = sweet
+    ax = elp.sweetspot_curves(m, input_tokens=[64, 1024], data=df, ax=_axes())
+    solid = ax.get_lines()[:2]
+    opt = float(m.optimal_output_tokens(64))
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert any(ln.get_xdata()[0] == pytest.approx(opt) for ln in markers)
+    assert len(ax.collections) == 2  # the measured points of both curves
+    lo, hi = m.domain_.ranges["so"]
+    for ln in solid:  # solid only over the measured output lengths
+        x, y = ln.get_xdata(), np.asarray(ln.get_ydata(), float)
+        assert np.nanmin(x[np.isfinite(y)]) >= lo * (1 - 1e-9)
+        assert np.nanmax(x[np.isfinite(y)]) <= hi * (1 + 1e-9)
     assert "J/token" in _units(ax) and "tokens" in ax.get_xlabel()
-    ax2 = elp.sweetspot_curves(sweet, metric="tokens_per_joule")
+    labels = [t.get_text() for t in ax.xaxis.get_ticklabels()]
+    assert "64" in labels and not any("^" in t for t in labels)
+    ax2 = elp.sweetspot_curves(m, metric="tokens_per_joule", ax=_axes())
     assert "tokens/J" in ax2.get_ylabel()
     with pytest.raises(ValueError, match="metric"):
-        elp.sweetspot_curves(sweet, metric="watts")
+        elp.sweetspot_curves(m, metric="watts")
 
 
-def test_heatmap_and_given_axes(sweet):
-    fig, ax = plt.subplots()
-    out = elp.sweetspot_heatmap(sweet, ax=ax)
-    assert out is ax and "tokens" in ax.get_ylabel()
+def test_optimum_outside_the_data_is_drawn_as_an_extrapolation():
+    """Fitted on outputs up to 256 only, the optimum lies beyond: the curve goes on dashed
+    to it and the marker is a hollow ring."""
+    df = _sweep(so=(16, 32, 64, 128, 256))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = SweetSpotModel().fit(df, df["energy_j"])
+        opt = float(m.optimal_output_tokens(4096))
+    hi = m.domain_.ranges["so"][1]
+    assert opt > hi
+    ax = elp.sweetspot_curves(m, input_tokens=[4096], data=df, ax=_axes())
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert dashed and np.nanmax(np.asarray(dashed[0].get_xdata())[
+        np.isfinite(np.asarray(dashed[0].get_ydata(), float))]) >= opt
+    ring = [ln for ln in ax.get_lines() if ln.get_marker() == "o"
+            and ln.get_xdata()[0] == pytest.approx(opt)]
+    assert ring and ring[0].get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0))
+    assert any("extrapolated" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_heatmap_has_no_legend_over_the_stars(sweet):
+    _, m = sweet
+    ax = _axes()
+    out = elp.sweetspot_heatmap(m, ax=ax)
+    assert out is ax and "tokens" in ax.get_ylabel() and ax.get_legend() is None
+    assert "stars" in ax.get_title()
 
 
 def test_parity_band_and_mape(fitted):
     df, m = fitted
-    ax = elp.parity(df.energy_j, m.predict(df), hue=df.tp)
+    ax = elp.parity(df.energy_j, m.predict(df), hue=df.tp, ax=_axes())
     assert "(J)" in ax.get_xlabel() and "MAPE" in ax.get_title()
     assert ax.get_xscale() == "log"
     with pytest.raises(ValueError, match="shape"):
         elp.parity([1, 2], [1])
 
 
-def test_sample_efficiency_bands():
-    rows = [{"model": m, "n_train": n, "seed": s, "metric": "mape", "value": v}
-            for m, base in (("a", 10), ("b", 20)) for n in (10, 20, 50) for s in range(4)
-            for v in [base / n * (1 + 0.1 * s)]]
-    ax = elp.sample_efficiency(pd.DataFrame(rows), metric="mape")
-    assert len(ax.get_lines()) == 2 and "MAPE (%)" in ax.get_ylabel()
+def _results(seeds=4):
+    return pd.DataFrame([{"model": m, "n_train": n, "seed": s, "metric": "mape", "value": v}
+                         for m, base in (("a", 10), ("b", 20)) for n in (10, 20, 50)
+                         for s in range(seeds) for v in [base / n * (1 + 0.1 * s)]])
+
+
+def test_sample_efficiency_ticks_legend_and_honest_bands():
+    ax = elp.sample_efficiency(_results(), metric="mape", ax=_axes())
+    assert len(ax.get_lines()) == 2 and "MAPE" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.xaxis.get_ticklabels()]
+    assert labels == ["10", "20", "50"]  # plain numbers, not 2x10^1
+    assert "range" in ax.get_title() and "4 seeds" in ax.get_title()
+    ax5 = elp.sample_efficiency(_results(seeds=5), metric="mape", ax=_axes())
+    assert "interquartile" in ax5.get_title() and "5 seeds" in ax5.get_title()
+    # the legend sits beside the axes, not over the lines
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1 - 1
     with pytest.raises(ValueError, match="No rows"):
-        elp.sample_efficiency(pd.DataFrame(rows), metric="top1")
+        elp.sample_efficiency(_results(), metric="top1")
 
 
-def test_pareto_front_and_choice():
+def test_pareto_front_choice_limit_and_words():
     t = pd.DataFrame({"latency_s": [1, 2, 3, 2.5, 4], "energy_j": [10, 6, 5, 8, 5.5]})
-    ax = elp.pareto(t, chosen=2)
+    ax = elp.pareto(t, chosen=1, limit=2.5, ax=_axes())
     front = ax.collections[1].get_offsets()
     assert sorted(map(tuple, np.asarray(front))) == [(1, 10), (2, 6), (3, 5)]
-    assert "(s)" in ax.get_xlabel() and "(J)" in ax.get_ylabel()
+    assert ax.get_xlabel() == "latency per request (s)"
+    assert ax.get_ylabel() == "energy per request (J)"
+    assert any("latency limit 2.5 s" in x.get_text() for x in ax.get_legend().get_texts())
 
 
 def test_pareto_front_from_pareto_front_is_aligned_by_label():
@@ -97,23 +160,55 @@ def test_pareto_front_from_pareto_front_is_aligned_by_label():
                      index=[10, 11, 12, 13, 14])
     pf = pareto_front(t)
     assert list(pf.index) != list(t.index)  # the order differs, so position would be wrong
-    ax = elp.pareto(t, front=pf["pareto"], chosen=12)
+    ax = elp.pareto(t, front=pf["pareto"], chosen=12, ax=_axes())
     front = ax.collections[1].get_offsets()
     assert sorted(map(tuple, np.asarray(front))) == [(1, 10), (2, 6), (3, 5)]
     with pytest.raises(ValueError, match="front has 2 entries"):
         elp.pareto(t, front=[True, False])
 
 
-def test_discovery_front_components_extrapolation(fitted):
-    eq = pd.DataFrame({"complexity": [1, 3, 5], "loss": [1.0, 0.1, 0.05], "equation": ["a", "b", "c"]})
-    ax = elp.discovery_front(eq, selected=1)
-    assert "complexity" in ax.get_xlabel()
+def test_discovery_front_label_stays_inside_the_axes():
+    eq = pd.DataFrame({"complexity": [1, 3, 6], "loss": [1.0, 0.1, 0.05],
+                       "equation": ["a", "b", "0.000769*p*so*t + 7.278e-6*si*so + 0.00357*si + "
+                                              "0.2544*so*(p - 1)/B + 0.06477*so*(t - 1)/B"]})
+    ax = elp.discovery_front(eq, selected=2, ax=_axes())
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    for text in ax.texts:
+        bb = text.get_window_extent(renderer)
+        assert box.x0 <= bb.x0 and bb.x1 <= box.x1 and box.y0 <= bb.y0 and bb.y1 <= box.y1
+
+
+def test_components_and_extrapolation(fitted):
     df, m = fitted
-    ax = elp.components(m, df.head(6))
+    ax = elp.components(m, df.head(6), ax=_axes())
     assert len(ax.patches) == 18 and "(J)" in ax.get_ylabel()
     small, big = df[df.batch_size <= 16], df[df.batch_size > 16]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m2 = EnergyLensModel().fit(small)
-    ax = elp.extrapolation(small, big, m2)
-    assert "requests" in ax.get_xlabel()
+        ax = elp.extrapolation(small, big, m2, ax=_axes())
+    assert ax.get_xlabel() == "batch size (requests)"
+
+
+def test_plots_on_a_figure_leave_pyplot_and_the_backend_alone():
+    code = """
+import sys, warnings
+import matplotlib
+def refuse(*args, **kwargs):
+    raise AssertionError("matplotlib.use was called")
+matplotlib.use = refuse
+from matplotlib.figure import Figure
+import pandas as pd
+import energylens.plot as elp
+ax = Figure().subplots()
+elp.pareto(pd.DataFrame({"latency_s": [1, 2], "energy_j": [2, 1]}), ax=ax)
+elp.sample_efficiency(pd.DataFrame({"model": ["a"] * 2, "n_train": [10, 20], "seed": [0, 0],
+                                    "metric": ["mape"] * 2, "value": [5.0, 3.0]}), ax=ax)
+ax.figure.savefig(__import__("io").BytesIO(), format="png")
+print("matplotlib.pyplot" in sys.modules)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False"]

@@ -1,0 +1,187 @@
+"""Files in and out of the command line: tables read with their layout, tables written
+atomically, and outputs that never replace a user's file by accident.
+
+Rules for every output (checked before any reading or fitting):
+
+- never an input of the same command (``fit data.csv -o data.csv``), nor a folder holding one;
+- an existing file is replaced only when it is an energylens model file of the same kind
+  (recognised by its format) or with ``--force``;
+- a folder output (a report, a grouped model) is written into a folder that is empty, or
+  that energylens wrote before (a report keeps a marker file, a grouped model its
+  ``groups.json``), or, with ``--force``, any folder; never over a file;
+- every write is atomic (a temporary file beside the destination, then one rename).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["BadInput", "LAYOUT_CHOICES", "cli_spelling", "parse_pairs", "read_table",
+           "read_candidates", "write_table", "write_bytes", "Outputs", "REPORT_MARKER"]
+
+#: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
+#: ``--help`` does not import pandas; a test keeps the two in step).
+LAYOUT_CHOICES = ("auto", "mlenergy-v2", "mlenergy-v3", "wilkins", "tokenpowerbench", "splitwise")
+#: File a report folder holds, so that a later report may replace it.
+REPORT_MARKER = ".energylens-report"
+
+
+class BadInput(Exception):
+    """A command-line problem the user can fix (exit code 2)."""
+
+
+def cli_spelling(option: str, value: object) -> str:
+    """How the command line spells an option the library names: ``--duplicates mean``."""
+    return f"--{option.replace('_', '-')} {value}"
+
+
+def parse_pairs(items: Sequence[str] | None, flag: str, example: str) -> dict[str, str]:
+    """``["a=b", ...]`` to ``{"a": "b"}``; a malformed item is a :class:`BadInput`."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise BadInput(f"{flag} expects NAME=VALUE (e.g. {example}); got {item!r}.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_table(args):
+    """The profiling table of ``args.table``, read with ``--layout``, ``--units``,
+    ``--duplicates`` and ``--encoding``."""
+    from ..tables import read_profiles
+
+    units = parse_pairs(getattr(args, "units", None), "--units", "energy=kWh")
+    return read_profiles(Path(args.table), layout=getattr(args, "layout", "auto"),
+                         units=units or None, duplicates=getattr(args, "duplicates", "raise"),
+                         encoding=getattr(args, "encoding", None))
+
+
+def read_candidates(path: str, layout: str = "auto"):
+    """Candidate configurations (a table without measurements)."""
+    from ..tables import read_candidates as _read
+
+    return _read(Path(path), layout=layout)
+
+
+def _table_text(df, fmt: str) -> str:
+    if fmt == "json":
+        text = df.to_json(orient="records", indent=2)
+    else:
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        text = buf.getvalue()
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_table(df, out: str | None, fmt: str = "csv") -> None:
+    """A table to ``out`` (atomically) or to standard output."""
+    from ..core.io import atomic_write
+
+    text = _table_text(df, fmt)
+    if out:
+        atomic_write(out, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    from ..core.io import atomic_write
+
+    atomic_write(path, data)
+
+
+def _format_of(path: Path) -> str | None:
+    """The energylens format of a JSON file (``energylens.model`` ...), or None."""
+    try:
+        if path.stat().st_size > 20_000_000:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    return fmt if isinstance(fmt, str) and fmt.startswith("energylens.") else None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class Outputs:
+    """Checks output paths of one command against its inputs and the files already there.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Files and folders the command reads.
+    force : bool
+        ``--force``: replace existing files and write into any folder (never over an input).
+    """
+
+    def __init__(self, inputs: Sequence[str | os.PathLike | None], force: bool = False):
+        self.inputs = [Path(p) for p in inputs if p]
+        self.force = force
+
+    def _not_an_input(self, path: Path, flag: str) -> None:
+        for src in self.inputs:
+            if _same(path, src):
+                raise BadInput(f"{flag} '{path}' is an input of this command; writing there "
+                               "would destroy it. Choose another output name.")
+            if src.is_dir() and path.resolve().is_relative_to(src.resolve()):
+                raise BadInput(f"{flag} '{path}' lies inside the input folder '{src}'; choose an "
+                               "output outside it.")
+
+    def file(self, path: str | None, *, flag: str = "-o/--output",
+             kind: str | None = None) -> Path | None:
+        """Check a file output; ``kind`` (``"energylens.model"``) names the energylens
+        format that may be replaced without ``--force``."""
+        if not path:
+            return None
+        p = Path(path)
+        self._not_an_input(p, flag)
+        if p.is_dir():
+            raise BadInput(f"{flag} '{p}' is a folder; give a file name.")
+        if not p.parent.is_dir():
+            raise BadInput(f"{flag} '{p}': the folder '{p.parent}' does not exist.")
+        if p.exists() and not self.force and (kind is None or _format_of(p) != kind):
+            what = f"is not an energylens {kind.split('.')[-1]} file" if kind else "exists"
+            raise BadInput(f"{flag} '{p}' {what}; energylens does not replace it. Pass --force "
+                           "to replace it, or choose another name.")
+        return p
+
+    def folder(self, path: str, *, flag: str = "-o/--output", kind: str = "report",
+               writes: Sequence[str] = ()) -> Path:
+        """Check a folder output: ``kind`` is ``"report"`` or ``"grouped"``; ``writes`` names
+        the files it will hold (none may be an input)."""
+        p = Path(path)
+        self._not_an_input(p, flag)
+        if p.exists() and not p.is_dir():
+            raise BadInput(f"{flag} '{p}' is a file; the {kind} is written to a folder. Choose "
+                           "a folder name (it is created).")
+        if not p.parent.is_dir() and not p.exists():
+            raise BadInput(f"{flag} '{p}': the folder '{p.parent}' does not exist.")
+        for src in self.inputs:
+            if src.parent.resolve() == p.resolve() and (src.name in writes or (
+                    kind == "grouped" and src.suffix == ".json")):
+                raise BadInput(f"{flag} '{p}' would replace the input '{src}'; choose another "
+                               "folder.")
+        if p.is_dir() and any(p.iterdir()) and not self.force and not self._ours(p, kind):
+            raise BadInput(f"{flag} '{p}' is a folder that energylens did not write (it holds "
+                           f"other files); energylens does not write into it. Pass --force to "
+                           "write into it anyway, or choose a new folder.")
+        return p
+
+    @staticmethod
+    def _ours(p: Path, kind: str) -> bool:
+        if kind == "report":
+            return (p / REPORT_MARKER).is_file()
+        return _format_of(p / "groups.json") == "energylens.grouped"

@@ -1,0 +1,124 @@
+"""What the command line says on standard error: one logging setup, and warnings once per kind.
+
+The library speaks through the ``energylens`` logger (:data:`energylens.core.progress.logger`)
+and Python warnings. The command line attaches one handler to that logger for the length of
+a command (``-v`` for debug messages, ``--quiet`` for warnings and errors only), records
+every warning a command raises and reports each kind once, with the groups it concerns,
+instead of a line per warning with a file name and a line number.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+
+__all__ = ["setup_logging", "log", "WarningSummary"]
+
+log = logging.getLogger("energylens")
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the *current* ``sys.stderr`` (so a redirected stderr is honoured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {text}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {text}"
+        return text
+
+
+def setup_logging(verbosity: int = 0, quiet: bool = False):
+    """Attach a standard-error handler to the ``energylens`` logger; returns a function that
+    removes it (and restores the logger's level)."""
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter())
+    level = logging.WARNING if quiet else (logging.DEBUG if verbosity > 0 else logging.INFO)
+    old = log.level
+    log.setLevel(level)
+    log.addHandler(handler)
+
+    def teardown() -> None:
+        log.removeHandler(handler)
+        log.setLevel(old)
+
+    return teardown
+
+
+def _category(name_or_type) -> str:
+    return name_or_type if isinstance(name_or_type, str) else name_or_type.__name__
+
+
+class WarningSummary:
+    """Warnings of one command, reported once per kind with the groups they concern.
+
+    Examples
+    --------
+    >>> s = WarningSummary()
+    >>> s.add("PoorFitWarning", "EnergyLensModel: in-sample MAPE 31%", group="a / H100")
+    >>> s.add("PoorFitWarning", "EnergyLensModel: in-sample MAPE 45%", group="b / H100")
+    >>> print(s.lines()[0])
+    PoorFitWarning in 2 groups (a / H100, b / H100); first: EnergyLensModel: in-sample MAPE 31%
+    """
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, dict] = {}
+
+    def add(self, category, message: str, group: str | None = None) -> None:
+        kind = self._kinds.setdefault(_category(category), {"messages": [], "groups": []})
+        message = str(message).strip()
+        if message and message not in kind["messages"]:
+            kind["messages"].append(message)
+        if group is not None and group not in kind["groups"]:
+            kind["groups"].append(group)
+
+    def add_records(self, records: Iterable, group: str | None = None) -> None:
+        """Add :class:`warnings.WarningMessage` records."""
+        for w in records:
+            self.add(w.category, str(w.message), group)
+
+    def add_group_table(self, table, by: Sequence[str]) -> None:
+        """Add the ``warnings`` column of a :class:`~energylens.GroupedModel`'s ``groups_``
+        (``"Category: message | ..."`` per group)."""
+        if table is None or "warnings" not in getattr(table, "columns", ()):
+            return
+        for _, row in table.iterrows():
+            group = " / ".join(str(row[c]) for c in by if c in row.index)
+            for item in str(row["warnings"] or "").split(" | "):
+                if not item.strip():
+                    continue
+                category, sep, message = item.partition(": ")
+                self.add(category if sep else "EnergyLensWarning", message if sep else item, group)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def lines(self, max_groups: int = 8) -> list[str]:
+        out = []
+        for category, kind in self._kinds.items():
+            groups = kind["groups"]
+            where = ""
+            if groups:
+                shown = ", ".join(groups[:max_groups]) + (" ..." if len(groups) > max_groups else "")
+                where = f" in {len(groups)} group{'s' * (len(groups) > 1)} ({shown})"
+            first = kind["messages"][0] if kind["messages"] else ""
+            first = first if len(first) <= 400 else first[:397] + "..."
+            sep = "; first: " if len(kind["messages"]) > 1 else ": "
+            out.append(f"{category}{where}{sep}{first}" if first else f"{category}{where}")
+        return out
+
+    def emit(self) -> None:
+        """Log each kind once, as a warning."""
+        for line in self.lines():
+            log.warning(line)

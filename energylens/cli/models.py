@@ -1,0 +1,259 @@
+"""Commands about models: ``fit``, ``predict``, ``select`` and ``sweetspot``."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from .files import (
+    BadInput,
+    Outputs,
+    parse_pairs,
+    read_candidates,
+    read_table,
+    write_bytes,
+    write_table,
+)
+from .messages import log
+
+__all__ = ["cmd_fit", "cmd_predict", "cmd_select", "cmd_sweetspot", "check_groups"]
+
+
+def _model_from_args(args):
+    from ..models import EnergyLensModel, SweetSpotModel, WilkinsModel
+
+    common = {"loss": args.loss}
+    if args.model == "energylens":
+        return EnergyLensModel(batch_rule=args.batch_rule, size_covariate=args.size_covariate,
+                               **common)
+    if args.model == "sweetspot":
+        return SweetSpotModel(**common)
+    return WilkinsModel(**common)
+
+
+def _check_by(by: list[str], df, table: str) -> None:
+    missing = [c for c in by if c not in df.columns]
+    if missing:
+        raise BadInput(f"--by names column(s) {missing} absent from '{table}'; its columns are "
+                       f"{list(map(str, df.columns))}.")
+
+
+def _fit_grouped(model, df, by, args, out, summary) -> None:
+    from ..models import GroupedModel
+
+    log.info(f"fitting one {type(model).__name__} per group of {', '.join(by)} ...")
+    g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
+    summary.add_group_table(g.groups_, by)
+    g.save(out)
+    stats = g.groups_
+    cols = [c for c in [*by, "n_rows", "fitted", "mape_pct", "n_free", "aic", "error"]
+            if c in stats.columns]
+    print(stats[cols].to_string(index=False))
+    failed = stats[~stats["fitted"].astype(bool)]
+    for _, row in failed.iterrows():
+        log.warning(f"group {' / '.join(str(row[c]) for c in by)} was not fitted: {row['error']}")
+    log.info(f"wrote {len(g.models_)} group models to {out}/ (files named by group, "
+             "listed in groups.json)")
+
+
+def cmd_fit(args, summary) -> int:
+    """Fit a closed form (or one per ``--by`` group) and save it."""
+    by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    outs = Outputs([args.table], args.force)
+    out = (outs.folder(args.output, kind="grouped") if by
+           else outs.file(args.output, kind="energylens.model"))
+    df = read_table(args)
+    _check_by(by, df, args.table)
+    model = _model_from_args(args)
+    if by:
+        _fit_grouped(model, df, by, args, out, summary)
+        return 0
+    log.info(f"fitting {type(model).__name__} on {len(df)} rows ...")
+    model.fit(df)
+    model.save(out)
+    print(model.fit_report())
+    log.info(f"wrote {out}")
+    return 0
+
+
+def _load(path: str):
+    from ..models import load_model
+
+    if not Path(path).exists():
+        raise BadInput(f"Model file '{path}' does not exist.")
+    return load_model(Path(path))
+
+
+def _label_hint(value: str, seen: list[str]) -> str:
+    import difflib
+
+    same_case = [s for s in seen if s.lower() == value.lower()]
+    close = same_case or difflib.get_close_matches(value, seen, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_groups(model, cand, where: str) -> None:
+    """Candidates a model cannot predict, as a :class:`BadInput` naming the fitted groups:
+    a grouped model without the group columns, or with groups it never fitted (and no
+    fallback); any model given a label that differs from a seen one only in case."""
+    by = list(getattr(model, "by_", []) or [])
+    if hasattr(model, "models_"):
+        missing = [c for c in by if c not in cand.columns]
+        if missing:
+            raise BadInput(f"Candidates '{where}' lack the group column(s) {missing} of the "
+                           f"grouped model (fitted per {', '.join(by)}); add them.")
+        fitted = [" / ".join(map(str, k)) for k in model.models_]
+        keys = cand[by].astype(object).drop_duplicates().itertuples(index=False, name=None)
+        unknown = [" / ".join(map(str, k)) for k in keys if tuple(k) not in model.models_]
+        if unknown and getattr(model, "fallback_", None) is None:
+            hint = _label_hint(unknown[0], fitted)
+            raise BadInput(f"Candidates '{where}' hold group(s) the model was not fitted on: "
+                           f"{', '.join(repr(u) for u in unknown[:5])}.{hint} Fitted groups: "
+                           f"{', '.join(fitted[:20])}{' ...' if len(fitted) > 20 else ''}.")
+        models = list(model.models_.values())
+    else:
+        models = [model]
+    for m in models:
+        domain = getattr(m, "domain_", None)
+        for col, seen in (getattr(domain, "labels", None) or {}).items():
+            if col not in cand.columns or col in by:
+                continue
+            for value in map(str, cand[col].dropna().unique()):
+                slip = [s for s in seen if s.lower() == value.lower() and s != value]
+                if slip:
+                    raise BadInput(f"Candidates '{where}': {col} {value!r} differs from the "
+                                   f"fitted {slip[0]!r} only in case; use the fitted name.")
+
+
+def _predict(model, cand, level: float):
+    pred = cand.copy()
+    if hasattr(model, "predict_interval"):
+        pi = model.predict_interval(cand, level=level)
+        pred["energy_j"] = pi["energy_j"].to_numpy()
+        pred["energy_lower_j"] = pi["lower"].to_numpy()
+        pred["energy_upper_j"] = pi["upper"].to_numpy()
+        for col in ("extrapolated", "extrapolated_by"):
+            if col in pi.columns:
+                pred[col] = pi[col].to_numpy()
+    else:
+        pred["energy_j"] = model.predict(cand)
+    pred["energy_per_output_token_j"] = pred["energy_j"] / pred["output_tokens"]
+    return pred
+
+
+def _say_extrapolated(table) -> None:
+    if "extrapolated" in table.columns and table["extrapolated"].any():
+        n = int(table["extrapolated"].sum())
+        cols = sorted({c for v in table["extrapolated_by"] for c in str(v).split(",") if c})
+        log.info(f"{n} of {len(table)} rows extrapolate (outside the training data in "
+                 f"{', '.join(cols)}): see the 'extrapolated' and 'extrapolated_by' columns")
+
+
+def cmd_predict(args, summary) -> int:
+    """Energy with an interval for each candidate; rows outside the training data flagged."""
+    out = Outputs([args.model_file, args.candidates], args.force).file(args.output)
+    model = _load(args.model_file)
+    cand = read_candidates(args.candidates, args.layout)
+    check_groups(model, cand, args.candidates)
+    pred = _predict(model, cand, args.level)
+    write_table(pred, str(out) if out else None, args.format)
+    _say_extrapolated(pred)
+    return 0
+
+
+def cmd_select(args, summary) -> int:
+    """Candidates ranked by predicted energy, under constraints."""
+    from ..selection import select_config
+
+    latency_files = parse_pairs(args.latency_model, "--latency-model", "tpot_s=tpot.json")
+    out = Outputs([args.model_file, args.candidates, *latency_files.values()],
+                  args.force).file(args.output)
+    model = _load(args.model_file)
+    cand = read_candidates(args.candidates, args.layout)
+    check_groups(model, cand, args.candidates)
+    latency_model = None
+    if latency_files:
+        latency_model = {target: _load(f) for target, f in latency_files.items()}
+        for lm in latency_model.values():
+            check_groups(lm, cand, args.candidates)
+    constraints = {k: getattr(args, k) for k in ("ttft_s", "tpot_s", "latency_s")
+                   if getattr(args, k) is not None}
+    if args.max_gpus is not None:
+        constraints["max_gpus"] = args.max_gpus
+    ranked = select_config(model, cand, objective=args.objective,
+                           constraints=constraints or None, latency_model=latency_model,
+                           top=args.top, level=args.level)
+    write_table(ranked, str(out) if out else None, args.format)
+    _say_extrapolated(ranked[ranked["feasible"].astype(bool)])
+    return 0
+
+
+def _filter(df, args):
+    import numpy as np
+    import pandas as pd
+
+    for col, val in (("model", args.model_name), ("gpu", args.gpu)):
+        if val is not None:
+            df = df[df[col].astype(str) == val]
+    for item in args.where or []:
+        col, sep, val = item.partition("=")
+        if not sep:
+            raise BadInput(f"--where expects COLUMN=VALUE (e.g. --where tp=1); got {item!r}.")
+        if col not in df.columns:
+            raise BadInput(f"--where names column {col!r} absent from '{args.table}'; columns "
+                           f"are {list(map(str, df.columns))}.")
+        num = pd.to_numeric(pd.Series([val]), errors="coerce").iloc[0]
+        if pd.api.types.is_numeric_dtype(df[col]) and pd.notna(num):
+            df = df[np.isclose(df[col].to_numpy(dtype=float), float(num))]
+        else:
+            df = df[df[col].astype(str) == val]
+    if df.empty:
+        raise BadInput("No rows left after --model-name/--gpu/--where filtering.")
+    return df
+
+
+def _sweetspot_plot(m, df, inputs, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from ..plot import sweetspot_curves
+
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    sweetspot_curves(m, input_tokens=inputs, data=df, ax=fig.subplots())
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    write_bytes(path, buf.getvalue())
+    log.info(f"wrote {path}")
+
+
+def cmd_sweetspot(args, summary) -> int:
+    """SweetSpot model of one configuration; optimal output length per input length."""
+    import numpy as np
+    import pandas as pd
+
+    from ..models import SweetSpotModel
+
+    outs = Outputs([args.table], args.force)
+    out = outs.file(args.output)
+    plot = outs.file(args.plot, flag="--plot")
+    df = _filter(read_table(args), args)
+    m = SweetSpotModel().fit(df)
+    inputs = np.asarray(args.inputs or sorted(df["input_tokens"].unique())[:8], float)
+    outputs = args.outputs or sorted(df["output_tokens"].unique())
+    spot = m.sweet_spot(inputs, outputs, tolerance=args.tolerance)
+    opt = m.optimal_output_tokens(inputs)
+    lo, hi = m.domain_.ranges.get("so", (np.nan, np.nan))
+    table = pd.DataFrame({"input_tokens": inputs, "optimal_output_tokens": opt,
+                          "extrapolated": ~((opt >= lo * (1 - 1e-9)) & (opt <= hi * (1 + 1e-9)))})
+    finite = np.where(np.isfinite(opt), np.clip(opt, 1, None), hi)
+    table["tokens_per_joule_at_optimum"] = [
+        float(m.efficiency_surface([si], [so]).to_numpy()[0, 0]) for si, so in zip(inputs, finite)]
+    log.info(f"best on the grid: input {spot['input_tokens']:g}, output {spot['output_tokens']:g} "
+             f"tokens, {spot['tokens_per_joule']:.4g} output tokens/J "
+             f"({spot['max_to_min_ratio']:.1f}x the worst)")
+    write_table(table, str(out) if out else None, args.format)
+    if plot is not None:
+        _sweetspot_plot(m, df, inputs[:: max(1, len(inputs) // 4)], plot)
+    if out is None:
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,306 @@
+"""The argument parser: every subcommand, option and positional, each with an example.
+
+Nothing heavy is imported here (no numpy, pandas or scikit-learn), so that
+``energylens --help`` answers at once; the commands import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .._version import __version__
+from .files import LAYOUT_CHOICES
+
+__all__ = ["build_parser", "COMMANDS"]
+
+#: Subcommands, in the order ``--help`` lists them.
+COMMANDS = ("validate", "simulate", "grid", "discover", "fit", "predict", "select", "sweetspot",
+            "compare", "report")
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("messages")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more messages on standard error (debug details), e.g. -v")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only warnings and errors on standard error, no progress, e.g. --quiet")
+    return p
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output that energylens did not write (never an "
+                        "input), e.g. --force")
+
+
+def _table(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", help="profiling table: a CSV, parquet or JSON-lines file, or a "
+                                 "folder of public measurements, e.g. data/demo_profiles.csv "
+                                 "or ../shared/data/mlenergy_v2")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
+                   help="how to read TABLE: auto (default) reads a file as a table and "
+                        "detects the layout of a folder, e.g. --layout wilkins")
+    p.add_argument("--units", nargs="*", metavar="COLUMN=UNIT",
+                   help="units of source columns, e.g. --units energy=kWh latency=ms")
+    p.add_argument("--duplicates", choices=("raise", "mean", "keep"), default="raise",
+                   help="rows repeating a configuration with different energies: raise "
+                        "(default), average them or keep them all, e.g. --duplicates mean")
+    p.add_argument("--encoding", default=None,
+                   help="text encoding of a CSV (default UTF-8), e.g. --encoding latin-1")
+
+
+def _output(p: argparse.ArgumentParser, formats=("csv", "json"), what="the table") -> None:
+    p.add_argument("-o", "--output", help=f"write {what} to this file instead of standard "
+                                          "output, e.g. -o out.csv")
+    p.add_argument("--format", choices=formats, default=formats[0],
+                   help=f"format of {what} (default {formats[0]}), e.g. --format {formats[-1]}")
+    _force(p)
+
+
+def _model_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_file", help="model from 'energylens fit': a JSON file, or the folder "
+                                      "written with --by, e.g. model.json or models/")
+    p.add_argument("candidates", help="configurations to predict: a CSV, parquet or JSON-lines "
+                                      "table (from 'energylens grid' or by hand), e.g. cand.csv")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
+                   help="how to read CANDIDATES (a Splitwise folder reads as candidates), "
+                        "e.g. --layout splitwise")
+    p.add_argument("--level", type=float, default=0.9,
+                   help="coverage of the energy interval (default 0.9), e.g. --level 0.95")
+
+
+def _add_validate(sub, common) -> None:
+    s = sub.add_parser("validate", parents=[common], help="check a profiling table and summarise it",
+                       description="Check a profiling table (or a folder of public measurements) "
+                                   "and summarise it. Example: energylens validate "
+                                   "../shared/data/mlenergy_v2")
+    _table(s)
+    s.add_argument("-o", "--output", help="also write the canonical table (CSV) here, e.g. "
+                                          "-o canonical.csv")
+    s.add_argument("--format", choices=("text", "json"), default="text",
+                   help="format of the summary (default text), e.g. --format json")
+    _force(s)
+
+
+def _add_simulate(sub, common) -> None:
+    s = sub.add_parser("simulate", parents=[common],
+                       help="write a synthetic profiling table from the physics simulator",
+                       description="Example: energylens simulate --models Llama-3.1-8B "
+                                   "--gpus H100-SXM -o synthetic.csv")
+    _output(s)
+    s.add_argument("--models", nargs="*", help="model names of the catalogue, e.g. --models "
+                                               "Llama-3.1-8B Llama-3.2-1B")
+    s.add_argument("--gpus", nargs="*", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0), e.g. --seed 3")
+    s.add_argument("--noise", type=float, default=0.02,
+                   help="relative measurement noise, a standard deviation (default 0.02), "
+                        "e.g. --noise 0")
+    s.add_argument("--n-requests", type=int, default=None,
+                   help="finite pool of requests per run (default: saturated), e.g. "
+                        "--n-requests 500")
+
+
+def _add_grid(sub, common) -> None:
+    s = sub.add_parser("grid", parents=[common],
+                       help="write a table of candidate configurations, with feasibility",
+                       description="The cartesian grid of candidate configurations, with "
+                                   "feasibility (GPU memory, heads split by tp, GPUs available) "
+                                   "and the reason when one is infeasible. Example: energylens "
+                                   "grid --model Llama-3.1-70B --gpu H100-SXM --tp 2 4 8 "
+                                   "--batch-size 32 128 -o cand.csv")
+    s.add_argument("--model", nargs="+", required=True,
+                   help="model name(s) of the catalogue, e.g. --model Llama-3.1-8B")
+    s.add_argument("--gpu", nargs="+", required=True, help="GPU name(s), e.g. --gpu H100-SXM A100-80GB")
+    s.add_argument("--tp", nargs="+", type=int, default=[1, 2, 4, 8],
+                   help="tensor-parallel degrees (default 1 2 4 8), e.g. --tp 1 2")
+    s.add_argument("--pp", nargs="+", type=int, default=[1],
+                   help="pipeline-parallel degrees (default 1), e.g. --pp 1 2")
+    s.add_argument("--dp", nargs="+", type=int, default=[1],
+                   help="data-parallel replicas (default 1), e.g. --dp 1 2")
+    s.add_argument("--batch-size", nargs="+", type=float, default=[1, 8, 32, 128],
+                   help="batch sizes (default 1 8 32 128), e.g. --batch-size 16 64")
+    s.add_argument("--input-tokens", nargs="+", type=float, default=[512],
+                   help="input lengths in tokens (default 512), e.g. --input-tokens 256 2048")
+    s.add_argument("--output-tokens", nargs="+", type=float, default=[256],
+                   help="output lengths in tokens (default 256), e.g. --output-tokens 128 1024")
+    s.add_argument("--gpus-available", type=int, default=None,
+                   help="GPUs at hand: configurations needing more are infeasible, e.g. "
+                        "--gpus-available 8")
+    s.add_argument("--params-b", type=float, default=None,
+                   help="model size in billions of parameters (default: the catalogue's), "
+                        "e.g. --params-b 70")
+    s.add_argument("--no-memory-check", action="store_true",
+                   help="skip the GPU-memory rule (weights and KV cache in 90%% of memory), "
+                        "e.g. --no-memory-check")
+    s.add_argument("--drop-infeasible", action="store_true",
+                   help="leave infeasible rows out instead of flagging them, e.g. "
+                        "--drop-infeasible")
+    s.add_argument("--set", nargs="*", metavar="COLUMN=VALUE", dest="extra",
+                   help="constant columns to add, e.g. --set workload=chat precision=bf16")
+    _output(s, what="the candidates")
+
+
+def _add_discover(sub, common) -> None:
+    s = sub.add_parser("discover", parents=[common],
+                       help="symbolic regression over a table: a Pareto front of formulas",
+                       description="Example: energylens discover part.csv --engine terms")
+    _table(s)
+    _output(s, formats=("csv", "json", "latex"), what="the formulas")
+    s.add_argument("--engine", choices=("auto", "terms", "operon", "pysr"), default="auto",
+                   help="search engine: terms (deterministic term search), operon (pyoperon, "
+                        "offline), pysr (needs Julia), auto (the best installed), e.g. "
+                        "--engine terms")
+    s.add_argument("--target", default="energy_j",
+                   help="column to explain (default energy_j), e.g. --target latency_s")
+    s.add_argument("--features", nargs="*",
+                   help="variables the formulas may use (default: the engine's), e.g. "
+                        "--features input_tokens output_tokens batch_size")
+    s.add_argument("--selection", choices=("best", "accuracy", "score", "criterion"),
+                   default="best", help="rule choosing the one selected formula (marked in "
+                                        "the 'selected' column), e.g. --selection accuracy")
+    s.add_argument("--seed", type=int, default=0,
+                   help="random seed of the genetic engines (default 0), e.g. --seed 1")
+
+
+def _add_fit(sub, common) -> None:
+    s = sub.add_parser("fit", parents=[common], help="fit a closed form and save it as JSON",
+                       description="Example: energylens fit data.csv --by model,gpu -o models/")
+    _table(s)
+    s.add_argument("-o", "--output", required=True,
+                   help="model file (JSON), or a folder when --by is given, e.g. -o model.json")
+    s.add_argument("--model", choices=("energylens", "sweetspot", "wilkins"), default="energylens",
+                   help="closed form to fit (default energylens), e.g. --model wilkins")
+    s.add_argument("--by", default=None,
+                   help="fit one model per group of these columns, e.g. --by model,gpu")
+    s.add_argument("--loss", choices=("relative", "log", "absolute", "robust"), default="relative",
+                   help="residuals minimised: relative (default), log, absolute or robust "
+                        "(soft-L1 on relative), e.g. --loss log")
+    s.add_argument("--batch-rule", choices=("auto", "running", "littles_law", "saturating", "cap"),
+                   default="auto", help="how the batch column becomes the running batch "
+                                        "(default auto: from the table), e.g. --batch-rule cap")
+    s.add_argument("--size-covariate", choices=("params_b", "active_params_b"), default=None,
+                   help="scale terms by model size (for tables pooling models), e.g. "
+                        "--size-covariate params_b")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="parallel group fits (default 1; -1 for all cores), e.g. --jobs 2")
+    _force(s)
+
+
+def _add_predict(sub, common) -> None:
+    s = sub.add_parser("predict", parents=[common],
+                       help="predict energy (with an interval) for candidate configurations",
+                       description="Example: energylens predict model.json cand.csv -o pred.csv")
+    _model_inputs(s)
+    _output(s, what="the predictions")
+
+
+def _add_select(sub, common) -> None:
+    s = sub.add_parser("select", parents=[common],
+                       help="rank candidate configurations by predicted energy",
+                       description="Example: energylens select models/ cand.csv --max-gpus 4 "
+                                   "--top 5")
+    _model_inputs(s)
+    _output(s, what="the ranking")
+    s.add_argument("--objective", choices=("energy_j", "energy_per_output_token_j"),
+                   default="energy_j", help="what to minimise: energy per request (default) or "
+                                            "per output token, e.g. --objective "
+                                            "energy_per_output_token_j")
+    s.add_argument("--latency-model", nargs="*", metavar="TARGET=FILE",
+                   help="latency models, e.g. --latency-model tpot_s=tpot.json ttft_s=ttft.json")
+    s.add_argument("--ttft-s", dest="ttft_s", type=float,
+                   help="bound on time to first token in seconds, e.g. --ttft-s 0.5")
+    s.add_argument("--tpot-s", dest="tpot_s", type=float,
+                   help="bound on time per output token in seconds, e.g. --tpot-s 0.05")
+    s.add_argument("--latency-s", dest="latency_s", type=float,
+                   help="bound on request latency in seconds, e.g. --latency-s 10")
+    s.add_argument("--max-gpus", type=int, help="GPUs available (bounds tp*pp*dp), e.g. --max-gpus 4")
+    s.add_argument("--top", type=int, default=None,
+                   help="keep only the best N feasible rows (infeasible ones follow), e.g. --top 5")
+
+
+def _add_sweetspot(sub, common) -> None:
+    s = sub.add_parser("sweetspot", parents=[common],
+                       help="fit the SweetSpot length model; optimal output lengths",
+                       description="Example: energylens sweetspot data.csv --model-name "
+                                   "Llama-3.1-8B --gpu H100-SXM --where workload=sweep "
+                                   "--plot ss.png")
+    _table(s)
+    _output(s)
+    s.add_argument("--model-name", default=None,
+                   help="keep rows of this model, e.g. --model-name Llama-3.1-8B")
+    s.add_argument("--gpu", default=None, help="keep rows of this GPU, e.g. --gpu H100-SXM")
+    s.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                   help="keep rows where COLUMN equals VALUE (repeatable; the model describes "
+                        "one configuration), e.g. --where tp=1 --where batch_size=32")
+    s.add_argument("--inputs", nargs="*", type=float,
+                   help="input lengths (tokens) to tabulate (default: those measured), e.g. "
+                        "--inputs 128 1024")
+    s.add_argument("--outputs", nargs="*", type=float,
+                   help="output lengths (tokens) of the grid (default: those measured), e.g. "
+                        "--outputs 64 256 1024")
+    s.add_argument("--tolerance", type=float, default=0.9,
+                   help="fraction of the best efficiency that counts as near-optimal (default "
+                        "0.9), e.g. --tolerance 0.95")
+    s.add_argument("--plot", default=None, help="save sweet-spot curves to this PNG, e.g. "
+                                                "--plot ss.png")
+
+
+def _add_compare(sub, common) -> None:
+    s = sub.add_parser("compare", parents=[common],
+                       help="compare closed forms and ensembles by training-set size",
+                       description="Trains every model of the comparison list on n random rows "
+                                   "per group and tests on the rest. Example: energylens compare "
+                                   "data.csv --n-train 10 20 --seeds 3")
+    _table(s)
+    _output(s)
+    s.add_argument("--n-train", nargs="*", type=int, default=[10, 20, 50],
+                   help="training rows per group (default 10 20 50), e.g. --n-train 5 10")
+    s.add_argument("--seeds", type=int, default=3,
+                   help="random draws per size (default 3), e.g. --seeds 5")
+    s.add_argument("--long", action="store_true",
+                   help="write every (model, n, seed, metric) row, e.g. --long")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="parallel seeds (default 1), e.g. --jobs 2")
+
+
+def _add_report(sub, common) -> None:
+    s = sub.add_parser("report", parents=[common],
+                       help="fit, compare and select: a self-contained HTML report",
+                       description="Example: energylens report data/demo_profiles.csv -o report")
+    _table(s)
+    s.add_argument("-o", "--output", required=True,
+                   help="output folder (created; holds index.html and the CSV tables), e.g. "
+                        "-o report")
+    s.add_argument("--title", default="energylens report",
+                   help="title of the report, e.g. --title 'H100 sweep'")
+    s.add_argument("--seeds", type=int, default=None,
+                   help="random draws of the baseline comparison (default 3; 2 with --quick), "
+                        "e.g. --seeds 5")
+    s.add_argument("--max-latency", type=float, default=None,
+                   help="latency limit in seconds for the energy-latency choice (default: twice "
+                        "the fastest measured), e.g. --max-latency 20")
+    s.add_argument("--quick", action="store_true",
+                   help="a smaller comparison (2 seeds, 10 and 20 rows, smaller ensembles), "
+                        "e.g. --quick")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="parallel seeds of the comparison (default 1), e.g. --jobs 2")
+    _force(s)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``energylens`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="energylens",
+        description="Fit interpretable closed-form energy models of LLM inference, predict "
+                    "unmeasured configurations and pick the most energy-efficient one.",
+        epilog="Exit codes: 0 ok, 2 bad input, 1 internal error. Start with: energylens report "
+               "data/demo_profiles.csv -o report",
+    )
+    p.add_argument("--version", action="version", version=f"energylens {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+    for add in (_add_validate, _add_simulate, _add_grid, _add_discover, _add_fit, _add_predict,
+                _add_select, _add_sweetspot, _add_compare, _add_report):
+        add(sub, common)
+    return p

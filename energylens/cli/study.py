@@ -1,0 +1,114 @@
+"""Commands that study a table: ``discover``, ``compare`` and ``report``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .files import BadInput, Outputs, read_table, write_table
+from .messages import log
+
+__all__ = ["cmd_discover", "cmd_compare", "cmd_report", "MIN_ROWS"]
+
+#: Fewest rows each command can work with.
+MIN_ROWS = {"discover": 3, "compare": 6, "report": 3}
+
+
+def _enough(df, command: str, table: str) -> None:
+    need = MIN_ROWS[command]
+    if len(df) < need:
+        raise BadInput(f"'{table}' has {len(df)} row{'s' * (len(df) != 1)}; {command} needs at "
+                       f"least {need}.")
+
+
+def cmd_discover(args, summary) -> int:
+    """Symbolic regression: a front of formulas, one selected."""
+    from ..core.io import atomic_write
+    from ..discovery import SymbolicEnergyRegressor, resolve_engine
+
+    out = Outputs([args.table], args.force).file(args.output)
+    df = read_table(args)
+    _enough(df, "discover", args.table)
+    if args.target not in df.columns:
+        raise BadInput(f"--target {args.target!r} is not a column of '{args.table}'; columns are "
+                       f"{list(map(str, df.columns))}.")
+    engine = resolve_engine(args.engine)
+    if "random_state" in engine.get_params():
+        engine.set_params(random_state=args.seed)
+    log.info(f"discovering the structure of {args.target} over {len(df)} rows (engine "
+             f"{engine.name}) ...")
+    reg = SymbolicEnergyRegressor(target=args.target, features=args.features or None,
+                                  engine=engine, model_selection=args.selection,
+                                  progress=False if args.quiet else None)
+    res = reg.fit(df).result_
+    log.info(f"engine {res.engine_} found {len(res.equations_)} formulas")
+    if args.format == "latex":
+        text = res.to_latex()
+        if out is not None:
+            atomic_write(out, text)
+        else:
+            sys.stdout.write(text)
+    else:
+        # Full precision in the file; the line below shows constants to 4 significant digits.
+        write_table(res.table(digits=None), str(out) if out else None, args.format)
+    log.info(res.summary())
+    return 0
+
+
+def compare_summary(res):
+    """Mean of each metric per model and size, with the first reason of any failed fit."""
+    import pandas as pd
+
+    keys = ["model", "n_train"]
+    table = res.groupby([*keys, "metric"])["value"].mean().unstack("metric").reset_index()
+    failed = res[(res["metric"] == "fit_failed") & (res["value"] > 0)]
+    reasons = (failed.groupby(keys)["error"].agg(lambda s: next((e for e in s if e), ""))
+               if "error" in res.columns and len(failed) else pd.Series(dtype=object))
+    table["failure_reason"] = [reasons.get((m, n), "") for m, n in zip(table["model"],
+                                                                      table["n_train"])]
+    return table
+
+
+def cmd_compare(args, summary) -> int:
+    """Every model of the comparison list, by training-set size, over seeds."""
+    from ..evaluation import comparison_models, sample_efficiency
+
+    out = Outputs([args.table], args.force).file(args.output)
+    df = read_table(args).reset_index(drop=True)
+    _enough(df, "compare", args.table)
+    if args.seeds < 1 or not args.n_train or min(args.n_train) < 1:
+        raise BadInput("--seeds and --n-train take positive integers (e.g. --seeds 3 "
+                       "--n-train 10 20).")
+    by = [c for c in ("model", "gpu") if c in df.columns]
+    models = comparison_models(by)
+    log.info(f"comparing {len(models)} models ({', '.join(models)}) over n_train="
+             f"{args.n_train} rows per group, {args.seeds} seeds ...")
+    res = sample_efficiency(models, df, n_train=args.n_train, seeds=args.seeds, group=by,
+                            dataset=Path(args.table).stem, errors=True, n_jobs=args.jobs,
+                            show_progress=False if args.quiet else None)
+    if res.empty:
+        raise BadInput(f"'{args.table}' is too small for n_train={args.n_train}: no group keeps "
+                       "two rows to test.")
+    table = compare_summary(res)
+    for _, row in table[table["failure_reason"] != ""].iterrows():
+        log.warning(f"{row['model']} failed on {row['fit_failed']:.0%} of the draws at "
+                    f"n_train={row['n_train']}: {row['failure_reason']}")
+    write_table(res if args.long else table, str(out) if out else None, args.format)
+    return 0
+
+
+def cmd_report(args, summary) -> int:
+    """The HTML report of a table (a folder with index.html and the CSV tables)."""
+    from ..report import REPORT_FILES, analyse, write_analysis
+
+    out = Outputs([args.table], args.force).folder(args.output, kind="report",
+                                                    writes=REPORT_FILES)
+    df = read_table(args)
+    _enough(df, "report", args.table)
+    a = analyse(df, source=str(args.table), seeds=args.seeds, quick=args.quick,
+                max_latency_s=args.max_latency, n_jobs=args.jobs,
+                show_progress=False if args.quiet else None)
+    for category, message, group in a.warnings:
+        summary.add(category, message, group)
+    print(str(write_analysis(a, out, title=args.title)))
+    return 0

@@ -1,0 +1,66 @@
+"""The models a comparison puts side by side: one list, shared by ``energylens compare``
+and the HTML report.
+
+The closed forms are fitted per group (``by``, default model and GPU) and fall back to one
+model fitted on every training row for the rows of a group too small to fit (so a random
+draw that leaves a group with one or two training rows still gives a prediction, marked by
+the fallback, instead of failing the whole split). The ensembles are fitted on the pooled
+table, with the labels as features, at scikit-learn's default sizes (100 trees, 100
+boosting rounds) rather than the estimators' own 300, which take about three times as long
+for a held-out accuracy within the spread between seeds (``benchmarks/report_speed.py``
+prints both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["COMPARISON_MODELS", "comparison_models"]
+
+#: Names of the compared models, in the order tables and plots show them.
+COMPARISON_MODELS: tuple[str, ...] = ("EnergyLens", "Wilkins", "Linear", "LogLinear",
+                                      "RandomForest", "HistGradientBoosting")
+
+
+def comparison_models(by: Sequence[str] = ("model", "gpu"), *, quick: bool = False) -> dict:
+    """Fresh, unfitted estimators for a comparison, keyed by the names of
+    :data:`COMPARISON_MODELS`.
+
+    Parameters
+    ----------
+    by : sequence of str
+        Group columns of the closed forms (those absent from a table are ignored).
+    quick : bool
+        Smaller ensembles (50 trees or boosting rounds instead of scikit-learn's default of
+        100), for quick runs.
+
+    Returns
+    -------
+    dict
+        Name -> estimator; every estimator takes a canonical profiling table.
+
+    Examples
+    --------
+    >>> list(comparison_models(quick=True))
+    ['EnergyLens', 'Wilkins', 'Linear', 'LogLinear', 'RandomForest', 'HistGradientBoosting']
+    """
+    from ..models import (
+        EnergyLensModel,
+        GroupedModel,
+        LinearEnergyModel,
+        LogLinearEnergyModel,
+        WilkinsModel,
+    )
+    from ..models.ensemble import GradientBoostingEnergyModel, RandomForestEnergyModel
+
+    by = tuple(by)
+    size = 50 if quick else 100
+    models = {
+        "EnergyLens": GroupedModel(EnergyLensModel(), by=by, fallback="pooled"),
+        "Wilkins": GroupedModel(WilkinsModel(), by=by, fallback="pooled"),
+        "Linear": GroupedModel(LinearEnergyModel(), by=by, fallback="pooled"),
+        "LogLinear": GroupedModel(LogLinearEnergyModel(), by=by, fallback="pooled"),
+        "RandomForest": RandomForestEnergyModel(n_estimators=size),
+        "HistGradientBoosting": GradientBoostingEnergyModel(max_iter=size),
+    }
+    return models

@@ -1,0 +1,152 @@
+"""Plots about choices: the energy-latency front, the energy split, discovered formulas."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._base import axes, label
+
+__all__ = ["pareto", "components", "discovery_front"]
+
+
+def _front_mask(table: pd.DataFrame, x: str, y: str, front) -> np.ndarray:
+    if front is None:
+        from ..selection import pareto_front
+
+        front = pareto_front(table, x=x, y=y)["pareto"]
+    if isinstance(front, pd.Series):  # align by label: pareto_front returns rows sorted by x
+        return front.reindex(table.index).fillna(False).to_numpy(dtype=bool)
+    on = np.asarray(front, dtype=bool)
+    if on.shape != (len(table),):
+        raise ValueError(f"front has {on.size} entries for {len(table)} rows.")
+    return on
+
+
+def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", chosen=None,
+           front: pd.Series | None = None, limit: float | None = None,
+           log: bool | None = None, ax=None):
+    """Energy against latency for candidates, the non-dominated front, and the chosen one.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Candidates with columns ``x`` and ``y`` (e.g. from :func:`energylens.select_config`).
+    x, y : str
+        Columns on the axes (labelled in words with their units).
+    chosen : index label, optional
+        Row of the chosen configuration (drawn as a star).
+    front : boolean Series, optional
+        Which rows are on the Pareto front; computed here when omitted.
+    limit : float, optional
+        A latency limit on ``x`` (a dashed line; the region beyond it shaded).
+    log : bool, optional
+        Log axes; by default where the values span more than a factor of 20.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"latency_s": [1, 2, 3], "energy_j": [10, 6, 5]})
+    >>> ax = pareto(t, chosen=1, limit=2.5)  # doctest: +SKIP
+    """
+    ax = axes(ax)
+    xs, ys = table[x].to_numpy(float), table[y].to_numpy(float)
+    on = _front_mask(table, x, y, front)
+    ax.scatter(xs[~on], ys[~on], s=14, color="0.6", label="dominated")
+    idx = np.flatnonzero(on)
+    idx = idx[np.argsort(xs[idx])]
+    ax.step(xs[idx], ys[idx], where="post", color="C0")
+    ax.scatter(xs[idx], ys[idx], s=22, color="C0", label="Pareto front", zorder=3)
+    if limit is not None:
+        ax.axvline(limit, color="C3", ls="--", lw=1, label=f"latency limit {limit:.3g} s")
+        ax.axvspan(limit, max(float(xs.max()), limit) * 1.05, color="C3", alpha=0.06,
+                   label="beyond the limit")
+    if chosen is not None:
+        r = table.loc[chosen]
+        ax.scatter([r[x]], [r[y]], marker="*", s=220, color="C3", edgecolor="black", zorder=4,
+                   label="least energy within the limit" if limit is not None else "chosen")
+    if log is None:
+        log = bool(xs.min() > 0 and ys.min() > 0
+                   and max(xs.max() / xs.min(), ys.max() / ys.min()) > 20)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(y))
+    ax.set_title("Energy-latency trade-off")
+    ax.legend(fontsize="x-small", loc="best")
+    return ax
+
+
+def discovery_front(equations: pd.DataFrame, *, selected: int | None = None, ax=None):
+    """Complexity against loss of the discovered formulas, with the selected one marked.
+
+    The selected formula's text sits inside the axes (top right), with an arrow to its
+    point, so it never runs off the figure.
+
+    Parameters
+    ----------
+    equations : DataFrame
+        ``equations_`` of a discovery result (``complexity, loss, equation``).
+    selected : int, optional
+        Row label of the selected formula.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> ax = discovery_front(result.equations_, selected=result.best_index_)  # doctest: +SKIP
+    """
+    ax = axes(ax)
+    eq = equations.sort_values("complexity")
+    ax.plot(eq["complexity"], eq["loss"], "o-", color="C0", label="Pareto front")
+    if selected is not None and selected in eq.index:
+        r = eq.loc[selected]
+        ax.plot([r["complexity"]], [r["loss"]], "*", markersize=16, color="C3",
+                markeredgecolor="black", label="selected")
+        text = str(r.get("equation", ""))
+        text = text if len(text) <= 48 else text[:45] + "..."
+        ax.annotate(text, (r["complexity"], r["loss"]), xytext=(0.97, 0.95),
+                    textcoords="axes fraction", ha="right", va="top", fontsize="x-small",
+                    arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8},
+                    bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
+    ax.set_yscale("log")
+    ax.set_xlabel("complexity (nodes or terms)")
+    ax.set_ylabel("loss (mean squared relative error)")
+    ax.set_title("Discovered formulas")
+    ax.legend(fontsize="small", loc="lower left")
+    return ax
+
+
+def components(model, candidates: pd.DataFrame, *, labels: Sequence[str] | None = None,
+               ax=None):
+    """Stacked prefill, decode and static energy per request across candidates.
+
+    Examples
+    --------
+    >>> ax = components(model, candidates.head(8))  # doctest: +SKIP
+    """
+    ax = axes(ax, figsize=(max(5.0, 0.45 * len(candidates) + 2), 4.0))
+    comp = model.predict_components(candidates)
+    x = np.arange(len(comp))
+    bottom = np.zeros(len(comp))
+    for col, name in (("prefill_j", "prefill"), ("decode_j", "decode"), ("static_j", "static")):
+        ax.bar(x, comp[col].to_numpy(), bottom=bottom, label=name)
+        bottom += comp[col].to_numpy()
+    if labels is None:
+        cols = [c for c in ("gpu", "tp", "pp", "batch_size") if c in candidates.columns]
+        labels = [" ".join(f"{c}={r[c]:g}" if isinstance(r[c], (int, float, np.number)) else str(r[c])
+                           for c in cols) for _, r in candidates.iterrows()]
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize="x-small")
+    ax.set_ylabel("energy per request (J)")
+    ax.set_title("Where the energy goes")
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,237 @@
+"""Choosing configurations: the headline's recommendation per scenario, what to measure
+next, the in-sample check of the choice per scenario, and the energy-latency front.
+
+A *scenario* is what a user wants to serve: a model and a workload. Its *candidates* are
+the configurations the table measured for it (GPU, parallel degrees, batch). Lengths are
+handled by how the table records them: a length that takes a few repeated values is a
+design factor, fixed at the scenario's most common value; a length measured per run (the
+realised mean answer of a leaderboard) stays each configuration's own, and candidates are
+compared by energy per output token.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ExtrapolationWarning
+from .fitting import fitted_groups_mask
+
+__all__ = ["CONFIG_COLUMNS", "scenario_columns", "designed_lengths", "recommendations",
+           "next_measurements", "best_per_scenario", "energy_latency_front"]
+
+#: Columns that make one configuration of a scenario.
+CONFIG_COLUMNS = ("gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "precision",
+                  "n_requests", "engine")
+LENGTHS = ("input_tokens", "output_tokens")
+
+
+def scenario_columns(df: pd.DataFrame) -> list[str]:
+    """Model and workload (those present)."""
+    return [c for c in ("model", "workload") if c in df.columns]
+
+
+def designed_lengths(df: pd.DataFrame) -> list[str]:
+    """Length columns that are design factors (values repeat) rather than measured per run.
+
+    Examples
+    --------
+    >>> designed_lengths(pd.DataFrame({"input_tokens": [256.0] * 4,
+    ...                                "output_tokens": [391.2, 394.6, 402.0, 388.8]}))
+    ['input_tokens']
+    """
+    return [c for c in LENGTHS if c in df.columns and df[c].nunique() <= max(1, len(df) // 3)]
+
+
+def _mode(s: pd.Series) -> float:
+    counts = s.value_counts()
+    top = counts[counts == counts.max()].index.to_numpy(dtype=float)
+    return float(top[np.argmin(np.abs(top - s.median()))])
+
+
+def _config_cols(df: pd.DataFrame) -> list[str]:
+    return [c for c in CONFIG_COLUMNS if c in df.columns]
+
+
+def _lengths(df: pd.DataFrame) -> list[str]:
+    return [c for c in LENGTHS if c in df.columns]
+
+
+def _candidates(rows: pd.DataFrame, designed: list[str]) -> pd.DataFrame:
+    cand = rows.copy()
+    for c in designed:
+        cand[c] = _mode(rows[c])
+    return cand.drop_duplicates(subset=[*_config_cols(cand), *_lengths(cand)])
+
+
+def _measured(rows: pd.DataFrame, choice: pd.Series) -> float:
+    cols = [*_config_cols(rows), *_lengths(rows)]
+    match = np.ones(len(rows), dtype=bool)
+    for c in cols:
+        match &= (rows[c].astype(str) == str(choice[c])).to_numpy()
+    hit = rows[match]
+    return float(hit["energy_j"].mean()) if len(hit) and "energy_j" in hit else np.nan
+
+
+def _describe(row: pd.Series, gpu: bool = True, realised: Sequence[str] = ()) -> str:
+    """A configuration in words; ``realised`` lengths (measured per run) are named too,
+    since they tell apart runs of one setting."""
+    parts = [str(row["gpu"])] if gpu and "gpu" in row else []
+    for c, name in (("tp", "TP"), ("pp", "PP"), ("dp", "DP"), ("ep", "EP")):
+        if c in row and pd.notna(row[c]) and (c == "tp" or row[c] != 1):
+            parts.append(f"{name} {int(row[c])}")
+    if "batch_size" in row:
+        cap = " (cap)" if row.get("batch_kind") == "cap" else ""
+        parts.append(f"batch {row['batch_size']:g}{cap}")
+    if "precision" in row and isinstance(row["precision"], str):
+        parts.append(row["precision"])
+    if "engine" in row and isinstance(row["engine"], str):
+        parts.append(row["engine"])
+    if "n_requests" in row and pd.notna(row["n_requests"]):
+        parts.append(f"{row['n_requests']:g} requests")
+    parts += [f"{row[c]:.4g} {c.split('_')[0]} tokens" for c in realised]
+    return ", ".join(parts)
+
+
+def _predict(model, cand: pd.DataFrame, level: float) -> pd.DataFrame:
+    pi = model.predict_interval(cand, level=level)
+    out = cand.copy()
+    out["pred_j"] = pi["energy_j"].to_numpy()
+    out["lower_j"] = pi["lower"].to_numpy()
+    out["upper_j"] = pi["upper"].to_numpy()
+    out["extrapolated"] = pi["extrapolated"].to_numpy() if "extrapolated" in pi else False
+    out["pred_j_per_token"] = out["pred_j"] / out["output_tokens"].to_numpy(dtype=float)
+    return out
+
+
+def recommendations(model, df: pd.DataFrame, *, level: float = 0.9) -> pd.DataFrame:
+    """The lowest predicted energy per output token among each scenario's measured
+    configurations, with its predicted energy per request and interval."""
+    scen, designed = scenario_columns(df), designed_lengths(df)
+    rows_out = []
+    groups = df.groupby(scen, sort=True, dropna=False) if scen else [((), df)]
+    for key, rows in groups:
+        rows = rows[fitted_groups_mask(model, rows)]
+        if rows.empty:
+            continue
+        cand = _candidates(rows, designed)
+        if len(cand) < 2:
+            continue
+        pred = _predict(model, cand, level).sort_values(["pred_j_per_token", "pred_j"],
+                                                       kind="mergesort")
+        top, realised = pred.iloc[0], [c for c in _lengths(df) if c not in designed]
+        row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
+        row.update({
+            "input tokens": top["input_tokens"], "output tokens": top["output_tokens"],
+            "candidates": len(cand), "recommended": _describe(top, realised=realised),
+            "predicted energy (J/request)": top["pred_j"], "interval low (J)": top["lower_j"],
+            "interval high (J)": top["upper_j"], "predicted J/output token": top["pred_j_per_token"],
+            "measured energy (J/request)": _measured(rows, top),
+            "extrapolated": bool(top["extrapolated"]),
+            "runner-up": _describe(pred.iloc[1], realised=realised),
+            "runner-up costs (%)": 100 * (pred.iloc[1]["pred_j_per_token"] / top["pred_j_per_token"] - 1),
+        })
+        rows_out.append(row)
+    return pd.DataFrame(rows_out)
+
+
+def _unmeasured_grid(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group, every combination of the tp, pp, dp and batch values it measured, at its
+    usual lengths, with the group's other settings."""
+    designed = designed_lengths(df)
+    knobs = [c for c in ("tp", "pp", "dp", "batch_size") if c in df.columns]
+    drop = {"energy_j", "running_batch", "latency_s", "ttft_s", "tpot_s", "power_w",
+            "prefill_energy_j", "decode_energy_j", "run_energy_j", "duration_s",
+            "energy_per_output_token_j", "n_gpus", "file"}
+    parts = []
+    for _, g in (df.groupby(by, sort=True) if by else [((), df)]):
+        base = g.iloc[[0]].drop(columns=[c for c in drop if c in g.columns])
+        for c in LENGTHS:
+            if c in base:
+                base[c] = _mode(g[c]) if c in designed else float(g[c].median())
+        grid = pd.MultiIndex.from_product([sorted(g[c].unique()) for c in knobs],
+                                          names=knobs).to_frame(index=False)
+        parts.append(grid.merge(base.drop(columns=knobs), how="cross"))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if {"tp", "pp"} <= set(out.columns):
+        out["n_gpus"] = out["tp"] * out["pp"] * (out["dp"] if "dp" in out else 1)
+    return out
+
+
+def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> tuple[pd.DataFrame, str]:
+    """``(table, note)``: the ``k`` unmeasured configurations most likely to be a
+    scenario's optimum (:func:`energylens.suggest_next`, ``strategy="selection"``), among
+    the combinations of the values each group measured."""
+    from ..selection import suggest_next
+
+    cand = _unmeasured_grid(df, by)
+    if cand.empty:
+        return pd.DataFrame(), "no candidate configurations could be formed"
+    cand = cand[fitted_groups_mask(model, cand)]
+    if cand.empty:
+        return pd.DataFrame(), "no group the model fitted has a configuration left to measure"
+    with warnings.catch_warnings():
+        # Combinations at the edge of what was measured are flagged in their own column.
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        nxt = suggest_next(model, cand, k=k, strategy="selection", measured=df,
+                           scenario=[*by, *scenario_columns(df)])
+        nxt["outside the data"] = model.predict_interval(nxt)["extrapolated_by"].to_numpy()
+    cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size", "input_tokens",
+                        "output_tokens", "score", "reason", "outside the data") if c in nxt.columns]
+    return nxt[cols].reset_index(drop=True), (
+        f"among {len(cand)} unmeasured combinations of the tp, pp and batch values each group "
+        "measured")
+
+
+def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
+    """In-sample check: per (model, GPU, workload, designed lengths) scenario, the measured
+    configuration the model ranks first against the measured optimum (energy per output
+    token)."""
+    scen = [c for c in ("model", "gpu", "workload", *designed_lengths(df)) if c in df.columns]
+    rows = df[fitted_groups_mask(model, df)]
+    if rows.empty:
+        return pd.DataFrame()
+    pred = model.predict(rows) / rows["output_tokens"].to_numpy(dtype=float)
+    rows = rows.assign(_pred=pred, _true=rows["energy_per_output_token_j"])
+    out = []
+    for key, g in rows.groupby(scen, sort=True, dropna=False):
+        if len(g) < 2:
+            continue
+        pick, best = g.loc[g["_pred"].idxmin()], g.loc[g["_true"].idxmin()]
+        row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
+        row.update({"candidates": len(g), "chosen": _describe(pick, gpu=False),
+                    "best measured": _describe(best, gpu=False),
+                    "chosen measured (J/token)": pick["_true"], "best measured (J/token)": best["_true"],
+                    "regret (%)": 100 * (pick["_true"] / best["_true"] - 1)})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def energy_latency_front(df: pd.DataFrame, max_latency_s: float | None = None) -> dict | None:
+    """The measured configurations of the scenario with the most of them, their
+    energy-latency front, and the least-energy one within a latency limit."""
+    from ..selection import pareto_front
+
+    x = next((c for c in ("latency_s", "tpot_s") if c in df.columns and df[c].notna().any()), None)
+    if x is None:
+        return None
+    designed = designed_lengths(df)
+    y = "energy_j" if "output_tokens" in designed else "energy_per_output_token_j"
+    scen = [c for c in ("model", "workload", *designed) if c in df.columns]
+    data = df[df[x].notna()]
+    sizes = data.groupby(scen, dropna=False).size() if scen else pd.Series([len(data)])
+    if sizes.empty or sizes.max() < 3:
+        return None
+    key = sizes.idxmax()
+    one = data.groupby(scen, dropna=False).get_group(key) if scen else data
+    fastest = float(one[x].min())
+    limit = float(max_latency_s) if max_latency_s is not None else 2 * fastest
+    ok = one[one[x] <= limit]
+    chosen = ok[y].idxmin() if len(ok) else None
+    key = key if isinstance(key, tuple) else (key,)
+    return {"table": one, "x": x, "y": y, "limit": limit, "limit_given": max_latency_s is not None,
+            "fastest": fastest, "chosen": chosen, "front": pareto_front(one, x=x, y=y)["pareto"],
+            "scenario": dict(zip(scen, key)), "n_within": len(ok)}

@@ -1,0 +1,222 @@
+"""The report's sections, as HTML, from an :class:`~energylens.report.analysis.Analysis`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .html import esc, number, table
+
+__all__ = ["headline", "data_section", "fit_section", "discovery_section",
+           "comparison_section", "best_section", "front_section", "sweet_section",
+           "warnings_section", "SECTIONS", "short"]
+
+
+def short(expr, digits: int = 4) -> str:
+    """A sympy expression with its constants rounded for display."""
+    import sympy
+
+    return str(expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)}))
+
+
+def _interval(lo: float, hi: float) -> str:
+    if np.isfinite(lo) and np.isfinite(hi):
+        return f"{lo:.4g} to {hi:.4g}"
+    return "not estimable (too few rows in this group for an interval)"
+
+
+def headline_table(h: pd.DataFrame) -> pd.DataFrame:
+    """The headline's recommendations in words (every missing value explained)."""
+    keep = [c for c in ("model", "workload") if c in h.columns]
+    out = h[keep].copy()
+    out["lengths (in / out tokens)"] = [f"{i:g} / {o:.4g}" for i, o in
+                                        zip(h["input tokens"], h["output tokens"])]
+    out["configurations"] = h["candidates"]
+    out["recommended"] = h["recommended"]
+    out["predicted J/request"] = h["predicted energy (J/request)"]
+    out["90% interval (J)"] = [_interval(lo, hi) for lo, hi in
+                               zip(h["interval low (J)"], h["interval high (J)"])]
+    out["predicted J/output token"] = h["predicted J/output token"]
+    out["measured J/request"] = [number(v) if np.isfinite(v) else "not measured at these lengths"
+                                 for v in h["measured energy (J/request)"]]
+    out["next best, and how much more it costs"] = [
+        f"{r} (+{c:.1f}%)" for r, c in zip(h["runner-up"], h["runner-up costs (%)"])]
+    out["note"] = ["extrapolated: outside the data the model was fitted on" if e else ""
+                   for e in h["extrapolated"]]
+    return out
+
+
+def _accuracy_text(a) -> str:
+    cmp = a.comparison
+    if isinstance(cmp, str):
+        return f"<p>Held-out accuracy was not measured: {esc(cmp)}.</p>"
+    acc = cmp.accuracy
+    if "mape" not in acc:
+        return f"<p>Held-out accuracy: {esc(acc.get('reason', 'no result'))}.</p>"
+    text = (f"<p><b>Accuracy on held-out rows:</b> {esc(acc['main'])} predicts rows it was not "
+            f"fitted on with a MAPE of <b>{acc['mape']:.1f}%</b> (trained on up to "
+            f"{acc['n_train']} rows per group, mean over {cmp.seeds} random draws)")
+    if "ensemble_mape" in acc:
+        text += (f"; the best ensemble, {esc(acc['ensemble'])}, reaches {acc['ensemble_mape']:.1f}% "
+                 "on the same draws")
+    if np.isfinite(acc.get("top1", np.nan)):
+        text += (f". Among held-out configurations of a scenario, its first choice is the measured "
+                 f"optimum in {100 * acc['top1']:.0f}% of scenarios")
+    return text + ". Section 4 has every model and size.</p>"
+
+
+def headline(a) -> str:
+    parts = ['<section class="headline"><h2>Headline</h2>']
+    h = a.headline
+    if isinstance(h, str):
+        parts.append(f'<p class="warn">{esc(h)}</p>')
+    elif h.empty:
+        parts.append("<p>No scenario of this table has two or more measured configurations: "
+                     "there is nothing to choose between.</p>")
+    else:
+        parts.append("<p>For each scenario (a model and a workload), the measured configuration "
+                     "with the lowest predicted energy per output token, with its predicted "
+                     "energy per request and 90% prediction interval. Designed lengths are "
+                     "fixed at the scenario's most common value; lengths measured per run stay "
+                     "each configuration's own.</p>")
+        parts.append(table(headline_table(h), max_rows=12, csv="headline.csv", what="scenarios"))
+    parts.append(_accuracy_text(a))
+    if isinstance(a.next, pd.DataFrame) and len(a.next):
+        parts.append(f"<p><b>What to measure next</b> ({esc(a.next_note)}): the configurations "
+                     "most likely to be the optimum of their scenario, given the model's "
+                     "uncertainty.</p>")
+        parts.append(table(a.next, max_rows=5, csv="next_measurements.csv"))
+    else:
+        parts.append(f"<p><b>What to measure next:</b> {esc(a.next_note or 'no suggestion')}.</p>")
+    return "".join(parts) + "</section>"
+
+
+def data_section(a) -> str:
+    synthetic = (' <span class="warn">These rows come from the energylens simulator: synthetic, '
+                 "not measurement.</span>" if a.synthetic else "")
+    return (f"<h2>1. The profiling table</h2><p>Source: <code>{esc(a.source)}</code>.{synthetic}"
+            f"</p>{table(a.summary)}")
+
+
+def fit_section(a) -> str:
+    pv = a.parameters
+    fits = a.fits
+    failed = ~fits["fitted"].astype(bool) if "fitted" in fits.columns else None
+    parts = ["<h2>2. The fitted model</h2>",
+             f"<p>{esc(type(a.model).__name__)} over the table"
+             + (f", one model per {esc(' and '.join(a.by))} group" if a.by else "")
+             + ". In-sample statistics per group (greyed: not fitted, with the reason):</p>",
+             table(fits, csv="fit_groups.csv", greyed=failed, what="groups"),
+             '<div class="grid">', figures.parity(a), figures.components(a), "</div>"]
+    if not pv.table.empty:
+        parts.append(f"<h3>Parameters of {esc(pv.title)}</h3><p>Shown: {esc(pv.why)}. Greyed rows "
+                     "are parameters the data cannot determine (fixed, at a bound, or with a "
+                     "standard error above their value); the note says which. Every group's "
+                     "parameters are in <code>parameters.csv</code>.</p>")
+        shown = pv.table.drop(columns="determined")
+        parts.append(table(shown, greyed=~pv.table["determined"].astype(bool)))
+        if pv.report:
+            parts.append(f"<pre>{esc(pv.report)}</pre>")
+    return "".join(parts)
+
+
+def discovery_section(a) -> str:
+    res = a.discovery
+    head = "<h2>3. Discovered structure</h2>"
+    if isinstance(res, str):
+        return head + f'<p class="warn">{esc(res or "Discovery did not run.")}</p>'
+    eq = res.equations_
+    shown = eq[[c for c in ("complexity", "loss", "score") if c in eq.columns]].copy()
+    shown["equation"] = [short(e) for e in eq["sympy"]]
+    return (head + f"<p>Symbolic regression (engine <code>{esc(getattr(res, 'engine_', 'terms'))}"
+            f"</code>) over the rows of {esc(a.parameters.title)}. Selected formula: "
+            f"<code>{esc(short(res.sympy()))}</code> (constants to four significant digits "
+            'here; in full in <code>discovery.csv</code>).</p><div class="grid">'
+            + figures.discovery(res, shown) + table(shown, what="formulas", csv="discovery.csv")
+            + "</div>")
+
+
+def comparison_section(a) -> str:
+    cmp = a.comparison
+    head = "<h2>4. Accuracy against baselines</h2>"
+    if isinstance(cmp, str):
+        return head + f'<p class="warn">{esc(cmp or "The comparison did not run.")}</p>'
+    s = cmp.summary
+    cols = [c for c in ("model", "n_train", "mape", "median_ape", "top1", "random_top1", "regret",
+                        "fit_failed", "failure_reason") if c in s.columns]
+    shown = s[cols].rename(columns={"mape": "MAPE (%)", "median_ape": "median APE (%)",
+                                    "top1": "Top-1", "random_top1": "Top-1 of a random pick",
+                                    "fit_failed": "share of draws failed",
+                                    "failure_reason": "why it failed"})
+    failed = s["fit_failed"].fillna(0).to_numpy() > 0 if "fit_failed" in s else None
+    return (head + f"<p>Each model is trained on n random rows per group and tested on the rest, "
+            f"over {cmp.seeds} random draws (seeds); closed forms are fitted per group, ensembles "
+            "on the pooled table. A model that fails on a draw is counted in 'share of draws "
+            "failed' with the first reason; its metrics average the draws that worked (a dash "
+            "where none did). Top-1 and regret are over held-out scenarios with two or more "
+            "configurations.</p>"
+            + table(shown, csv="comparison.csv", greyed=failed, what="rows")
+            + '<div class="grid">' + figures.efficiency(cmp, "mape")
+            + figures.efficiency(cmp, "top1") + "</div>")
+
+
+def best_section(a) -> str:
+    b = a.best
+    head = "<h2>5. Best configurations per scenario</h2>"
+    if isinstance(b, str):
+        return head + f'<p class="warn">{esc(b)}</p>'
+    if b.empty:
+        return head + "<p>No scenario has two or more measured configurations.</p>"
+    hit = float(np.mean(b["regret (%)"] <= 1e-9))
+    return (head + f"<p>In-sample check over {len(b)} scenarios (model, GPU, workload and "
+            f"designed lengths): the model's first choice among the measured configurations is "
+            f"the measured optimum in {100 * hit:.0f}% of them; median regret "
+            f"{b['regret (%)'].median():.2f}% (energy per output token over the best "
+            "measured).</p>" + table(b, max_rows=20, csv="best_configurations.csv", what="scenarios"))
+
+
+def front_section(a) -> str:
+    f = a.front
+    head = "<h2>6. Energy and latency</h2>"
+    if isinstance(f, str):
+        return head + f'<p class="warn">{esc(f)}</p>'
+    if f is None:
+        return head + ("<p>The table records no latency for three or more configurations of one "
+                       "scenario: no energy-latency front to draw.</p>")
+    return head + figures.front(f)
+
+
+def sweet_section(a) -> str:
+    head = "<h2>7. Input/output sweet spots</h2>"
+    if a.sweet_table.empty:
+        return head + ("<p>No group of this table varies both input and output length enough "
+                       "(three values each, eight rows) to fit the sweet-spot model.</p>")
+    more = (f" {len(a.sweet)} of {a.sweet_groups} length sweeps are fitted here."
+            if a.sweet_groups > len(a.sweet) else "")
+    return (head + "<p>SweetSpot model per length sweep (every setting but the lengths fixed). "
+            "'optimal output' is the closed-form optimum at the input length shown, the point "
+            "the plot marks; an optimum outside the measured output lengths is an "
+            f"extrapolation and says so.{more}</p>"
+            + '<div class="grid">' + "".join(figures.sweet_spot(s) for s in a.sweet[:2]) + "</div>"
+            + table(a.sweet_table, csv="sweet_spots.csv", what="length sweeps"))
+
+
+def warnings_section(a) -> str:
+    if not a.warnings:
+        return ""
+    kinds: dict[str, dict] = {}
+    for cat, msg, group in a.warnings:
+        k = kinds.setdefault(cat, {"n": 0, "groups": set(), "first": msg})
+        k["n"] += 1
+        if group:
+            k["groups"].add(group)
+    rows = [{"warning": cat, "times": k["n"], "groups": len(k["groups"]) or "\u2013",
+             "first message": k["first"][:300]} for cat, k in kinds.items()]
+    return ("<h2>8. Warnings</h2><p>Each kind once, with how often it was raised and in how "
+            "many groups; the full list is in <code>warnings.csv</code>.</p>"
+            + table(pd.DataFrame(rows)))
+
+
+SECTIONS = (headline, data_section, fit_section, discovery_section, comparison_section,
+            best_section, front_section, sweet_section, warnings_section)
