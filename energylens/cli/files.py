@@ -109,9 +109,14 @@ def _format_of(path: Path) -> str | None:
     return fmt if isinstance(fmt, str) and fmt.startswith("energylens.") else None
 
 
+def _real(p: Path) -> Path:
+    """The path with links followed as far as they go (never raises, even on a link loop)."""
+    return Path(os.path.realpath(p))
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
-        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+        return _real(a) == _real(b) or os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -136,7 +141,7 @@ class Outputs:
             if _same(path, src):
                 raise BadInput(f"{flag} '{path}' is an input of this command; writing there "
                                "would destroy it. Choose another output name.")
-            if src.is_dir() and path.resolve().is_relative_to(src.resolve()):
+            if src.is_dir() and _real(path).is_relative_to(_real(src)):
                 raise BadInput(f"{flag} '{path}' lies inside the input folder '{src}'; choose an "
                                "output outside it.")
 
@@ -170,7 +175,7 @@ class Outputs:
         if not p.parent.is_dir() and not p.exists():
             raise BadInput(f"{flag} '{p}': the folder '{p.parent}' does not exist.")
         for src in self.inputs:
-            if src.parent.resolve() == p.resolve() and (src.name in writes or (
+            if _real(src.parent) == _real(p) and (src.name in writes or (
                     kind == "grouped" and src.suffix == ".json")):
                 raise BadInput(f"{flag} '{p}' would replace the input '{src}'; choose another "
                                "folder.")

@@ -10,6 +10,7 @@ instead of a line per warning with a file name and a line number.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -56,6 +57,10 @@ def setup_logging(verbosity: int = 0, quiet: bool = False):
     return teardown
 
 
+#: Library options the command line spells as flags (``duplicates='keep'`` -> ``--duplicates keep``).
+_CLI_OPTION = re.compile(r"\b(duplicates|encoding|layout)='([^']*)'")
+
+
 def _category(name_or_type) -> str:
     return name_or_type if isinstance(name_or_type, str) else name_or_type.__name__
 
@@ -77,7 +82,7 @@ class WarningSummary:
 
     def add(self, category, message: str, group: str | None = None) -> None:
         kind = self._kinds.setdefault(_category(category), {"messages": [], "groups": []})
-        message = str(message).strip()
+        message = _CLI_OPTION.sub(r"--\1 \2", str(message).strip())
         if message and message not in kind["messages"]:
             kind["messages"].append(message)
         if group is not None and group not in kind["groups"]:
@@ -114,7 +119,10 @@ class WarningSummary:
                 where = f" in {len(groups)} group{'s' * (len(groups) > 1)} ({shown})"
             first = kind["messages"][0] if kind["messages"] else ""
             first = first if len(first) <= 400 else first[:397] + "..."
-            sep = "; first: " if len(kind["messages"]) > 1 else ": "
+            many = len(kind["messages"]) > 1
+            if many and not groups:
+                where = f" ({len(kind['messages'])} messages)"
+            sep = "; first: " if many else ": "
             out.append(f"{category}{where}{sep}{first}" if first else f"{category}{where}")
         return out
 

@@ -108,7 +108,8 @@ def check_groups(model, cand, where: str) -> None:
         unknown = [" / ".join(map(str, k)) for k in keys if tuple(k) not in model.models_]
         if unknown and getattr(model, "fallback_", None) is None:
             hint = _label_hint(unknown[0], fitted)
-            raise BadInput(f"Candidates '{where}' hold group(s) the model was not fitted on: "
+            raise BadInput(f"Candidates '{where}' hold group(s) of ({' / '.join(by)}) the model "
+                           "was not fitted on: "
                            f"{', '.join(repr(u) for u in unknown[:5])}.{hint} Fitted groups: "
                            f"{', '.join(fitted[:20])}{' ...' if len(fitted) > 20 else ''}.")
         models = list(model.models_.values())
@@ -142,23 +143,15 @@ def _predict(model, cand, level: float):
     return pred
 
 
-def _say_extrapolated(table) -> None:
-    if "extrapolated" in table.columns and table["extrapolated"].any():
-        n = int(table["extrapolated"].sum())
-        cols = sorted({c for v in table["extrapolated_by"] for c in str(v).split(",") if c})
-        log.info(f"{n} of {len(table)} rows extrapolate (outside the training data in "
-                 f"{', '.join(cols)}): see the 'extrapolated' and 'extrapolated_by' columns")
-
-
 def cmd_predict(args, summary) -> int:
-    """Energy with an interval for each candidate; rows outside the training data flagged."""
+    """Energy with an interval for each candidate; rows outside the training data are
+    flagged in the ``extrapolated`` columns and by one warning saying how far."""
     out = Outputs([args.model_file, args.candidates], args.force).file(args.output)
     model = _load(args.model_file)
     cand = read_candidates(args.candidates, args.layout)
     check_groups(model, cand, args.candidates)
     pred = _predict(model, cand, args.level)
     write_table(pred, str(out) if out else None, args.format)
-    _say_extrapolated(pred)
     return 0
 
 
@@ -185,7 +178,6 @@ def cmd_select(args, summary) -> int:
                            constraints=constraints or None, latency_model=latency_model,
                            top=args.top, level=args.level)
     write_table(ranked, str(out) if out else None, args.format)
-    _say_extrapolated(ranked[ranked["feasible"].astype(bool)])
     return 0
 
 
