@@ -347,7 +347,9 @@ class DerivedEnergyModel(LinearFormModel):
             coefs = [sympy.Float(float(c), digits or 15) for c in self.coef_]
         else:
             coefs = [symbol(i["name"]) for i in P["infos"]]
-        return [sympy.Mul(c, i["expr"]) for c, i in zip(coefs, P["infos"])]
+        # A number times a sum would be distributed: keep the sum whole, as in the form.
+        return [sympy.Mul(c, i["expr"], evaluate=not i["expr"].is_Add)
+                for c, i in zip(coefs, P["infos"])]
 
     def equation(self, digits: int | None = 4) -> str:
         """The form as text, ``E = ...``, in the order of ``terms``: fitted constants to
