@@ -161,6 +161,16 @@ def _add_discover(sub, common) -> None:
                                         "the 'selected' column), e.g. --selection accuracy")
     s.add_argument("--seed", type=int, default=0,
                    help="random seed of the genetic engines (default 0), e.g. --seed 1")
+    s.add_argument("--derive", action="store_true",
+                   help="derive a named closed form instead (stable terms of a physical library, "
+                        "pooled over groups) and write it as a model file that predict and "
+                        "select read, e.g. --derive -o model.json")
+    s.add_argument("--resamples", type=int, default=20,
+                   help="with --derive: bootstrap resamples of the stability selection "
+                        "(default 20), e.g. --resamples 50")
+    s.add_argument("--by", default="model,gpu",
+                   help="with --derive: columns whose groups get a scale of their own before the "
+                        "pooled search (default model,gpu), e.g. --by model")
 
 
 def _add_fit(sub, common) -> None:

@@ -22,10 +22,13 @@ def _enough(df, command: str, table: str) -> None:
 
 
 def cmd_discover(args, summary) -> int:
-    """Symbolic regression: a front of formulas, one selected."""
+    """Symbolic regression: a front of formulas, one selected (or, with ``--derive``, a
+    derived closed form written as a model file)."""
     from ..core.io import atomic_write
     from ..discovery import SymbolicEnergyRegressor, resolve_engine
 
+    if args.derive:
+        return _derive(args)
     out = Outputs([args.table], args.force).file(args.output)
     df = read_table(args)
     _enough(df, "discover", args.table)
@@ -52,6 +55,33 @@ def cmd_discover(args, summary) -> int:
         # Full precision in the file; the line below shows constants to 4 significant digits.
         write_table(res.table(digits=None), str(out) if out else None, args.format)
     log.info(res.summary())
+    return 0
+
+
+def _derive(args) -> int:
+    """``discover --derive``: :func:`~energylens.derive_model`, saved as a model file."""
+    from ..discovery import derive_model, resolve_engine
+
+    if not args.output:
+        raise BadInput("discover --derive writes a model file: give one with -o, e.g. -o model.json.")
+    if args.features or args.resamples < 1:
+        raise BadInput("--derive searches its own library of terms (no --features) and needs "
+                       "--resamples of at least 1, e.g. --resamples 20.")
+    out = Outputs([args.table], args.force).file(args.output, kind="energylens.model")
+    df = read_table(args)
+    _enough(df, "discover", args.table)
+    engine = None if args.engine in ("auto", "terms") else resolve_engine(args.engine)
+    if engine is not None and "random_state" in engine.get_params():
+        engine.set_params(random_state=args.seed)
+    by = [c.strip() for c in args.by.split(",") if c.strip()]
+    log.info(f"deriving a closed form of {args.target} over {len(df)} rows ({args.resamples} "
+             f"bootstrap resamples, groups {by}) ...")
+    model = derive_model(df, args.target, engine=engine, by=by, n_resamples=args.resamples,
+                         random_state=args.seed, progress=False if args.quiet else None)
+    model.save(out)
+    print(model.derivation_.summary())
+    print(model.fit_report())
+    log.info(f"wrote {out}")
     return 0
 
 
