@@ -6,9 +6,9 @@ model fitted on every training row for the rows of a group too small to fit (so 
 draw that leaves a group with one or two training rows still gives a prediction, marked by
 the fallback, instead of failing the whole split). The ensembles are fitted on the pooled
 table, with the labels as features, at scikit-learn's default sizes (100 trees, 100
-boosting rounds) rather than the estimators' own 300, which take about three times as long
-for a held-out accuracy within the spread between seeds (``benchmarks/report_speed.py``
-prints both).
+boosting rounds) rather than the estimators' own 300, which take two to three times as long
+for a held-out MAPE within about one standard deviation across seeds
+(``benchmarks/report_speed.py`` prints both).
 """
 
 from __future__ import annotations
