@@ -289,3 +289,25 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     loaded, total, tables, dom = render_in_chromium(report, tmp_path)
     assert total >= 5 and loaded == total and tables >= 5
     check_headline(dom)
+
+
+def test_energy_latency_choice_respects_the_stated_limit(small):
+    from energylens.report.choices import energy_latency_front
+
+    f = energy_latency_front(small, max_latency_s=5.0)
+    t = f["table"]
+    ok = t[t[f["x"]] <= 5.0]
+    assert f["limit"] == 5.0 and f["limit_given"] and f["chosen"] == ok[f["y"]].idxmin()
+    default = energy_latency_front(small)
+    assert default["limit"] == pytest.approx(2 * default["table"][default["x"]].min())
+    assert not default["limit_given"]
+
+
+def test_captions_are_words_without_nan():
+    from energylens.report.lengths import caption
+
+    key = {"model": "Llama-3.1-70B", "gpu": "A100-80GB", "tp": 4, "pp": 1, "dp": 1,
+           "batch_size": 32.0, "workload": "sweep", "precision": "bf16", "batch_kind": "cap",
+           "n_requests": float("nan")}
+    assert caption(key) == ("Llama-3.1-70B on A100-80GB, TP 4, batch 32 (cap), sweep workload, "
+                            "bf16")

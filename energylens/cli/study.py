@@ -85,23 +85,10 @@ def _derive(args) -> int:
     return 0
 
 
-def compare_summary(res):
-    """Mean of each metric per model and size, with the first reason of any failed fit."""
-    import pandas as pd
-
-    keys = ["model", "n_train"]
-    table = res.groupby([*keys, "metric"])["value"].mean().unstack("metric").reset_index()
-    failed = res[(res["metric"] == "fit_failed") & (res["value"] > 0)]
-    reasons = (failed.groupby(keys)["error"].agg(lambda s: next((e for e in s if e), ""))
-               if "error" in res.columns and len(failed) else pd.Series(dtype=object))
-    table["failure_reason"] = [reasons.get((m, n), "") for m, n in zip(table["model"],
-                                                                      table["n_train"])]
-    return table
-
-
 def cmd_compare(args, summary) -> int:
     """Every model of the comparison list, by training-set size, over seeds."""
     from ..evaluation import comparison_models, sample_efficiency
+    from ..report.comparison import summarise
 
     out = Outputs([args.table], args.force).file(args.output)
     df = read_table(args).reset_index(drop=True)
@@ -119,10 +106,12 @@ def cmd_compare(args, summary) -> int:
     if res.empty:
         raise BadInput(f"'{args.table}' is too small for n_train={args.n_train}: no group keeps "
                        "two rows to test.")
-    table = compare_summary(res)
-    for _, row in table[table["failure_reason"] != ""].iterrows():
-        log.warning(f"{row['model']} failed on {row['fit_failed']:.0%} of the draws at "
-                    f"n_train={row['n_train']}: {row['failure_reason']}")
+    table = summarise(res)
+    failed = table[table["failure_reason"] != ""]
+    for model, rows in failed.groupby("model", sort=False):
+        sizes = ", ".join(f"{n} ({f:.0%} of draws)" for n, f in zip(rows["n_train"], rows["fit_failed"]))
+        log.warning(f"{model} failed at n_train {sizes}; first reason: "
+                    f"{rows['failure_reason'].iloc[0]}")
     write_table(res if args.long else table, str(out) if out else None, args.format)
     return 0
 

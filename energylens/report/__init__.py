@@ -52,10 +52,13 @@ def render(a: Analysis, *, title: str = "energylens report") -> str:
     --------
     >>> html = render(analyse(table, quick=True))  # doctest: +SKIP
     """
+    from ..core.progress import progress
     from .sections import SECTIONS
 
     t0 = time.perf_counter()
-    body = "".join(section(a) for section in SECTIONS)
+    body = "".join(section(a) for section in progress(
+        SECTIONS, desc="drawing the report", unit="section",
+        enabled=a.settings.get("show_progress")))
     spent = sum(a.timings.values()) + time.perf_counter() - t0
     footer = (f'<p class="note">energylens {esc(__version__)}; {len(a.data)} rows; '
               f"{a.settings.get('seeds')} seeds in the comparison"

@@ -188,5 +188,6 @@ def analyse(df: pd.DataFrame, *, estimator=None, source: str = "<table>", seeds:
     if isinstance(ss, tuple):
         a.sweet, a.sweet_table, a.sweet_groups = ss
     a.warnings, a.timings = steps.warnings, steps.timings
-    a.settings = {"seeds": seeds, "quick": bool(quick), "max_latency_s": max_latency_s}
+    a.settings = {"seeds": seeds, "quick": bool(quick), "max_latency_s": max_latency_s,
+                  "show_progress": show_progress}
     return a

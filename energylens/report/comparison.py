@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Comparison", "compare", "training_sizes", "DEFAULT_SEEDS", "ENSEMBLES"]
+__all__ = ["Comparison", "compare", "summarise", "training_sizes", "DEFAULT_SEEDS", "ENSEMBLES"]
 
 #: Seeds of the comparison by default, and with ``quick``.
 DEFAULT_SEEDS = {False: 3, True: 2}
@@ -50,7 +50,9 @@ def training_sizes(df: pd.DataFrame, by: list[str], quick: bool) -> list[int]:
     return keep or [max(1, min(sizes[0], largest - 2))]
 
 
-def _summary(long: pd.DataFrame) -> pd.DataFrame:
+def summarise(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric per model and training size, with ``failure_reason``: the first
+    reason of any failed fit (empty where none failed). Models keep their order."""
     keys = ["model", "n_train"]
     table = long.groupby([*keys, "metric"])["value"].mean().unstack("metric").reset_index()
     failed = long[(long["metric"] == "fit_failed") & (long["value"] > 0)]
@@ -99,7 +101,7 @@ def compare(df: pd.DataFrame, by: list[str], *, seeds: int, quick: bool, source:
     if long.empty:
         return (f"the table is too small to hold rows out: no group keeps two rows to test "
                 f"after training on {n_train[0]}")
-    summary = _summary(long)
+    summary = summarise(long)
     n_seeds = int(long["seed"].nunique())
     return Comparison(long, summary, n_seeds, sorted(int(n) for n in np.unique(long["n_train"])),
                       _accuracy(summary, main))
