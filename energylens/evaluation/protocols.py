@@ -180,11 +180,14 @@ def sample_efficiency(
 
     Examples
     --------
-    >>> from energylens import LinearEnergyModel, simulate_profiles
+    >>> from energylens import WilkinsModel, simulate_profiles
     >>> table = simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"], noise=0.0)
-    >>> res = sample_efficiency({"linear": LinearEnergyModel()}, table, n_train=[20], seeds=2)
+    >>> res = sample_efficiency({"wilkins": WilkinsModel()}, table, n_train=[20], seeds=2,
+    ...                         errors=True)
     >>> sorted(res["seed"].unique().tolist()), "mape" in set(res["metric"])
     ([0, 1], True)
+    >>> res.loc[res["metric"] == "fit_failed", ["value", "error"]].values.tolist()
+    [[0.0, ''], [0.0, '']]
     """
     if not df.index.is_unique:
         raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
