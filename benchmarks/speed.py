@@ -41,10 +41,10 @@ from energylens.models.least_squares import (
     Problem,
     _identify,
     _inside,
-    _linear_start,
     residual_functions,
 )
 from energylens.models.parameters import resolve
+from energylens.models.start import linear_start
 
 THETA = np.array([0.01, 2e-6, 0.08, 0.05, 1.5, 0.02, 3e-6, 0.1, 0.06, 0.5, 0.05, 2.0])
 
@@ -77,7 +77,7 @@ def raw_problem(df: pd.DataFrame):
     cols0 = np.flatnonzero(free)
     p = Problem(m._kernel, m._jacobian, V, d.y)
     _, J0 = _identify(p, specs, theta, free, r.lower, r.upper)
-    theta = np.clip(_linear_start(p, specs, theta, free, r.lower, J0, cols0), r.lower, r.upper)
+    theta = np.clip(linear_start(p, specs, theta, free, r.lower, J0, cols0), r.lower, r.upper)
     fun, jac = residual_functions(p, theta, free)
     lo, hi = r.lower[free], r.upper[free]
     x0 = _inside(theta[free], lo, hi)

@@ -12,7 +12,7 @@ __all__ = [
     "SchemaError",
     "BackendUnavailableError",
     "ModelFileError",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822 - built on first use, see __getattr__ below
     "FitError",
     "InfeasibleError",
     "NoDeviceError",

@@ -40,10 +40,10 @@ from .least_squares import (
     Solution,
     at_bound,
     fit_problem,
-    positive_start,
     profile_scalar,
 )
 from .parameters import Parameter, check_overrides, resolve
+from .start import positive_start
 from .state import FitState
 
 __all__ = ["Parameter", "ParametricModel", "LOSSES", "positive_start"]

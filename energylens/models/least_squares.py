@@ -23,18 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import optimize
 
 from .parameters import Parameter, Resolved
 
 __all__ = ["Problem", "Solution", "fit_problem", "distinct_values", "residual_functions", "identify",
-           "covariance", "at_bound", "profile_scalar", "positive_start", "EXACT_SOLVER_MAX_ROWS"]
+           "covariance", "at_bound", "profile_scalar", "EXACT_SOLVER_MAX_ROWS"]
 
 #: Rows above which the iterative trust-region solver replaces the exact (SVD) one. The exact
 #: solver is faster (benchmarks/speed.py), but its SVD holds another n x k matrix.
 EXACT_SOLVER_MAX_ROWS = 200_000
-#: Rows used for the start values of tall problems (the start only needs to be close).
-_START_ROWS = 50_000
 #: Relative tolerance of the rank decisions (on singular values of the column-scaled Jacobian).
 RANK_TOL = 1e-7
 
@@ -249,24 +247,6 @@ def covariance(J: np.ndarray | None, sigma: float, *, gram: np.ndarray | None = 
     return cov_s / np.outer(norms, norms) * sigma**2, int(keep.sum())
 
 
-def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
-    """Replace zero entries of a non-negative least-squares start by small positive values.
-
-    A parameter that starts exactly at its lower bound of 0 cannot leave it under the
-    trust-region-reflective scaling; each zero becomes the value whose term alone would
-    explain 0.1% of the (scaled) target.
-    """
-    out = sol.copy()
-    zero = np.flatnonzero(out <= 0)
-    if not len(zero):
-        return out
-    scale_b = float(np.median(np.abs(b))) or 1.0
-    for j in zero:
-        col = float(np.median(np.abs(A[:, j])))
-        out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
-    return out
-
-
 def _inside(x0, lo, hi):
     span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
     x0 = np.clip(x0, lo + 1e-10 * span, hi - 1e-10 * span)
@@ -328,40 +308,6 @@ def _identify(p: Problem, specs, theta, free, lo, hi) -> tuple[dict[str, str], n
     return notes, J
 
 
-def _linear_start(p: Problem, specs, theta, free, lo, J0, cols0) -> np.ndarray:
-    """Start values of the parameters the form is linear in, the others held.
-
-    With the non-linear parameters at their start values the form is linear in the rest,
-    so a least-squares solve of the relative residuals (non-negative where the bounds say
-    so) gives a start that is already close. It reuses the Jacobian of the identifiability
-    check where it can; tall problems use an even subsample of rows.
-    """
-    lin = [i for i in np.flatnonzero(free) if specs[i].linear]
-    if not lin:
-        return theta
-    th0 = theta.copy()
-    th0[lin] = 0.0
-    V, y, w = p.V, p.y, p.w
-    reuse = J0 is not None and p.loss in ("relative", "robust")
-    if not reuse and p.n > _START_ROWS:
-        rows = np.linspace(0, p.n - 1, _START_ROWS).astype(int)
-        V, y = {k: v[rows] for k, v in V.items()}, y[rows]
-        w = None if w is None else w[rows]
-    if reuse:
-        A = J0[:, np.searchsorted(cols0, lin)]
-    else:
-        A = p.jacobian(V, theta)[:, lin] / y[:, None]
-        if w is not None:
-            A *= np.sqrt(w)[:, None]
-    b = (y - p.kernel(V, th0)) / y
-    if w is not None:
-        b *= np.sqrt(w)
-    sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)))
-    if sol is not None:
-        theta[lin] = sol
-    return theta
-
-
 def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
                 initial_guess: Callable | None = None, linear_start: bool = True,
                 max_nfev: int | None = None) -> Solution:
@@ -392,7 +338,7 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
         w = np.ones_like(p.y) if p.w is None else p.w
         theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
     elif linear_start and free.any():
-        theta = np.clip(_linear_start(p, specs, theta, free, lo, J0, cols0), lo, hi)
+        theta = np.clip(linear_start(p, specs, theta, free, lo, J0, cols0), lo, hi)
     del J0
     k = int(free.sum())
     if not k:
@@ -468,34 +414,3 @@ def profile_scalar(cost: Callable[[float], float], bounds: tuple[float, float], 
         return x, None, at_edge
     s2 = 2 * c0 / (n - k_free - 1)
     return x, float(np.sqrt(s2 / curv)), at_edge
-
-
-def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool) -> np.ndarray | None:
-    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure.
-
-    A tall ``A`` is reduced through its Gram matrix: with ``A^T A = R^T R`` (Cholesky),
-    ``||A x - b|| = ||R x - R^{-T} A^T b||`` up to a constant, so the solve works on a k x k
-    system (the columns are scaled to unit norm first; an ill-conditioned Gram matrix falls
-    back to the full solve).
-    """
-    G, Atb = A.T @ A, A.T @ b
-    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
-    norms[norms == 0] = 1.0
-    try:
-        As, rhs = None, None
-        if A.shape[0] > 2 * A.shape[1]:
-            try:
-                R = linalg.cholesky(G / np.outer(norms, norms), check_finite=False)
-                As, rhs = R, linalg.solve_triangular(R, Atb / norms, trans="T", check_finite=False)
-            except np.linalg.LinAlgError:
-                As = None
-        if As is None:
-            As, rhs = A / norms, b
-        if nonneg:
-            sol, _ = optimize.nnls(As, rhs, maxiter=50 * A.shape[1])
-        else:
-            sol = linalg.lstsq(As, rhs)[0]
-    except (RuntimeError, np.linalg.LinAlgError, ValueError):
-        return None
-    sol = sol / norms
-    return positive_start(A, b, sol) if nonneg else sol

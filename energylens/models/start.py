@@ -1,0 +1,103 @@
+"""Data-driven start values of a closed-form fit.
+
+A closed form is usually linear in most of its parameters once a few (overheads,
+exponents) are held: those declared ``linear`` start from a least-squares solve of the
+relative residuals, non-negative where the bounds say so, which is already close to the
+optimum; the non-linear solver then only refines it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg, optimize
+
+__all__ = ["linear_start", "lstsq_linear", "positive_start"]
+
+#: Rows used for the start values of tall problems (the start only needs to be close).
+_START_ROWS = 50_000
+
+
+def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
+    """Replace zero entries of a non-negative least-squares start by small positive values.
+
+    A parameter that starts exactly at its lower bound of 0 cannot leave it under the
+    trust-region-reflective scaling; each zero becomes the value whose term alone would
+    explain 0.1% of the (scaled) target.
+    """
+    out = sol.copy()
+    zero = np.flatnonzero(out <= 0)
+    if not len(zero):
+        return out
+    scale_b = float(np.median(np.abs(b))) or 1.0
+    for j in zero:
+        col = float(np.median(np.abs(A[:, j])))
+        out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
+    return out
+
+
+def linear_start(p, specs, theta, free, lo, J0, cols0) -> np.ndarray:
+    """Start values of the parameters the form is linear in, the others held.
+
+    With the non-linear parameters at their start values the form is linear in the rest,
+    so a least-squares solve of the relative residuals (non-negative where the bounds say
+    so) gives a start that is already close. It reuses the Jacobian of the identifiability
+    check where it can; tall problems use an even subsample of rows.
+
+    ``p`` is a :class:`~energylens.models.least_squares.Problem`; ``J0`` the scaled Jacobian
+    at the start over the columns ``cols0`` (or None).
+    """
+    lin = [i for i in np.flatnonzero(free) if specs[i].linear]
+    if not lin:
+        return theta
+    th0 = theta.copy()
+    th0[lin] = 0.0
+    V, y, w = p.V, p.y, p.w
+    reuse = J0 is not None and p.loss in ("relative", "robust")
+    if not reuse and p.n > _START_ROWS:
+        rows = np.linspace(0, p.n - 1, _START_ROWS).astype(int)
+        V, y = {k: v[rows] for k, v in V.items()}, y[rows]
+        w = None if w is None else w[rows]
+    if reuse:
+        A = J0[:, np.searchsorted(cols0, lin)]
+    else:
+        A = p.jacobian(V, theta)[:, lin] / y[:, None]
+        if w is not None:
+            A *= np.sqrt(w)[:, None]
+    b = (y - p.kernel(V, th0)) / y
+    if w is not None:
+        b *= np.sqrt(w)
+    sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)))
+    if sol is not None:
+        theta[lin] = sol
+    return theta
+
+
+def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool) -> np.ndarray | None:
+    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure.
+
+    A tall ``A`` is reduced through its Gram matrix: with ``A^T A = R^T R`` (Cholesky),
+    ``||A x - b|| = ||R x - R^{-T} A^T b||`` up to a constant, so the solve works on a k x k
+    system (the columns are scaled to unit norm first; an ill-conditioned Gram matrix falls
+    back to the full solve).
+    """
+    G, Atb = A.T @ A, A.T @ b
+    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
+    norms[norms == 0] = 1.0
+    try:
+        As, rhs = None, None
+        if A.shape[0] > 2 * A.shape[1]:
+            try:
+                R = linalg.cholesky(G / np.outer(norms, norms), check_finite=False)
+                As, rhs = R, linalg.solve_triangular(R, Atb / norms, trans="T", check_finite=False)
+            except np.linalg.LinAlgError:
+                As = None
+        if As is None:
+            As, rhs = A / norms, b
+        if nonneg:
+            sol, _ = optimize.nnls(As, rhs, maxiter=50 * A.shape[1])
+        else:
+            sol = linalg.lstsq(As, rhs)[0]
+    except (RuntimeError, np.linalg.LinAlgError, ValueError):
+        return None
+    sol = sol / norms
+    return positive_start(A, b, sol) if nonneg else sol
