@@ -26,6 +26,7 @@ import numpy as np
 from scipy import optimize
 
 from .parameters import Parameter, Resolved
+from .start import linear_start as start_linear
 
 __all__ = ["Problem", "Solution", "fit_problem", "distinct_values", "residual_functions", "identify",
            "covariance", "at_bound", "profile_scalar", "EXACT_SOLVER_MAX_ROWS"]
@@ -338,7 +339,7 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
         w = np.ones_like(p.y) if p.w is None else p.w
         theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
     elif linear_start and free.any():
-        theta = np.clip(linear_start(p, specs, theta, free, lo, J0, cols0), lo, hi)
+        theta = np.clip(start_linear(p, specs, theta, free, lo, J0, cols0), lo, hi)
     del J0
     k = int(free.sum())
     if not k:
