@@ -299,3 +299,25 @@ def test_wilkins_sweeps_give_decode_terms(real_data):
     assert "so" in m.terms
     assert all(term_info(t)["phase"] in ("decode", "prefill", "static") for t in m.terms)
     assert mape(df["energy_j"], g.predict(df)) < 10.0
+
+
+def test_any_engine_object_gives_candidates_named_after_their_text(planted):
+    """A genetic engine returns formulas over the library's columns; the additive terms of its
+    choice become the candidates, named after their text where they are not library terms."""
+    import sympy
+
+    from energylens.discovery import Engine
+
+    class Products(Engine):
+        name = "products"
+
+        def _search(self, F, y, weight, definitions, relative, progress):
+            si, so, so_per_B = (sympy.Symbol(c) for c in ("si", "so", "so_per_B"))
+            return [(0.01 * si + 0.5 * so_per_B + 1e-6 * si * so, 9, {})], 0, {}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = derive_model(planted, engine=Products(), n_resamples=2, batch_rule="cap")
+    assert _same_terms(m.terms, ["si", "so/B", "si*so"])
+    assert "k_si_so" in m.parameter_names and m.derivation_.engine == "products"
+    assert m.params_.loc["k_si_so", "unit"] == "J/token^2"
