@@ -321,3 +321,14 @@ def test_any_engine_object_gives_candidates_named_after_their_text(planted):
     assert _same_terms(m.terms, ["si", "so/B", "si*so"])
     assert "k_si_so" in m.parameter_names and m.derivation_.engine == "products"
     assert m.params_.loc["k_si_so", "unit"] == "J/token^2"
+
+
+def test_saturating_batch_rule_table():
+    """A table of finite request pools under a batch cap (the saturating rule): the search
+    takes k = 1 and the model fits its own."""
+    df = planted_table(rows=20).assign(batch_kind="cap", n_requests=lambda d: 4 * d["batch_size"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = derive_model(df, n_resamples=2)
+    assert m.derivation_.batch_rule == "saturating" and m.batch_rule_ == "saturating"
+    assert m.batch_k_ is not None and m.batch_k_ > 0

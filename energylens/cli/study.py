@@ -80,6 +80,7 @@ def _derive(args) -> int:
                          random_state=args.seed, progress=False if args.quiet else None)
     model.save(out)
     print(model.derivation_.summary())
+    print(f"{model.equation()}\n  where {model.legend()}")
     print(model.fit_report())
     log.info(f"wrote {out}")
     return 0

@@ -236,7 +236,10 @@ def _variables(df: pd.DataFrame, rule: str) -> dict[str, np.ndarray]:
     if missing:
         raise ValueError(f"derive_model needs the column(s) {missing}; the table has columns "
                          f"{list(map(str, df.columns))}.")
-    return table_variables(df, names, batch_rule=rule, fill=SCHEMA_DEFAULTS, owner="derive_model")
+    # The saturating rule's constant is fitted by the model; the search takes k = 1, as
+    # discover does by default.
+    return table_variables(df, names, batch_rule=rule, batch_k=1.0 if rule == "saturating" else None,
+                           fill=SCHEMA_DEFAULTS, owner="derive_model")
 
 
 def _term_table(counts, full, search, n_resamples, threshold) -> pd.DataFrame:
@@ -258,7 +261,7 @@ def _term_table(counts, full, search, n_resamples, threshold) -> pd.DataFrame:
     return table.sort_values("phase", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
 
 
-def _fronts(search: _Search, fronts, df_target: str) -> dict[str, DiscoveryResult]:
+def _fronts(search: _Search, fronts, df_target: str, rule: str) -> dict[str, DiscoveryResult]:
     out = {}
     for phase, front in fronts.items():
         _, defs = search.libraries[phase]
@@ -269,7 +272,8 @@ def _fronts(search: _Search, fronts, df_target: str) -> dict[str, DiscoveryResul
         target = _PHASE_COLUMNS.get(phase, df_target)
         out[phase] = DiscoveryResult(table, engine=getattr(search.engine, "name", "") or
                                      type(search.engine).__name__, selection=selection,
-                                     target=target, features=list(VARIABLES), info=dict(front.info))
+                                     target=target, features=list(VARIABLES), batch_rule=rule,
+                                     info=dict(front.info))
     return out
 
 
@@ -345,7 +349,8 @@ def derive_model(
     random_state : int, optional
         Seed of the resamples (the same seed, table and engine give the same terms).
     batch_rule : str, default="auto"
-        Effective-batch rule (:mod:`energylens.core.batch`), for the search and the model.
+        Effective-batch rule (:mod:`energylens.core.batch`), for the search and the model
+        (the saturating rule searches with ``k = 1``; the model fits its own ``k``).
     min_group_rows : int, default=3
         Groups with fewer rows are left out of the search (their offset would absorb them).
     progress : bool, optional
@@ -423,7 +428,7 @@ def derive_model(
     scales = groups.assign(scale=np.nan, searched=groups["n_rows"] >= min_group_rows)
     scales.loc[scales["searched"], "scale"] = np.exp(offsets - offsets.mean())
     model.derivation_ = Derivation(
-        terms=table, fronts=_fronts(search, fronts, target), scales=scales,
+        terms=table, fronts=_fronts(search, fronts, target, rule), scales=scales,
         n_resamples=n_resamples, threshold=threshold, random_state=random_state,
         engine=getattr(search.engine, "name", "") or type(search.engine).__name__,
         phases=tuple(targets), batch_rule=rule, engine_time_s=search.seconds,
