@@ -267,6 +267,8 @@ def test_grouped_model_folder_round_trip(derived, planted, tmp_path):
 
 # ---- command line --------------------------------------------------------------------------
 def test_cli_discover_derive_writes_a_model_predict_and_select_accept(tmp_path):
+    """``discover --derive -o model.json``: the pooled form; ``--per-group``: a folder of
+    per-group refits with the pooled fit as fallback."""
     from energylens.cli import main
 
     data = tmp_path / "table.csv"
@@ -287,6 +289,13 @@ def test_cli_discover_derive_writes_a_model_predict_and_select_accept(tmp_path):
         assert len(table) == 12 and (table["energy_j"] > 0).all()
     assert main(["discover", str(data), "--derive", "-o", str(tmp_path / "x.json"),
                  "--features", "tp"]) == 2
+    groups = tmp_path / "groups"
+    assert main(["discover", str(data), "--derive", "--per-group", "--resamples", "2", "-o",
+                 str(groups), "--quiet"]) == 0
+    grouped = load_model(groups)
+    assert set(grouped.models_) == {("m0", "g"), ("m1", "g"), ("m2", "g")}
+    assert type(grouped.fallback_) is DerivedEnergyModel
+    assert main(["predict", str(groups), str(cands), "-o", str(tmp_path / "g.csv")]) == 0
 
 
 @pytest.mark.realdata

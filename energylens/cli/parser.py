@@ -171,6 +171,10 @@ def _add_discover(sub, common) -> None:
     s.add_argument("--by", default="model,gpu",
                    help="with --derive: columns whose groups get a scale of their own before the "
                         "pooled search (default model,gpu), e.g. --by model")
+    s.add_argument("--per-group", action="store_true",
+                   help="with --derive: refit the derived form per group of --by and write the "
+                        "grouped model to a folder (the pooled fit as fallback), e.g. "
+                        "--derive --per-group -o models/")
 
 
 def _add_fit(sub, common) -> None:

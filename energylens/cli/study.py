@@ -67,7 +67,9 @@ def _derive(args) -> int:
     if args.features or args.resamples < 1:
         raise BadInput("--derive searches its own library of terms (no --features) and needs "
                        "--resamples of at least 1, e.g. --resamples 20.")
-    out = Outputs([args.table], args.force).file(args.output, kind="energylens.model")
+    outs = Outputs([args.table], args.force)
+    out = (outs.folder(args.output, kind="grouped") if args.per_group
+           else outs.file(args.output, kind="energylens.model"))
     df = read_table(args)
     _enough(df, "discover", args.table)
     engine = None if args.engine in ("auto", "terms") else resolve_engine(args.engine)
@@ -78,9 +80,19 @@ def _derive(args) -> int:
              f"bootstrap resamples, groups {by}) ...")
     model = derive_model(df, args.target, engine=engine, by=by, n_resamples=args.resamples,
                          random_state=args.seed, progress=False if args.quiet else None)
-    model.save(out)
     print(model.derivation_.summary())
     print(f"{model.equation()}\n  where {model.legend()}")
+    if args.per_group:
+        from ..models import GroupedModel
+
+        grouped = GroupedModel(model, by=by, min_rows=2, fallback="pooled").fit(df)
+        grouped.save(out)
+        cols = [c for c in [*grouped.by_, "n_rows", "fitted", "mape_pct", "error"]
+                if c in grouped.groups_.columns]
+        print(grouped.groups_[cols].to_string(index=False))
+        log.info(f"wrote {len(grouped.models_)} group models and the pooled fallback to {out}/")
+        return 0
+    model.save(out)
     print(model.fit_report())
     log.info(f"wrote {out}")
     return 0

@@ -332,7 +332,7 @@ class DerivedEnergyModel(LinearFormModel):
         if self.terms is None:
             return ""
         P = self._parsed()
-        parts = [i["name"] if i["expr"] == 1 else f"{i['name']}*{_wrap(i['expr'])}" for i in P["infos"]]
+        parts = [_times(i["name"], i["expr"]) for i in P["infos"]]
         text = "E = " + " + ".join(parts)
         return f"{text}  (where {self.legend()})" if P["variables"] else text
 
@@ -397,3 +397,12 @@ class DerivedEnergyModel(LinearFormModel):
 
 def _wrap(expr: sympy.Expr) -> str:
     return f"({expr})" if expr.is_Add else str(expr)
+
+
+def _times(name: str, expr: sympy.Expr) -> str:
+    """``name`` times a term, as text: ``k_si*si``, ``k_per_B/B``, ``k_pm1*(p - 1)``."""
+    num, den = sympy.fraction(expr)
+    text = name if num == 1 else f"{name}*{_wrap(num) if den != 1 else _wrap(expr)}"
+    if den != 1 and num != expr:
+        text += f"/{den}" if den.is_Symbol else f"/({den})"
+    return text
