@@ -22,16 +22,15 @@ def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
 
     A parameter that starts exactly at its lower bound of 0 cannot leave it under the
     trust-region-reflective scaling; each zero becomes the value whose term alone would
-    explain 0.1% of the (scaled) target.
+    explain 0.1% of the (scaled) target, in mean absolute terms.
     """
     out = sol.copy()
     zero = np.flatnonzero(out <= 0)
     if not len(zero):
         return out
-    scale_b = float(np.median(np.abs(b))) or 1.0
-    for j in zero:
-        col = float(np.median(np.abs(A[:, j])))
-        out[j] = 1e-3 * scale_b / col if col > 0 else 1e-12
+    scale_b = float(np.mean(np.abs(b))) or 1.0
+    cols = np.mean(np.abs(A[:, zero]), axis=0)
+    out[zero] = np.where(cols > 0, 1e-3 * scale_b / np.where(cols > 0, cols, 1.0), 1e-12)
     return out
 
 
