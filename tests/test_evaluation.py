@@ -215,3 +215,26 @@ def test_ensembles_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+def test_reference_lines_in_the_protocol():
+    from energylens.evaluation import NoiseCeilingModel, RuleOfThumbModel, sample_efficiency
+
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame({"model": rng.choice(["a", "b"], n), "gpu": "g", "workload": "w",
+                       "tp": rng.choice([1, 2, 4], n), "pp": 1,
+                       "batch_size": rng.choice([8.0, 32.0, 128.0], n)})
+    # Energy that follows the rule exactly (GPUs per request in flight), with no noise.
+    df["energy_j"] = 100.0 * df["tp"] / df["batch_size"]
+    res = sample_efficiency({"rule": RuleOfThumbModel(), "ceiling": NoiseCeilingModel(noise=0.0)},
+                            df, n_train=[10], seeds=2)
+    metrics = res.groupby(["model", "metric"])["value"].mean()
+    assert metrics[("rule", "top1")] == 1.0 and metrics[("ceiling", "top1")] == 1.0
+    assert ("rule", "mape") not in metrics.index  # a ranking score has no percentage error
+    assert metrics[("ceiling", "mape")] == 0.0
+    noisy = NoiseCeilingModel(noise=0.02, random_state=1).fit(df).predict(df)
+    ratio = np.log(noisy / df["energy_j"].to_numpy())
+    assert 0.01 < ratio.std() < 0.03
+    with pytest.raises(ValueError, match="needs the column"):
+        RuleOfThumbModel().fit(df.drop(columns="batch_size"))

@@ -12,11 +12,12 @@ from .metrics import (
     within_tolerance_rate,
 )
 from .protocols import RESULT_COLUMNS, evaluate_split, extrapolate, sample_efficiency
+from .reference import NoiseCeilingModel, RuleOfThumbModel
 from .zoo import COMPARISON_MODELS, comparison_models
 
 __all__ = [
     "mape", "median_ape", "r2", "top1_accuracy", "pairwise_accuracy", "regret",
     "within_tolerance_rate", "random_pick_top1", "selection_metrics",
     "sample_efficiency", "extrapolate", "evaluate_split", "RESULT_COLUMNS",
-    "COMPARISON_MODELS", "comparison_models",
+    "COMPARISON_MODELS", "comparison_models", "RuleOfThumbModel", "NoiseCeilingModel",
 ]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.metrics import abs_pct_errors
+
 __all__ = [
     "mape",
     "median_ape",
@@ -56,13 +58,13 @@ def _check(y_true, y_pred=None):
 def mape(y_true, y_pred) -> float:
     """Mean absolute percentage error, in **percent**: ``100 * mean(|pred - true| / true)``."""
     t, p = _check(y_true, y_pred)
-    return float(100.0 * np.mean(np.abs(p - t) / t))
+    return float(np.mean(abs_pct_errors(t, p)))
 
 
 def median_ape(y_true, y_pred) -> float:
     """Median absolute percentage error, in **percent**."""
     t, p = _check(y_true, y_pred)
-    return float(100.0 * np.median(np.abs(p - t) / t))
+    return float(np.median(abs_pct_errors(t, p)))
 
 
 def r2(y_true, y_pred) -> float:

@@ -7,7 +7,8 @@ metric ``fit_failed`` (value 1) and never stops the study. Training and test row
 disjoint by construction, and checked.
 
 Metrics recorded per fit (see :mod:`energylens.evaluation.metrics`): ``mape`` and
-``median_ape`` (percent) on the held-out rows; ``top1``, ``pairwise``, ``regret``,
+``median_ape`` (percent) on the held-out rows (not for a model that only ranks, such as
+:class:`~energylens.evaluation.reference.RuleOfThumbModel`); ``top1``, ``pairwise``, ``regret``,
 ``within5`` and ``random_top1`` over the held-out candidates of each scenario with at least
 two of them; ``fit_time_s``; ``n_test``. With ``errors=True``, an ``error`` column says why
 a fit failed (empty on every other row), so that no ``fit_failed`` goes without a reason.
@@ -72,8 +73,9 @@ def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: 
     y = test[target].to_numpy(dtype=float)
     if not np.all(np.isfinite(pred)):
         return {"fit_failed": 1.0, "error": "non-finite predictions", "fit_time_s": fit_time}
-    out = {"fit_failed": 0.0, "fit_time_s": fit_time, "n_test": float(len(test)),
-           "mape": M.mape(y, pred), "median_ape": M.median_ape(y, pred)}
+    out = {"fit_failed": 0.0, "fit_time_s": fit_time, "n_test": float(len(test))}
+    if not getattr(est, "ranks_only", False):  # a ranking score has no percentage error
+        out.update(mape=M.mape(y, pred), median_ape=M.median_ape(y, pred))
     labels = _scenario_labels(test, scenario)
     try:
         out.update(M.selection_metrics(y, np.maximum(pred, 0.0), labels))

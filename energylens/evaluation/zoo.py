@@ -1,5 +1,6 @@
 """The models a comparison puts side by side: one list, shared by ``energylens compare``
-and the HTML report.
+and the HTML report, with the two reference lines (the rule of thumb and the 2%-noise
+ceiling, :mod:`energylens.evaluation.reference`) beside them.
 
 The closed forms are fitted per group (``by``, default model and GPU) and fall back to one
 model fitted on every training row for the rows of a group too small to fit (so a random
@@ -19,7 +20,8 @@ __all__ = ["COMPARISON_MODELS", "comparison_models"]
 
 #: Names of the compared models, in the order tables and plots show them.
 COMPARISON_MODELS: tuple[str, ...] = ("EnergyLens", "Wilkins", "Linear", "LogLinear",
-                                      "RandomForest", "HistGradientBoosting")
+                                      "RandomForest", "HistGradientBoosting", "RuleOfThumb",
+                                      "NoiseCeiling2%")
 
 
 def comparison_models(by: Sequence[str] = ("model", "gpu"), *, quick: bool = False) -> dict:
@@ -41,8 +43,9 @@ def comparison_models(by: Sequence[str] = ("model", "gpu"), *, quick: bool = Fal
 
     Examples
     --------
-    >>> list(comparison_models(quick=True))
-    ['EnergyLens', 'Wilkins', 'Linear', 'LogLinear', 'RandomForest', 'HistGradientBoosting']
+    >>> list(comparison_models(quick=True))  # doctest: +NORMALIZE_WHITESPACE
+    ['EnergyLens', 'Wilkins', 'Linear', 'LogLinear', 'RandomForest', 'HistGradientBoosting',
+     'RuleOfThumb', 'NoiseCeiling2%']
     """
     from ..models import (
         EnergyLensModel,
@@ -52,6 +55,7 @@ def comparison_models(by: Sequence[str] = ("model", "gpu"), *, quick: bool = Fal
         WilkinsModel,
     )
     from ..models.ensemble import GradientBoostingEnergyModel, RandomForestEnergyModel
+    from .reference import NoiseCeilingModel, RuleOfThumbModel
 
     by = tuple(by)
     size = 50 if quick else 100
@@ -62,5 +66,8 @@ def comparison_models(by: Sequence[str] = ("model", "gpu"), *, quick: bool = Fal
         "LogLinear": GroupedModel(LogLinearEnergyModel(), by=by, fallback="pooled"),
         "RandomForest": RandomForestEnergyModel(n_estimators=size),
         "HistGradientBoosting": GradientBoostingEnergyModel(max_iter=size),
+        # The two reference lines every selection result is read against.
+        "RuleOfThumb": RuleOfThumbModel(),
+        "NoiseCeiling2%": NoiseCeilingModel(),
     }
     return models
