@@ -106,7 +106,8 @@ class Domain:
             labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
         seen: dict[str, list[str]] = {}
         for col, values in (labels or {}).items():
-            uniq = pd.unique(np.asarray(values, dtype=object))
+            values = np.asarray(values, dtype=object)
+            uniq = values if len(values) <= 64 else pd.unique(values)
             seen[col] = sorted({str(u) for u in uniq if not (u is None or u != u)})
         return cls(ranges, seen, dict(filled or {}))
 

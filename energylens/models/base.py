@@ -222,11 +222,11 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             logk, se, k_edge = profile_scalar(cost, _LOG_K_BOUNDS, n=len(data.y), k_free=n_free)
             k = float(10.0**logk)
             k_se = None if se is None else float(k * np.log(10) * se)
-        sol, V = self._solve(data, rule, k)
-        self._set_fitted(sol, V, data, rule, k, k_se, k_edge)
+        sol, V, resolved = self._solve(data, rule, k)
+        self._set_fitted(sol, V, data, resolved, rule, k, k_se, k_edge)
         self._state_.fit_time_s = time.perf_counter() - t0
 
-    def _solve(self, data: TrainingData, rule: str, k: float | None) -> tuple[Solution, dict]:
+    def _solve(self, data: TrainingData, rule: str, k: float | None) -> tuple[Solution, dict, object]:
         V = dict(data.V)
         if data.batch is not None:
             V["B"] = effective(data.batch, rule, k)
@@ -238,11 +238,10 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         sol = fit_problem(problem, specs, resolved, max_nfev=self.max_nfev,
                           initial_guess=self._initial_guess if custom and not self.init else None,
                           linear_start=not self.init)
-        return sol, V
+        return sol, V, resolved
 
-    def _set_fitted(self, sol: Solution, V, data: TrainingData, rule, k, k_se, k_edge) -> None:
-        specs = self._param_specs()
-        resolved = resolve(specs, fixed=self.fixed, bounds=self.bounds)
+    def _set_fitted(self, sol: Solution, V, data: TrainingData, resolved, rule, k, k_se,
+                    k_edge) -> None:
         self.coef_ = sol.theta
         self._lo_, self._hi_ = resolved.lower, resolved.upper
         self.n_features_in_ = len(self._model_variables())

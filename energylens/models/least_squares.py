@@ -378,23 +378,16 @@ def _sigma(r: np.ndarray, dof: int) -> float:
 def at_bound(theta, lo, hi, free, cov, names: Sequence[str]) -> list[str]:
     """Free parameters at a finite bound: within a relative 1e-6 of it, or closer to it than
     a thousandth of their own standard error (indistinguishable from the bound)."""
+    theta, lo, hi = (np.asarray(a, dtype=float) for a in (theta, lo, hi))
     se = np.full(len(theta), np.nan)
     if cov is not None and cov.size and free.sum() == cov.shape[0]:
         se[free] = np.sqrt(np.maximum(np.diag(cov), 0))
-    out = []
-    for i, name in enumerate(names):
-        if not free[i]:
-            continue
-        for b in (lo[i], hi[i]):
-            if not np.isfinite(b):
-                continue
-            tol = 1e-6 * max(abs(theta[i]), abs(b))
-            if np.isfinite(se[i]):
-                tol = max(tol, 1e-3 * se[i])
-            if abs(theta[i] - b) <= tol + 1e-300:
-                out.append(name)
-                break
-    return out
+    slack = np.where(np.isfinite(se), 1e-3 * se, 0.0)
+    with np.errstate(invalid="ignore"):
+        near = [np.isfinite(b) & (np.abs(theta - b) <= np.maximum(
+            1e-6 * np.maximum(np.abs(theta), np.abs(b)), slack) + 1e-300) for b in (lo, hi)]
+    hit = free & (near[0] | near[1])
+    return [names[i] for i in np.flatnonzero(hit)]
 
 
 def profile_scalar(cost: Callable[[float], float], bounds: tuple[float, float], *,
