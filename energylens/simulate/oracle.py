@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..exceptions import NotFittedError
+from ..core.options import check_fitted
 from .specs import Precision, _bytes_per_value
 from .table import _CONFIG_NEEDS, _simulate_rows
 
@@ -56,9 +56,7 @@ class SimulatorOracle(RegressorMixin, BaseEstimator):
         return self
 
     def _sim(self, X: pd.DataFrame) -> pd.DataFrame:
-        if not hasattr(self, "precision_"):
-            raise NotFittedError("This SimulatorOracle instance is not fitted yet. Call 'fit' "
-                                 "first.")
+        check_fitted(self, "precision_")
         if self.precision_ is not None:
             prec: str | list[str] = self.precision_
         elif "precision" in X.columns:
