@@ -25,12 +25,15 @@ _MODEL_COLS = {"model_params_b": "params_b", "model_active_params_b": "active_pa
 _DERIVED = {"gpu_flop_s": "the precision's *_flop_s column of the GPU",
             "bytes_per_weight": "the precision", "weight_bytes": "params_b",
             "kv_bytes_per_token": "layers, kv_heads and head_dim (or attn_layers, kv_dim)",
+            "kv_bytes_per_token_full": "full_attn_layers (or attn_layers, layers), kv_heads, head_dim",
+            "state_bytes": "state_values",
             "weight_read_s": "params_b and memory_bw_bytes_s",
             "token_compute_s": "active_params_b and the *_flop_s columns"}
 #: Columns returned by :func:`descriptors`, in order.
 DESCRIPTOR_COLUMNS: tuple[str, ...] = (
     "gpu_name", "model_name", "precision", *_GPU_COLS, "gpu_flop_s", *_MODEL_COLS,
-    "bytes_per_weight", "weight_bytes", "kv_bytes_per_token", "weight_read_s", "token_compute_s")
+    "bytes_per_weight", "weight_bytes", "kv_bytes_per_token", "weight_read_s", "token_compute_s",
+    "kv_bytes_per_token_full", "state_bytes")
 
 
 def _rows_of(codes: np.ndarray, k: int, index: pd.Index) -> list:
@@ -100,15 +103,20 @@ def _per_combination(g: np.ndarray, m: np.ndarray, prec: list[str]) -> dict[str,
         cols[d] = m[:, j]
     active = cols["model_active_params_b"]
     cols["model_active_params_b"] = np.where(np.isfinite(active), active, cols["model_params_b"])
-    layers, attn_layers, kv_dim = (m[:, len(mcols) + i] for i in range(3))
+    layers, attn_layers, kv_dim, full_layers, state = (m[:, len(mcols) + i] for i in range(5))
     layers = np.where(np.isfinite(attn_layers), attn_layers, layers)
     per = np.where(np.isfinite(kv_dim), kv_dim, 2 * cols["model_kv_heads"] * cols["model_head_dim"])
     cols["bytes_per_weight"] = np.array([BYTES_PER_VALUE[p] for p in prec], dtype=float)
     cols["weight_bytes"] = cols["model_params_b"] * 1e9 * cols["bytes_per_weight"]
-    cols["kv_bytes_per_token"] = layers * per * np.array([4.0 if p == "fp32" else 2.0
-                                                          for p in prec])
+    value_bytes = np.array([4.0 if p == "fp32" else 2.0 for p in prec])
+    cols["kv_bytes_per_token"] = layers * per * value_bytes
     cols["weight_read_s"] = cols["weight_bytes"] / cols["gpu_memory_bw_bytes_s"]
     cols["token_compute_s"] = 2e9 * cols["model_active_params_b"] / flop
+    # Sliding-window layers keep a bounded cache: only the layers whose cache spans the whole
+    # context grow with it. A recurrent (Mamba) state is a fixed size per sequence.
+    full = np.where(np.isfinite(full_layers), full_layers, layers)
+    cols["kv_bytes_per_token_full"] = full * per * value_bytes
+    cols["state_bytes"] = np.where(np.isfinite(state), state, 0.0) * value_bytes
     return cols
 
 
@@ -172,8 +180,12 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
         experts; ``bytes_per_weight`` (of the row's precision), ``weight_bytes``,
         ``kv_bytes_per_token`` (all attention layers, values in 16 bits: vLLM keeps the KV
         cache in the activations' precision unless told otherwise), ``weight_read_s``
-        (weight bytes over bandwidth: one read of the weights) and ``token_compute_s``
-        (``2 * active parameters`` FLOPs over ``gpu_flop_s``).
+        (weight bytes over bandwidth: one read of the weights), ``token_compute_s``
+        (``2 * active parameters`` FLOPs over ``gpu_flop_s``), ``kv_bytes_per_token_full``
+        (the same over the layers whose cache spans the whole context: sliding-window layers
+        excluded, catalogue column ``full_attn_layers``) and ``state_bytes`` (a hybrid
+        model's recurrent state per sequence, ``state_values`` in 16 bits; 0 where the
+        catalogue gives none).
 
     Examples
     --------
@@ -209,7 +221,7 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
     g = _matrix(_GPUS.df, gcanon, [*_GPU_COLS.values(), "bf16_flop_s", "fp16_flop_s",
                                    "fp8_flop_s"])[gi]
     m = _matrix(_MODELS.df, mcanon, [*_MODEL_COLS.values(), "layers", "attn_layers",
-                                     "kv_dim"])[mi]
+                                     "kv_dim", "full_attn_layers", "state_values"])[mi]
     per = _per_combination(g, m, [pnames[i] for i in pi])
     floats = list(DESCRIPTOR_COLUMNS[3:])
     block = np.stack([per[c] for c in floats]).reshape(len(floats), len(combos))

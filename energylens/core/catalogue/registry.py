@@ -26,7 +26,7 @@ GPU_NUMERIC = ("memory_gb", "memory_bw_bytes_s", "bf16_flop_s", "fp16_flop_s", "
                "tdp_w", "link_bw_bytes_s", "idle_w", "link_latency_s")
 MODEL_NUMERIC = ("params_b", "active_params_b", "layers", "attn_layers", "hidden",
                  "intermediate", "heads", "kv_heads", "head_dim", "kv_dim", "vocab", "experts",
-                 "active_experts")
+                 "active_experts", "full_attn_layers", "state_values")
 _TEXT = ("aliases", "vendor", "interconnect", "assumed", "source", "note", "hf_id",
          "architecture", "precision")
 
