@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "LinearEnergyModel": "energylens.models",
     "LogLinearEnergyModel": "energylens.models",
     "GroupedModel": "energylens.models",
+    "HierarchicalEnergyModel": "energylens.models",
     "ParametricModel": "energylens.models",
     "Parameter": "energylens.models",
     "fit_groups": "energylens.models",

@@ -18,6 +18,7 @@ _LAZY = {
     "LogLinearEnergyModel": ".baselines", "GroupedModel": ".grouped", "fit_groups": ".grouped",
     "ExpressionModel": ".expression", "LatencyModel": ".latency", "DerivedEnergyModel": ".derived",
     "save_model": ".persistence", "load_model": ".persistence",
+    "HierarchicalEnergyModel": ".hierarchical",
 }
 
 __all__ = sorted(_LAZY)

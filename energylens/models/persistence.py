@@ -93,7 +93,7 @@ def _envelope(data, where: str) -> type:
             f"Model file {where}: unsupported format_version {version!r}; this energylens "
             f"({__version__}) reads versions 1 to {FORMAT_VERSION}.")
     cls = registry.lookup(data["class"]) if isinstance(data["class"], str) else None
-    if cls is None or not hasattr(cls, "_restore"):
+    if cls is None or not (hasattr(cls, "_restore") or hasattr(cls, "_from_model_file")):
         raise ModelFileError(f"Model file {where}: unknown model class {data['class']!r}; known "
                              f"classes are {registry.known()}.")
     if not isinstance(data["init_params"], dict) or not isinstance(data["extra"], dict):
@@ -146,6 +146,8 @@ def _check_predictions(model, where: str) -> None:
 def model_from_dict(data, *, where: str = "<dict>"):
     """Rebuild a fitted model from :func:`model_to_dict` content (validated)."""
     cls = _envelope(data, where)
+    if hasattr(cls, "_from_model_file"):  # a model with its own file content (hierarchical)
+        return cls._from_model_file(data, where)
     try:
         model = cls._from_extra_state(data["init_params"], data["extra"])
         model._validate_params()
@@ -165,6 +167,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
     """
     if hasattr(model, "models_"):
         return save_grouped(model, path)
+    if hasattr(type(model), "_from_model_file"):  # writes its own file content
+        return model.save(path)
     text = json.dumps(model_to_dict(model), indent=2, allow_nan=False)
     return atomic_write(Path(path), text + "\n")
 

@@ -1,0 +1,453 @@
+"""HierarchicalEnergyModel: one closed form for a whole table, with partially pooled groups."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from joblib import effective_n_jobs
+from scipy import stats
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from ...core.batch import effective_batch
+from ...core.domain import Domain, Extrapolation
+from ...core.metrics import mape
+from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
+from ...core.threads import single_blas_thread
+from ...exceptions import ConvergenceWarning, ExtrapolationWarning, PoorFitWarning
+from .. import registry
+from ..design import check_positive_target
+from ..intervals import distance_outside
+from .chunks import make_chunks, row_log_theta, touched_columns
+from .design import (
+    AUTO_RICH_ROWS,
+    DEFAULT_LEVELS,
+    RANDOM,
+    RICH_LEVELS,
+    UNSEEN,
+    build_design,
+    expand_levels,
+)
+from .form import (
+    FORMULA,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    WORKLOAD_PARAMETERS,
+    energy_components,
+    energy_jacobian,
+    energy_kernel,
+    resolve_terms,
+)
+from .pooling import Layout, fit_pooled
+from .variables import LABEL_COLUMNS, form_variables, row_labels
+
+__all__ = ["HierarchicalEnergyModel"]
+
+_EXTRA_GROUP_COLUMNS = ("precision", "source")
+_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "group")
+
+
+def _check_levels(levels) -> None:
+    if isinstance(levels, str):
+        return
+    for lv in levels:
+        ok = (isinstance(lv, (tuple, list)) and len(lv) == 2
+              and all(isinstance(c, str) for c in lv[0]) and all(isinstance(n, str) for n in lv[1]))
+        if not ok:
+            raise ValueError("The 'levels' parameter of HierarchicalEnergyModel must be 'auto', "
+                             "'default', 'rich' or a sequence of (columns, parameters) pairs; got "
+                             f"{lv!r}.")
+        bad = [n for n in lv[1] if n not in PARAMETER_NAMES or n in WORKLOAD_PARAMETERS]
+        if bad:
+            raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel names parameters "
+                             f"{bad} that cannot deviate by level; parameters are "
+                             f"{[p for p in PARAMETER_NAMES if p not in WORKLOAD_PARAMETERS]}.")
+
+
+class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
+    """One energy form for a whole table, with partially pooled group parameters.
+
+    Each row's parameters are a population value, scaled through the physics of the form by
+    the hardware and model descriptors of the catalogue, times the deviations of its levels
+    (its GPU, its model, its group, ...). The deviations are random effects in log-parameter
+    space whose spreads are estimated from the data (empirical Bayes), so a group with two
+    rows gets the population's shape and its own scale, and one with two hundred rows is
+    fitted almost on its own. The form, its parameters and their meaning are in
+    :mod:`energylens.models.hierarchical.form`; ``docs/model.md`` gives the evidence for
+    every term.
+
+    Parameters
+    ----------
+    pooling : {"partial", "none", "complete"}, default="partial"
+        ``"partial"``: deviations are random effects with estimated spreads; ``"none"``:
+        every group has its own deviations under a fixed weak penalty (a spread of 3 in
+        log, a factor of 20); ``"complete"``: population parameters only (the descriptors
+        alone tell groups apart).
+    by : sequence of str, default=("model", "gpu")
+        Columns of a group. ``precision`` and ``source`` are added where the table has them
+        and they vary (an FP8 checkpoint or another engine is another group).
+    levels : {"auto", "default", "rich"} or sequence, default="auto"
+        The random-effect structure (:data:`~.design.DEFAULT_LEVELS`: groups deviate in
+        scale only; :data:`~.design.RICH_LEVELS`: also in shape, per workload and per
+        parallel layout), or (columns, parameters) pairs where the column ``"group"``
+        stands for the group columns. ``"auto"`` takes the rich structure when the median
+        group has at least 4 training rows.
+    terms : dict, optional
+        Switches of the form's terms (:data:`~.form.TERMS`), all on by default; for
+        ablations, e.g. ``{"experts": False}``.
+    new_gpu_spread : float, default=0.3
+        Spread (sd of log energy) added to the interval of a GPU absent from training when
+        the table has too few GPUs (fewer than 5) to estimate the spread between GPUs: 0.3
+        is the size of the zero-shot GPU errors measured on ML.ENERGY v2 and v3.
+    max_em : int, default=12
+        Empirical-Bayes iterations (each a few Levenberg-Marquardt steps).
+    tol : float, default=0.01
+        Relative change of the spreads that ends the empirical-Bayes iterations.
+    n_jobs : int, optional
+        Workers for the per-group work (joblib; under a distributed backend such as dask,
+        None means every worker of the cluster, never a silent in-process loop).
+    poor_fit_mape : float, default=25.0
+        In-sample MAPE (percent) above which ``fit`` warns :class:`~energylens.PoorFitWarning`.
+
+    Attributes
+    ----------
+    params_ : DataFrame
+        Population values with unit, meaning, standard error and whether the data identify
+        them (``identifiable``; a prior-driven parameter is reported as such, not as physics).
+    tau_ : DataFrame
+        Spread between level values (sd of the log parameter) per level and parameter.
+    groups_ : DataFrame
+        Each group's parameters, their standard errors (of the log) and shrinkage.
+    sigma_ : float
+        Residual sd of log energy.
+    structure_ : str
+        The random-effect structure used (``"default"``, ``"rich"``, ``"custom"``, ...).
+    domain_ : Domain
+        Training ranges and labels.
+
+    Examples
+    --------
+    >>> import energylens
+    >>> table = energylens.simulate_profiles(models=["Llama-3.1-8B", "Qwen3-8B"],
+    ...                                      gpus=["H100-SXM", "A100-80GB"], seed=0)
+    >>> model = HierarchicalEnergyModel().fit(table)
+    >>> bool(np.all(model.predict(table) > 0)), model.structure_
+    (True, 'rich')
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "pooling": [StrOptions({"partial", "none", "complete"})],
+        "by": [list, tuple],
+        "levels": [StrOptions({"auto", "default", "rich"}), list, tuple],
+        "terms": [dict, None],
+        "new_gpu_spread": [Interval(Real, 0, None, closed="left")],
+        "max_em": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "n_jobs": [Integral, None],
+        "poor_fit_mape": [Interval(Real, 0, None, closed="neither")],
+    }
+    formula: ClassVar[str] = FORMULA
+
+    def __init__(self, *, pooling: Literal["partial", "none", "complete"] = "partial",
+                 by: Sequence[str] = ("model", "gpu"), levels="auto", terms: dict | None = None,
+                 new_gpu_spread: float = 0.3, max_em: int = 12, tol: float = 1e-2,
+                 n_jobs: int | None = None, poor_fit_mape: float = 25.0):
+        self.pooling = pooling
+        self.by = by
+        self.levels = levels
+        self.terms = terms
+        self.new_gpu_spread = new_gpu_spread
+        self.max_em = max_em
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.poor_fit_mape = poor_fit_mape
+
+    # ------------------------------------------------------------------ structure
+    def _group_columns(self, X: pd.DataFrame) -> list[str]:
+        missing = [c for c in self.by if c not in X.columns]
+        if missing:
+            raise ValueError(f"HierarchicalEnergyModel groups by {list(self.by)}, but the table "
+                             f"lacks {missing}; columns are {list(map(str, X.columns))}.")
+        cols = list(dict.fromkeys(self.by))
+        for c in _EXTRA_GROUP_COLUMNS:
+            if c in X.columns and c not in cols and X[c].astype(str).nunique() > 1:
+                cols.append(c)
+        return cols
+
+    def _labels(self, X: pd.DataFrame, group_cols: Sequence[str]) -> pd.DataFrame:
+        labels = row_labels(X)
+        for c in group_cols:
+            if c not in labels.columns:
+                labels[c] = X[c].astype(str).to_numpy()
+        return labels
+
+    def _specs(self, labels: pd.DataFrame, group_cols: list[str]) -> tuple[list, str]:
+        if self.pooling == "complete":
+            return [], "complete"
+        if self.pooling == "none":
+            return [(tuple(group_cols), RANDOM)], "none"
+        if isinstance(self.levels, str):
+            name = self.levels
+            if name == "auto":
+                per_group = labels.groupby(list(group_cols)).size().median()
+                name = "rich" if per_group >= AUTO_RICH_ROWS else "default"
+            specs = RICH_LEVELS if name == "rich" else DEFAULT_LEVELS
+        else:
+            name, specs = "custom", [(tuple(c), tuple(n)) for c, n in self.levels]
+            unknown = sorted({c for cols, _ in specs for c in cols} - set(_LEVEL_COLUMNS)
+                             - set(labels.columns))
+            if unknown:
+                raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel uses columns "
+                                 f"{unknown} that the table does not have.")
+        return expand_levels(specs, group_cols), name
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: pd.DataFrame, y=None):
+        """Fit every group of a table at once.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Canonical profiling table (see :func:`energylens.read_profiles`); its models
+            and GPUs must be in the catalogue (:mod:`energylens.core.catalogue`).
+        y : array-like of shape (n_samples,), optional
+            Energy per request, J; ``X["energy_j"]`` when omitted.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        _check_levels(self.levels)
+        t0 = time.perf_counter()
+        terms = resolve_terms(self.terms)
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
+                             f"model and GPU columns; got {type(X).__name__}.")
+        if y is None and "energy_j" not in X.columns:
+            raise ValueError("HierarchicalEnergyModel needs y or an 'energy_j' column.")
+        y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
+        if len(y) != len(X):
+            raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
+        check_positive_target(y, "HierarchicalEnergyModel")
+        with single_blas_thread():
+            self._fit_table(X, np.log(y), terms)
+        self.fit_time_s_ = time.perf_counter() - t0
+        self._warn()
+        return self
+
+    def _fit_table(self, X: pd.DataFrame, ly: np.ndarray, terms: dict) -> None:
+        V = form_variables(X, terms)
+        group_cols = self._group_columns(X)
+        labels = self._labels(X, group_cols)
+        specs, self.structure_ = self._specs(labels, group_cols)
+        inits = np.array([p.init for p in PARAMETERS])
+        design = build_design(labels, specs, group_cols, inits)
+        row_cols, row_group = design.row_columns(labels, group_cols)
+        G = len(design.groups)
+        touched, _ = touched_columns(row_cols, row_group, np.flatnonzero(~design.slot_local),
+                                     G, design.n_global)
+        cmax = int(max(design.block_size.max(initial=0), 1))
+        local = np.full((G, cmax), -1, dtype=np.int64)
+        for g in range(G):
+            local[g, :design.block_size[g]] = design.block_start[g] + np.arange(design.block_size[g])
+        layout = Layout(design.n_global, local, touched)
+        from ..grouped import _n_jobs
+
+        n_chunks = max(1, min(int(effective_n_jobs(_n_jobs(self.n_jobs))), G))
+        chunks = make_chunks(V, ly, row_cols, row_group, design, touched, n_chunks, terms)
+        spread = {k: v for k, v in design.spread_groups().items() if len(v)}
+        res = fit_pooled(chunks, layout, design.prior_mean, design.prior_sd, spread,
+                         pooling=self.pooling, n_jobs=self.n_jobs, max_em=self.max_em, tol=self.tol)
+        self.coef_, self.sigma_, self.design_, self.layout_ = res.z, res.sigma, design, layout
+        self.group_columns_, self.terms_ = group_cols, terms
+        self.tau_map_ = {(design.levels[li].label, name): t for (li, name), t in res.tau.items()}
+        self.posterior_, self.converged_, self.history_ = res.post, res.converged, res.history
+        self.n_train_, self.n_features_in_ = len(ly), len(X.columns)
+        self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet
+                                   - len(ly) * np.log(res.sigma))
+        Vd = self._domain_variables(X, V)
+        self.domain_ = Domain.from_training(Vd, X)
+        self.gpus_ = sorted(labels["gpu"].unique())
+        pred = np.exp(row_log_theta(res.z, row_cols, design.slot_param))
+        self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))
+        from .report import compute_group_table
+
+        self._groups_table = compute_group_table(self, row_cols, row_group)
+
+    @staticmethod
+    def _domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
+        return {"t": V["tp"], "p": V["pp"], "d": X["dp"].to_numpy(float) if "dp" in X else V["dp"],
+                "e": V["ep"], "B": effective_batch(X, "running"), "so": V["so"]}
+
+    def _warn(self) -> None:
+        if not self.converged_:
+            warnings.warn("HierarchicalEnergyModel: the penalised fit did not converge in 100 "
+                          "iterations; the parameters may be off their optimum.",
+                          ConvergenceWarning, stacklevel=3)
+        if self.train_mape_ > self.poor_fit_mape:
+            warnings.warn(f"HierarchicalEnergyModel: in-sample MAPE is {self.train_mape_:.1f}% "
+                          f"(above {self.poor_fit_mape:g}%): the form does not describe these "
+                          "rows well.", PoorFitWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        check_fitted(self, "coef_")
+
+    def _rows(self, X) -> tuple[dict, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+        """Variables, log-parameters, columns, labels and group index (-1: unseen) of rows."""
+        self._check_fitted()
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
+                             f"model and GPU columns; got {type(X).__name__}.")
+        V = form_variables(X, self.terms_)
+        missing = [c for c in self.group_columns_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"HierarchicalEnergyModel needs the group column(s) {missing} in X; "
+                             f"columns are {list(map(str, X.columns))}.")
+        labels = self._labels(X, self.group_columns_)
+        cols, groups = self.design_.row_columns(labels, self.group_columns_)
+        return V, self._log_theta(cols), cols, labels, groups
+
+    def _log_theta(self, cols: np.ndarray) -> np.ndarray:
+        d = self.design_
+        z_ext = np.append(self.coef_, 0.0)
+        LT = row_log_theta(z_ext, np.where(cols == UNSEEN, len(self.coef_), cols), d.slot_param)
+        for m in np.flatnonzero(d.slot_level < 0):
+            k = d.slot_param[m]
+            if PARAMETER_NAMES[k] in WORKLOAD_PARAMETERS:
+                unseen = cols[:, m] == UNSEEN  # a new workload: the mean of the known ones
+                wl = np.flatnonzero((d.kind == "wl") & (d.param == k))
+                LT[unseen, k] += float(np.mean(self.coef_[wl]))
+        return LT
+
+    def _extrapolation(self, X: pd.DataFrame, V: dict, warn: bool) -> Extrapolation:
+        ext = self.domain_.check(self._domain_variables(X, V), X)
+        if warn and ext.any:
+            warnings.warn(f"HierarchicalEnergyModel: {int(ext.mask.sum())} of {len(ext.mask)} "
+                          f"row(s) lie outside the training data ({ext.describe()}); these "
+                          "predictions extrapolate.", ExtrapolationWarning, stacklevel=3)
+        return ext
+
+    @staticmethod
+    def _checked(f: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+        bad = ~np.isfinite(f) | (f < 0)
+        if bad.any():
+            rows = [v.item() if isinstance(v, np.generic) else v
+                    for v in X.index[np.flatnonzero(bad)[:5]]]
+            raise ValueError(f"HierarchicalEnergyModel gives a negative or non-finite energy for "
+                             f"{int(bad.sum())} row(s) (first rows {rows}).")
+        return f
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Energy per request (J) of each row.
+
+        Rows of a group, model or GPU seen in training use its deviations; unseen ones the
+        population, through the descriptors (zero-shot). Rows outside the training data are
+        flagged by one :class:`~energylens.ExtrapolationWarning`.
+        """
+        V, LT, *_ = self._rows(X)
+        self._extrapolation(X, V, warn=True)
+        return self._checked(energy_kernel(V, np.exp(LT), self.terms_), X)
+
+    def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Prefill, decode and static energy of each row (J; they sum to :meth:`predict`), the
+        decode's memory and compute parts and the decode step time (s).
+
+        On tables without a measured prefill/decode split the split rests on the physics of
+        the form and the priors, not on data (see :attr:`params_`)."""
+        V, LT, *_ = self._rows(X)
+        self._extrapolation(X, V, warn=True)
+        comp = energy_components(V, np.exp(LT), self.terms_)
+        comp.index = X.index
+        return comp
+
+    def predict_interval(self, X: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+        """Prediction with a lognormal interval that holds ``level`` of new measurements.
+
+        The log-variance adds the parameters' posterior covariance, the residual variance
+        and, for every level value not seen in training (a new model, GPU or group), the
+        between-level spreads of its parameters (for a new GPU in a table of fewer than
+        5 GPUs: ``new_gpu_spread``). Outside the training ranges the sd grows by the
+        library's rule (:func:`energylens.models.intervals.distance_outside`).
+
+        Returns
+        -------
+        DataFrame
+            ``energy_j``, ``lower``, ``upper``, ``log_sd`` (sd of log energy), ``stderr``
+            (J, ``energy_j * log_sd``), ``extrapolated`` and ``extrapolated_by``.
+        """
+        check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
+        V, LT, cols, labels, groups = self._rows(X)
+        ext = self._extrapolation(X, V, warn=True)
+        logE, D = energy_jacobian(V, np.exp(LT), self.terms_)
+        from .uncertainty import new_level_variance, parameter_variance
+
+        var = parameter_variance(self, cols, groups, D) + self.sigma_**2
+        var = var + new_level_variance(self, labels, D)
+        sd = np.sqrt(var) * (1.0 + distance_outside(self._domain_variables(X, V), self.domain_))
+        zq = stats.norm.ppf(0.5 + level / 2)
+        f = self._checked(np.exp(logE), X)
+        return pd.DataFrame({"energy_j": f, "lower": f * np.exp(-zq * sd), "upper": f * np.exp(zq * sd),
+                             "log_sd": sd, "stderr": f * sd, "extrapolated": ext.mask,
+                             "extrapolated_by": ext.per_row}, index=X.index)
+
+    # ------------------------------------------------------------------ reports and files
+    @property
+    def params_(self) -> pd.DataFrame:
+        """Population values: value, standard error, unit, meaning, identifiability."""
+        from .report import population_table
+
+        return population_table(self)
+
+    @property
+    def tau_(self) -> pd.DataFrame:
+        """Spread between the values of each level, per parameter (sd of the log)."""
+        from .report import spread_table
+
+        return spread_table(self)
+
+    @property
+    def groups_(self) -> pd.DataFrame:
+        """Each group's parameters, their standard errors (of the log) and shrinkage."""
+        from .report import group_table
+
+        return group_table(self)
+
+    def fit_report(self) -> str:
+        """A text report: population values, spreads between groups, each group's shrinkage."""
+        from .report import fit_report
+
+        return fit_report(self)
+
+    def _repr_html_(self) -> str:
+        from .report import html_report
+
+        return html_report(self)
+
+    def save(self, path):
+        """Save the fitted model as validated JSON (see :func:`energylens.load_model`)."""
+        from .persistence import save_hierarchical
+
+        return save_hierarchical(self, path)
+
+    @classmethod
+    def _from_model_file(cls, data: dict, where: str):
+        from .persistence import model_from_file
+
+        return model_from_file(cls, data, where)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False  # fit(df) reads the target from the table
+        tags.target_tags.positive_only = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+registry.register(HierarchicalEnergyModel)

@@ -1,0 +1,193 @@
+"""Tables and reports of a fitted hierarchical model: population, spreads, groups.
+
+A population value that the data do not inform (its posterior spread is more than half its
+prior spread, or its term is switched off) is flagged ``identifiable = False`` with the
+reason: it is the prior speaking, not the physics of the table.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .design import SEP
+from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS
+from .pooling import MIN_LEVELS, TAU_FLOOR
+from .uncertainty import quadratic_form
+
+__all__ = ["PRIOR_DRIVEN", "population_table", "spread_table", "group_table", "compute_group_table",
+           "fit_report", "html_report"]
+
+#: Posterior over prior variance above which a population value is reported as prior-driven.
+PRIOR_DRIVEN = 0.5
+_TERM_OF = {"lep": "ep", "cpp": "pipeline", "rho": "drain", "kappa": "drain", "dc": "gemm",
+            "tau1": "host", "aa": "attention", "ap": "prefill", "si": "prefill", "ac": "roofline",
+            "pic": "roofline"}
+
+
+def _note(model, name: str, shrink: float) -> tuple[bool, bool, str]:
+    """(fixed, identifiable, note) of a population value."""
+    if name == "s":
+        return True, False, "held at 1: the energy scale belongs to the levels"
+    term = _TERM_OF.get(name)
+    if term is not None and not model.terms_.get(term, True):
+        return True, False, f"term '{term}' switched off: not used"
+    if shrink > PRIOR_DRIVEN:
+        return False, False, (f"prior-driven: the data remove only {1 - shrink:.0%} of its prior "
+                              "variance")
+    return False, True, ""
+
+
+def population_table(model) -> pd.DataFrame:
+    """One row per population value (``rho[chat]`` style names per workload)."""
+    model._check_fitted()
+    d, z, diag = model.design_, model.coef_, model.posterior_.diag
+    rows, names = [], []
+    for j in np.flatnonzero(d.kind != "re"):
+        p = PARAMETERS[d.param[j]]
+        log_sd = float(np.sqrt(max(diag[j], 0.0)))
+        shrink = float(diag[j] / d.prior_sd[j] ** 2)
+        fixed, ident, note = _note(model, p.name, shrink)
+        value = float(np.exp(z[j]))
+        names.append(p.name if d.kind[j] == "pop" else f"{p.name}[{d.value[j]}]")
+        rows.append({"value": value, "stderr": value * log_sd, "log_sd": log_sd,
+                     "prior": float(np.exp(d.prior_mean[j])), "prior_log_sd": float(d.prior_sd[j]),
+                     "fixed": fixed, "identifiable": ident, "note": note, "unit": p.unit,
+                     "meaning": p.meaning})
+    return pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
+
+
+def spread_table(model) -> pd.DataFrame:
+    """Spread (sd of the log parameter) between the values of each level."""
+    model._check_fitted()
+    rows = []
+    for lv in model.design_.levels:
+        for name in lv.names:
+            tau = model.tau_map_[(lv.label, name)]
+            estimated = model.pooling == "partial" and len(lv.values) >= MIN_LEVELS
+            rows.append({"level": lv.label, "parameter": name, "tau": tau,
+                         "n_values": len(lv.values), "estimated": estimated,
+                         "pooled": bool(estimated and tau <= TAU_FLOOR * 1.0001)})
+    out = pd.DataFrame(rows, columns=["level", "parameter", "tau", "n_values", "estimated", "pooled"])
+    return out.set_index(["level", "parameter"])
+
+
+def _group_level(model):
+    """The level whose values are the groups (after merging), or None."""
+    d = model.design_
+    for li, lv in enumerate(d.levels):
+        if lv.local and len(lv.values) == len(d.groups):
+            return li, lv
+    return None
+
+
+def compute_group_table(model, row_cols: np.ndarray, row_group: np.ndarray) -> pd.DataFrame:
+    """Each group's parameters (geometric mean over its rows), their log standard errors and
+    the shrinkage of its group-level deviations (posterior over prior variance: 1 = fully
+    pooled to the population, 0 = fitted on its own rows)."""
+    d, z, post = model.design_, model.coef_, model.posterior_
+    G, P, C = len(d.groups), d.n_global, d.n_columns
+    n_g = np.bincount(row_group, minlength=G).astype(float)
+    keys = [g.split(SEP) for g in d.groups]
+    index = (pd.MultiIndex.from_tuples([tuple(k) for k in keys], names=model.group_columns_)
+             if len(model.group_columns_) > 1 else pd.Index([k[0] for k in keys],
+                                                             name=model.group_columns_[0]))
+    out = pd.DataFrame({"n_rows": n_g.astype(int)}, index=index)
+    lay = model.layout_
+    for k, name in enumerate(PARAMETER_NAMES):
+        if name in WORKLOAD_PARAMETERS:
+            continue
+        slots = np.flatnonzero(d.slot_param == k)
+        r = np.repeat(row_group, len(slots))
+        c = row_cols[:, slots].ravel()
+        A = sparse.coo_matrix((1.0 / n_g[r], (r, c)), shape=(G, C)).tocsr()
+        aG = A[:, :P].toarray()
+        aL = np.zeros(lay.local.shape)
+        ok = lay.valid
+        if ok.any():
+            aL[ok] = np.asarray(A[np.nonzero(ok)[0], lay.local[ok]]).ravel()
+        out[name] = np.exp(A @ z)
+        out[f"{name}_log_sd"] = np.sqrt(quadratic_form(model, aG, aL, np.arange(G)))
+    found = _group_level(model)
+    if found is not None:
+        li, lv = found
+        owner = np.searchsorted(d.block_start, lv.col[:, 0], side="right") - 1
+        for ni, name in enumerate(lv.names):
+            tau = model.tau_map_[(lv.label, name)]
+            shrink = np.full(G, np.nan)
+            shrink[owner] = post.diag[lv.col[:, ni]] / tau**2
+            out[f"{name}_shrink"] = shrink
+    return out
+
+
+def group_table(model) -> pd.DataFrame:
+    model._check_fitted()
+    return model._groups_table.copy()
+
+
+def _summary(model) -> list[str]:
+    d = model.design_
+    return [f"HierarchicalEnergyModel(pooling={model.pooling!r}, structure={model.structure_!r})",
+            f"  rows {model.n_train_}, groups {len(d.groups)} (by {', '.join(model.group_columns_)}), "
+            f"unknowns {d.n_columns} ({d.n_global} global)",
+            f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "
+            f"converged {model.converged_}, fit {model.fit_time_s_:.2f} s",
+            f"  formula: {model.formula}"]
+
+
+def fit_report(model, max_groups: int = 30) -> str:
+    """Population values, spreads between level values, and each group's shrinkage."""
+    model._check_fitted()
+    P = population_table(model)
+    lines = _summary(model) + ["", "[[Population]] (value, standard error; prior-driven values "
+                                   "are the prior, not the data)"]
+    for name, r in P.iterrows():
+        flag = f"  ({r['note']})" if r["note"] else ""
+        lines.append(f"  {name:<14} {r['value']:>11.4g} +/- {r['stderr']:<10.3g} {r['unit']:<10}{flag}")
+    T = spread_table(model)
+    lines += ["", "[[Spread between level values]] (sd of the log parameter; 'fixed' where a level "
+                  f"has fewer than {MIN_LEVELS} values)"]
+    for (lv, name), r in T.iterrows():
+        how = "estimated" if r["estimated"] else "fixed"
+        lines.append(f"  {lv:<40} {name:<6} {r['tau']:.3f}  ({how}, {r['n_values']} values)")
+    G = model._groups_table
+    shrink = [c for c in G.columns if c.endswith("_shrink")]
+    lines += ["", f"[[Groups]] (rows, scale s, shrinkage of the group deviations: 1 = pooled, 0 = own "
+                  f"rows; first {min(max_groups, len(G))} of {len(G)})"]
+    for g, r in G.head(max_groups).iterrows():
+        sh = ", ".join(f"{c[:-7]} {r[c]:.2f}" for c in shrink)
+        name = " | ".join(map(str, g)) if isinstance(g, tuple) else str(g)
+        lines.append(f"  {name:<60} {int(r['n_rows']):>4}  s {r['s']:.3f}  {sh}")
+    return "\n".join(lines)
+
+
+def _table_html(df: pd.DataFrame, grey=None) -> str:
+    names = [n for n in df.index.names if n] or [""]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [" | ".join(names), *df.columns])
+    body = []
+    for i, (idx, r) in enumerate(df.iterrows()):
+        style = " style='color:#999'" if grey is not None and grey[i] else ""
+        label = " | ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
+        cells = [html.escape(label)] + [
+            f"{v:.4g}" if isinstance(v, (float, np.floating)) else html.escape(str(v)) for v in r]
+        body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def html_report(model) -> str:
+    """The report as HTML tables (prior-driven population values greyed out)."""
+    if not hasattr(model, "coef_"):
+        return f"<pre>{html.escape(repr(model))} (not fitted)</pre>"
+    P = population_table(model)
+    T = spread_table(model).reset_index()
+    T.index = pd.Index(T.pop("level"), name="level")
+    G = model._groups_table.head(50)
+    shrink = [c for c in G.columns if c.endswith("_shrink")]
+    head = "".join(f"<p>{html.escape(line.strip())}</p>" for line in _summary(model))
+    return (head + "<h4>Population</h4>" + _table_html(
+        P[["value", "stderr", "unit", "note", "meaning"]], grey=~P["identifiable"].to_numpy())
+        + "<h4>Spread between level values</h4>" + _table_html(T)
+        + "<h4>Groups</h4>" + _table_html(G[["n_rows", "s", *shrink]]))

@@ -1,0 +1,107 @@
+"""Prediction variances of the hierarchical model from its block-form posterior.
+
+For a row whose log energy has gradient ``a`` in the unknowns (global part ``a_G``; local
+part ``a_L`` in its group's block), the variance of the prediction is
+
+.. math::
+
+    a^\\top \\Sigma a = b^\\top S^{-1} b + a_L^\\top A_g^{-1} a_L,
+    \\qquad b = a_G - W_g^\\top a_L \\ \\text{(placed at the group's touched columns)}
+
+with ``S^{-1}`` the covariance of the global columns, ``A_g`` the group's local block and
+``W_g = A_g^{-1} H_{LG}`` its coupling: the full covariance is never formed. Rows are taken
+in blocks, so memory stays bounded on large tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .design import UNSEEN, level_keys
+from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS
+from .pooling import MIN_LEVELS
+
+__all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form"]
+
+_BLOCK = 2048
+
+
+def gradient_rows(model, cols: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense global part (n, P) and local part (n, cmax) of the rows' gradients.
+
+    ``weights[i, k]`` is the derivative of row ``i``'s quantity in its log-parameter ``k``;
+    each slot of the row passes it to the slot's column (a workload not seen in training
+    spreads it evenly over the known workloads' columns).
+    """
+    d, lay = model.design_, model.layout_
+    n, P = len(cols), d.n_global
+    aG = np.zeros((n, P + 1))
+    rows = np.arange(n)
+    cmax = lay.local.shape[1]
+    aL = np.zeros((n, cmax))
+    for m, k in enumerate(d.slot_param):
+        w = weights[:, k]
+        c = cols[:, m]
+        seen = c != UNSEEN
+        if d.slot_local[m]:
+            g = np.searchsorted(d.block_start, c[seen], side="right") - 1
+            aL[rows[seen], c[seen] - d.block_start[g]] += w[seen]
+            continue
+        np.add.at(aG, (rows[seen], c[seen]), w[seen])
+        if d.slot_level[m] < 0 and PARAMETER_NAMES[k] in WORKLOAD_PARAMETERS and (~seen).any():
+            wl = np.flatnonzero((d.kind == "wl") & (d.param == k))
+            aG[np.ix_(rows[~seen], wl)] += (w[~seen] / len(wl))[:, None]
+    return aG[:, :P], aL
+
+
+def quadratic_form(model, aG: np.ndarray, aL: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``a' Cov a`` per row, for gradients split as by :func:`gradient_rows`."""
+    post, lay = model.posterior_, model.layout_
+    P = lay.n_global
+    b = aG.copy()
+    out = np.zeros(len(aG))
+    has = (groups >= 0) & (np.abs(aL).sum(axis=1) > 0) if aL.shape[1] else np.zeros(len(aG), bool)
+    if has.any() and post.local_inv.shape[1]:
+        g = groups[has]
+        v = np.einsum("ic,ict->it", aL[has], post.coupling[g])
+        ext = np.zeros((int(has.sum()), P + 1))
+        np.add.at(ext, (np.repeat(np.arange(len(g)), lay.touched.shape[1]),
+                        lay.touched[g].ravel()), v.ravel())
+        b[has] -= ext[:, :P]
+        out[has] += np.einsum("ic,icd,id->i", aL[has], post.local_inv[g], aL[has])
+    out += np.einsum("ip,pq,iq->i", b, post.cov_global, b)
+    return np.maximum(out, 0.0)
+
+
+def parameter_variance(model, cols: np.ndarray, groups: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Variance of each row's log energy from the parameters' posterior (delta method)."""
+    out = np.zeros(len(cols))
+    for a in range(0, len(cols), _BLOCK):
+        sl = slice(a, a + _BLOCK)
+        aG, aL = gradient_rows(model, cols[sl], D[sl])
+        out[sl] = quadratic_form(model, aG, aL, groups[sl])
+    return out
+
+
+def new_level_variance(model, labels: pd.DataFrame, D: np.ndarray) -> np.ndarray:
+    """Variance added by level values not seen in training: their deviations are unknown,
+    drawn from the level's estimated spread (a GPU absent from a table of fewer than
+    :data:`~.pooling.MIN_LEVELS` GPUs adds ``new_gpu_spread`` instead)."""
+    d = model.design_
+    var = np.zeros(len(labels))
+    gpu_spread_known = False
+    for lv in d.levels:
+        if len(lv.values) < MIN_LEVELS:
+            continue
+        gpu_spread_known |= lv.columns == ("gpu",)
+        unseen = ~np.isin(level_keys(labels, lv.columns), lv.values)
+        if not unseen.any():
+            continue
+        for name in lv.names:
+            t = model.tau_map_[(lv.label, name)]
+            var += np.where(unseen, (t * D[:, PARAMETER_NAMES.index(name)]) ** 2, 0.0)
+    if not gpu_spread_known:
+        new_gpu = ~np.isin(labels["gpu"].to_numpy(dtype=object), model.gpus_)
+        var += np.where(new_gpu, model.new_gpu_spread**2, 0.0)
+    return var

@@ -1,0 +1,186 @@
+"""The row variables of the hierarchical form, read from a profiling table and the catalogue.
+
+Configuration columns come from the table (``tp``, ``pp``, ``dp``, ``ep``, the running batch,
+output and input tokens, the run's request count); hardware and model descriptors come
+from :func:`energylens.core.catalogue.descriptors`, so a model or GPU that the catalogue
+knows is predicted without a single row of it, and one it does not know raises the
+catalogue's error (which descriptor is missing and how to add it).
+
+Variables (SI units, one value per row):
+
+=========  ===============================================================================
+``n``      GPUs of the serving unit, ``tp * pp * dp``
+``tp``...  ``tp``, ``pp``, ``dp``, ``ep`` (1 where the table has no such column)
+``B``      requests in flight over the unit: the running batch per replica (the cap where
+           not measured) times ``dp``
+``so``     output tokens per request
+``si_obs`` recorded prompt length (NaN where the table flags it as assumed: the model then
+           fits one latent length per workload)
+``nreq``   requests of the whole run (NaN where not recorded)
+``bw``     memory bandwidth, bytes/s; ``F``: dense tensor FLOP/s at the weights' precision;
+           ``P``: TDP, W
+``Wd``     bytes of the weights outside routed experts; ``We``: of the routed experts;
+           ``r``: experts per token / experts (1 for dense models)
+``Ftok``   FLOPs per token, ``2 * active parameters``
+``kvb``    KV bytes per token of context (layers whose cache spans the context); ``state``:
+           recurrent state read and written per step and sequence (bytes)
+``L``, ``H``  layers and hidden size
+=========  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...core.batch import effective_batch
+from ...core.catalogue import descriptors
+from ...core.variables import check_variables
+
+__all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
+           "example_variables", "DOMAIN_VARIABLES"]
+
+#: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
+REQUIRED_DESCRIPTORS: tuple[str, ...] = (
+    "gpu_memory_bw_bytes_s", "gpu_flop_s", "gpu_tdp_w", "model_params_b",
+    "model_active_params_b", "model_layers", "model_hidden", "kv_bytes_per_token_full",
+    "bytes_per_weight")
+#: Label columns the levels are built from (absent ones take one value, ``"-"``).
+LABEL_COLUMNS: tuple[str, ...] = ("model", "gpu", "precision", "workload", "source")
+#: Variables whose training range the model records (names of core.variables where they
+#: have one): a prediction outside it is flagged.
+DOMAIN_VARIABLES: dict[str, str] = {"t": "tp", "p": "pp", "d": "dp", "e": "ep", "B": "B",
+                                    "so": "so"}
+_CONFIG = {"tp": ("t", None), "pp": ("p", 1.0), "dp": ("d", 1.0), "ep": ("e", 1.0)}
+
+
+def _column(X: pd.DataFrame, col: str, default: float | None) -> np.ndarray:
+    if col not in X.columns:
+        if default is None:
+            raise ValueError(f"HierarchicalEnergyModel needs the column {col!r}; the table has "
+                             f"columns {list(map(str, X.columns))}.")
+        return np.full(len(X), default)
+    return pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
+
+
+def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Configuration variables of the table, checked (finite, > 0)."""
+    for col in ("batch_size", "output_tokens"):
+        _column(X, col, None)
+    V = {short: _column(X, col, default) for col, (short, default) in _CONFIG.items()}
+    V["B"] = effective_batch(X, "running")
+    V["so"] = _column(X, "output_tokens", None)
+    check_variables(V, X.index, "HierarchicalEnergyModel")
+    return V
+
+
+def _prompt_and_run(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    si = _column(X, "input_tokens", np.nan)
+    if "input_tokens_assumed" in X.columns:
+        assumed = X["input_tokens_assumed"].fillna(False).to_numpy(dtype=bool)
+        si = np.where(assumed, np.nan, si)
+    si = np.where(np.isfinite(si) & (si > 0), si, np.nan)
+    nreq = _column(X, "n_requests", np.nan)
+    return si, np.where(np.isfinite(nreq) & (nreq > 0), nreq, np.nan)
+
+
+def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.ndarray]:
+    """The kernel's variables for every row of a canonical table.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Canonical profiling table (``model``, ``gpu``, ``tp``, ``batch_size``,
+        ``output_tokens``; optionally ``pp``, ``dp``, ``ep``, ``running_batch``,
+        ``precision``, ``input_tokens``, ``n_requests``).
+    terms : dict, optional
+        The form's switches: without ``"replicas"``, a row counts the GPUs of one replica
+        and reads its dense weights once (the old form).
+
+    Returns
+    -------
+    dict
+        Name -> float array (see the module docstring).
+
+    Raises
+    ------
+    CatalogueError
+        A model or GPU the catalogue does not know, or a descriptor it lacks.
+    ValueError
+        A configuration column missing, non-finite or not positive.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["Llama-3.1-8B"], "gpu": ["H100"], "tp": [1],
+    ...                   "batch_size": [64.0], "output_tokens": [256.0]})
+    >>> V = form_variables(t)
+    >>> V["n"].tolist(), V["kvb"].tolist()
+    ([1.0], [131072.0])
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
+                         f"model and GPU columns; got {type(X).__name__}.")
+    cfg = _config(X)
+    d = descriptors(X, required=REQUIRED_DESCRIPTORS)
+    replicas = (terms or {}).get("replicas", True)
+    dp = cfg["d"]
+
+    def num(col):
+        return d[col].to_numpy(dtype=float)
+
+    total, active = num("model_params_b"), num("model_active_params_b")
+    E, k = num("model_experts"), num("model_active_experts")
+    moe = np.isfinite(E) & np.isfinite(k) & (E > 1) & (k < E)
+    per_expert = np.where(moe, (total - active) / np.where(moe, E - k, 1.0), 0.0)
+    expert_b = per_expert * np.where(moe, E, 0.0)
+    bpw = num("bytes_per_weight")
+    si, nreq = _prompt_and_run(X)
+    n = cfg["t"] * cfg["p"] * (dp if replicas else 1.0)
+    return {
+        "n": n, "tp": cfg["t"], "pp": cfg["p"], "dp": dp if replicas else np.ones(len(X)),
+        "ep": cfg["e"], "B": cfg["B"] * dp, "so": cfg["so"], "si_obs": si, "nreq": nreq,
+        "bw": num("gpu_memory_bw_bytes_s"), "F": num("gpu_flop_s"), "P": num("gpu_tdp_w"),
+        "L": num("model_layers"), "H": num("model_hidden"),
+        "Wd": (total - expert_b) * 1e9 * bpw, "We": expert_b * 1e9 * bpw,
+        "r": np.where(moe, k / np.where(moe, E, 1.0), 1.0), "Ftok": 2e9 * active,
+        "kvb": num("kv_bytes_per_token_full"), "state": 2.0 * num("state_bytes"),
+    }
+
+
+def row_labels(X: pd.DataFrame) -> pd.DataFrame:
+    """The label columns of the levels, as strings (``precision`` resolved by the catalogue;
+    ``"-"`` for a column the table lacks), plus ``n_gpus`` and ``dp`` of the layout.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["Llama-3.1-8B-FP8"], "gpu": ["H100"], "tp": [2]})
+    >>> row_labels(t).iloc[0].tolist()
+    ['Llama-3.1-8B-FP8', 'H100', 'fp8', '-', '-', '2', '1']
+    """
+    out = pd.DataFrame(index=X.index)
+    for col in LABEL_COLUMNS:
+        if col == "precision":
+            prec = descriptors(X[["model", "gpu"] + (["precision"] if "precision" in X else [])],
+                               errors="coerce")["precision"]
+            out[col] = prec.astype(str).to_numpy()
+        elif col in X.columns:
+            out[col] = X[col].astype(str).to_numpy()
+        else:
+            out[col] = "-"
+    tp = _column(X, "tp", 1.0)
+    pp, dp = _column(X, "pp", 1.0), _column(X, "dp", 1.0)
+    out["n_gpus"] = [f"{v:g}" for v in tp * pp * dp]
+    out["dp"] = [f"{v:g}" for v in dp]
+    return out
+
+
+def example_variables(n: int = 4) -> dict[str, np.ndarray]:
+    """Variables of ``n`` made-up rows (an 8B dense model on one 80 GB GPU, batches 1 to
+    ``2**(2n-2)``), for examples and tests of the kernel."""
+    B = 4.0 ** np.arange(n)
+    one = np.ones(n)
+    return {"n": one, "tp": one, "pp": one, "dp": one, "ep": one, "B": B, "so": 256 * one,
+            "si_obs": 512 * one, "nreq": np.full(n, np.nan), "bw": 3.35e12 * one,
+            "F": 989e12 * one, "P": 700 * one, "L": 32 * one, "H": 4096 * one,
+            "Wd": 16e9 * one, "We": 0 * one, "r": one, "Ftok": 16e9 * one,
+            "kvb": 131072 * one, "state": 0 * one}
