@@ -134,3 +134,25 @@ def test_derived_model_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+# ---- hierarchical model --------------------------------------------------------------------
+# HierarchicalEnergyModel fits the groups of a table whose models and GPUs the catalogue
+# resolves: like GroupedModel, it cannot take a bare array, so the checks that fit one cannot
+# apply; every other check must pass.
+def _hierarchical_expected_failed(estimator) -> dict[str, str]:
+    reason = "fits groups of a table (model, GPU columns resolved in the catalogue); a bare array has none"
+    return {c: reason for c in _ARRAY_FITS}
+
+
+def _hierarchical_model():
+    from energylens.models import HierarchicalEnergyModel
+
+    return HierarchicalEnergyModel()
+
+
+@parametrize_with_checks([_hierarchical_model()], expected_failed_checks=_hierarchical_expected_failed)
+def test_hierarchical_model_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)

@@ -19,9 +19,8 @@ from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
 from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
-from ...exceptions import ConvergenceWarning, ExtrapolationWarning, PoorFitWarning
+from ...exceptions import ConvergenceWarning, ExtrapolationWarning, FitError, PoorFitWarning
 from .. import registry
-from ..design import check_positive_target
 from ..intervals import distance_outside
 from .chunks import make_chunks, row_log_theta, touched_columns
 from .design import (
@@ -129,6 +128,8 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         The random-effect structure used (``"default"``, ``"rich"``, ``"custom"``, ...).
     domain_ : Domain
         Training ranges and labels.
+    n_chunks_ : int
+        Chunks of groups the per-group work was split into (one per joblib worker).
 
     Examples
     --------
@@ -234,7 +235,12 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
         if len(y) != len(X):
             raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
-        check_positive_target(y, "HierarchicalEnergyModel")
+        bad = ~np.isfinite(y) | (y <= 0)
+        if bad.any():
+            rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[bad][:5]]
+            raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
+                           f"and > 0; {int(bad.sum())} row(s) are not (first rows {rows}, values "
+                           f"{y[bad][:5].tolist()}).")
         with single_blas_thread():
             self._fit_table(X, np.log(y), terms)
         self.fit_time_s_ = time.perf_counter() - t0
@@ -261,6 +267,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
 
         n_chunks = max(1, min(int(effective_n_jobs(_n_jobs(self.n_jobs))), G))
         chunks = make_chunks(V, ly, row_cols, row_group, design, touched, n_chunks, terms)
+        self.n_chunks_ = len(chunks)
         spread = {k: v for k, v in design.spread_groups().items() if len(v)}
         res = fit_pooled(chunks, layout, design.prior_mean, design.prior_sd, spread,
                          pooling=self.pooling, n_jobs=self.n_jobs, max_em=self.max_em, tol=self.tol)

@@ -122,6 +122,8 @@ class _Reader:
         raw = self.get(d, key)
         if dtype is bool and not (isinstance(raw, list) and all(isinstance(v, bool) for v in raw)):
             raise self.fail(f"entry {key!r} must be a list of true/false values")
+        if dtype is not bool and not _numbers(raw, nullable):
+            raise self.fail(f"entry {key!r} must be an array of numbers")
         try:
             if nullable and isinstance(raw, list):
                 raw = [np.nan if v is None else v for v in raw]
@@ -137,6 +139,12 @@ class _Reader:
         if shape is not None and a.size and a.shape != shape:
             raise self.fail(f"entry {key!r} has shape {a.shape}, expected {shape}")
         return a.reshape(shape) if (shape is not None and a.size == 0) else a
+
+
+def _numbers(raw, nullable: bool) -> bool:
+    if isinstance(raw, list):
+        return all(_numbers(v, nullable) for v in raw)
+    return (raw is None and nullable) or (isinstance(raw, (int, float)) and not isinstance(raw, bool))
 
 
 def _ints(raw) -> bool:

@@ -75,28 +75,45 @@ def spread_table(model) -> pd.DataFrame:
     return out.set_index(["level", "parameter"])
 
 
-def _group_level(model):
-    """The level whose values are the groups (after merging), or None."""
+def _column_spreads(model) -> np.ndarray:
+    """Prior spread of every column's deviation (0 for population and workload columns)."""
     d = model.design_
-    for li, lv in enumerate(d.levels):
-        if lv.local and len(lv.values) == len(d.groups):
-            return li, lv
-    return None
+    tau = np.zeros(d.n_columns)
+    for lv in d.levels:
+        for ni, name in enumerate(lv.names):
+            tau[lv.col[:, ni]] = model.tau_map_[(lv.label, name)]
+    return tau
+
+
+def _group_gradient(model, A) -> tuple[np.ndarray, np.ndarray]:
+    """Global and local parts of the rows of a (groups x columns) sparse matrix."""
+    P, lay = model.design_.n_global, model.layout_
+    aG = A[:, :P].toarray()
+    aL = np.zeros(lay.local.shape)
+    ok = lay.valid
+    if ok.any():
+        aL[ok] = np.asarray(A[np.nonzero(ok)[0], lay.local[ok]]).ravel()
+    return aG, aL
 
 
 def compute_group_table(model, row_cols: np.ndarray, row_group: np.ndarray) -> pd.DataFrame:
     """Each group's parameters (geometric mean over its rows), their log standard errors and
-    the shrinkage of its group-level deviations (posterior over prior variance: 1 = fully
-    pooled to the population, 0 = fitted on its own rows)."""
-    d, z, post = model.design_, model.coef_, model.posterior_
-    G, P, C = len(d.groups), d.n_global, d.n_columns
+    the shrinkage of the group's own deviation (its group level and the levels nested in it,
+    given the population and the levels it shares with other groups): posterior over prior
+    variance, 1 = pooled (the group's rows say nothing), 0 = fitted on its own rows."""
+    d, z = model.design_, model.coef_
+    G, C = len(d.groups), d.n_columns
     n_g = np.bincount(row_group, minlength=G).astype(float)
     keys = [g.split(SEP) for g in d.groups]
     index = (pd.MultiIndex.from_tuples([tuple(k) for k in keys], names=model.group_columns_)
              if len(model.group_columns_) > 1 else pd.Index([k[0] for k in keys],
                                                              name=model.group_columns_[0]))
     out = pd.DataFrame({"n_rows": n_g.astype(int)}, index=index)
+    tau = _column_spreads(model)
     lay = model.layout_
+    tau_local = np.where(lay.valid, tau[np.maximum(lay.local, 0)], 0.0)
+    groups = np.arange(G)
+    shrink = {}
     for k, name in enumerate(PARAMETER_NAMES):
         if name in WORKLOAD_PARAMETERS:
             continue
@@ -104,22 +121,15 @@ def compute_group_table(model, row_cols: np.ndarray, row_group: np.ndarray) -> p
         r = np.repeat(row_group, len(slots))
         c = row_cols[:, slots].ravel()
         A = sparse.coo_matrix((1.0 / n_g[r], (r, c)), shape=(G, C)).tocsr()
-        aG = A[:, :P].toarray()
-        aL = np.zeros(lay.local.shape)
-        ok = lay.valid
-        if ok.any():
-            aL[ok] = np.asarray(A[np.nonzero(ok)[0], lay.local[ok]]).ravel()
         out[name] = np.exp(A @ z)
-        out[f"{name}_log_sd"] = np.sqrt(quadratic_form(model, aG, aL, np.arange(G)))
-    found = _group_level(model)
-    if found is not None:
-        li, lv = found
-        owner = np.searchsorted(d.block_start, lv.col[:, 0], side="right") - 1
-        for ni, name in enumerate(lv.names):
-            tau = model.tau_map_[(lv.label, name)]
-            shrink = np.full(G, np.nan)
-            shrink[owner] = post.diag[lv.col[:, ni]] / tau**2
-            out[f"{name}_shrink"] = shrink
+        out[f"{name}_log_sd"] = np.sqrt(quadratic_form(model, *_group_gradient(model, A), groups))
+        aL = _group_gradient(model, A)[1]
+        prior = np.einsum("gc,gc->g", aL**2, tau_local**2)
+        if model.posterior_.local_inv.shape[1] and np.any(prior > 0):
+            cond = np.einsum("gc,gcd,gd->g", aL, model.posterior_.local_inv, aL)
+            shrink[f"{name}_shrink"] = np.where(prior > 0, cond / np.where(prior > 0, prior, 1), np.nan)
+    for key, v in shrink.items():
+        out[key] = v
     return out
 
 

@@ -1,0 +1,267 @@
+"""HierarchicalEnergyModel on tables generated from its own form (no public data needed)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import energylens as el
+from energylens.exceptions import CatalogueError, ExtrapolationWarning, ModelFileError
+from energylens.models.hierarchical import form_table
+from energylens.models.hierarchical.synthetic import TRUE_POPULATION
+
+MODELS = ["Llama-3.1-8B", "Qwen3-8B", "Mistral-7B", "Qwen3-14B", "Llama-3.1-70B", "gemma-2-9b"]
+GPUS = ["H100-SXM", "A100-80GB", "L40S", "H200", "B200"]
+
+
+def _fit(model, table):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(table)
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    table, truth = form_table(MODELS, GPUS, rows_per_group=25, seed=3, noise=0.01, spread=0.3)
+    return table, truth, _fit(el.HierarchicalEnergyModel(), table)
+
+
+def test_parameter_recovery(recovery):
+    table, truth, m = recovery
+    assert m.structure_ == "rich" and m.converged_
+    assert np.mean(np.abs(m.predict(table) / table["energy_true_j"] - 1)) < 0.01
+    assert m.sigma_ == pytest.approx(0.01, rel=0.25)
+    # each group's parameters come back (the truth deviates s, am, nu, tau1 by sd 0.3)
+    g = m.groups_.reset_index().merge(truth, on=["model", "gpu"], suffixes=("", "_true"))
+    for p, tol in (("s", 0.1), ("am", 0.2), ("nu", 0.35), ("tau1", 0.35)):
+        err = np.abs(np.log(g[p] / g[f"{p}_true"]))
+        assert np.median(err) < tol, p
+        assert np.corrcoef(np.log(g[p]), np.log(g[f"{p}_true"]))[0, 1] > 0.95, p
+    # the spreads between groups are estimated near the truth, and pooled where there is none
+    tau = m.tau_["tau"]
+    for p in ("s", "am", "nu", "tau1"):
+        assert 0.15 < tau[("model x gpu", p)] < 0.6, p
+    assert tau[("model x gpu", "ac")] < 0.05
+    # population values lie within two standard errors of the truth where identified
+    P = m.params_
+    for name, r in P[P["identifiable"]].iterrows():
+        truth_value = TRUE_POPULATION[name.split("[")[0]]
+        assert abs(np.log(r["value"] / truth_value)) < 2 * r["log_sd"] + 0.05, name
+    assert P.loc["dc", "value"] == pytest.approx(0.8, abs=0.05)
+
+
+def test_prior_driven_parameters_are_flagged(recovery):
+    P = recovery[2].params_
+    # no pipeline, no expert parallelism, no recorded request count: the prior speaks
+    for name in ("cpp", "lep", "kappa"):
+        assert not P.loc[name, "identifiable"] and "prior-driven" in P.loc[name, "note"], name
+    assert P.loc["s", "fixed"] and not P.loc["s", "identifiable"]
+    assert {"value", "stderr", "unit", "meaning"} <= set(P.columns)
+
+
+def test_shrinkage_small_and_large_groups():
+    rows = {(m, g): 10 for m in MODELS[:4] for g in GPUS[:4]}
+    rows[(MODELS[4], GPUS[0])] = 2
+    rows[(MODELS[5], GPUS[1])] = 200
+    table, _ = form_table(MODELS, GPUS, rows_per_group=rows, seed=5, noise=0.02, spread=0.3)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    G = m.groups_
+    small, large = G.loc[(MODELS[4], GPUS[0])], G.loc[(MODELS[5], GPUS[1])]
+    assert small["n_rows"] == 2 and large["n_rows"] == 200
+    # two rows: the group's shape comes from the population (deviations shrunk away)
+    assert min(small["am_shrink"], small["nu_shrink"], small["tau1_shrink"]) > 0.5
+    # two hundred rows: fitted almost on its own (in what deviates between groups)
+    assert max(large[f"{p}_shrink"] for p in ("s", "am", "nu", "tau1")) < 0.1
+    rows_large = table[(table["model"] == MODELS[5]) & (table["gpu"] == GPUS[1])]
+    assert np.mean(np.abs(m.predict(rows_large) / rows_large["energy_true_j"] - 1)) < 0.01
+    # the scale is every group's own, even from two rows
+    assert small["s_shrink"] < 0.1 and small["am_log_sd"] > large["am_log_sd"]
+
+
+def test_pooling_options():
+    table, _ = form_table(MODELS[:4], GPUS[:3], rows_per_group=8, seed=7, spread=0.3)
+    fits = {p: _fit(el.HierarchicalEnergyModel(pooling=p), table) for p in ("partial", "none",
+                                                                             "complete")}
+    assert fits["complete"].tau_.empty and fits["complete"].structure_ == "complete"
+    assert not any(c.endswith("_shrink") for c in fits["complete"].groups_.columns)
+    none = fits["none"].tau_
+    assert (none["tau"] == 3.0).all() and not none["estimated"].any()
+    assert set(none.index.get_level_values("parameter")) == {"pi0", "am", "ac", "tau1", "nu"}
+    err = {p: np.mean(np.abs(f.predict(table) / table["energy_true_j"] - 1)) for p, f in fits.items()}
+    assert err["partial"] < err["complete"] and err["none"] < err["complete"]
+    with pytest.raises(ValueError, match="pooling"):
+        el.HierarchicalEnergyModel(pooling="some").fit(table)
+
+
+def test_zero_shot_unseen_model_and_gpu_widen_the_interval():
+    table, _ = form_table(MODELS, GPUS, rows_per_group=12, seed=11, spread=0.15)
+    held = (table["model"] == "Qwen3-14B") | (table["gpu"] == "H200")
+    m = _fit(el.HierarchicalEnergyModel(), table[~held])
+    test = table[held]
+    with pytest.warns(ExtrapolationWarning, match="not seen"):
+        pi = m.predict_interval(test, level=0.9)
+    assert np.all(np.isfinite(pi["energy_j"]) & (pi["energy_j"] > 0))
+    assert np.mean(np.abs(pi["energy_j"] / test["energy_true_j"] - 1)) < 0.35
+    seen = _quiet(m.predict_interval, table[~held].iloc[:50])
+    assert np.median(pi["upper"] / pi["lower"]) > 1.5 * np.median(seen["upper"] / seen["lower"])
+    assert pi["extrapolated"].all() and not seen["extrapolated"].any()
+    by = pi["extrapolated_by"]
+    assert by[test["model"] == "Qwen3-14B"].str.contains("model").all()
+    assert by[test["gpu"] == "H200"].str.contains("gpu").all()
+    cover = np.mean((test["energy_j"] >= pi["lower"]) & (test["energy_j"] <= pi["upper"]))
+    assert cover > 0.7
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def test_unknown_model_or_descriptor_is_a_clear_error():
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=5, seed=1)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    new = table.iloc[:2].assign(model="acme/secret-llm-13b")
+    with pytest.raises(CatalogueError, match="register_models"):
+        m.predict(new)
+    from energylens.core.catalogue import register_models, reset_catalogue
+
+    register_models(pd.DataFrame({"name": ["acme-partial"], "params_b": [7.0]}))
+    try:
+        with pytest.raises(CatalogueError, match="model_layers.*register_models"):
+            m.predict(table.iloc[:2].assign(model="acme-partial"))
+    finally:
+        reset_catalogue()
+
+
+def test_predictions_are_finite_and_positive_far_outside():
+    table, _ = form_table(MODELS[:3], GPUS[:2], rows_per_group=10, seed=2)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    far = table.iloc[:4].assign(batch_size=[1.0, 4096.0, 1e5, 2.0], running_batch=np.nan,
+                                tp=[1, 8, 64, 1], output_tokens=[1.0, 1e5, 10.0, 3.0])
+    with pytest.warns(ExtrapolationWarning, match="outside the training data"):
+        pi = m.predict_interval(far)
+    assert np.all(np.isfinite(pi[["energy_j", "lower", "upper"]].to_numpy()))
+    assert (pi["energy_j"] > 0).all() and (pi["lower"] > 0).all()
+    inside = _quiet(m.predict_interval, table.iloc[:4])
+    assert (pi["log_sd"] > inside["log_sd"]).all()
+    comp = _quiet(m.predict_components, far)
+    np.testing.assert_allclose(comp[["prefill_j", "decode_j", "static_j"]].sum(axis=1),
+                               pi["energy_j"], rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::energylens.ExtrapolationWarning")
+def test_persistence_round_trip_is_bit_exact(tmp_path):
+    table, _ = form_table(MODELS[:3], GPUS[:3], rows_per_group=8, seed=4)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    path = m.save(tmp_path / "hier.json")
+    back = el.load_model(path)
+    assert type(back) is el.HierarchicalEnergyModel
+    new = table.assign(output_tokens=table["output_tokens"] * 1.1)
+    np.testing.assert_array_equal(back.predict(new), m.predict(new))
+    pd.testing.assert_frame_equal(back.predict_interval(new), m.predict_interval(new))
+    pd.testing.assert_frame_equal(back.groups_, m.groups_)
+    pd.testing.assert_frame_equal(back.params_, m.params_)
+    assert back.fit_report() == m.fit_report()
+    el.models.save_model(back, tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("edit", ["coef-text", "coef-huge", "no-posterior", "negative-variance",
+                                  "column-index", "terms", "class"])
+def test_tampered_files_are_refused(tmp_path, edit):
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=4)
+    path = _fit(el.HierarchicalEnergyModel(), table).save(tmp_path / "hier.json")
+    data = json.loads(path.read_text())
+    extra = data["extra"]
+    if edit == "coef-text":
+        extra["coef"][0] = "1.0"
+    elif edit == "coef-huge":
+        extra["coef"][1] = 1e300
+    elif edit == "no-posterior":
+        del extra["posterior"]
+    elif edit == "negative-variance":
+        extra["posterior"]["cov_global"][0][0] = -1.0
+    elif edit == "column-index":
+        extra["design"]["levels"][0]["col"][0][0] = 10**6
+    elif edit == "terms":
+        data["fit"]["terms"]["drain"] = "yes"
+    else:
+        data["class"] = "NoSuchModel"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError):
+        el.load_model(path)
+
+
+def test_not_fitted_and_bad_input():
+    m = el.HierarchicalEnergyModel()
+    with pytest.raises(el.NotFittedError):
+        m.predict(pd.DataFrame({"model": ["Llama-3.1-8B"], "gpu": ["H100"]}))
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=4, seed=1)
+    with pytest.raises(ValueError, match="energy_j.*> 0"):
+        m.fit(table.assign(energy_j=-1.0))
+    with pytest.raises(ValueError, match="energy_j.*> 0"):
+        m.fit(table.assign(energy_j=np.nan))
+    with pytest.raises(ValueError, match="DataFrame"):
+        m.fit(table[["tp", "batch_size"]].to_numpy())
+    with pytest.raises(ValueError, match="levels"):
+        el.HierarchicalEnergyModel(levels=[(("gpu",), ("rho",))]).fit(table)
+    with pytest.raises(ValueError, match="lacks"):
+        el.HierarchicalEnergyModel(by=("model", "host")).fit(table)
+
+
+def test_reports():
+    table, _ = form_table(MODELS[:3], GPUS[:2], rows_per_group=6, seed=8)
+    m = _fit(el.HierarchicalEnergyModel(levels="default"), table)
+    text = m.fit_report()
+    for part in ("[[Population]]", "[[Spread between level values]]", "[[Groups]]", "s_shrink"[:1]):
+        assert part in text
+    html = m._repr_html_()
+    assert "<table>" in html and "Population" in html and "Groups" in html
+    assert m.structure_ == "default"
+    assert "s_shrink" in m.groups_.columns
+
+
+def test_workers_of_a_distributed_backend_are_used(monkeypatch):
+    # Ray is not installed here: its joblib backend class is named RayBackend. Under it, an
+    # unset n_jobs must mean every worker (never a silent in-process loop).
+    import energylens.models.grouped as grouped
+    import energylens.models.hierarchical.estimator as est
+
+    class RayBackend:
+        pass
+
+    monkeypatch.setattr(grouped, "get_active_backend", lambda: (RayBackend(), None))
+    monkeypatch.setattr(est, "effective_n_jobs", lambda n: 3 if n == -1 else 1)
+    table, _ = form_table(MODELS[:3], GPUS[:3], rows_per_group=4, seed=1)
+    calls = []
+    import energylens.models.hierarchical.pooling as pooling
+
+    def fake_parallel(n_jobs=None):
+        calls.append(n_jobs)
+        return lambda jobs: [f(*a, **k) for f, a, k in jobs]
+
+    monkeypatch.setattr(pooling, "Parallel", fake_parallel)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    assert m.n_chunks_ == 3 and calls and set(calls) == {-1}
+
+
+@pytest.mark.slow
+def test_fit_on_a_dask_cluster_matches_local():
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+    from joblib import parallel_config
+
+    table, _ = form_table(MODELS[:3], GPUS[:3], rows_per_group=6, seed=1)
+    local = _fit(el.HierarchicalEnergyModel(), table)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        with parallel_config(backend="dask"):
+            remote = _fit(el.HierarchicalEnergyModel(), table)
+    assert local.n_chunks_ == 1 and remote.n_chunks_ == 2
+    np.testing.assert_allclose(remote.coef_, local.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(remote.predict(table), local.predict(table), rtol=1e-10)
