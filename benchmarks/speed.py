@@ -87,7 +87,10 @@ def raw_problem(df: pd.DataFrame):
 
 
 def medians(pairs: dict, repeats: int) -> dict:
-    """Median time of each callable, interleaved so that drift hits all alike."""
+    """Median time of each callable, interleaved so that drift hits all alike (after one
+    untimed call of each, so that imports and first-use costs are not counted)."""
+    for fn in pairs.values():
+        fn()
     times = {k: [] for k in pairs}
     for _ in range(repeats):
         for k, fn in pairs.items():
