@@ -265,3 +265,19 @@ def test_fit_on_a_dask_cluster_matches_local():
     assert local.n_chunks_ == 1 and remote.n_chunks_ == 2
     np.testing.assert_allclose(remote.coef_, local.coef_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(remote.predict(table), local.predict(table), rtol=1e-10)
+
+
+def test_new_workload_and_labels_the_table_lacks():
+    table, _ = form_table(MODELS[:3], GPUS[:2], rows_per_group=8, seed=6)
+    table["precision"] = np.where(table["model"] == MODELS[0], "fp8", "bf16")
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    assert "precision" in m.group_columns_
+    # a workload never seen takes the mean of the known workloads' latent values
+    new = table.iloc[:3].assign(workload="summarise")
+    with pytest.warns(ExtrapolationWarning, match="workload"):
+        p = m.predict(new)
+    assert np.all(np.isfinite(p) & (p > 0))
+    # without a precision column the catalogue's (bf16 here) is used; a missing source is one
+    rows = table[table["model"] == MODELS[1]].iloc[:4]
+    same = _quiet(m.predict, rows.drop(columns=["precision", "source"]))
+    np.testing.assert_allclose(same, m.predict(rows), rtol=1e-12)

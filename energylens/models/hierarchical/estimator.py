@@ -43,6 +43,7 @@ from .form import (
     resolve_terms,
 )
 from .pooling import Layout, fit_pooled
+from .uncertainty import new_level_variance, parameter_variance
 from .variables import LABEL_COLUMNS, form_variables, row_labels
 
 __all__ = ["HierarchicalEnergyModel"]
@@ -313,7 +314,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
         V = form_variables(X, self.terms_)
-        missing = [c for c in self.group_columns_ if c not in X.columns]
+        missing = [c for c in self.by if c not in X.columns]
         if missing:
             raise ValueError(f"HierarchicalEnergyModel needs the group column(s) {missing} in X; "
                              f"columns are {list(map(str, X.columns))}.")
@@ -393,8 +394,6 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         V, LT, cols, labels, groups = self._rows(X)
         ext = self._extrapolation(X, V, warn=True)
         logE, D = energy_jacobian(V, np.exp(LT), self.terms_)
-        from .uncertainty import new_level_variance, parameter_variance
-
         var = parameter_variance(self, cols, groups, D) + self.sigma_**2
         var = var + new_level_variance(self, labels, D)
         sd = np.sqrt(var) * (1.0 + distance_outside(self._domain_variables(X, V), self.domain_))
