@@ -58,16 +58,19 @@ class Chunk:
         gcols, ginv = np.unique(self.cell_cols[:, gl], axis=0, return_inverse=True)
         gorder = np.argsort(np.ravel(ginv), kind="stable")
         gstart = np.flatnonzero(np.r_[True, np.diff(np.ravel(ginv)[gorder]) > 0])
-        self.index = {"GG": (gcols[:, :, None] * P + gcols[:, None, :]).ravel(), "bG": gcols.ravel(),
-                      "pg": pg, "pl": pl, "qGG": (pg[:, None] * ka + pg[None, :]).ravel(),
-                      "gorder": gorder, "gstart": gstart}
+        # Scatter indices in (slot pair, cell) order: the cell sums are kept as (pairs, cells)
+        # arrays, whose row gathers are contiguous.
+        self.index = {"GG": (gcols.T[:, None, :] * P + gcols.T[None, :, :]).ravel(),
+                      "bG": gcols.T.ravel(), "pg": pg, "pl": pl,
+                      "qGG": (pg[:, None] * ka + pg[None, :]).ravel(), "gorder": gorder,
+                      "gstart": gstart}
         if len(lo):
-            lpos = self.local_pos[:, lo_keep]
-            tpos = self.touch_pos[:, pos[self.slot_param[self.glob]] >= 0]
-            row = self.cell_group[:, None] * c + lpos
+            lpos = self.local_pos[:, lo_keep].T
+            tpos = self.touch_pos[:, pos[self.slot_param[self.glob]] >= 0].T
+            row = self.cell_group[None, :] * c + lpos
             self.index.update({
-                "LL": (row[:, :, None] * c + lpos[:, None, :]).ravel(),
-                "LG": (row[:, :, None] * t + tpos[:, None, :]).ravel(), "bL": row.ravel(),
+                "LL": (row[:, None, :] * c + lpos[None, :, :]).ravel(),
+                "LG": (row[:, None, :] * t + tpos[None, :, :]).ravel(), "bL": row.ravel(),
                 "qLL": (pl[:, None] * ka + pl[None, :]).ravel(),
                 "qLG": (pl[:, None] * ka + pg[None, :]).ravel()})
 
@@ -161,20 +164,21 @@ def chunk_system(chunk: Chunk, z: np.ndarray, sigma: float) -> SystemPart:
     """The chunk's normal equations at ``z`` (Gauss-Newton: ``J'J`` and ``J'r``)."""
     logE, D = energy_jacobian(chunk.V, _theta(chunk, z), chunk.terms)
     r = (chunk.ly - logE) / sigma
-    Dn = D[:, chunk.active] / sigma
+    Dn = (D[:, chunk.active] / sigma).T  # (active parameters, rows)
     st, ka = chunk.cell_start, len(chunk.active)
-    Q = np.add.reduceat((Dn[:, :, None] * Dn[:, None, :]).reshape(len(r), ka * ka), st, axis=0)
-    q = np.add.reduceat(Dn * r[:, None], st, axis=0)
+    # per cell, in (parameter pair, cell) layout: sum of Dn Dn' and of Dn r over its rows
+    Q = np.add.reduceat((Dn[:, None, :] * Dn[None, :, :]).reshape(ka * ka, len(r)), st, axis=1)
+    q = np.add.reduceat(Dn * r[None, :], st, axis=1)
     ix, P = chunk.index, chunk.n_global
-    Qg = np.add.reduceat(Q[ix["gorder"]], ix["gstart"], axis=0)
-    qg = np.add.reduceat(q[ix["gorder"]], ix["gstart"], axis=0)
-    HGG = np.bincount(ix["GG"], Qg[:, ix["qGG"]].ravel(), minlength=P * P).reshape(P, P)
-    bG = np.bincount(ix["bG"], qg[:, ix["pg"]].ravel(), minlength=P)
+    Qg = np.add.reduceat(Q[:, ix["gorder"]], ix["gstart"], axis=1)
+    qg = np.add.reduceat(q[:, ix["gorder"]], ix["gstart"], axis=1)
+    HGG = np.bincount(ix["GG"], Qg[ix["qGG"]].ravel(), minlength=P * P).reshape(P, P)
+    bG = np.bincount(ix["bG"], qg[ix["pg"]].ravel(), minlength=P)
     G, c, t = chunk.n_groups, chunk.cmax, chunk.tmax
     if "LL" in ix:
-        HLL = np.bincount(ix["LL"], Q[:, ix["qLL"]].ravel(), minlength=G * c * c).reshape(G, c, c)
-        HLG = np.bincount(ix["LG"], Q[:, ix["qLG"]].ravel(), minlength=G * c * t).reshape(G, c, t)
-        bL = np.bincount(ix["bL"], q[:, ix["pl"]].ravel(), minlength=G * c).reshape(G, c)
+        HLL = np.bincount(ix["LL"], Q[ix["qLL"]].ravel(), minlength=G * c * c).reshape(G, c, c)
+        HLG = np.bincount(ix["LG"], Q[ix["qLG"]].ravel(), minlength=G * c * t).reshape(G, c, t)
+        bL = np.bincount(ix["bL"], q[ix["pl"]].ravel(), minlength=G * c).reshape(G, c)
     else:
         HLL, HLG, bL = np.zeros((G, c, c)), np.zeros((G, c, t)), np.zeros((G, c))
     return SystemPart(float(r @ r), HGG, bG, HLL, HLG, bL)
