@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import sys
 import time
 import warnings
@@ -28,13 +29,19 @@ import energylens
 from energylens import (
     EnergyLensModel,
     GroupedModel,
+    HierarchicalEnergyModel,
     LinearEnergyModel,
     LogLinearEnergyModel,
     SweetSpotModel,
     WilkinsModel,
 )
 from energylens.datasets import real_data_dir
-from energylens.evaluation import extrapolate, sample_efficiency
+from energylens.evaluation import (
+    NoiseCeilingModel,
+    RuleOfThumbModel,
+    extrapolate,
+    sample_efficiency,
+)
 from energylens.models.ensemble import (
     GradientBoostingEnergyModel,
     RandomForestEnergyModel,
@@ -50,7 +57,7 @@ def closed(est, by, fallback=None):
     return GroupedModel(est, by=by, min_rows=2, fallback=fallback if fallback is not None else "pooled")
 
 
-def model_set(by, *, size_fallback: bool, lengths: bool = False) -> dict:
+def model_set(by, *, size_fallback: bool, lengths: bool = False, hierarchical: bool = False) -> dict:
     fb = EnergyLensModel(size_covariate="params_b") if size_fallback else None
     el = closed(EnergyLensModel(), by, fb)
     models = {
@@ -66,6 +73,11 @@ def model_set(by, *, size_fallback: bool, lengths: bool = False) -> dict:
     }
     if lengths:
         models["SweetSpot"] = closed(SweetSpotModel(), by)
+    if hierarchical:
+        models["Hierarchical"] = HierarchicalEnergyModel(by=tuple(by))
+    # The two reference lines every Top-1 is read against (docs/evaluation.md).
+    models["RuleOfThumb"] = RuleOfThumbModel()
+    models["NoiseCeiling2%"] = NoiseCeilingModel()
     return models
 
 
@@ -76,10 +88,20 @@ def load(real: Path | None) -> dict[str, dict]:
         df = energylens.read_mlenergy_leaderboard(real / "mlenergy_v2").reset_index(drop=True)
         sets["ML.ENERGY v2"] = dict(
             df=df, by=["model", "gpu"], scenario=["model", "gpu", "workload"], size_fallback=True,
-            n_group=[2, 3, 5], n_total=[10, 20, 50, 100],
+            hierarchical=True, n_group=[2, 3, 5], n_total=[10, 20, 50, 100],
             reduction=f"all {len(df)} v2 LLM configurations (chat and code tasks, A100-SXM4-40GB and "
                       "H100 80GB HBM3); batch size = cap with the measured running batch; input length "
                       "nominal per task (not recorded by the leaderboard)")
+    if real is not None and (real / "mlenergy_v3").is_dir():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = energylens.read_profiles(real / "mlenergy_v3").reset_index(drop=True)
+        sets["ML.ENERGY v3"] = dict(
+            df=df, by=["model", "gpu"], scenario=["model", "gpu", "workload"], size_fallback=True,
+            hierarchical=True, n_group=[2, 3, 5], n_total=[10, 20, 50, 100],
+            reduction=f"all {len(df)} v3 LLM configurations (gpqa, lm-arena-chat and sourcegraph-fim "
+                      "tasks on H100 and B200; tensor, expert and data parallelism; caps 8-4096); "
+                      "prompt length nominal per task (not recorded)")
     if real is not None and (real / "tokenpowerbench").is_dir():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -105,6 +127,16 @@ def load(real: Path | None) -> dict[str, dict]:
     return sets
 
 
+def kept_sections(path: Path) -> list[str]:
+    """Sections other scripts write into the same page, between ``<!-- name:begin -->`` and
+    ``<!-- name:end -->`` (e.g. ``benchmarks/hierarchical.py``): kept as they are."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    return [m.group(0) + "\n" for m in re.finditer(
+        r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", text, flags=re.S)]
+
+
 def summarise(res: pd.DataFrame) -> pd.DataFrame:
     ok = res[res.metric != "fit_failed"]
     table = ok.groupby(["model", "n_train", "metric"])["value"].mean().unstack("metric")
@@ -120,29 +152,40 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
 
 
 ENSEMBLES = ("RandomForest", "HistGradientBoosting", "XGBoost")
+REFERENCES = ("RuleOfThumb", "NoiseCeiling2%")
 
 
 def goals(name: str, total: pd.DataFrame) -> list[str]:
-    """The issue's goals, checked on the total-size protocol: Top-1 at n=50, MAPE at n=100."""
+    """Each closed form's Top-1 at n = 50 read against the two reference lines, and MAPE at
+    n = 100 against the best ensemble (total-size protocol)."""
     s = summarise(total).set_index(["model", "n_train"])
-    lines = []
     sizes = sorted(s.index.get_level_values("n_train").unique())
     n50 = 50 if 50 in sizes else max(n for n in sizes if n <= 50)
-    el = s.loc[("EnergyLens", n50)]
-    ens = {m: s.loc[(m, n50)] for m in ENSEMBLES if (m, n50) in s.index}
-    best_ens = max(ens, key=lambda m: ens[m]["top1"])
-    lines.append(f"- {name}, n_train = {n50}: EnergyLens Top-1 {el['top1']:.2f} (random pick "
-                 f"{el['random_top1']:.2f}); best ensemble {best_ens} {ens[best_ens]['top1']:.2f}. "
-                 f"Goal >= 0.90 and above every ensemble: "
-                 f"{'met' if el['top1'] >= 0.9 and all(el['top1'] > e['top1'] for e in ens.values()) else 'not met'}"
-                 f"{' (above every ensemble)' if all(el['top1'] > e['top1'] for e in ens.values()) else ''}.")
+
+    def get(model, n, col):
+        return s.loc[(model, n), col] if (model, n) in s.index else float("nan")
+
+    rule, ceiling = get("RuleOfThumb", n50, "top1"), get("NoiseCeiling2%", n50, "top1")
+    ens = {m: get(m, n50, "top1") for m in ENSEMBLES if (m, n50) in s.index}
+    best_ens = max(ens, key=ens.get)
+    lines = []
+    for model in ("EnergyLens", "Hierarchical"):
+        if (model, n50) not in s.index:
+            continue
+        t1 = get(model, n50, "top1")
+        lines.append(
+            f"- {name}, n_train = {n50}: {model} Top-1 {t1:.2f}, regret {get(model, n50, 'regret'):.3f}, "
+            f"within 5% {get(model, n50, 'within5'):.2f}, MAPE {get(model, n50, 'mape_p50'):.1f}% "
+            f"(median over seeds); rule of thumb {rule:.2f}, 2%-noise ceiling {ceiling:.2f}, best "
+            f"ensemble {best_ens} {ens[best_ens]:.2f}: {'above' if t1 > rule else 'not above'} the "
+            f"rule, {'above' if t1 > max(ens.values()) else 'not above'} every ensemble.")
     if 100 in sizes:
-        el100 = s.loc[("EnergyLens", 100)]
-        ens100 = {m: s.loc[(m, 100)]["mape_p50"] for m in ENSEMBLES if (m, 100) in s.index}
+        ens100 = {m: get(m, 100, "mape_p50") for m in ENSEMBLES if (m, 100) in s.index}
         m_best = min(ens100, key=ens100.get)
-        lines.append(f"- {name}, n_train = 100: EnergyLens MAPE {el100['mape_p50']:.1f}% (median over "
-                     f"seeds) against the best ensemble, {m_best}, {ens100[m_best]:.1f}%: "
-                     f"{'matched or beaten' if el100['mape_p50'] <= 1.05 * ens100[m_best] else 'not matched'}.")
+        for model in ("EnergyLens", "Hierarchical"):
+            if (model, 100) in s.index:
+                lines.append(f"  - n_train = 100: {model} MAPE {get(model, 100, 'mape_p50'):.1f}% against "
+                             f"the best ensemble, {m_best}, {ens100[m_best]:.1f}%.")
     return lines
 
 
@@ -214,7 +257,8 @@ def main(argv=None) -> Path:
     for name, spec in sets.items():
         df = spec["df"]
         print(f"[{time.perf_counter() - t_all:6.0f}s] {name}: {len(df)} rows", file=sys.stderr, flush=True)
-        models = model_set(spec["by"], size_fallback=spec["size_fallback"], lengths=spec.get("lengths", False))
+        models = model_set(spec["by"], size_fallback=spec["size_fallback"], lengths=spec.get("lengths", False),
+                           hierarchical=spec.get("hierarchical", False))
         n_group = spec["n_group"][:2] if args.quick else spec["n_group"]
         n_total = spec["n_total"][:2] if args.quick else spec["n_total"]
         with warnings.catch_warnings():
@@ -229,7 +273,7 @@ def main(argv=None) -> Path:
             if name == "ML.ENERGY v2":
                 per_model = {k: (GroupedModel(v.estimator, by=["model"], min_rows=2, fallback="pooled")
                                  if isinstance(v, GroupedModel) else v) for k, v in models.items()
-                             if k not in ("EnergyLens+GBM",)}
+                             if k not in ("EnergyLens+GBM", "Hierarchical")}
                 extra.append(extrapolate(per_model, df, split="gpu", scenario=spec["scenario"], dataset=name))
                 # Leave one model out: closed forms per GPU across model names, the compute and
                 # memory terms scaled by parameter count; ensembles see params_b as a feature.
@@ -261,21 +305,22 @@ def main(argv=None) -> Path:
                    .unstack("metric").reset_index())
             tab = tab[[c for c in ["protocol", "model", *METRICS] if c in tab.columns]]
             parts += ["### Extrapolation", "", md_table(tab, FMT), ""]
-    parts += ["## The goals, checked", "",
-              "The target: at n_train = 50 the twelve-parameter model's Top-1 is at least 0.90 and above "
-              "every ensemble's on each real dataset, and at n_train = 100 its MAPE matches the best "
-              "ensemble's (total-size protocol).", "", *goal_lines, "",
-              "Where the goals are not met, the reasons visible in the tables: ML.ENERGY v2 has 45 "
-              "(model, GPU) groups of about 7 rows, so 50 random rows leave most groups with one or two "
-              "and the pooled size-covariate fallback predicts them (scaling by parameter count misses "
-              "architecture); the per-group lines above show the closed form once each group has a few "
-              "rows of its own. Its prompt lengths are not recorded (nominal per "
-              "task). TokenPowerBench's energies include the idle GPUs of the host and its prompts are "
-              "unvaried, and vLLM and DeepSpeed runs differ by an order of magnitude, so absolute errors "
-              "stay high while the ranking of batch sizes transfers. On the Wilkins sweeps every "
-              "scenario's optimum is its shortest request, so Top-1 is near 1 for every model; MAPE is "
-              "the informative column there.", ""]
+    parts += ["## Against the reference lines", "",
+              "Every Top-1 is read against the rule of thumb (rank by GPUs per request in flight, "
+              "`tp * pp / batch_size`, fitted on nothing) and the 2%-noise ceiling (the truth times 2% "
+              "lognormal noise, scored on the same split), both in the tables above "
+              "(`RuleOfThumb`, `NoiseCeiling2%`). The issue-16 goals of the hierarchical model are "
+              "checked in its own section below (`benchmarks/hierarchical.py`).", "", *goal_lines, "",
+              "Where the closed forms stay below the ceiling, the reasons visible in the tables: "
+              "ML.ENERGY v2 and v3 have 45 and 47 (model, GPU) groups, so 50 random rows leave most "
+              "groups with one row or none (the per-group forms then fall back to a pooled fit; the "
+              "hierarchical model borrows from the other groups), and their prompt lengths are not "
+              "recorded (nominal per task). TokenPowerBench's energies include the idle GPUs of the "
+              "host and its prompts are unvaried, and vLLM and DeepSpeed runs differ by an order of "
+              "magnitude. On the Wilkins sweeps every scenario's optimum is its shortest request, so "
+              "Top-1 is near 1 for every model; MAPE is the informative column there.", ""]
     parts += ["", f"Total run time: {time.perf_counter() - t_all:.0f} s.", ""]
+    parts += kept_sections(out)
     out.write_text("\n".join(parts))
     print(f"wrote {out}", file=sys.stderr)
     return out
