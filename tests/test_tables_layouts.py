@@ -58,8 +58,9 @@ def test_v3_mapping_of_parallelism_batch_and_precision(tmp_path):
     assert df.tp.tolist() == [1, 8, 1, 4]  # num_gpus / data_parallel: EP-only is 8 wide
     assert df.ep.tolist() == [1, 8, 8, 1] and df.dp.tolist() == [1, 1, 8, 1]
     assert (df.n_gpus == [1, 8, 8, 4]).all() and (df.pp == 1).all()
-    assert df.batch_size.tolist() == [8, 256, 64, 512] and (df.batch_kind == "cap").all()
-    assert df.running_batch.tolist() == [7.9, 250.0, 60.0, 500.0]
+    # v3 counts the cap and the running batch over the unit: per replica they are / dp
+    assert df.batch_size.tolist() == [8, 256, 8, 512] and (df.batch_kind == "cap").all()
+    assert df.running_batch.tolist() == [7.9, 250.0, 7.5, 500.0]
     assert df.precision.tolist() == ["bf16", "bf16", "fp8", "bf16"]
     assert (df.gpu == "B200").all() and (df.source == "mlenergy-v3").all()
     assert (df.workload == "lm-arena-chat").all() and (df.architecture == "MoE").all()
