@@ -97,7 +97,13 @@ def level_keys(labels: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
 
 
 def expand_levels(levels: Sequence[Spec], group: Sequence[str]) -> list[Spec]:
-    """Replace the placeholder column ``"group"`` by the group columns (no repeats)."""
+    """Replace the placeholder column ``"group"`` by the group columns (no repeats).
+
+    Examples
+    --------
+    >>> expand_levels([(("group", "workload"), ("nu",)), (("gpu",), ("s",))], ["model", "gpu"])
+    [(('model', 'gpu', 'workload'), ('nu',)), (('gpu',), ('s',))]
+    """
     out = []
     for cols, names in levels:
         full: list[str] = []
@@ -115,6 +121,13 @@ def resolve_levels(labels: pd.DataFrame, levels: Sequence[Spec]) -> list[Level]:
     A level with one value is dropped (it is the population); a level that partitions the
     rows exactly as an earlier one does (one GPU: model x GPU = model) is merged into it,
     so that its deviations are attributed to the coarser level, which transfers.
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"model": ["a", "b", "c"], "gpu": ["H100"] * 3})
+    >>> [(lv.columns, lv.names) for lv in resolve_levels(
+    ...     labels, [(("model",), ("s",)), (("gpu",), ("s",)), (("model", "gpu"), ("nu",))])]
+    [(('model',), ('s', 'nu'))]
     """
     out: list[Level] = []
     parts: list[np.ndarray] = []

@@ -389,6 +389,17 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         DataFrame
             ``energy_j``, ``lower``, ``upper``, ``log_sd`` (sd of log energy), ``stderr``
             (J, ``energy_j * log_sd``), ``extrapolated`` and ``extrapolated_by``.
+
+        Examples
+        --------
+        >>> from energylens.models.hierarchical import form_table
+        >>> table, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM", "A100-80GB"],
+        ...                       rows_per_group=6)
+        >>> model = HierarchicalEnergyModel().fit(table)
+        >>> new = table.head(2).assign(model="Qwen3-14B")  # in the catalogue, never measured
+        >>> pi = model.predict_interval(new)
+        >>> bool((pi["upper"] > pi["energy_j"]).all() and pi["extrapolated"].all())
+        True
         """
         check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
         V, LT, cols, labels, groups = self._rows(X)

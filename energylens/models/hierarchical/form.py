@@ -278,6 +278,16 @@ def energy_components(V: Mapping[str, np.ndarray], theta: np.ndarray,
     decode steps and the drain; the three sum to :func:`energy_kernel`),
     ``decode_memory_j``, ``decode_compute_j`` (the two parts of ``decode_j``) and
     ``step_time_s``.
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical.variables import example_variables
+    >>> V = example_variables()
+    >>> theta = np.array([p.init for p in PARAMETERS])
+    >>> c = energy_components(V, theta)
+    >>> bool(np.allclose(c[["prefill_j", "decode_j", "static_j"]].sum(axis=1),
+    ...                  energy_kernel(V, theta)))
+    True
     """
     TH = np.broadcast_to(np.asarray(theta, dtype=float), (len(V["B"]), len(PARAMETERS)))
     p = _parts(V, TH, resolve_terms(terms))
