@@ -171,25 +171,36 @@ def test_persistence_round_trip_is_bit_exact(tmp_path):
     assert json.loads((tmp_path / "again.json").read_text()) == json.loads(path.read_text())
 
 
+def _edited(packed: dict, i: int, value: float) -> dict:
+    """A packed float array of a model file with its i-th stored value replaced."""
+    import base64
+
+    vals = np.frombuffer(base64.b64decode(packed["float64"]), dtype="<f8").copy()
+    vals[i] = value
+    return {**packed, "float64": base64.b64encode(vals.tobytes()).decode("ascii")}
+
+
 @pytest.mark.parametrize("edit", ["coef-text", "coef-huge", "no-posterior", "negative-variance",
-                                  "column-index", "terms", "class"])
+                                  "column-index", "terms", "class", "truncated"])
 def test_tampered_files_are_refused(tmp_path, edit):
     table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=4)
     path = _fit(el.HierarchicalEnergyModel(), table).save(tmp_path / "hier.json")
     data = json.loads(path.read_text())
     extra = data["extra"]
     if edit == "coef-text":
-        extra["coef"][0] = "1.0"
+        extra["coef"]["float64"] = "not base64!"
     elif edit == "coef-huge":
-        extra["coef"][1] = 1e300
+        extra["coef"] = _edited(extra["coef"], 1, 1e300)
     elif edit == "no-posterior":
         del extra["posterior"]
     elif edit == "negative-variance":
-        extra["posterior"]["cov_global"][0][0] = -1.0
+        extra["posterior"]["cov_global"] = _edited(extra["posterior"]["cov_global"], 0, -1.0)
     elif edit == "column-index":
         extra["design"]["levels"][0]["col"][0][0] = 10**6
     elif edit == "terms":
         data["fit"]["terms"]["drain"] = "yes"
+    elif edit == "truncated":
+        extra["posterior"]["coupling"]["float64"] = extra["posterior"]["coupling"]["float64"][:-12]
     else:
         data["class"] = "NoSuchModel"
     path.write_text(json.dumps(data))
