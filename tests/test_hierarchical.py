@@ -292,3 +292,16 @@ def test_new_workload_and_labels_the_table_lacks():
     rows = table[table["model"] == MODELS[1]].iloc[:4]
     same = _quiet(m.predict, rows.drop(columns=["precision", "source"]))
     np.testing.assert_allclose(same, m.predict(rows), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 2, 1), (1, 2, 5), (2, 2, 3)])
+@pytest.mark.parametrize("pooling", ["partial", "none", "complete"])
+def test_tiny_tables_fit_with_finite_intervals(shape, pooling):
+    # fewer rows than unknowns: the residual sd stays at its floor and the fit stays solvable
+    n_models, n_gpus, rows = shape
+    table, _ = form_table(MODELS[:n_models], GPUS[:n_gpus], rows_per_group=rows, seed=2)
+    m = _fit(el.HierarchicalEnergyModel(pooling=pooling), table)
+    assert m.sigma_ >= 0.005
+    pi = m.predict_interval(table)
+    assert np.all(np.isfinite(pi[["energy_j", "lower", "upper"]].to_numpy()))
+    assert (pi["lower"] < pi["energy_j"]).all() and (pi["energy_j"] < pi["upper"]).all()

@@ -99,7 +99,15 @@ def touched_columns(row_cols: np.ndarray, row_group: np.ndarray, glob: np.ndarra
 
 
 def make_chunks(V, ly, row_cols, row_group, design, touched, n_chunks, terms) -> list[Chunk]:
-    """Split the training rows into ``n_chunks`` chunks of whole groups (balanced by rows)."""
+    """Split the training rows into ``n_chunks`` chunks of whole groups (balanced by rows).
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> HierarchicalEnergyModel(n_jobs=1).fit(t).n_chunks_  # one chunk when run in process
+    1
+    """
     n_groups = len(design.groups)
     glob = np.flatnonzero(~design.slot_local)
     loc = np.flatnonzero(design.slot_local)
@@ -161,7 +169,16 @@ def chunk_cost(chunk: Chunk, z: np.ndarray, sigma: float, z_ref: np.ndarray | No
 
 
 def chunk_system(chunk: Chunk, z: np.ndarray, sigma: float) -> SystemPart:
-    """The chunk's normal equations at ``z`` (Gauss-Newton: ``J'J`` and ``J'r``)."""
+    """The chunk's normal equations at ``z`` (Gauss-Newton: ``J'J`` and ``J'r``).
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> m = HierarchicalEnergyModel().fit(t)
+    >>> m.converged_  # its normal equations, solved through the Schur complement
+    True
+    """
     logE, D = energy_jacobian(chunk.V, _theta(chunk, z), chunk.terms)
     r = (chunk.ly - logE) / sigma
     Dn = (D[:, chunk.active] / sigma).T  # (active parameters, rows)

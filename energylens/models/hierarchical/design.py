@@ -269,6 +269,15 @@ def build_design(labels: pd.DataFrame, specs: Sequence[Spec], group_cols: Sequen
         Columns of a group.
     inits : ndarray
         Start value of each parameter (the prior mean of its population column).
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"model": ["a", "a", "b"], "gpu": ["X", "Y", "X"],
+    ...                        "workload": ["w"] * 3})
+    >>> d = build_design(labels, [(("model", "gpu"), ("s",))], ["model", "gpu"],
+    ...                  np.ones(len(PARAMETER_NAMES)))
+    >>> len(d.groups), int(d.block_size.sum())  # three groups, one scale deviation each
+    (3, 3)
     """
     levels = resolve_levels(labels, specs)
     gcodes, groups = pd.factorize(level_keys(labels, group_cols), sort=True)

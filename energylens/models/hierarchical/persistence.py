@@ -266,7 +266,18 @@ def _read_posterior(R: _Reader, d: dict, design: Design, lay: Layout) -> Posteri
 
 
 def model_from_file(cls, data: dict, where: str):
-    """Rebuild a fitted model from :func:`model_to_file` content (validated)."""
+    """Rebuild a fitted model from :func:`model_to_file` content (validated).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, energylens
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> m = HierarchicalEnergyModel().fit(t)
+    >>> path = m.save(pathlib.Path(tempfile.mkdtemp()) / "hier.json")
+    >>> bool((energylens.load_model(path).predict(t) == m.predict(t)).all())
+    True
+    """
     R = _Reader(where)
     extra, fit = R.get(data, "extra", dict), R.get(data, "fit", dict)
     if R.get(extra, "version", int) != FILE_VERSION:

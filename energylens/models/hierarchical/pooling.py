@@ -27,9 +27,11 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import linalg
 
+from ...exceptions import FitError
 from .chunks import Chunk, SystemPart, chunk_cost, chunk_system
 
-__all__ = ["TAU_FLOOR", "TAU_CEIL", "TAU_FEW", "TAU_NONE", "MIN_LEVELS", "OMEGA", "System",
+__all__ = ["TAU_FLOOR", "TAU_CEIL", "TAU_FEW", "TAU_NONE", "MIN_LEVELS", "OMEGA", "SIGMA_FLOOR",
+           "System",
            "Posterior", "PoolingResult", "map_chunks", "fit_pooled", "posterior"]
 
 #: Smallest spread (sd of a log parameter): 1%, i.e. complete pooling.
@@ -43,6 +45,11 @@ TAU_NONE = 3.0
 MIN_LEVELS = 5
 #: Over-relaxation of the empirical-Bayes fixed point (in log spread).
 OMEGA = 1.7
+#: Smallest residual sd of log energy (0.5%): repeated runs of one configuration differ by
+#: 0.7-2%, so a fit that explains a table better than this is fitting its noise (a table with
+#: fewer rows than unknowns would otherwise drive the estimate to zero and the normal
+#: equations to a condition number no factorisation survives).
+SIGMA_FLOOR = 0.005
 
 
 def map_chunks(fn, chunks: list[Chunk], n_jobs, *args) -> list:
@@ -171,7 +178,16 @@ class Posterior:
 
 
 def posterior(sys: System, layout: Layout, prec: np.ndarray) -> Posterior:
-    """Covariance (block form), its diagonal and the log-determinant of the precision."""
+    """Covariance (block form), its diagonal and the log-determinant of the precision.
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> post = HierarchicalEnergyModel().fit(t).posterior_
+    >>> bool((post.diag > 0).all())  # every unknown keeps some posterior variance
+    True
+    """
     P = layout.n_global
     AGG, ALL = _blocks(sys, layout, prec, 0.0)
     C = len(prec)
@@ -275,7 +291,7 @@ def _update_spreads(z, post, prec, tau, groups, n_values, n_rows, rss, sigma, po
     """One over-relaxed empirical-Bayes update of sigma and the spreads."""
     gamma = 1.0 - post.diag * prec  # share of each column's prior variance the data remove
     g_data = float(np.clip(gamma, 0.0, 1.0).sum())
-    new_sigma = float(np.sqrt(max(rss / max(n_rows - g_data, 1.0), 1e-8)))
+    new_sigma = max(float(np.sqrt(rss / max(n_rows - g_data, 1.0))), SIGMA_FLOOR)
     new_tau = dict(tau)
     if pooling == "partial":
         for g, js in groups.items():
@@ -312,6 +328,14 @@ def fit_pooled(chunks, layout, mu, prior_sd, groups, *, pooling="partial", n_job
         (level, parameter) -> columns sharing one spread.
     pooling : {"partial", "none", "complete"}
         ``"partial"`` estimates the spreads; ``"none"`` holds them at :data:`TAU_NONE`.
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> m = HierarchicalEnergyModel().fit(t)  # runs fit_pooled on the table's chunks
+    >>> m.posterior_.cov_global.shape == (m.design_.n_global, m.design_.n_global)
+    True
     """
     n_rows = sum(len(c.ly) for c in chunks)
     n_values = {g: len(js) for g, js in groups.items()}
@@ -324,7 +348,10 @@ def fit_pooled(chunks, layout, mu, prior_sd, groups, *, pooling="partial", n_job
     for it in range(n_em):
         prec = _precision(prior_sd, groups, tau)
         z, cost, sys, _ = prob.solve(z, prec, sigma, 100 if it == 0 else 3)
-        post = posterior(sys, layout, prec)
+        try:
+            post = posterior(sys, layout, prec)
+        except (np.linalg.LinAlgError, linalg.LinAlgError):
+            break  # keep the spreads of the last iteration that could be assessed
         sigma_new, tau, change = _update_spreads(z, post, prec, tau, groups, n_values, n_rows,
                                                  sys.cost * sigma**2, sigma, pooling)
         sigma = sigma_new
@@ -333,6 +360,11 @@ def fit_pooled(chunks, layout, mu, prior_sd, groups, *, pooling="partial", n_job
             break
     prec = _precision(prior_sd, groups, tau)
     z, cost, sys, converged = prob.solve(z, prec, sigma, 100)
-    post = posterior(sys, layout, prec)
+    try:
+        post = posterior(sys, layout, prec)
+    except (np.linalg.LinAlgError, linalg.LinAlgError) as exc:
+        raise FitError("HierarchicalEnergyModel: the penalised normal equations are numerically "
+                       f"singular at the optimum ({exc}); the table cannot support this structure: "
+                       "try levels='default' or pooling='complete'.") from exc
     return PoolingResult(z, sigma, tau, post, cost, sys.cost * sigma**2, converged,
                          len(history), history)

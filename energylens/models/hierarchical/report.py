@@ -100,7 +100,15 @@ def compute_group_table(model, row_cols: np.ndarray, row_group: np.ndarray) -> p
     """Each group's parameters (geometric mean over its rows), their log standard errors and
     the shrinkage of the group's own deviation (its group level and the levels nested in it,
     given the population and the levels it shares with other groups): posterior over prior
-    variance, 1 = pooled (the group's rows say nothing), 0 = fitted on its own rows."""
+    variance, 1 = pooled (the group's rows say nothing), 0 = fitted on its own rows.
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> HierarchicalEnergyModel().fit(t).groups_["n_rows"].tolist()
+    [5, 5]
+    """
     d, z = model.design_, model.coef_
     G, C = len(d.groups), d.n_columns
     n_g = np.bincount(row_group, minlength=G).astype(float)
