@@ -305,3 +305,25 @@ def test_tiny_tables_fit_with_finite_intervals(shape, pooling):
     pi = m.predict_interval(table)
     assert np.all(np.isfinite(pi[["energy_j", "lower", "upper"]].to_numpy()))
     assert (pi["lower"] < pi["energy_j"]).all() and (pi["energy_j"] < pi["upper"]).all()
+
+
+def test_measured_phases_are_fitted_jointly():
+    from energylens.exceptions import FitError
+
+    t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B", "Llama-3.1-70B"], ["H100-SXM", "A100-80GB"],
+                      rows_per_group=12, seed=0, phases=True)
+    share = (t["prefill_true_j"] / t["energy_true_j"]).to_numpy()
+    errors = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for phases in (False, "auto"):
+            m = el.HierarchicalEnergyModel(phases=phases).fit(t)
+            c = m.predict_components(t)
+            pred = (c["prefill_j"] / c[["prefill_j", "decode_j", "static_j"]].sum(axis=1)).to_numpy()
+            errors[phases] = float(np.median(np.abs(pred - share)))
+            assert np.all(m.predict(t) > 0)
+    assert m.phases_ == len(t)  # every row's split was used
+    assert m.groups_["n_rows"].sum() == len(t)  # counted once, not once per phase
+    assert errors["auto"] < 0.002 and errors["auto"] <= errors[False]
+    with pytest.raises(FitError, match="phases=True"):
+        el.HierarchicalEnergyModel(phases=True).fit(t.drop(columns=["prefill_energy_j"]))

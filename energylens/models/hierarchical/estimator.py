@@ -36,6 +36,9 @@ from .form import (
     FORMULA,
     PARAMETER_NAMES,
     PARAMETERS,
+    PHASE_DECODE,
+    PHASE_PREFILL,
+    PHASE_TOTAL,
     WORKLOAD_PARAMETERS,
     energy_components,
     energy_jacobian,
@@ -113,6 +116,11 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         None means every worker of the cluster, never a silent in-process loop).
     poor_fit_mape : float, default=25.0
         In-sample MAPE (percent) above which ``fit`` warns :class:`~energylens.PoorFitWarning`.
+    phases : {"auto", True, False}, default="auto"
+        Fit the measured prefill and decode energy (``prefill_energy_j``,
+        ``decode_energy_j``) jointly, each against its part of the form, wherever a row
+        records both (the total alone does not identify the split). ``"auto"`` does so when
+        the table has both columns; True requires them.
 
     Attributes
     ----------
@@ -131,6 +139,8 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         Training ranges and labels.
     n_chunks_ : int
         Chunks of groups the per-group work was split into (one per joblib worker).
+    phases_ : int
+        Rows whose prefill and decode energies were fitted jointly (0: totals only).
 
     Examples
     --------
@@ -152,13 +162,14 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="neither")],
         "n_jobs": [Integral, None],
         "poor_fit_mape": [Interval(Real, 0, None, closed="neither")],
+        "phases": [StrOptions({"auto"}), bool],
     }
     formula: ClassVar[str] = FORMULA
 
     def __init__(self, *, pooling: Literal["partial", "none", "complete"] = "partial",
                  by: Sequence[str] = ("model", "gpu"), levels="auto", terms: dict | None = None,
                  new_gpu_spread: float = 0.3, max_em: int = 12, tol: float = 1e-2,
-                 n_jobs: int | None = None, poor_fit_mape: float = 25.0):
+                 n_jobs: int | None = None, poor_fit_mape: float = 25.0, phases="auto"):
         self.pooling = pooling
         self.by = by
         self.levels = levels
@@ -168,6 +179,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.n_jobs = n_jobs
         self.poor_fit_mape = poor_fit_mape
+        self.phases = phases
 
     # ------------------------------------------------------------------ structure
     def _group_columns(self, X: pd.DataFrame) -> list[str]:
@@ -242,14 +254,48 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
             raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
                            f"and > 0; {int(bad.sum())} row(s) are not (first rows {rows}, values "
                            f"{y[bad][:5].tolist()}).")
+        X_fit, ly, phase = self._phase_rows(X, y)
         with single_blas_thread():
-            self._fit_table(X, np.log(y), terms)
+            self._fit_table(X_fit, ly, terms, phase)
+        self.phases_ = int(np.sum(phase == PHASE_PREFILL))
+        if self.phases_:  # group counts and in-sample error over the table's own rows
+            from .report import compute_group_table
+
+            cols, groups = self.design_.row_columns(self._labels(X, self.group_columns_),
+                                                    self.group_columns_)
+            self._groups_table = compute_group_table(self, cols, groups)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.train_mape_ = mape(y, self.predict(X))
         self.fit_time_s_ = time.perf_counter() - t0
         self._warn()
         return self
 
-    def _fit_table(self, X: pd.DataFrame, ly: np.ndarray, terms: dict) -> None:
+    def _phase_rows(self, X: pd.DataFrame, y: np.ndarray):
+        """The rows to fit, their log energies and what each measures (``PHASE_*``): a row
+        with a measured prefill/decode split becomes two rows, one per phase."""
+        cols = ("prefill_energy_j", "decode_energy_j")
+        has = all(c in X.columns for c in cols)
+        if self.phases is True and not has:
+            raise FitError(f"HierarchicalEnergyModel(phases=True) needs the columns {list(cols)}.")
+        split = np.zeros(len(X), dtype=bool)
+        if has and self.phases is not False:
+            pre = pd.to_numeric(X[cols[0]], errors="coerce").to_numpy(float)
+            dec = pd.to_numeric(X[cols[1]], errors="coerce").to_numpy(float)
+            split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
+        if not split.any():
+            return X, np.log(y), np.full(len(X), PHASE_TOTAL)
+        keep = X[~split]
+        both = X[split]
+        X_fit = pd.concat([keep, both, both], ignore_index=True)
+        ly = np.concatenate([np.log(y[~split]), np.log(pre[split]), np.log(dec[split])])
+        phase = np.concatenate([np.full(len(keep), PHASE_TOTAL), np.full(len(both), PHASE_PREFILL),
+                                np.full(len(both), PHASE_DECODE)])
+        return X_fit, ly, phase
+
+    def _fit_table(self, X: pd.DataFrame, ly: np.ndarray, terms: dict, phase: np.ndarray) -> None:
         V = form_variables(X, terms)
+        V["phase"] = phase
         group_cols = self._group_columns(X)
         labels = self._labels(X, group_cols)
         specs, self.structure_ = self._specs(labels, group_cols)
@@ -283,7 +329,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         self.domain_ = Domain.from_training(Vd, X)
         self.gpus_ = sorted(labels["gpu"].unique())
         pred = np.exp(row_log_theta(res.z, row_cols, design.slot_param))
-        self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))
+        self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))  # per phase, if split
         from .report import compute_group_table
 
         self._groups_table = compute_group_table(self, row_cols, row_group)

@@ -51,7 +51,7 @@ from ..parameters import Parameter
 
 __all__ = ["PARAMETERS", "PARAMETER_NAMES", "PRIOR_SD", "WORKLOAD_PARAMETERS", "TERMS",
            "B_REF", "FORMULA", "resolve_terms", "energy_kernel", "energy_jacobian",
-           "energy_components"]
+           "energy_components", "PHASE_TOTAL", "PHASE_PREFILL", "PHASE_DECODE"]
 
 _INF = np.inf
 #: The parameters of the form, in kernel order (all positive; fitted as logarithms).
@@ -178,9 +178,24 @@ def _parts(V: Mapping[str, np.ndarray], TH: np.ndarray, f: Mapping[str, bool]) -
             "dec": so * (e_static + e_mem + e_cmp) / B, "pre": (pre_lin + pre_att) * pre_w}
 
 
+#: Values of the row variable ``phase`` (optional in ``V``): what a row's energy measures.
+PHASE_TOTAL, PHASE_PREFILL, PHASE_DECODE = 0, 1, 2
+
+
+def _phase_weights(V: Mapping[str, np.ndarray]) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Weights of the prefill and decode parts in each row's measured energy: both 1 for a
+    total (the default), one of them for a row that measures one phase (``V["phase"]``)."""
+    phase = V.get("phase")
+    if phase is None:
+        return 1.0, 1.0
+    phase = np.asarray(phase)
+    return (phase != PHASE_DECODE).astype(float), (phase != PHASE_PREFILL).astype(float)
+
+
 def energy_kernel(V: Mapping[str, np.ndarray], theta: np.ndarray,
                   terms: Mapping[str, bool] | None = None) -> np.ndarray:
-    """Energy per request (J) of each row.
+    """Energy per request (J) of each row (or of the phase a row measures, ``V["phase"]``:
+    0 the total, 1 prefill, 2 decode).
 
     Parameters
     ----------
@@ -206,7 +221,8 @@ def energy_kernel(V: Mapping[str, np.ndarray], theta: np.ndarray,
     """
     TH = np.broadcast_to(np.asarray(theta, dtype=float), (len(V["B"]), len(PARAMETERS)))
     p = _parts(V, TH, resolve_terms(terms))
-    return p["th"]["s"] * (p["dec"] + p["pre"])
+    w_pre, w_dec = _phase_weights(V)
+    return p["th"]["s"] * (w_dec * p["dec"] + w_pre * p["pre"])
 
 
 def energy_jacobian(V: Mapping[str, np.ndarray], theta: np.ndarray,
@@ -228,21 +244,27 @@ def energy_jacobian(V: Mapping[str, np.ndarray], theta: np.ndarray,
     f = resolve_terms(terms)
     TH = np.broadcast_to(np.asarray(theta, dtype=float), (len(V["B"]), len(PARAMETERS)))
     p = _parts(V, TH, f)
+    th = p["th"]
+    w_pre, w_dec = _phase_weights(V)
+    G = w_dec * p["dec"] + w_pre * p["pre"]
+    dec, pre = _decode_gradients(V, p, f), _prefill_gradients(V, p, f)
+    D = np.zeros((len(V["B"]), len(PARAMETERS)))
+    D[:, _IDX["s"]] = 1.0
+    for name in set(dec) | set(pre):
+        D[:, _IDX[name]] = (w_dec * dec.get(name, 0.0) + w_pre * pre.get(name, 0.0)) / G
+    return np.log(th["s"] * G), D
+
+
+def _decode_gradients(V, p, f) -> dict:
+    """``theta_k * d(decode energy)/d theta_k`` per row (before the scale ``s``)."""
     th, so, B = p["th"], V["so"], V["B"]
-    G = p["dec"] + p["pre"]
-    c_T = so / B * V["n"] * V["P"] * th["pi0"] * p["drain"]  # dG/dT
+    c_T = so / B * V["n"] * V["P"] * th["pi0"] * p["drain"]  # d dec / d T
     per_b = so / B
     mem_w = V["P"] * th["pim"] / V["bw"]  # d e_mem / d (am*w_bytes + ak*kv_bytes)
-    pre = p["pre_lin"] + p["pre_att"]
-    g = {}
-    g["pi0"] = per_b * p["e_static"] + pre * V["P"] * th["pi0"] / V["F"]
-    g["pim"] = per_b * p["e_mem"]
-    g["pic"] = per_b * p["e_cmp"] + pre * V["P"] * th["pic"] / V["F"]
+    g = {"pi0": per_b * p["e_static"], "pim": per_b * p["e_mem"], "pic": per_b * p["e_cmp"]}
     g["am"] = c_T * th["am"] * p["t_w"] * p["gpp"] + per_b * mem_w * th["am"] * p["w_bytes"]
     g["ak"] = c_T * th["ak"] * p["t_kv"] * p["gpp"] + per_b * mem_w * th["ak"] * p["kv_bytes"]
     g["ac"] = c_T * th["ac"] * p["t_c"] + per_b * p["e_cmp"]
-    g["ap"] = p["pre_lin"] * p["pre_w"]
-    g["aa"] = p["pre_att"] * p["pre_w"]
     g["nu"] = c_T * V["L"] * th["nu"]
     g["ltp"] = c_T * V["L"] * th["ltp"] * (1.0 - 1.0 / V["tp"])
     g["lep"] = c_T * V["L"] * th["lep"] * (1.0 - 1.0 / V["ep"]) if f["ep"] else 0.0
@@ -256,17 +278,24 @@ def energy_jacobian(V: Mapping[str, np.ndarray], theta: np.ndarray,
         recorded = np.isfinite(V["nreq"])
         g["rho"] = np.where(recorded, 0.0, d_drain)
         g["kappa"] = np.where(recorded, d_drain, 0.0)
-    if f["prefill"]:
+    if f["prefill"]:  # the prompt's KV cache is read at every decode step
         dT = th["ak"] * p["gpp"] * B * V["kvb"] / (V["n"] * V["bw"])
         d_mem = mem_w * th["ak"] * B * V["kvb"]
+        g["si"] = np.where(p["latent"], (c_T * dT + per_b * d_mem) * p["si"], 0.0)
+    return g
+
+
+def _prefill_gradients(V, p, f) -> dict:
+    """``theta_k * d(prefill energy)/d theta_k`` per row (before the scale ``s``)."""
+    th = p["th"]
+    pre = p["pre_lin"] + p["pre_att"]
+    g = {"pi0": pre * V["P"] * th["pi0"] / V["F"], "pic": pre * V["P"] * th["pic"] / V["F"],
+         "ap": p["pre_lin"] * p["pre_w"], "aa": p["pre_att"] * p["pre_w"]}
+    if f["prefill"]:
         d_pre = (th["ap"] * V["Ftok"] + (2.0 * th["aa"] * 2.0 * V["L"] * V["H"] * p["si"]
                                          if f["attention"] else 0.0)) * p["pre_w"]
-        g["si"] = np.where(p["latent"], (c_T * dT + per_b * d_mem + d_pre) * p["si"], 0.0)
-    D = np.zeros((len(B), len(PARAMETERS)))
-    D[:, _IDX["s"]] = 1.0
-    for name, val in g.items():
-        D[:, _IDX[name]] = val / G
-    return np.log(th["s"] * G), D
+        g["si"] = np.where(p["latent"], d_pre * p["si"], 0.0)
+    return g
 
 
 def energy_components(V: Mapping[str, np.ndarray], theta: np.ndarray,

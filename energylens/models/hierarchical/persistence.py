@@ -87,6 +87,7 @@ def model_to_file(model) -> dict:
     fit = {"sigma": float(model.sigma_), "n_train": int(model.n_train_),
            "structure": model.structure_, "converged": bool(model.converged_),
            "train_mape": float(model.train_mape_), "fit_time_s": float(model.fit_time_s_),
+           "phases": int(model.phases_),
            "log_evidence": float(model.log_evidence_), "group_columns": list(model.group_columns_),
            "terms": dict(model.terms_), "gpus": list(model.gpus_), "n_features_in": model.n_features_in_,
            "domain": model.domain_.to_dict()}
@@ -331,6 +332,9 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     model.converged_ = bool(R.get(fit, "converged", bool))
     model.train_mape_ = float(R.get(fit, "train_mape", (int, float)))
     model.fit_time_s_ = float(R.get(fit, "fit_time_s", (int, float)))
+    model.phases_ = int(R.get(fit, "phases", int))
+    if model.phases_ < 0 or isinstance(fit["phases"], bool):
+        raise R.fail("entry 'phases' must be a count of rows")
     model.log_evidence_ = float(R.get(fit, "log_evidence", (int, float)))
     model.n_train_ = int(R.get(fit, "n_train", int))
     model.n_features_in_ = int(R.get(fit, "n_features_in", int))

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .form import PARAMETER_NAMES, PARAMETERS, energy_kernel
+from .form import PARAMETER_NAMES, PARAMETERS, energy_components, energy_kernel
 from .variables import form_variables
 
 __all__ = ["TRUE_POPULATION", "GROUP_DEVIATIONS", "form_table"]
@@ -41,7 +41,8 @@ def _configs(rng: np.random.Generator, n: int, workloads: Sequence[str]) -> dict
 def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: int | Mapping = 20,
                spread: float = 0.2, noise: float = 0.02, seed: int = 0,
                population: Mapping[str, float] | None = None,
-               workloads: Sequence[str] = ("chat", "code")) -> tuple[pd.DataFrame, pd.DataFrame]:
+               workloads: Sequence[str] = ("chat", "code"),
+               phases: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A table of every (model, GPU) pair generated from the form, and its true parameters.
 
     Parameters
@@ -60,6 +61,10 @@ def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: in
         Population values (default :data:`TRUE_POPULATION`).
     workloads : sequence of str
         Workload labels drawn per row.
+    phases : bool
+        Also record the prefill and decode energy (``prefill_energy_j``, ``decode_energy_j``,
+        each with its own noise; static energy belongs to decode), as a profiler that
+        splits the phases does; ``energy_j`` is then their sum.
 
     Returns
     -------
@@ -97,4 +102,12 @@ def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: in
     table["source"] = "form"
     table["energy_true_j"] = E
     table["energy_j"] = E * np.exp(noise * rng.standard_normal(len(E)))
+    if phases:
+        c = energy_components(form_variables(table), theta)
+        pre = c["prefill_j"].to_numpy()
+        dec = (c["decode_j"] + c["static_j"]).to_numpy()
+        table["prefill_true_j"] = pre
+        table["prefill_energy_j"] = pre * np.exp(noise * rng.standard_normal(len(E)))
+        table["decode_energy_j"] = dec * np.exp(noise * rng.standard_normal(len(E)))
+        table["energy_j"] = table["prefill_energy_j"] + table["decode_energy_j"]
     return table, pd.DataFrame(truth)
