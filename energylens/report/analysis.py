@@ -49,6 +49,7 @@ class Analysis:
     warnings: list[tuple[str, str, str | None]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    main_why: str = ""
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -134,8 +135,9 @@ def analyse(df: pd.DataFrame, *, estimator=None, source: str = "<table>", seeds:
     df : DataFrame
         Canonical profiling table (:func:`energylens.read_profiles`).
     estimator : estimator, optional
-        Unfitted model behind the headline and the parameter table (default
-        :func:`~energylens.report.fitting.main_model`: one EnergyLens model per model and GPU).
+        Unfitted model behind the headline and the parameter table. By default the closed
+        form with the lowest held-out MAPE in the comparison: the hierarchical model or one
+        EnergyLens model per model and GPU (:func:`~energylens.report.fitting.choose_main`).
     source : str
         Where the table came from.
     seeds : int, optional
@@ -166,20 +168,22 @@ def analyse(df: pd.DataFrame, *, estimator=None, source: str = "<table>", seeds:
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1; got {seeds}.")
     steps, by = _Steps(), fitting.group_columns(df)
-    est = fitting.main_model(df) if estimator is None else estimator
+    comp = steps.run(f"comparing against baselines ({seeds} seeds)", comparison.compare,
+                     df, by, seeds=seeds, quick=quick, source=source, n_jobs=n_jobs,
+                     show_progress=show_progress)
+    est, main, why = (estimator, type(estimator).__name__, "the model asked for") \
+        if estimator is not None else fitting.choose_main(df, comp)
     model = steps.run(f"fitting {type(est).__name__} per {', '.join(by) or 'table'}", _fit, est,
                       df, steps, optional=False)
     params = fitting.parameter_view(model)
     a = Analysis(source, df, summary_table(df),
                  bool("source" in df and (df["source"] == "simulator").all()), by, model,
                  fitting.fit_table(model), params)
+    a.comparison, a.main_why = comparison.with_main(comp, main), why
     a.headline = steps.run("recommending a configuration per scenario", choices.recommendations,
                            model, df)
     nxt = steps.run("choosing what to measure next", choices.next_measurements, model, df, by)
     a.next, a.next_note = nxt if isinstance(nxt, tuple) else (pd.DataFrame(), nxt)
-    a.comparison = steps.run(f"comparing against baselines ({seeds} seeds)", comparison.compare,
-                             df, by, seeds=seeds, quick=quick, source=source, n_jobs=n_jobs,
-                             show_progress=show_progress)
     a.discovery = steps.run("discovering formula structure (term search)", _discover,
                             _rows_of(df, by, params.key))
     a.best = steps.run("checking the choice per scenario", choices.best_per_scenario, model, df)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Comparison", "compare", "summarise", "training_sizes", "DEFAULT_SEEDS", "ENSEMBLES"]
+__all__ = ["Comparison", "compare", "with_main", "summarise", "training_sizes", "DEFAULT_SEEDS",
+           "ENSEMBLES"]
 
 #: Seeds of the comparison by default, and with ``quick``.
 DEFAULT_SEEDS = {False: 3, True: 2}
@@ -83,6 +84,14 @@ def _accuracy(summary: pd.DataFrame, main: str) -> dict:
         best = ens.loc[ens["mape"].idxmin()]
         out.update({"ensemble": str(best["model"]), "ensemble_mape": float(best["mape"])})
     return out
+
+
+def with_main(comp, main: str):
+    """The comparison with its headline accuracy read for the model named ``main``."""
+    if not isinstance(comp, Comparison):
+        return comp
+    return Comparison(comp.long, comp.summary, comp.seeds, comp.n_train,
+                      _accuracy(comp.summary, main))
 
 
 def compare(df: pd.DataFrame, by: list[str], *, seeds: int, quick: bool, source: str,

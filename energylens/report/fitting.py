@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["main_model", "group_columns", "fit_table", "ParameterView", "parameter_view",
-           "fitted_groups_mask"]
+__all__ = ["main_model", "choose_main", "group_columns", "fit_table", "ParameterView",
+           "parameter_view", "fitted_groups_mask"]
 
 
 def group_columns(df: pd.DataFrame) -> list[str]:
@@ -26,19 +26,71 @@ def group_columns(df: pd.DataFrame) -> list[str]:
 def main_model(df: pd.DataFrame):
     """The unfitted estimator of the headline and the parameter table for ``df``.
 
+    The hierarchical model (one form for the whole table, groups partially pooled) where the
+    catalogue knows every model and GPU of the table and it has several groups; otherwise
+    one twelve-parameter model per model and GPU.
+
     Examples
     --------
     >>> import pandas as pd
     >>> type(main_model(pd.DataFrame({"model": ["m"], "gpu": ["g"]}))).__name__
     'GroupedModel'
+    >>> two = pd.DataFrame({"model": ["Llama-3.1-8B", "Llama-3.1-8B"], "gpu": ["H100-SXM", "L4"]})
+    >>> type(main_model(two)).__name__
+    'HierarchicalEnergyModel'
     """
-    from ..models import EnergyLensModel, GroupedModel
+    from ..core.catalogue import resolve_gpu, resolve_model
+    from ..exceptions import CatalogueError
+    from ..models import EnergyLensModel, GroupedModel, HierarchicalEnergyModel
 
-    return GroupedModel(EnergyLensModel(), by=group_columns(df))
+    by = group_columns(df)
+    if by == ["model", "gpu"] and len(df[by].drop_duplicates()) > 1:
+        try:
+            for name in pd.unique(df["model"].astype(str)):
+                resolve_model(name)
+            for name in pd.unique(df["gpu"].astype(str)):
+                resolve_gpu(name)
+        except CatalogueError:
+            pass
+        else:
+            return HierarchicalEnergyModel()
+    return GroupedModel(EnergyLensModel(), by=by)
+
+
+def choose_main(df: pd.DataFrame, comp) -> tuple[object, str, str]:
+    """The unfitted main model, its name in the comparison and why it was chosen: of the
+    hierarchical model and the per-group EnergyLens model, the one with the lower held-out
+    MAPE at the largest training size of the comparison; :func:`main_model` where the
+    comparison did not run or neither model fitted."""
+    from ..models import EnergyLensModel, GroupedModel, HierarchicalEnergyModel
+
+    candidates = {"Hierarchical": HierarchicalEnergyModel,
+                  "EnergyLens": lambda: GroupedModel(EnergyLensModel(), by=group_columns(df))}
+    summary = getattr(comp, "summary", None)
+    if isinstance(summary, pd.DataFrame) and "mape" in summary.columns:
+        ok = summary[summary["model"].isin(list(candidates)) & summary["mape"].notna()]
+        if len(ok):
+            n = ok["n_train"].max()
+            at = ok[ok["n_train"] == n].set_index("model")["mape"]
+            name = str(at.idxmin())
+            others = ", ".join(f"{m} {v:.1f}%" for m, v in at.items() if m != name)
+            why = (f"the lower held-out MAPE in the comparison at {n} training rows per group: "
+                   f"{at[name]:.1f}%" + (f" against {others}" if others else ""))
+            return candidates[name](), name, why
+    est = main_model(df)
+    name = "Hierarchical" if isinstance(est, HierarchicalEnergyModel) else "EnergyLens"
+    return est, name, "the comparison could not rank the closed forms on this table"
 
 
 def fit_table(model) -> pd.DataFrame:
     """One row per fitted unit (group) with its statistics and, where it failed, why."""
+    if hasattr(model, "tau_map_"):  # the hierarchical model: groups and shrinkage
+        g = model.groups_.reset_index()
+        shrink = [c for c in g.columns if c.endswith("_shrink")]
+        out = g[[*model.group_columns_, "n_rows"]].rename(columns={"n_rows": "rows"})
+        if shrink:
+            out["shrinkage (mean)"] = g[shrink].mean(axis=1)
+        return out
     if hasattr(model, "groups_"):
         stats = model.groups_.copy()
         by = list(getattr(model, "by_", []))
@@ -121,10 +173,16 @@ def _shown(P: pd.DataFrame) -> pd.DataFrame:
 def parameter_view(model) -> ParameterView:
     """The parameters to show for a fitted model: population values where the model has
     them, the best-identified group of a grouped model, or the model's own."""
-    population = getattr(model, "population_params_", None)
-    if isinstance(population, pd.DataFrame) and "determined" in population.columns:
-        return ParameterView("population values", _shown(population),
-                             why="the hierarchical model's population values", model=model)
+    if hasattr(model, "tau_map_"):  # the hierarchical model
+        P = model.params_
+        shown = P.reset_index()[["parameter", "value", "stderr", "unit", "meaning", "note"]].copy()
+        shown["determined"] = (P["identifiable"].to_numpy(dtype=bool)
+                               & ~P["fixed"].to_numpy(dtype=bool))
+        shown["note"] = shown["note"].fillna("").astype(str)
+        return ParameterView("the whole table (population values)", shown, model.fit_report(),
+                             why="the hierarchical model's population values (each group's "
+                                 "parameters deviate from them; see the group table)",
+                             model=model)
     models = getattr(model, "models_", None)
     if models:
         scored = [(k, m) for k, m in models.items() if hasattr(m, "params_")]

@@ -103,10 +103,18 @@ def fit_section(a) -> str:
     pv = a.parameters
     fits = a.fits
     failed = ~fits["fitted"].astype(bool) if "fitted" in fits.columns else None
-    parts = ["<h2>2. The fitted model</h2>",
-             f"<p>{esc(type(a.model).__name__)} over the table"
-             + (f", one model per {esc(' and '.join(a.by))} group" if a.by else "")
-             + ". In-sample statistics per group (greyed: not fitted, with the reason):</p>",
+    if hasattr(a.model, "tau_map_"):
+        what = (f"<p>{esc(type(a.model).__name__)}: one form for every group of the table, each "
+                "group's parameters partially pooled toward the population values below. Per "
+                "group, the rows it was fitted on and its mean shrinkage (1: its parameters are "
+                "borrowed from the other groups, 0: fitted on its own rows):</p>")
+    else:
+        what = (f"<p>{esc(type(a.model).__name__)} over the table"
+                + (f", one model per {esc(' and '.join(a.by))} group" if a.by else "")
+                + ". In-sample statistics per group (greyed: not fitted, with the reason):</p>")
+    if a.main_why:
+        what = f"<p>Chosen for {esc(a.main_why)}.</p>" + what
+    parts = ["<h2>2. The fitted model</h2>", what,
              table(fits, csv="fit_groups.csv", greyed=failed, what="groups"),
              '<div class="grid">', figures.parity(a), figures.components(a), "</div>"]
     if not pv.table.empty:
