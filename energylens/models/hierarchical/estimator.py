@@ -36,9 +36,7 @@ from .form import (
     FORMULA,
     PARAMETER_NAMES,
     PARAMETERS,
-    PHASE_DECODE,
     PHASE_PREFILL,
-    PHASE_TOTAL,
     WORKLOAD_PARAMETERS,
     energy_components,
     energy_jacobian,
@@ -47,7 +45,7 @@ from .form import (
 )
 from .pooling import Layout, fit_pooled
 from .uncertainty import new_level_variance, parameter_variance
-from .variables import LABEL_COLUMNS, form_variables, row_labels
+from .variables import LABEL_COLUMNS, form_variables, phase_rows, row_labels
 
 __all__ = ["HierarchicalEnergyModel"]
 
@@ -254,7 +252,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
             raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
                            f"and > 0; {int(bad.sum())} row(s) are not (first rows {rows}, values "
                            f"{y[bad][:5].tolist()}).")
-        X_fit, ly, phase = self._phase_rows(X, y)
+        X_fit, ly, phase = phase_rows(X, y, self.phases)
         with single_blas_thread():
             self._fit_table(X_fit, ly, terms, phase)
         self.phases_ = int(np.sum(phase == PHASE_PREFILL))
@@ -270,28 +268,6 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         self.fit_time_s_ = time.perf_counter() - t0
         self._warn()
         return self
-
-    def _phase_rows(self, X: pd.DataFrame, y: np.ndarray):
-        """The rows to fit, their log energies and what each measures (``PHASE_*``): a row
-        with a measured prefill/decode split becomes two rows, one per phase."""
-        cols = ("prefill_energy_j", "decode_energy_j")
-        has = all(c in X.columns for c in cols)
-        if self.phases is True and not has:
-            raise FitError(f"HierarchicalEnergyModel(phases=True) needs the columns {list(cols)}.")
-        split = np.zeros(len(X), dtype=bool)
-        if has and self.phases is not False:
-            pre = pd.to_numeric(X[cols[0]], errors="coerce").to_numpy(float)
-            dec = pd.to_numeric(X[cols[1]], errors="coerce").to_numpy(float)
-            split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
-        if not split.any():
-            return X, np.log(y), np.full(len(X), PHASE_TOTAL)
-        keep = X[~split]
-        both = X[split]
-        X_fit = pd.concat([keep, both, both], ignore_index=True)
-        ly = np.concatenate([np.log(y[~split]), np.log(pre[split]), np.log(dec[split])])
-        phase = np.concatenate([np.full(len(keep), PHASE_TOTAL), np.full(len(both), PHASE_PREFILL),
-                                np.full(len(both), PHASE_DECODE)])
-        return X_fit, ly, phase
 
     def _fit_table(self, X: pd.DataFrame, ly: np.ndarray, terms: dict, phase: np.ndarray) -> None:
         V = form_variables(X, terms)

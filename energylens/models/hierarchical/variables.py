@@ -36,9 +36,11 @@ import pandas as pd
 from ...core.batch import effective_batch
 from ...core.catalogue import descriptors
 from ...core.variables import check_variables
+from ...exceptions import FitError
+from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
-           "example_variables", "DOMAIN_VARIABLES"]
+           "example_variables", "DOMAIN_VARIABLES", "phase_rows"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
 REQUIRED_DESCRIPTORS: tuple[str, ...] = (
@@ -184,3 +186,35 @@ def example_variables(n: int = 4) -> dict[str, np.ndarray]:
             "F": 989e12 * one, "P": 700 * one, "L": 32 * one, "H": 4096 * one,
             "Wd": 16e9 * one, "We": 0 * one, "r": one, "Ftok": 16e9 * one,
             "kvb": 131072 * one, "state": 0 * one}
+
+
+def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
+    """The rows to fit, their log energies and what each measures (``PHASE_*`` of
+    :mod:`~energylens.models.hierarchical.form`): where ``phases`` allows it (``"auto"``,
+    True), a row with a measured prefill/decode split becomes two rows, one per phase.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"prefill_energy_j": [1.0, np.nan], "decode_energy_j": [3.0, np.nan]})
+    >>> rows, ly, phase = phase_rows(X, np.array([4.0, 5.0]))
+    >>> len(rows), phase.tolist(), np.exp(ly).round(6).tolist()
+    (3, [0, 1, 2], [5.0, 1.0, 3.0])
+    """
+    cols = ("prefill_energy_j", "decode_energy_j")
+    has = all(c in X.columns for c in cols)
+    if phases is True and not has:
+        raise FitError(f"HierarchicalEnergyModel(phases=True) needs the columns {list(cols)}.")
+    split = np.zeros(len(X), dtype=bool)
+    if has and phases is not False:
+        pre = pd.to_numeric(X[cols[0]], errors="coerce").to_numpy(float)
+        dec = pd.to_numeric(X[cols[1]], errors="coerce").to_numpy(float)
+        split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
+    if not split.any():
+        return X, np.log(y), np.full(len(X), PHASE_TOTAL)
+    keep = X[~split]
+    both = X[split]
+    X_fit = pd.concat([keep, both, both], ignore_index=True)
+    ly = np.concatenate([np.log(y[~split]), np.log(pre[split]), np.log(dec[split])])
+    phase = np.concatenate([np.full(len(keep), PHASE_TOTAL), np.full(len(both), PHASE_PREFILL),
+                            np.full(len(both), PHASE_DECODE)])
+    return X_fit, ly, phase
