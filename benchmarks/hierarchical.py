@@ -47,6 +47,9 @@ from energylens.models.ensemble import (
     XGBoostEnergyModel,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _markdown import md_table as _md_table  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("protocol", "efficiency", "zeroshot", "insample", "speed", "ablation")
 ENSEMBLES = ("RandomForest", "HistGradientBoosting", "XGBoost")
@@ -112,22 +115,14 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
     return s[cols].reset_index()
 
 
+#: Formats of the result tables' columns.
+FMT = {"top1": "{:.3f}", "regret": "{:.3f}", "within5": "{:.3f}", "mape": "{:.1f}",
+       "median_ape": "{:.1f}", "fit_time_s": "{:.2f}", "fit_failed": "{:.2f}",
+       "cover50": "{:.2f}", "cover90": "{:.2f}", "width90": "{:.1f}"}
+
+
 def md_table(df: pd.DataFrame) -> str:
-    fmt = {"top1": "{:.3f}", "regret": "{:.3f}", "within5": "{:.3f}", "mape": "{:.1f}",
-           "median_ape": "{:.1f}", "fit_time_s": "{:.2f}", "fit_failed": "{:.2f}",
-           "cover50": "{:.2f}", "cover90": "{:.2f}", "width90": "{:.1f}"}
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, (float, np.floating)):
-                cells.append("-" if not np.isfinite(v) else fmt.get(c, "{:.3g}").format(v))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _md_table(df, FMT, missing="-")
 
 
 # ------------------------------------------------------------------------------ parts

@@ -22,7 +22,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import energylens
@@ -48,6 +47,9 @@ from energylens.models.ensemble import (
     ResidualBoostedModel,
     XGBoostEnergyModel,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _markdown import md_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["mape", "median_ape", "top1", "random_top1", "pairwise", "regret", "within5", "fit_time_s"]
@@ -187,22 +189,6 @@ def goals(name: str, total: pd.DataFrame) -> list[str]:
                 lines.append(f"  - n_train = 100: {model} MAPE {get(model, 100, 'mape_p50'):.1f}% against "
                              f"the best ensemble, {m_best}, {ens100[m_best]:.1f}%.")
     return lines
-
-
-def md_table(df: pd.DataFrame, fmt: dict | None = None) -> str:
-    fmt = fmt or {}
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, (float, np.floating)):
-                cells.append("" if not np.isfinite(v) else fmt.get(c, "{:.3g}").format(v))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 FMT = {"mape": "{:.1f}", "mape_p50": "{:.1f}", "median_ape": "{:.1f}", "top1": "{:.2f}", "random_top1": "{:.2f}",

@@ -287,11 +287,7 @@ class ExpressionModel(ParametricModel):
 
     @classmethod
     def _from_extra_state(cls, init_params: dict, extra: dict) -> ExpressionModel:
-        valid = set(cls().get_params(deep=False))
-        unknown = set(init_params) - valid
-        if unknown:
-            raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
-        model = cls(**init_params)
+        model = super()._from_extra_state(init_params, extra)
         P = model._parsed()  # raises ValueError on anything but a plain formula
         if extra and extra.get("parameters") not in (None, P["params"]):
             raise ValueError("the stored parameter names do not match the formula.")
