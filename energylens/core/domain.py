@@ -101,7 +101,7 @@ class Domain:
         ``labels`` maps label columns to the values seen (any sequence; repeats and missing
         values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
         """
-        ranges = {k: (float(np.min(v)), float(np.max(v))) for k, v in V.items() if len(v)}
+        ranges = {k: (float(v.min()), float(v.max())) for k, v in V.items() if len(v)}
         if isinstance(labels, pd.DataFrame):
             labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
         seen: dict[str, list[str]] = {}
