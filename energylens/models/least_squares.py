@@ -36,6 +36,9 @@ __all__ = ["Problem", "Solution", "fit_problem", "distinct_values", "residual_fu
 EXACT_SOLVER_MAX_ROWS = 200_000
 #: Relative tolerance of the rank decisions (on singular values of the column-scaled Jacobian).
 RANK_TOL = 1e-7
+#: Among confounded columns, those at least this share as independent of the kept ones
+#: (squared residual, relative to the best) count as ties, broken by preference.
+PIVOT_SLACK = 0.25
 
 Kernel = Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray]
 
@@ -207,29 +210,34 @@ def _rank(G: np.ndarray) -> int:
 def identify(J: np.ndarray | None, order: Sequence[int], *, gram: np.ndarray | None = None) -> list[int]:
     """Columns of ``J`` to fix so that the rest have full rank.
 
-    The decision is the data's: a column is fixed only if it is zero or a linear
-    combination of the others (numerically, relative tolerance :data:`RANK_TOL`). ``order``
-    says which columns to fix first when several are confounded. ``gram`` (``J^T J``) may
-    be given instead of ``J``.
+    The decision is the data's: as many columns are kept as the numerical rank of ``J``
+    (relative tolerance :data:`RANK_TOL`), the rest are fixed. The kept columns are chosen
+    as in a column-pivoted QR: one at a time, the column least explained by those already
+    kept, so that two nearly collinear columns are never both kept while an independent one
+    is fixed. ``order`` (the columns to fix first) breaks near-ties: among columns at least
+    :data:`PIVOT_SLACK` as independent as the best, the one fixed last in ``order`` is kept.
+    ``gram`` (``J^T J``) may be given instead of ``J``.
     """
     G, norms = _scaled_gram(J, gram)
     if G.size == 0:
         return []
     k = G.shape[0]
-    dead = [j for j in range(k) if norms[j] <= 1e-300]
-    keep = [j for j in range(k) if j not in dead]
-    target = _rank(G[np.ix_(keep, keep)])
-    fixed = list(dead)
-    for j in order:
-        if len(keep) == target:
-            break
-        if j not in keep:
-            continue
-        rest = [i for i in keep if i != j]
-        if _rank(G[np.ix_(rest, rest)]) == target:
-            keep = rest
-            fixed.append(j)
-    return sorted(fixed)
+    alive = [j for j in range(k) if norms[j] > 1e-300]
+    target = _rank(G[np.ix_(alive, alive)])
+    ranked = [j for j in reversed(list(order)) if j in alive]
+    prefer = ranked + [j for j in alive if j not in ranked]  # most wanted first
+    kept: list[int] = []
+    while len(kept) < target:
+        cand = [j for j in prefer if j not in kept]
+        if kept:
+            K = np.ix_(kept, kept)
+            proj = np.linalg.solve(G[K], G[np.ix_(kept, cand)])
+            resid = G[cand, cand] - np.einsum("ij,ij->j", G[np.ix_(kept, cand)], proj)
+        else:
+            resid = G[cand, cand]
+        best = resid.max()
+        kept.append(cand[int(np.flatnonzero(resid >= PIVOT_SLACK * best)[0])])
+    return sorted(set(range(k)) - set(kept))
 
 
 def covariance(J: np.ndarray | None, sigma: float, *, gram: np.ndarray | None = None
