@@ -149,8 +149,24 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
     per_seed = ok[ok.metric == "mape"].groupby(["model", "n_train"])["value"].median()
     table.insert(1, "mape_p50", per_seed.reindex(table.index))
     fails = res[res.metric == "fit_failed"].groupby(["model", "n_train"])["value"].mean()
+    # A model whose every fit failed keeps its row (empty metrics, fit_failed 1.00).
+    table = table.reindex(table.index.union(fails.index))
     table["fit_failed"] = fails.reindex(table.index).fillna(0)
     return table.reset_index()
+
+
+def failure_reasons(res: pd.DataFrame) -> list[str]:
+    """One line per model whose fits failed: how often, and the commonest reason."""
+    if "error" not in res.columns:
+        return []
+    fits = res[res.metric == "fit_failed"]
+    lines = []
+    for model, g in fits[fits.value > 0].groupby("model"):
+        head = g["error"].str.split(r" \(first rows", regex=True).str[0]
+        reason = head.str.replace(r"\d+", "#", regex=True).value_counts().index[0]
+        lines.append(f"- {model}: {len(g)} of {int((fits.model == model).sum())} fits failed; "
+                     f"commonest reason: {reason[:160]}")
+    return lines
 
 
 ENSEMBLES = ("RandomForest", "HistGradientBoosting", "XGBoost")
@@ -250,9 +266,10 @@ def main(argv=None) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             per_group = sample_efficiency(models, df, n_train=n_group, seeds=seeds, group=spec["by"],
-                                          scenario=spec["scenario"], dataset=name, n_jobs=args.jobs)
+                                          scenario=spec["scenario"], dataset=name, n_jobs=args.jobs,
+                                          errors=True)
             total = sample_efficiency(models, df, n_train=n_total, seeds=seeds, scenario=spec["scenario"],
-                                      dataset=name, n_jobs=args.jobs)
+                                      dataset=name, n_jobs=args.jobs, errors=True)
             total["protocol"] = "sample_efficiency_total"
             extra = [extrapolate(models, df, split="batch", group=spec["by"], scenario=spec["scenario"],
                                  dataset=name)] if df["batch_size"].nunique() > 2 else []
@@ -276,6 +293,10 @@ def main(argv=None) -> Path:
         parts += ["### Per-group training sizes (n rows per group)", "",
                   md_table(summarise(per_group), FMT), ""]
         parts += ["### Total training sizes (n rows in all)", "", md_table(summarise(total), FMT), ""]
+        failed = failure_reasons(pd.concat([per_group, total], ignore_index=True))
+        if failed:
+            parts += ["Failed fits (both protocols; a model refuses to predict a negative energy, so a "
+                      "straight line that crosses zero on a held-out row fails there):", "", *failed, ""]
         if name != "demo (synthetic)":
             goal_lines += goals(name, total)
             pg = summarise(per_group).set_index(["model", "n_train"])
