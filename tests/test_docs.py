@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,20 @@ def test_readme_commands_match_ci():
     test_cmd = 'python -m pip install -e ".[test]" && python -m pytest -n 2'
     assert test_cmd in readme and test_cmd in ci
     assert "energylens report data/demo_profiles.csv -o report" in readme
+
+
+def test_readme_notebook_example_runs(tmp_path):
+    """The README's notebook block runs as written (from a copy of the repository's data/),
+    and leaves the model folder it says it saves, loadable by ``load_model``."""
+    pytest.importorskip("matplotlib")
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    code = next(b for b in blocks if "import energylens" in b)
+    (tmp_path / "data").symlink_to(ROOT / "data", target_is_directory=True)
+    script = tmp_path / "example.py"
+    script.write_text(code + "\nassert energylens.load_model('model').predict(df.head()).min() > 0\n")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    r = subprocess.run([sys.executable, "-W", "ignore", str(script)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "model").exists()
