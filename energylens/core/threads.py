@@ -10,17 +10,28 @@ comes from fitting groups side by side (joblib), never from inside one small sol
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 __all__ = ["single_blas_thread"]
 
 _CONTROLLER = None
+_DEPTH = threading.local()  # nested blocks (a grouped fit's groups) reuse the outer limit
 
 
 @contextlib.contextmanager
 def single_blas_thread() -> Iterator[None]:
-    """Limit BLAS to one thread inside the block (a no-op where threadpoolctl is absent)."""
+    """Limit BLAS to one thread inside the block (a no-op where threadpoolctl is absent, and
+    inside another such block of the same thread, which already holds the limit)."""
     global _CONTROLLER
+    depth = getattr(_DEPTH, "n", 0)
+    if depth:
+        _DEPTH.n = depth + 1
+        try:
+            yield
+        finally:
+            _DEPTH.n = depth
+        return
     try:
         if _CONTROLLER is None:
             from threadpoolctl import ThreadpoolController
@@ -31,4 +42,8 @@ def single_blas_thread() -> Iterator[None]:
         yield
         return
     with limiter:
-        yield
+        _DEPTH.n = 1
+        try:
+            yield
+        finally:
+            _DEPTH.n = 0

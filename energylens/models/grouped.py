@@ -23,6 +23,7 @@ from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from ..core.options import Integral, Interval, check_fitted
+from ..core.threads import single_blas_thread
 from ..exceptions import EnergyLensWarning, ExtrapolationWarning, FitError
 from . import registry
 from .design import training_data
@@ -172,7 +173,8 @@ class GroupedModel(RegressorMixin, BaseEstimator):
             jobs = (delayed(_fit_arrays)(est, params, data.take(idx), key) for key, idx in todo.items())
         else:
             jobs = (delayed(_fit_table)(est, X.iloc[idx], y[idx], key) for key, idx in todo.items())
-        return Parallel(n_jobs=_n_jobs(self.n_jobs))(jobs)
+        with single_blas_thread():  # taken once here, not once per group, when run in-process
+            return Parallel(n_jobs=_n_jobs(self.n_jobs))(jobs)
 
     def _table(self, by, results, small) -> pd.DataFrame:
         rows = []
