@@ -153,6 +153,19 @@ def test_sample_efficiency_schema_determinism_and_failures(table):
     assert (el["n_test"] == 2 * 60 - 2 * el.index.get_level_values("n_train")).all()
 
 
+def test_sample_efficiency_does_not_depend_on_the_workers(table):
+    """The draws are made before the fits are spread over workers: one process or two give
+    the same rows (fit times aside), in the same order (seed, size, model)."""
+    models = {"EL": GroupedModel(EnergyLensModel(), by=["model"]), "W": WilkinsModel()}
+    kw = dict(n_train=[10, 20], seeds=[3, 4], group=["model"], scenario=["model", "batch_size"])
+    one = sample_efficiency(models, table, n_jobs=1, **kw)
+    two = sample_efficiency(models, table, n_jobs=2, **kw)
+    timing = one.metric == "fit_time_s"
+    pd.testing.assert_frame_equal(one[~timing], two[~timing])
+    order = one.drop_duplicates(["seed", "n_train", "model"])[["seed", "n_train", "model"]]
+    assert order.values.tolist() == [[s, n, m] for s in (3, 4) for n in (10, 20) for m in ("EL", "W")]
+
+
 def test_no_test_row_in_training(table):
     Spy.seen = []
     r = sample_efficiency({"spy": Spy()}, table, n_train=[15], seeds=3, group=["model"],

@@ -275,7 +275,7 @@ def _add_compare(sub, common) -> None:
     s.add_argument("--long", action="store_true",
                    help="write every (model, n, seed, metric) row, e.g. --long")
     s.add_argument("--jobs", type=int, default=None,
-                   help="parallel seeds (default 1), e.g. --jobs 2")
+                   help="worker processes for the fits (default 1; -1 for all cores), e.g. --jobs 2")
 
 
 def _add_report(sub, common) -> None:
@@ -298,7 +298,8 @@ def _add_report(sub, common) -> None:
                    help="a smaller comparison (2 seeds, 10 and 20 rows, smaller ensembles), "
                         "e.g. --quick")
     s.add_argument("--jobs", type=int, default=None,
-                   help="parallel seeds of the comparison (default 1), e.g. --jobs 2")
+                   help="worker processes of the comparison (default: the cores, at most 4; 1 "
+                        "runs it in this process), e.g. --jobs 1")
     _force(s)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -129,6 +130,19 @@ def cmd_compare(args, summary) -> int:
     return 0
 
 
+def report_jobs(jobs: int | None) -> int:
+    """Worker processes of a report's comparison: as asked, else the cores (at most 4: the
+    comparison has a few dozen fits, and each worker costs a second to start).
+
+    >>> report_jobs(1), report_jobs(3), 1 <= report_jobs(None) <= 4
+    (1, 3, True)
+    """
+    if jobs is not None:
+        return jobs
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
 def cmd_report(args, summary) -> int:
     """The HTML report of a table (a folder with index.html and the CSV tables)."""
     from ..report import REPORT_FILES, analyse, write_analysis
@@ -138,7 +152,7 @@ def cmd_report(args, summary) -> int:
     df = read_table(args)
     _enough(df, "report", args.table)
     a = analyse(df, source=str(args.table), seeds=args.seeds, quick=args.quick,
-                max_latency_s=args.max_latency, n_jobs=args.jobs,
+                max_latency_s=args.max_latency, n_jobs=report_jobs(args.jobs),
                 show_progress=False if args.quiet else None)
     for category, message, group in a.warnings:
         summary.add(category, message, group)

@@ -114,20 +114,23 @@ def _rows(name, dataset, protocol, n_train, seed, values, **extra):
     return rows
 
 
-def _one_seed(models, df, n_train, seed, scenario, group, dataset, target, n_threads):
-    rows = []
+def _draws(df, n_train, seed, group) -> list[tuple[int, pd.Index]]:
+    """The training rows of each size for one seed (one generator, sizes in order)."""
     rng = np.random.default_rng(seed)
+    out = []
+    for n in n_train:
+        idx = _draw(df, n, rng, group)
+        if idx is not None:
+            out.append((n, idx))
+    return out
+
+
+def _one_split(name, model, df, train_idx, n, seed, scenario, dataset, target, n_threads):
+    """Fit one model on one draw and score it on the rest."""
     with threadpool_limits(n_threads):
-        for n in n_train:
-            train_idx = _draw(df, n, rng, group)
-            if train_idx is None:
-                continue
-            train = df.loc[train_idx]
-            test = df.drop(index=train_idx)
-            for name, model in models.items():
-                vals = evaluate_split(model, train, test, scenario=scenario, target=target)
-                rows += _rows(name, dataset, "sample_efficiency", n, seed, vals)
-    return rows
+        vals = evaluate_split(model, df.loc[train_idx], df.drop(index=train_idx),
+                              scenario=scenario, target=target)
+    return _rows(name, dataset, "sample_efficiency", n, seed, vals)
 
 
 def sample_efficiency(
@@ -194,10 +197,15 @@ def sample_efficiency(
     if not df.index.is_unique:
         raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
-    jobs = (delayed(_one_seed)(dict(models), df, list(n_train), s, list(scenario), group, dataset,
-                               target, n_threads) for s in seed_list)
-    out = progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(seed_list),
-                   desc="comparing models", unit="seed", enabled=show_progress)
+    # One task per (seed, size, model), in that order: the draws are made here, so the
+    # results do not depend on how the tasks are spread over workers, and a slow model does
+    # not hold a whole seed on one worker.
+    tasks = [(name, model, idx, n, s) for s in seed_list for n, idx in _draws(df, n_train, s, group)
+             for name, model in models.items()]
+    jobs = (delayed(_one_split)(name, model, df, idx, n, s, list(scenario), dataset, target,
+                                n_threads) for name, model, idx, n, s in tasks)
+    out = progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(tasks),
+                   desc="comparing models", unit="fit", enabled=show_progress)
     rows = [r for part in out for r in part]
     return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "error"] if errors else RESULT_COLUMNS)
 
