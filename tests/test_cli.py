@@ -289,3 +289,13 @@ def test_module_entry_point(table):
     r = subprocess.run([sys.executable, "-m", "energylens", "validate", str(table)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "valid profiling table" in r.stdout
+
+
+def test_by_takes_commas_or_spaces(table, tmp_path):
+    """``--by model gpu`` (as many tools spell it) and ``--by model,gpu`` fit the same groups."""
+    import energylens
+
+    for spelling, out in ((["model,gpu"], "a"), (["model", "gpu"], "b")):
+        assert main(["fit", str(table), "--by", *spelling, "-o", str(tmp_path / out), "--quiet"]) == 0
+    a, b = (energylens.load_model(tmp_path / k) for k in "ab")
+    assert a.by_ == b.by_ == ["model", "gpu"] and sorted(a.models_) == sorted(b.models_)

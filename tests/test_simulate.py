@@ -37,13 +37,9 @@ def test_default_table_is_canonical_and_consistent(table):
     assert table.energy_per_output_token_j.between(1e-4, 1e3).all()
 
 
-def test_defaults_are_small_and_fast():
-    import time
-
-    simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"])  # warm imports
-    t0 = time.perf_counter()
+def test_defaults_are_small():
+    # (its speed is not asserted here: a wall-clock bound fails on a busy machine)
     df = simulate_profiles()
-    assert time.perf_counter() - t0 < 1.0
     assert 300 <= len(df) <= 1000
 
 

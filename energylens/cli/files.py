@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BadInput", "LAYOUT_CHOICES", "cli_spelling", "parse_pairs", "read_table",
+__all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "cli_spelling", "parse_pairs", "read_table",
            "read_candidates", "write_table", "write_bytes", "Outputs", "REPORT_MARKER"]
 
 #: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
@@ -38,6 +38,17 @@ class BadInput(Exception):
 def cli_spelling(option: str, value: object) -> str:
     """How the command line spells an option the library names: ``--duplicates mean``."""
     return f"--{option.replace('_', '-')} {value}"
+
+
+def by_columns(items: Sequence[str] | str | None) -> list[str]:
+    """Group columns from ``--by``, given with commas, spaces or both.
+
+    >>> by_columns(["model,gpu"]), by_columns(["model", "gpu"]), by_columns(None)
+    (['model', 'gpu'], ['model', 'gpu'], [])
+    """
+    if isinstance(items, str):
+        items = [items]
+    return [c.strip() for item in (items or []) for c in item.split(",") if c.strip()]
 
 
 def parse_pairs(items: Sequence[str] | None, flag: str, example: str) -> dict[str, str]:

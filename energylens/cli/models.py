@@ -9,6 +9,7 @@ from pathlib import Path
 from .files import (
     BadInput,
     Outputs,
+    by_columns,
     parse_pairs,
     read_candidates,
     read_table,
@@ -59,7 +60,7 @@ def _fit_grouped(model, df, by, args, out, summary) -> None:
 
 def cmd_fit(args, summary) -> int:
     """Fit a closed form (or one per ``--by`` group) and save it."""
-    by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    by = by_columns(args.by)
     outs = Outputs([args.table], args.force)
     out = (outs.folder(args.output, kind="grouped") if by
            else outs.file(args.output, kind="energylens.model"))

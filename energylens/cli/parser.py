@@ -168,7 +168,7 @@ def _add_discover(sub, common) -> None:
     s.add_argument("--resamples", type=int, default=20,
                    help="with --derive: bootstrap resamples of the stability selection "
                         "(default 20), e.g. --resamples 50")
-    s.add_argument("--by", default="model,gpu",
+    s.add_argument("--by", default=["model,gpu"], nargs="+",
                    help="with --derive: columns whose groups get a scale of their own before the "
                         "pooled search (default model,gpu), e.g. --by model")
     s.add_argument("--per-group", action="store_true",
@@ -185,8 +185,9 @@ def _add_fit(sub, common) -> None:
                    help="model file (JSON), or a folder when --by is given, e.g. -o model.json")
     s.add_argument("--model", choices=("energylens", "sweetspot", "wilkins"), default="energylens",
                    help="closed form to fit (default energylens), e.g. --model wilkins")
-    s.add_argument("--by", default=None,
-                   help="fit one model per group of these columns, e.g. --by model,gpu")
+    s.add_argument("--by", default=None, nargs="+",
+                   help="fit one model per group of these columns (commas or spaces), e.g. --by "
+                        "model,gpu")
     s.add_argument("--loss", choices=("relative", "log", "absolute", "robust"), default="relative",
                    help="residuals minimised: relative (default), log, absolute or robust "
                         "(soft-L1 on relative), e.g. --loss log")
