@@ -451,3 +451,15 @@ def test_two_rows_differing_in_batch_keep_a_batch_term():
     free = m.params_.index[m.params_["identifiable"]]
     assert {"c5", "c10"} & set(free)
     assert abs(pred[0] / truth.iloc[2] - 1) < 0.05
+
+
+def test_a_column_absent_from_training_is_reported_not_silent():
+    """A table without ``pp`` is fitted with the schema's default (1): the report says so."""
+    df = make_table(n=40, seed=3)
+    df = df[df["pp"] == 1].drop(columns=["pp"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(df)
+        full = EnergyLensModel().fit(make_table(n=40, seed=3))
+    assert "absent from the training table, taken at the schema's default: pp = 1" in m.fit_report()
+    assert "absent from" not in full.fit_report()

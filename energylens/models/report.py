@@ -109,6 +109,11 @@ def _header(model) -> list[str]:
             se = f" +/- {st.batch_k_stderr:.3g}" if st.batch_k_stderr else ""
             btxt += f" (k = {st.batch_k:.4g}{se})"
         lines.append(btxt)
+    if st.domain.filled:
+        from ..core.variables import VARIABLE_COLUMNS
+
+        cols = ", ".join(f"{VARIABLE_COLUMNS.get(v, v)} = {x:g}" for v, x in st.domain.filled.items())
+        lines.append(f"    absent from the training table, taken at the schema's default: {cols}")
     warn = _warnings(model)
     if warn:
         lines.append("    WARNING: " + "; ".join(warn))
