@@ -125,11 +125,10 @@ def _draws(df, n_train, seed, group) -> list[tuple[int, pd.Index]]:
     return out
 
 
-def _one_split(name, model, df, train_idx, n, seed, scenario, dataset, target, n_threads):
+def _one_split(name, model, train, test, n, seed, scenario, dataset, target, n_threads):
     """Fit one model on one draw and score it on the rest."""
     with threadpool_limits(n_threads):
-        vals = evaluate_split(model, df.loc[train_idx], df.drop(index=train_idx),
-                              scenario=scenario, target=target)
+        vals = evaluate_split(model, train, test, scenario=scenario, target=target)
     return _rows(name, dataset, "sample_efficiency", n, seed, vals)
 
 
@@ -199,12 +198,19 @@ def sample_efficiency(
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
     # One task per (seed, size, model), in that order: the draws are made here, so the
     # results do not depend on how the tasks are spread over workers, and a slow model does
-    # not hold a whole seed on one worker.
-    tasks = [(name, model, idx, n, s) for s in seed_list for n, idx in _draws(df, n_train, s, group)
-             for name, model in models.items()]
-    jobs = (delayed(_one_split)(name, model, df, idx, n, s, list(scenario), dataset, target,
-                                n_threads) for name, model, idx, n, s in tasks)
-    out = progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(tasks),
+    # not hold a whole seed on one worker. Each draw's rows are split once, for all models,
+    # as the tasks are dispatched.
+    draws = [(s, n, idx) for s in seed_list for n, idx in _draws(df, n_train, s, group)]
+
+    def jobs():
+        for s, n, idx in draws:
+            train, test = df.loc[idx], df.drop(index=idx)
+            for name, model in models.items():
+                yield delayed(_one_split)(name, model, train, test, n, s, list(scenario),
+                                          dataset, target, n_threads)
+
+    out = progress(Parallel(n_jobs=n_jobs, return_as="generator")(jobs()),
+                   total=len(draws) * len(models),
                    desc="comparing models", unit="fit", enabled=show_progress)
     rows = [r for part in out for r in part]
     return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "error"] if errors else RESULT_COLUMNS)
