@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -137,10 +136,9 @@ def report_jobs(jobs: int | None) -> int:
     >>> report_jobs(1), report_jobs(3), 1 <= report_jobs(None) <= 4
     (1, 3, True)
     """
-    if jobs is not None:
-        return jobs
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1))
+    from ..core.threads import usable_cores
+
+    return jobs if jobs is not None else min(4, usable_cores())
 
 
 def cmd_report(args, summary) -> int:

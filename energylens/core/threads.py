@@ -10,10 +10,11 @@ comes from fitting groups side by side (joblib), never from inside one small sol
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 
-__all__ = ["single_blas_thread"]
+__all__ = ["single_blas_thread", "usable_cores"]
 
 _CONTROLLER = None
 _DEPTH = threading.local()  # nested blocks (a grouped fit's groups) reuse the outer limit
@@ -47,3 +48,11 @@ def single_blas_thread() -> Iterator[None]:
             yield
         finally:
             _DEPTH.n = 0
+
+
+def usable_cores() -> int:
+    """Cores this process may use (its CPU affinity where the system reports one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)

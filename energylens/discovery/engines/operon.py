@@ -20,7 +20,6 @@ and runs stop being reproducible.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -32,6 +31,7 @@ from ..._optional import import_optional
 from ...core.expressions import expression_complexity, parse_expression
 from ...core.options import Integral, Interval, StrOptions
 from ...core.progress import logger
+from ...core.threads import usable_cores
 from .base import Engine
 from .linear import Criterion, simplify_formula
 
@@ -47,11 +47,8 @@ DEFAULT_OPERATORS = ("add", "sub", "mul", "div")
 
 
 def default_threads() -> int:
-    """Cores this process may use (its CPU affinity where the system reports one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    """Threads of a search: every core this process may use."""
+    return usable_cores()
 
 
 def _symbols(operators: Sequence[str]) -> str:
