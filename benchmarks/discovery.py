@@ -73,6 +73,9 @@ from energylens.discovery.features import feature_table, target_values
 from energylens.discovery.presentation import legend_text, symbol_names
 from energylens.models.derived import term_info
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import run_times  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 _SYMS = {n: sympy.Symbol(n) for n in ("t", "p", "B", "si", "so", "N")}
 FEATURES = ["tp", "pp", "batch_size", "input_tokens", "output_tokens"]
@@ -122,12 +125,7 @@ def _planted(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def _median_time(fn, repeats: int) -> float:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return float(np.median(out))
+    return float(np.median(run_times(fn, repeats)))
 
 
 def speed_terms(repeats: int) -> list[dict]:

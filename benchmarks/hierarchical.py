@@ -49,6 +49,7 @@ from energylens.models.ensemble import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _markdown import md_table as _md_table  # noqa: E402
+from _timing import run_times  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("protocol", "efficiency", "zeroshot", "insample", "speed", "ablation")
@@ -310,12 +311,7 @@ def synthetic_groups(n_models: int = 40, n_gpus: int = 25, rows: int = 20) -> pd
 
 
 def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return min(run_times(fn, repeat))
 
 
 def part_speed(data, quick, t0):

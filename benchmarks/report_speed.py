@@ -29,17 +29,15 @@ import time
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import run_times  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo_profiles.csv"
 
 
 def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(run_times(fn, repeats))
 
 
 def _cli(args: list[str]) -> None:
