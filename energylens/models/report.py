@@ -12,6 +12,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from ..core.variables import VARIABLE_COLUMNS
 from ..exceptions import ConvergenceWarning, IdentifiabilityWarning, PoorFitWarning
 
 __all__ = ["params_table", "correlation_table", "fit_stats", "fit_report", "html_report",
@@ -110,8 +111,6 @@ def _header(model) -> list[str]:
             btxt += f" (k = {st.batch_k:.4g}{se})"
         lines.append(btxt)
     if st.domain.filled:
-        from ..core.variables import VARIABLE_COLUMNS
-
         cols = ", ".join(f"{VARIABLE_COLUMNS.get(v, v)} = {x:g}" for v, x in st.domain.filled.items())
         lines.append(f"    absent from the training table, taken at the schema's default: {cols}")
     warn = _warnings(model)
