@@ -47,6 +47,7 @@ from energylens.models.ensemble import (
     ResidualBoostedModel,
     XGBoostEnergyModel,
 )
+from energylens.report.comparison import summarise as comparison_summary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _markdown import md_table  # noqa: E402
@@ -140,18 +141,15 @@ def kept_sections(path: Path) -> list[str]:
 
 
 def summarise(res: pd.DataFrame) -> pd.DataFrame:
-    ok = res[res.metric != "fit_failed"]
-    table = ok.groupby(["model", "n_train", "metric"])["value"].mean().unstack("metric")
-    cols = [c for c in METRICS if c in table.columns]
-    table = table[cols]
+    """The report's summary (means per model and size; a model whose every fit failed keeps
+    its row), in the page's column order, with the median MAPE over seeds beside the mean."""
+    table = comparison_summary(res).sort_values(["model", "n_train"]).set_index(["model", "n_train"])
     # MAPE's mean over seeds is dominated by the rare seed whose draw leaves a group without
     # its range; the median over seeds is shown beside it.
-    per_seed = ok[ok.metric == "mape"].groupby(["model", "n_train"])["value"].median()
+    per_seed = res[res.metric == "mape"].groupby(["model", "n_train"])["value"].median()
+    table = table[[c for c in METRICS if c in table.columns]].assign(
+        fit_failed=table["fit_failed"].fillna(0))
     table.insert(1, "mape_p50", per_seed.reindex(table.index))
-    fails = res[res.metric == "fit_failed"].groupby(["model", "n_train"])["value"].mean()
-    # A model whose every fit failed keeps its row (empty metrics, fit_failed 1.00).
-    table = table.reindex(table.index.union(fails.index))
-    table["fit_failed"] = fails.reindex(table.index).fillna(0)
     return table.reset_index()
 
 
