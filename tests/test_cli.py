@@ -299,3 +299,20 @@ def test_by_takes_commas_or_spaces(table, tmp_path):
         assert main(["fit", str(table), "--by", *spelling, "-o", str(tmp_path / out), "--quiet"]) == 0
     a, b = (energylens.load_model(tmp_path / k) for k in "ab")
     assert a.by_ == b.by_ == ["model", "gpu"] and sorted(a.models_) == sorted(b.models_)
+
+
+def test_discover_derive_refuses_a_by_column_the_table_lacks(table, tmp_path, capsys):
+    """As ``fit`` does: the library would ignore the column and derive without its groups."""
+    rc = main(["discover", str(table), "--derive", "--by", "model,nosuch", "-o", str(tmp_path / "m.json")])
+    assert rc == 2 and not (tmp_path / "m.json").exists()
+    assert "--by names column(s) ['nosuch'] absent from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fit", "compare", "report"])
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_jobs_must_be_a_non_zero_integer(command, value, table, tmp_path, capsys):
+    extra = ["--by", "model"] if command == "fit" else []
+    out = ["-o", str(tmp_path / "out")] if command in ("fit", "report") else []
+    assert main([command, str(table), *extra, *out, "--jobs", value]) == 2
+    assert f"--jobs: expected a non-zero integer (-1 for all cores), got '{value}'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

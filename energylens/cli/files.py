@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "cli_spelling", "parse_pairs", "read_table",
+__all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "check_by", "cli_spelling", "parse_pairs", "read_table",
            "read_candidates", "write_table", "write_bytes", "Outputs", "REPORT_MARKER"]
 
 #: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
@@ -49,6 +49,14 @@ def by_columns(items: Sequence[str] | str | None) -> list[str]:
     if isinstance(items, str):
         items = [items]
     return [c.strip() for item in (items or []) for c in item.split(",") if c.strip()]
+
+
+def check_by(by: Sequence[str], df, table: str) -> None:
+    """Refuse ``--by`` columns the table does not have (the library would ignore them)."""
+    missing = [c for c in by if c not in df.columns]
+    if missing:
+        raise BadInput(f"--by names column(s) {missing} absent from '{table}'; its columns are "
+                       f"{list(map(str, df.columns))}.")
 
 
 def parse_pairs(items: Sequence[str] | None, flag: str, example: str) -> dict[str, str]:

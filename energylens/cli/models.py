@@ -10,6 +10,7 @@ from .files import (
     BadInput,
     Outputs,
     by_columns,
+    check_by,
     parse_pairs,
     read_candidates,
     read_table,
@@ -31,13 +32,6 @@ def _model_from_args(args):
     if args.model == "sweetspot":
         return SweetSpotModel(**common)
     return WilkinsModel(**common)
-
-
-def _check_by(by: list[str], df, table: str) -> None:
-    missing = [c for c in by if c not in df.columns]
-    if missing:
-        raise BadInput(f"--by names column(s) {missing} absent from '{table}'; its columns are "
-                       f"{list(map(str, df.columns))}.")
 
 
 def _fit_grouped(model, df, by, args, out, summary) -> None:
@@ -65,7 +59,7 @@ def cmd_fit(args, summary) -> int:
     out = (outs.folder(args.output, kind="grouped") if by
            else outs.file(args.output, kind="energylens.model"))
     df = read_table(args)
-    _check_by(by, df, args.table)
+    check_by(by, df, args.table)
     model = _model_from_args(args)
     if by:
         _fit_grouped(model, df, by, args, out, summary)

@@ -28,6 +28,17 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a non-zero integer (joblib's count; -1 for all cores)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n == 0:
+        raise argparse.ArgumentTypeError(f"expected a non-zero integer (-1 for all cores), got {text!r}")
+    return n
+
+
 def _force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing output that energylens did not write (never an "
@@ -197,7 +208,7 @@ def _add_fit(sub, common) -> None:
     s.add_argument("--size-covariate", choices=("params_b", "active_params_b"), default=None,
                    help="scale terms by model size (for tables pooling models), e.g. "
                         "--size-covariate params_b")
-    s.add_argument("--jobs", type=int, default=None,
+    s.add_argument("--jobs", type=_jobs, default=None,
                    help="parallel group fits (default 1; -1 for all cores), e.g. --jobs 2")
     _force(s)
 
@@ -275,7 +286,7 @@ def _add_compare(sub, common) -> None:
                    help="random draws per size (default 3), e.g. --seeds 5")
     s.add_argument("--long", action="store_true",
                    help="write every (model, n, seed, metric) row, e.g. --long")
-    s.add_argument("--jobs", type=int, default=None,
+    s.add_argument("--jobs", type=_jobs, default=None,
                    help="worker processes for the fits (default 1; -1 for all cores), e.g. --jobs 2")
 
 
@@ -298,7 +309,7 @@ def _add_report(sub, common) -> None:
     s.add_argument("--quick", action="store_true",
                    help="a smaller comparison (2 seeds, 10 and 20 rows, smaller ensembles), "
                         "e.g. --quick")
-    s.add_argument("--jobs", type=int, default=None,
+    s.add_argument("--jobs", type=_jobs, default=None,
                    help="worker processes of the comparison (default: the cores, at most 4; 1 "
                         "runs it in this process), e.g. --jobs 1")
     _force(s)

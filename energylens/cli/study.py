@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .files import BadInput, Outputs, by_columns, read_table, write_table
+from .files import BadInput, Outputs, by_columns, check_by, read_table, write_table
 from .messages import log
 
 __all__ = ["cmd_discover", "cmd_compare", "cmd_report", "MIN_ROWS"]
@@ -76,6 +76,7 @@ def _derive(args) -> int:
     if engine is not None and "random_state" in engine.get_params():
         engine.set_params(random_state=args.seed)
     by = by_columns(args.by)
+    check_by(by, df, args.table)
     log.info(f"deriving a closed form of {args.target} over {len(df)} rows ({args.resamples} "
              f"bootstrap resamples, groups {by}) ...")
     model = derive_model(df, args.target, engine=engine, by=by, n_resamples=args.resamples,
