@@ -76,8 +76,8 @@ def raw_problem(df: pd.DataFrame):
     theta, free = r.theta.copy(), r.free.copy()
     cols0 = np.flatnonzero(free)
     p = Problem(m._kernel, m._jacobian, V, d.y)
-    _, J0 = _identify(p, specs, theta, free, r.lower, r.upper)
-    theta = np.clip(linear_start(p, specs, theta, free, r.lower, J0, cols0), r.lower, r.upper)
+    _, J0, G0 = _identify(p, specs, theta, free, r.lower, r.upper)
+    theta = np.clip(linear_start(p, specs, theta, free, r.lower, J0, cols0, G0), r.lower, r.upper)
     fun, jac = residual_functions(p, theta, free)
     lo, hi = r.lower[free], r.upper[free]
     x0 = _inside(theta[free], lo, hi)

@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..core.batch import BATCH_RULES, effective, effective_batch, resolve_rule
+from ..core.blocks import in_row_blocks
 from ..core.domain import Domain, Extrapolation
 from ..core.metrics import mape
 from ..core.options import Interval, StrOptions, check_fitted
@@ -245,12 +246,15 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         self.coef_ = sol.theta
         self._lo_, self._hi_ = resolved.lower, resolved.upper
         self.n_features_in_ = len(self._model_variables())
-        f = self._kernel(V, sol.theta)
+        if self.loss in ("relative", "robust") and data.w is None:
+            train_mape = 100.0 * float(np.mean(np.abs(sol.residuals)))  # r = f / y - 1
+        else:
+            train_mape = mape(data.y, self._kernel(V, sol.theta))
         self._state_ = FitState(
             free=sol.free, not_identifiable=sol.not_identifiable, cov=sol.cov, sigma=sol.sigma,
             n=len(data.y), nfev=sol.nfev, success=sol.success, message=sol.message, rank=sol.rank,
             cost=sol.cost, batch_rule=rule, batch_k=k, batch_k_stderr=k_se, batch_k_at_bound=k_edge,
-            mape_pct=mape(data.y, f),
+            mape_pct=train_mape,
             domain=Domain.from_training(V, data.labels_seen(), filled=data.filled))
         self.at_bound_ = at_bound(sol.theta, self._lo_, self._hi_, sol.free, sol.cov,
                                   self.parameter_names)
@@ -304,7 +308,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         never seen) are predicted and flagged by one :class:`~energylens.ExtrapolationWarning`.
         """
         V, _ = self._predict_variables(X)
-        return self._checked_output(self._kernel(V, self.coef_), X)
+        return self._checked_output(in_row_blocks(self._kernel, V, self.coef_), X)
 
     def predict_components(self, X) -> pd.DataFrame:
         """Prefill, decode and static parts of the prediction (columns ``prefill_j, decode_j,

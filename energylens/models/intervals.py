@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..core.blocks import in_row_blocks
 from ..core.domain import Domain
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..core.progress import progress
@@ -126,7 +127,7 @@ def predict_interval(model, X, level: float = 0.9, *,
         "method": [StrOptions({"delta", "bootstrap"})], "n_boot": [POSITIVE_INT]},
         {"level": level, "kind": kind, "method": method, "n_boot": n_boot})
     V, ext = model._predict_variables(X)
-    f = model._checked_output(model._kernel(V, model.coef_), X)
+    f = model._checked_output(in_row_blocks(model._kernel, V, model.coef_), X)
     st = model._state_
     free = st.free
     if method == "delta":

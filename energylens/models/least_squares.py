@@ -274,11 +274,13 @@ def _tie_order(specs: Sequence[Parameter], free: np.ndarray, distinct: Mapping[s
     return sorted(idx, key=key)
 
 
-def _identify(p: Problem, specs, theta, free, lo, hi) -> tuple[dict[str, str], np.ndarray | None]:
+def _identify(p: Problem, specs, theta, free, lo, hi
+              ) -> tuple[dict[str, str], np.ndarray | None, np.ndarray]:
     """Fix (at their neutral values) the parameters the data cannot identify.
 
-    Returns the notes and the scaled Jacobian at the start over the columns free on entry
-    (None for tall problems, whose Jacobian is not kept), which the linear start reuses.
+    Returns the notes, the scaled Jacobian at the start over the columns free on entry
+    (None for tall problems, whose Jacobian is not kept) and its Gram matrix ``J^T J``,
+    which the linear start reuses.
     """
     notes: dict[str, str] = {}
     cols = np.flatnonzero(free)
@@ -293,7 +295,7 @@ def _identify(p: Problem, specs, theta, free, lo, hi) -> tuple[dict[str, str], n
         G = J.T @ J
     Gs, norms = _scaled_gram(None, G)
     if np.all(norms > 1e-300) and _rank(Gs) == len(cols):
-        return notes, J  # full rank: every free parameter is identified
+        return notes, J, G  # full rank: every free parameter is identified
     distinct = {v: distinct_values(a) for v, a in p.V.items()}
     order = [int(np.flatnonzero(cols == i)[0]) for i in _tie_order(specs, free, distinct)]
     fixed = identify(None, order, gram=G)
@@ -314,7 +316,7 @@ def _identify(p: Problem, specs, theta, free, lo, hi) -> tuple[dict[str, str], n
         theta[i] = spec.neutral
         free[i] = False
     np.clip(theta, lo, hi, out=theta)
-    return notes, J
+    return notes, J, G
 
 
 def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
@@ -342,13 +344,13 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
     theta = np.clip(resolved.theta.copy(), resolved.lower, resolved.upper)
     free, lo, hi = resolved.free.copy(), resolved.lower, resolved.upper
     cols0 = np.flatnonzero(free)
-    notes, J0 = _identify(p, specs, theta, free, lo, hi) if free.any() else ({}, None)
+    notes, J0, G0 = _identify(p, specs, theta, free, lo, hi) if free.any() else ({}, None, None)
     if initial_guess is not None and free.any():
         w = np.ones_like(p.y) if p.w is None else p.w
         theta = np.clip(initial_guess(p.V, p.y, w, theta, free), lo, hi)
     elif linear_start and free.any():
-        theta = np.clip(start_linear(p, specs, theta, free, lo, J0, cols0), lo, hi)
-    del J0
+        theta = np.clip(start_linear(p, specs, theta, free, lo, J0, cols0, G0), lo, hi)
+    del J0, G0
     k = int(free.sum())
     if not k:
         r = residual_functions(p, theta, free)[0](np.empty(0))

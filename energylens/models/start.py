@@ -17,30 +17,33 @@ __all__ = ["linear_start", "lstsq_linear", "positive_start"]
 _START_ROWS = 50_000
 
 
-def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray) -> np.ndarray:
+def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray, columns=None) -> np.ndarray:
     """Replace zero entries of a non-negative least-squares start by small positive values.
 
     A parameter that starts exactly at its lower bound of 0 cannot leave it under the
     trust-region-reflective scaling; each zero becomes the value whose term alone would
-    explain 0.1% of the (scaled) target, in mean absolute terms.
+    explain 0.1% of the (scaled) target, in mean absolute terms. ``columns`` (all by
+    default) are the columns of ``A`` that ``sol`` multiplies.
     """
     out = sol.copy()
     zero = np.flatnonzero(out <= 0)
     if not len(zero):
         return out
     scale_b = float(np.mean(np.abs(b))) or 1.0
-    cols = np.mean(np.abs(A[:, zero]), axis=0)
+    idx = zero if columns is None else np.asarray(columns)[zero]
+    cols = np.mean(np.abs(A[:, idx]), axis=0)
     out[zero] = np.where(cols > 0, 1e-3 * scale_b / np.where(cols > 0, cols, 1.0), 1e-12)
     return out
 
 
-def linear_start(p, specs, theta, free, lo, J0, cols0) -> np.ndarray:
+def linear_start(p, specs, theta, free, lo, J0, cols0, G0=None) -> np.ndarray:
     """Start values of the parameters the form is linear in, the others held.
 
     With the non-linear parameters at their start values the form is linear in the rest,
     so a least-squares solve of the relative residuals (non-negative where the bounds say
     so) gives a start that is already close. It reuses the Jacobian of the identifiability
-    check where it can; tall problems use an even subsample of rows.
+    check where it can (and its Gram matrix ``G0 = J0^T J0``, when given, so that the rows
+    are read once more only for ``J0^T b``); tall problems use an even subsample of rows.
 
     ``p`` is a :class:`~energylens.models.least_squares.Problem`; ``J0`` the scaled Jacobian
     at the start over the columns ``cols0`` (or None).
@@ -57,46 +60,53 @@ def linear_start(p, specs, theta, free, lo, J0, cols0) -> np.ndarray:
         V, y = {k: v[rows] for k, v in V.items()}, y[rows]
         w = None if w is None else w[rows]
     if reuse:
-        A = J0[:, np.searchsorted(cols0, lin)]
+        A, sel = J0, np.searchsorted(cols0, lin)
     else:
-        A = p.jacobian(V, theta)[:, lin] / y[:, None]
+        A, sel = p.jacobian(V, theta)[:, lin] / y[:, None], np.arange(len(lin))
         if w is not None:
             A *= np.sqrt(w)[:, None]
     b = (y - p.kernel(V, th0)) / y
     if w is not None:
         b *= np.sqrt(w)
-    sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)))
+    G = None if G0 is None or not reuse else G0[np.ix_(sel, sel)]
+    sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)), columns=sel, gram=G)
     if sol is not None:
         theta[lin] = sol
     return theta
 
 
-def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool) -> np.ndarray | None:
-    """Solve ``A x ~ b`` on column-scaled ``A`` (non-negative where asked); None on failure.
+def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool, *, columns=None,
+                 gram: np.ndarray | None = None) -> np.ndarray | None:
+    """Solve ``A[:, columns] x ~ b`` on column-scaled columns (non-negative where asked);
+    None on failure.
 
-    A tall ``A`` is reduced through its Gram matrix: with ``A^T A = R^T R`` (Cholesky),
+    A tall system is reduced through its Gram matrix: with ``A^T A = R^T R`` (Cholesky),
     ``||A x - b|| = ||R x - R^{-T} A^T b||`` up to a constant, so the solve works on a k x k
     system (the columns are scaled to unit norm first; an ill-conditioned Gram matrix falls
-    back to the full solve).
+    back to the full solve). ``columns`` (all by default) selects columns of ``A`` without
+    copying them, and ``gram`` may give their Gram matrix when the caller has it.
     """
-    G, Atb = A.T @ A, A.T @ b
+    cols = np.arange(A.shape[1]) if columns is None else np.asarray(columns)
+    Atb = (b @ A)[cols]
+    G = A[:, cols].T @ A[:, cols] if gram is None else gram
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     norms[norms == 0] = 1.0
     try:
-        As, rhs = None, None
-        if A.shape[0] > 2 * A.shape[1]:
+        sol = None
+        if A.shape[0] > 2 * len(cols):
             try:
-                R = linalg.cholesky(G / np.outer(norms, norms), check_finite=False)
-                As, rhs = R, linalg.solve_triangular(R, Atb / norms, trans="T", check_finite=False)
+                L = np.linalg.cholesky(G / np.outer(norms, norms))
+                As, rhs = L.T, np.linalg.solve(L, Atb / norms)
+                sol = np.linalg.solve(As, rhs)  # the unconstrained solution
             except np.linalg.LinAlgError:
-                As = None
-        if As is None:
-            As, rhs = A / norms, b
-        if nonneg:
-            sol, _ = optimize.nnls(As, rhs, maxiter=50 * A.shape[1])
-        else:
-            sol = linalg.lstsq(As, rhs)[0]
+                sol = None
+        if sol is None:
+            As, rhs = A[:, cols] / norms, b
+            if not nonneg:
+                sol = linalg.lstsq(As, rhs)[0]
+        if nonneg and (sol is None or np.any(sol < 0)):  # the bound binds: solve under it
+            sol, _ = optimize.nnls(As, rhs, maxiter=50 * len(cols))
     except (RuntimeError, np.linalg.LinAlgError, ValueError):
         return None
     sol = sol / norms
-    return positive_start(A, b, sol) if nonneg else sol
+    return positive_start(A, b, sol, cols) if nonneg else sol
