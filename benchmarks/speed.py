@@ -133,7 +133,7 @@ def bench_groups(n_groups: int, repeats: int) -> tuple[float, float]:
         warnings.simplefilter("ignore")
         raws = [raw_problem(g) for g in parts]
     t = medians({"lib": quiet(lambda: GroupedModel(EnergyLensModel(), by=["model"]).fit(df)),
-                 "raw": one_thread(quiet(lambda: [r() for r in raws]))}, max(1, repeats // 3))
+                 "raw": one_thread(quiet(lambda: [r() for r in raws]))}, max(3, repeats // 2))
     return t["lib"], t["raw"]
 
 
