@@ -160,3 +160,30 @@ def test_ray_backend_is_not_run_in_process(monkeypatch):
     monkeypatch.setattr(grouped, "get_active_backend", lambda: (RayBackend(), None))
     assert grouped._n_jobs(None) == -1
     assert grouped._n_jobs(3) == 3
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_cycle_collector_is_paused_during_the_groups_and_restored(table, monkeypatch, enabled):
+    """The groups are fitted with the cycle collector off; afterwards it is as it was, and
+    the fits are the same as one fit per group."""
+    import gc
+
+    from energylens.models import grouped
+
+    seen = []
+    real = grouped._run
+    monkeypatch.setattr(grouped, "_run", lambda fit, key: seen.append(gc.isenabled()) or real(fit, key))
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = GroupedModel(EnergyLensModel(), by=["model"]).fit(table)
+        assert seen and not any(seen)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = {k: EnergyLensModel().fit(g).coef_ for k, g in table.groupby("model")}
+    for (k,), model in m.models_.items():
+        np.testing.assert_allclose(model.coef_, ref[k], rtol=1e-9)
