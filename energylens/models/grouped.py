@@ -52,9 +52,9 @@ def _collector_paused():
     """Pause Python's cycle collector while the groups are fitted (restored afterwards).
 
     Each group's fit allocates a few hundred short-lived objects, which trigger collections
-    whose full passes walk every model fitted so far: about 5% of a 1,000-group fit
-    (``benchmarks/speed.py``). Nothing a fit allocates waits on the cycle collector to be
-    freed; whatever cycles exist are collected once the block ends.
+    whose full passes walk every model fitted so far, a cost that grows with the number of
+    groups. Nothing a fit allocates waits on the cycle collector to be freed; whatever
+    cycles exist are collected once the block ends.
     """
     enabled = gc.isenabled()
     gc.disable()
