@@ -50,7 +50,7 @@ from .variables import LABEL_COLUMNS, form_variables, phase_rows, row_labels
 __all__ = ["HierarchicalEnergyModel"]
 
 _EXTRA_GROUP_COLUMNS = ("precision", "source")
-_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "group")
+_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "family", "group")
 
 
 def _check_levels(levels) -> None:

@@ -40,7 +40,7 @@ from ...exceptions import FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
-           "example_variables", "DOMAIN_VARIABLES", "phase_rows"]
+           "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
 REQUIRED_DESCRIPTORS: tuple[str, ...] = (
@@ -157,14 +157,14 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     --------
     >>> t = pd.DataFrame({"model": ["Llama-3.1-8B-FP8"], "gpu": ["H100"], "tp": [2]})
     >>> row_labels(t).iloc[0].tolist()
-    ['Llama-3.1-8B-FP8', 'H100', 'fp8', '-', '-', '2', '1']
+    ['Llama-3.1-8B-FP8', 'H100', 'fp8', '-', '-', '2', '1', 'dense']
     """
     out = pd.DataFrame(index=X.index)
+    d = descriptors(X[["model", "gpu"] + (["precision"] if "precision" in X else [])],
+                    errors="coerce")
     for col in LABEL_COLUMNS:
         if col == "precision":
-            prec = descriptors(X[["model", "gpu"] + (["precision"] if "precision" in X else [])],
-                               errors="coerce")["precision"]
-            out[col] = prec.astype(str).to_numpy()
+            out[col] = d["precision"].astype(str).to_numpy()
         elif col in X.columns:
             out[col] = X[col].astype(str).to_numpy()
         else:
@@ -173,6 +173,33 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     pp, dp = _column(X, "pp", 1.0), _column(X, "dp", 1.0)
     out["n_gpus"] = [f"{v:g}" for v in tp * pp * dp]
     out["dp"] = [f"{v:g}" for v in dp]
+    out["family"] = model_family(d)
+    return out
+
+
+def model_family(d: pd.DataFrame) -> np.ndarray:
+    """``"moe"`` (routed experts), ``"hybrid"`` (a recurrent state) or ``"dense"`` for each
+    row of a descriptor table (``"-"`` where the catalogue does not know the model).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"model_experts": [128.0, np.nan, np.nan],
+    ...                   "model_active_experts": [8.0, np.nan, np.nan],
+    ...                   "state_bytes": [0.0, 1e6, 0.0], "model_layers": [48.0, 56.0, 32.0]})
+    >>> model_family(d).tolist()
+    ['moe', 'hybrid', 'dense']
+    """
+    def num(col):
+        if col not in d.columns:
+            return np.full(len(d), np.nan)
+        return pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float)
+
+    E, k, state, layers = (num(c) for c in ("model_experts", "model_active_experts",
+                                             "state_bytes", "model_layers"))
+    moe = np.isfinite(E) & np.isfinite(k) & (E > 1) & (k < E)
+    hybrid = np.isfinite(state) & (state > 0)
+    out = np.where(moe, "moe", np.where(hybrid, "hybrid", "dense")).astype(object)
+    out[~np.isfinite(layers) & ~moe & ~hybrid] = "-"
     return out
 
 
