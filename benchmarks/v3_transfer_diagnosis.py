@@ -145,8 +145,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--zeroshot", action="store_true", help="also the zero-shot folds")
     ap.add_argument("--groups", action="store_true", help="also the per-group table")
-    ap.add_argument("--variant", default="base",
-                    help="a level structure of v3_transfer_variants.VARIANTS (default: unchanged)")
+    ap.add_argument("--variant", default="current",
+                    help="a level structure of v3_transfer_variants.VARIANTS ('base': the "
+                         "structures before the family level; default 'current': the code's)")
     args = ap.parse_args(argv)
     from v3_transfer_variants import variant
 

@@ -3,8 +3,9 @@
 Each variant replaces the level specifications (``DEFAULT_LEVELS``, used at 50 rows, and
 ``RICH_LEVELS``, used by the zero-shot fits of whole tables) for the length of its runs and
 is scored on the 50-row protocol of ML.ENERGY v2 and v3 (the draws of
-``benchmarks/hierarchical.py``) and on leave one GPU / model out. ``base`` is the code
-unchanged.
+``benchmarks/hierarchical.py``) and on leave one GPU / model out. ``base`` restores the
+structures from before the family level (every other variant is built on them);
+``current`` takes the structures of the code as it is.
 
 Run::
 
@@ -23,7 +24,26 @@ import numpy as np
 import pandas as pd
 
 import energylens.models.hierarchical.estimator as est
-from energylens.models.hierarchical.design import DEFAULT_LEVELS, RICH_LEVELS
+
+#: The structures before the family level (the reference the variants are built on).
+DEFAULT_LEVELS = (
+    (("source",), ("s", "pi0", "am", "tau1", "nu")),
+    (("model",), ("s",)),
+    (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
+    (("precision", "gpu"), ("s",)),
+    (("gpu", "workload"), ("s", "nu")),
+    (("group",), ("s",)),
+)
+RICH_LEVELS = (
+    (("source",), ("s", "pi0", "am", "tau1", "nu")),
+    (("model",), ("s", "am", "ac", "nu")),
+    (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
+    (("precision", "gpu"), ("s", "am", "ac")),
+    (("gpu", "workload"), ("s", "nu")),
+    (("group",), ("s", "nu", "ac", "am", "tau1")),
+    (("group", "workload"), ("nu", "pi0")),
+    (("group", "n_gpus", "dp"), ("s", "nu")),
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from v3_transfer_diagnosis import load, md, protocol_rows, zeroshot  # noqa: E402
@@ -48,7 +68,7 @@ def _family(levels, names):
 
 
 VARIANTS = {
-    "base": lambda L: L,
+    "base": lambda L: L,  # the old structures (as in the code before the family level)
     "family_s": lambda L: _family(L, ("s",)),
     "family": lambda L: _family(L, ("s", "am", "ac")),
     "gw_nu": lambda L: _replace(L, ("gpu", "workload"), ("nu",)),
@@ -83,11 +103,46 @@ VARIANTS.update({
 })
 
 
+def _set(levels, cols, names):
+    """``levels`` with the level on ``cols`` given exactly ``names`` (added at its place in
+    RICH_LEVELS' order if absent)."""
+    if any(c == cols for c, _ in levels):
+        return tuple((c, tuple(names)) if c == cols else (c, n) for c, n in levels)
+    return (*levels, (cols, tuple(names)))
+
+
+#: Variants of the 50-row (default) structure only; the rich structure is family+no_gw's.
+DEFAULT_ONLY = {
+    "D:rich": lambda D, R: R,
+    "D:prec_gpu": lambda D, R: _set(D, ("precision", "gpu"), ("s", "am", "ac")),
+    "D:model": lambda D, R: _set(D, ("model",), ("s", "am", "ac", "nu")),
+    "D:group_nu": lambda D, R: _set(D, ("group",), ("s", "nu")),
+    "D:family_full": lambda D, R: _set(D, ("family",), ("s", "am", "ac", "nu", "dc", "tau1")),
+}
+
+
+#: Variants that set the two structures apart: (default, rich).
+SPLIT = {
+    "family+no_gw_at_50": (VARIANTS["family+no_gw"], VARIANTS["family"]),
+}
+
+
 @contextlib.contextmanager
 def variant(name: str):
-    f = VARIANTS[name]
     old = est.DEFAULT_LEVELS, est.RICH_LEVELS
-    est.DEFAULT_LEVELS, est.RICH_LEVELS = f(DEFAULT_LEVELS), f(RICH_LEVELS)
+    if name == "current":  # the structures of the code as it is
+        from energylens.models.hierarchical import design
+
+        est.DEFAULT_LEVELS, est.RICH_LEVELS = design.DEFAULT_LEVELS, design.RICH_LEVELS
+    elif name in SPLIT:
+        fd, fr = SPLIT[name]
+        est.DEFAULT_LEVELS, est.RICH_LEVELS = fd(DEFAULT_LEVELS), fr(RICH_LEVELS)
+    elif name in DEFAULT_ONLY:
+        D, R = _fnb(DEFAULT_LEVELS), _fnb(RICH_LEVELS)
+        est.DEFAULT_LEVELS, est.RICH_LEVELS = DEFAULT_ONLY[name](D, R), R
+    else:
+        f = VARIANTS[name]
+        est.DEFAULT_LEVELS, est.RICH_LEVELS = f(DEFAULT_LEVELS), f(RICH_LEVELS)
     try:
         yield
     finally:
