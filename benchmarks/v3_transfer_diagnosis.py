@@ -43,12 +43,18 @@ SCENARIO = ("model", "gpu", "workload")
 def load(name: str) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = energylens.read_mlenergy_leaderboard(DATA / f"mlenergy_{name}").reset_index(drop=True)
+        if name == "TokenPowerBench":
+            df = energylens.read_tokenpowerbench(DATA / "tokenpowerbench")
+        elif name == "Wilkins":
+            df = energylens.read_wilkins(DATA / "wilkins2024")
+        else:
+            df = energylens.read_mlenergy_leaderboard(DATA / f"mlenergy_{name}")
+        df = df.reset_index(drop=True)
     d = descriptors(df)
     E = pd.to_numeric(d["model_experts"], errors="coerce").to_numpy(float)
     df["family"] = np.where(np.isfinite(E) & (E > 1), "moe", "dense")
     df["prec"] = d["precision"].astype(str).to_numpy()
-    df["cap"] = df["batch_size"] * df.get("dp", 1)
+    df["cap"] = df["batch_size"] * (df["dp"] if "dp" in df else 1)
     return df
 
 
@@ -121,6 +127,7 @@ def zeroshot(df: pd.DataFrame, split: str, make=HierarchicalEnergyModel) -> tupl
         train, test = df[df[split] != value], df[df[split] == value]
         pred = fit_predict(train, test, make)
         t = test.copy()
+        t["seed"] = 0
         t["pred"], t["logerr"] = pred, np.log(pred / test["energy_j"])
         t["ape"] = 100 * np.abs(pred / t["energy_j"] - 1)
         lvl = t["logerr"].mean()
@@ -172,11 +179,14 @@ def report(args) -> None:
         print(md(g.head(15)), "\n")
     if args.zeroshot:
         for split in ("gpu", "model"):
-            z, _ = zeroshot(df, split)
+            z, t = zeroshot(df, split)
             tot = np.average(z["mape"], weights=z["n_test"])
             print(f"### leave one {split} out: row-weighted MAPE {tot:.1f}%, without each fold's "
                   f"level {np.average(z['mape_no_level'], weights=z['n_test']):.1f}%\n")
             print(md(z.sort_values("mape", ascending=False)), "\n")
+            by = ["gpu", "workload"] if split == "gpu" else ["family", "prec"]
+            print(f"### leave one {split} out, by {', '.join(by)}\n")
+            print(md(breakdown(t, by)), "\n")
 
 
 if __name__ == "__main__":

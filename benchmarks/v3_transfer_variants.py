@@ -127,8 +127,55 @@ SPLIT = {
 }
 
 
+#: Descriptor variants on the current structures: the bandwidth the form divides by,
+#: ``bw * ((P / bw) / (P_H100 / bw_H100)) ** gamma`` (gamma = 1: bandwidth in proportion
+#: to board power, i.e. the same energy per streamed byte on every GPU at equal shares).
+BANDWIDTH = {"bw_gamma0.5": 0.5, "bw_gamma1": 1.0}
+
+
+@contextlib.contextmanager
+def _bandwidth(gamma: float):
+    orig = est.form_variables
+
+    def patched(X, terms=None):
+        V = orig(X, terms)
+        V["bw"] = V["bw"] * ((V["P"] / V["bw"]) / (700.0 / 3.35e12)) ** gamma
+        return V
+
+    est.form_variables = patched
+    try:
+        yield
+    finally:
+        est.form_variables = orig
+
+
+#: Spread of a level with too few values to estimate one (pooling.TAU_FEW, 0.5 in the code),
+#: on the current structures.
+TAU_FEW = {"tau_few0.3": 0.3, "tau_few0.75": 0.75, "tau_few1": 1.0}
+
+
+@contextlib.contextmanager
+def _tau_few(value: float):
+    from energylens.models.hierarchical import pooling
+
+    old = pooling.TAU_FEW
+    pooling.TAU_FEW = value
+    try:
+        yield
+    finally:
+        pooling.TAU_FEW = old
+
+
 @contextlib.contextmanager
 def variant(name: str):
+    if name in TAU_FEW:
+        with variant("current"), _tau_few(TAU_FEW[name]):
+            yield
+        return
+    if name in BANDWIDTH:
+        with variant("current"), _bandwidth(BANDWIDTH[name]):
+            yield
+        return
     old = est.DEFAULT_LEVELS, est.RICH_LEVELS
     if name == "current":  # the structures of the code as it is
         from energylens.models.hierarchical import design
