@@ -64,7 +64,7 @@ def _add(levels, cols, names, first=True):
 def _family(levels, names):
     # after the source level, before the model: a model's deviation is then relative to
     # its family's
-    return (levels[0], (("family",), tuple(names)), *levels[1:])
+    return (levels[0], (("model_family",), tuple(names)), *levels[1:])
 
 
 VARIANTS = {
@@ -98,7 +98,7 @@ def _model_params(levels, names):
 VARIANTS.update({
     "fnb+prec": lambda L: _add(_fnb(L), ("precision",), ("am", "ac"), first=False),
     "fnb+prec_s": lambda L: _add(_fnb(L), ("precision",), ("s", "am", "ac"), first=False),
-    "fnb+famgpu": lambda L: _add(_fnb(L), ("family", "gpu"), ("s",), first=False),
+    "fnb+famgpu": lambda L: _add(_fnb(L), ("model_family", "gpu"), ("s",), first=False),
     "fnb+model_am": lambda L: _model_params(_fnb(L), ("am",)),
 })
 
@@ -117,12 +117,24 @@ DEFAULT_ONLY = {
     "D:prec_gpu": lambda D, R: _set(D, ("precision", "gpu"), ("s", "am", "ac")),
     "D:model": lambda D, R: _set(D, ("model",), ("s", "am", "ac", "nu")),
     "D:group_nu": lambda D, R: _set(D, ("group",), ("s", "nu")),
-    "D:family_full": lambda D, R: _set(D, ("family",), ("s", "am", "ac", "nu", "dc", "tau1")),
+    "D:family_full": lambda D, R: _set(D, ("model_family",), ("s", "am", "ac", "nu", "dc", "tau1")),
 }
+
+
+def _current(which):
+    from energylens.models.hierarchical import design
+
+    return getattr(design, which)
 
 
 #: Variants that set the two structures apart: (default, rich).
 SPLIT = {
+    "cur+prec_nu": (lambda D: _set(_current("DEFAULT_LEVELS"), ("precision", "gpu"), ("s", "nu")),
+                    lambda R: _set(_current("RICH_LEVELS"), ("precision", "gpu"),
+                                   ("s", "am", "ac", "nu"))),
+    "cur+prec_nu_rich": (lambda D: _current("DEFAULT_LEVELS"),
+                         lambda R: _set(_current("RICH_LEVELS"), ("precision", "gpu"),
+                                        ("s", "am", "ac", "nu"))),
     "family+no_gw_at_50": (VARIANTS["family+no_gw"], VARIANTS["family"]),
 }
 

@@ -28,14 +28,14 @@ __all__ = ["DEFAULT_LEVELS", "RICH_LEVELS", "RANDOM", "AUTO_RICH_ROWS", "Level",
 
 Spec = tuple[tuple[str, ...], tuple[str, ...]]
 #: Groups deviate in scale only; the GPU in its shape, the source in its overheads, the
-#: model family (dense, mixture-of-experts, hybrid: ``family`` of
+#: model family (dense, mixture-of-experts, hybrid: ``model_family`` of
 #: :func:`~energylens.models.hierarchical.variables.row_labels`) in its achieved bandwidth
 #: and compute efficiency (routed-expert GEMMs run at a fraction of the dense rate). No
 #: GPU x workload level: with a row or two per group it is confounded with the few groups
 #: that run a workload and carries their deviations to the others.
 DEFAULT_LEVELS: tuple[Spec, ...] = (
     (("source",), ("s", "pi0", "am", "tau1", "nu")),
-    (("family",), ("s", "am", "ac")),
+    (("model_family",), ("s", "am", "ac")),
     (("model",), ("s",)),
     (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
     (("precision", "gpu"), ("s",)),
@@ -47,7 +47,7 @@ DEFAULT_LEVELS: tuple[Spec, ...] = (
 #: replicas) in scale and step overhead.
 RICH_LEVELS: tuple[Spec, ...] = (
     (("source",), ("s", "pi0", "am", "tau1", "nu")),
-    (("family",), ("s", "am", "ac")),
+    (("model_family",), ("s", "am", "ac")),
     (("model",), ("s", "am", "ac", "nu")),
     (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
     (("precision", "gpu"), ("s", "am", "ac")),

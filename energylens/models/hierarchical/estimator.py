@@ -50,7 +50,7 @@ from .variables import LABEL_COLUMNS, form_variables, phase_rows, row_labels
 __all__ = ["HierarchicalEnergyModel"]
 
 _EXTRA_GROUP_COLUMNS = ("precision", "source")
-_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "family", "group")
+_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "model_family", "group")
 
 
 def _check_levels(levels) -> None:
@@ -96,8 +96,10 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         The random-effect structure (:data:`~.design.DEFAULT_LEVELS`: groups deviate in
         scale only; :data:`~.design.RICH_LEVELS`: also in shape, per workload and per
         parallel layout), or (columns, parameters) pairs where the column ``"group"``
-        stands for the group columns. ``"auto"`` takes the rich structure when the median
-        group has at least 4 training rows.
+        stands for the group columns (besides the table's label columns, ``n_gpus``,
+        ``dp`` and ``model_family``: dense, moe or hybrid, from the catalogue).
+        ``"auto"`` takes the rich structure when the median group has at least 4
+        training rows.
     terms : dict, optional
         Switches of the form's terms (:data:`~.form.TERMS`), all on by default; for
         ablations, e.g. ``{"experts": False}``.

@@ -151,7 +151,8 @@ def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.n
 
 def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     """The label columns of the levels, as strings (``precision`` resolved by the catalogue;
-    ``"-"`` for a column the table lacks), plus ``n_gpus`` and ``dp`` of the layout.
+    ``"-"`` for a column the table lacks), plus ``n_gpus`` and ``dp`` of the layout and the
+    catalogue's ``model_family`` (:func:`model_family`).
 
     Examples
     --------
@@ -173,7 +174,7 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     pp, dp = _column(X, "pp", 1.0), _column(X, "dp", 1.0)
     out["n_gpus"] = [f"{v:g}" for v in tp * pp * dp]
     out["dp"] = [f"{v:g}" for v in dp]
-    out["family"] = model_family(d)
+    out["model_family"] = model_family(d)
     return out
 
 
