@@ -125,7 +125,15 @@ def zeroshot(df: pd.DataFrame, split: str, make=HierarchicalEnergyModel) -> tupl
     rows, allrows = [], []
     for value in sorted(df[split].unique()):
         train, test = df[df[split] != value], df[df[split] == value]
-        pred = fit_predict(train, test, make)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = make().fit(train, train["energy_j"].to_numpy())
+            pred = np.asarray(m.predict(test), dtype=float)
+            y = test["energy_j"].to_numpy(float)
+            cover = {}
+            for level in (0.5, 0.9):
+                pi = m.predict_interval(test, level=level)
+                cover[f"cover{int(level * 100)}"] = float(np.mean((y >= pi.lower) & (y <= pi.upper)))
         t = test.copy()
         t["seed"] = 0
         t["pred"], t["logerr"] = pred, np.log(pred / test["energy_j"])
@@ -134,7 +142,7 @@ def zeroshot(df: pd.DataFrame, split: str, make=HierarchicalEnergyModel) -> tupl
         rows.append({"held_out": value, "n_test": len(t), "mape": t["ape"].mean(),
                      "level_factor": float(np.exp(lvl)),
                      "mape_no_level": float(np.mean(100 * np.abs(np.exp(t["logerr"] - lvl) - 1))),
-                     **slopes(t), "top1": split_metrics(test, pred).get("top1", np.nan)})
+                     **slopes(t), "top1": split_metrics(test, pred).get("top1", np.nan), **cover})
         allrows.append(t)
     return pd.DataFrame(rows), pd.concat(allrows)
 
@@ -142,6 +150,7 @@ def zeroshot(df: pd.DataFrame, split: str, make=HierarchicalEnergyModel) -> tupl
 def md(df: pd.DataFrame) -> str:
     fmt = {c: "{:.3f}" for c in ("bias", "sd", "slope_logB", "slope_logtp", "level_factor", "top1",
                                  "regret", "within5")}
+    fmt.update({"cover50": "{:.2f}", "cover90": "{:.2f}"})
     fmt.update({c: "{:.1f}" for c in ("mape", "median_ape", "share_of_error", "mape_no_level")})
     return _md_table(df, fmt, missing="-")
 

@@ -121,6 +121,8 @@ DEFAULT_ONLY = {
 }
 
 
+
+
 def _current(which):
     from energylens.models.hierarchical import design
 
@@ -137,6 +139,11 @@ SPLIT = {
                                         ("s", "am", "ac", "nu"))),
     "family+no_gw_at_50": (VARIANTS["family+no_gw"], VARIANTS["family"]),
 }
+#: The family level with fewer parameters (no GPU x workload level at 50 rows).
+for _names in (("ac",), ("s", "ac"), ("am", "ac")):
+    SPLIT["fam_" + "_".join(_names)] = (
+        lambda L, n=_names: _replace(_family(L, n), ("gpu", "workload"), ()),
+        lambda L, n=_names: _family(L, n))
 
 
 #: Descriptor variants on the current structures: the bandwidth the form divides by,
@@ -228,12 +235,14 @@ def main(argv=None) -> None:
                 if not args.no_zeroshot:
                     for split in ("gpu", "model"):
                         z, _ = zeroshot(df, split)
-                        row[f"{tab} LO{split[0].upper()}O mape"] = float(
-                            np.average(z["mape"], weights=z["n_test"]))
+                        key = f"{tab} LO{split[0].upper()}O"
+                        row[f"{key} mape"] = float(np.average(z["mape"], weights=z["n_test"]))
+                        row[f"{key} cover90"] = float(np.average(z["cover90"], weights=z["n_test"]))
         rows.append(row)
         print(row, file=sys.stderr, flush=True)
     out = pd.DataFrame(rows)
-    fmt = {c: ("{:.3f}" if "top1" in c else "{:.1f}") for c in out.columns if c != "variant"}
+    fmt = {c: ("{:.3f}" if "top1" in c else "{:.2f}" if "cover" in c else "{:.1f}")
+           for c in out.columns if c != "variant"}
     from _markdown import md_table
 
     print(f"seeds 0-{args.seeds - 1} (50 rows); zero-shot MAPE row-weighted over folds\n")
