@@ -327,3 +327,28 @@ def test_measured_phases_are_fitted_jointly():
     assert errors["auto"] < 0.002 and errors["auto"] <= errors[False]
     with pytest.raises(FitError, match="phases=True"):
         el.HierarchicalEnergyModel(phases=True).fit(t.drop(columns=["prefill_energy_j"]))
+
+
+def test_an_unseen_model_starts_from_its_family():
+    """The model family (dense or mixture-of-experts, from the catalogue) is a level: a
+    mixture-of-experts model never seen is predicted from the other such models, not from
+    the dense majority."""
+    from energylens.models.hierarchical.design import DEFAULT_LEVELS
+
+    dense = ["Llama-3.1-8B", "Qwen3-8B", "Mistral-7B", "Qwen3-14B", "gemma-2-9b"]
+    moe = ["Mixtral-8x7B", "Qwen3-30B-A3B", "gpt-oss-20b", "Mixtral-8x22B-v0.1"]
+    table, _ = form_table(dense + moe, ["H100-SXM", "A100-80GB", "H200"], rows_per_group=6,
+                          seed=2, spread=0.1)
+    table.loc[table["model"].isin(moe), "energy_j"] *= 2.0  # the family costs twice the form
+    table["family"] = "not a level"  # a table column of that name changes nothing
+    held = table["model"] == "Qwen3-30B-A3B"
+
+    def error(levels):
+        m = _fit(el.HierarchicalEnergyModel(levels=levels), table[~held])
+        assert ("model_family" in {lv for lv, _ in m.tau_map_}) == (levels == "default")
+        pred = _quiet(m.predict, table[held])
+        return float(np.mean(np.abs(pred / table.loc[held, "energy_j"] - 1)))
+
+    without = tuple(lv for lv in DEFAULT_LEVELS if lv[0] != ("model_family",))
+    with_family, without_family = error("default"), error(without)
+    assert with_family < 0.15 < without_family
