@@ -67,3 +67,15 @@ def test_linear_start_matches_nnls_and_lstsq(seed):
         assert np.all(got > 0)
     free = lstsq_linear(A, b, False, columns=cols)
     np.testing.assert_allclose(free, np.linalg.lstsq(sub, b, rcond=None)[0], rtol=1e-6, atol=1e-9)
+
+
+def test_training_domain_reuses_the_read_ranges_and_equals_a_fresh_one():
+    from energylens.core.domain import Domain
+
+    df = make_table(300, seed=5)
+    m = quiet_fit(EnergyLensModel(), df)
+    V, y, _ = m._train_
+    fresh = Domain.from_training(V, df, filled={})
+    assert m.domain_.ranges == fresh.ranges
+    assert m.domain_.ranges["t"] == (float(df.tp.min()), float(df.tp.max()))
+    assert m.domain_.ranges["B"] == (float(df.batch_size.min()), float(df.batch_size.max()))

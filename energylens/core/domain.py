@@ -95,13 +95,17 @@ class Domain:
     @classmethod
     def from_training(cls, V: Mapping[str, np.ndarray],
                       labels: Mapping[str, object] | pd.DataFrame | None = None, *,
-                      filled: Mapping[str, float] | None = None) -> Domain:
+                      filled: Mapping[str, float] | None = None,
+                      known: Mapping[str, tuple[float, float]] | None = None) -> Domain:
         """The domain of training variables ``V`` and label columns ``labels``.
 
         ``labels`` maps label columns to the values seen (any sequence; repeats and missing
         values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
+        ``known`` may give the ``(min, max)`` of variables the caller has computed already.
         """
-        ranges = {k: (float(v.min()), float(v.max())) for k, v in V.items() if len(v)}
+        known = known or {}
+        ranges = {k: known[k] if k in known else (float(v.min()), float(v.max()))
+                  for k, v in V.items() if len(v)}
         if isinstance(labels, pd.DataFrame):
             labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
         seen: dict[str, list[str]] = {}

@@ -47,6 +47,9 @@ class TrainingData:
         code into the distinct values (-1 where missing). For the training domain.
     filled : dict
         Variables whose column was absent, with the schema default used.
+    ranges : dict
+        ``(min, max)`` of the variables in ``V``, where the read computed them (empty for a
+        selection of rows).
     """
 
     V: dict[str, np.ndarray]
@@ -55,6 +58,7 @@ class TrainingData:
     w: np.ndarray | None = None
     labels: dict[str, object] = field(default_factory=dict)
     filled: dict[str, float] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def _coded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         for k, v in list(self.labels.items()):
@@ -153,12 +157,13 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     filled = {v: SCHEMA_DEFAULTS[v] for v in names
               if v in SCHEMA_DEFAULTS and VARIABLE_COLUMNS[v] not in X.columns}
     V = (read or _default_read)(X, names, filled, owner)
-    check_variables(V, X.index, owner)
+    ranges: dict = {}
+    check_variables(V, X.index, owner, ranges)
     batch = batch_inputs(X) if uses_batch else None
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
     labels = {c: X[c] for c in LABEL_COLUMNS if c in X.columns}
-    return TrainingData(V, batch, y, w, labels, filled)
+    return TrainingData(V, batch, y, w, labels, filled, ranges)
 
 
 def _default_read(X, names, fill, owner):
