@@ -28,26 +28,14 @@ import numpy as np
 import pandas as pd
 
 import energylens.models.hierarchical.estimator as est
+from energylens.models.hierarchical import design
 
-#: The structures before the family level (the reference the variants are built on).
-DEFAULT_LEVELS = (
-    (("source",), ("s", "pi0", "am", "tau1", "nu")),
-    (("model",), ("s",)),
-    (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
-    (("precision", "gpu"), ("s",)),
-    (("gpu", "workload"), ("s", "nu")),
-    (("group",), ("s",)),
-)
-RICH_LEVELS = (
-    (("source",), ("s", "pi0", "am", "tau1", "nu")),
-    (("model",), ("s", "am", "ac", "nu")),
-    (("gpu",), ("s", "pi0", "am", "ac", "dc", "nu", "tau1")),
-    (("precision", "gpu"), ("s", "am", "ac")),
-    (("gpu", "workload"), ("s", "nu")),
-    (("group",), ("s", "nu", "ac", "am", "tau1")),
-    (("group", "workload"), ("nu", "pi0")),
-    (("group", "n_gpus", "dp"), ("s", "nu")),
-)
+#: The structures before the family level (the reference the variants are built on): the
+#: library's, without the family level, and the default one with its former GPU x workload
+#: level (scale and step overhead) back before the group level.
+_NO_FAMILY = [lv for lv in design.DEFAULT_LEVELS if lv[0] != ("model_family",)]
+DEFAULT_LEVELS = (*_NO_FAMILY[:-1], (("gpu", "workload"), ("s", "nu")), _NO_FAMILY[-1])
+RICH_LEVELS = tuple(lv for lv in design.RICH_LEVELS if lv[0] != ("model_family",))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from v3_transfer_diagnosis import load, protocol_rows, zeroshot  # noqa: E402
@@ -125,11 +113,7 @@ DEFAULT_ONLY = {
 }
 
 
-
-
 def _current(which):
-    from energylens.models.hierarchical import design
-
     return getattr(design, which)
 
 
@@ -193,8 +177,6 @@ def _tau_few(value: float):
 def _gw_from(rows: float):
     """The current default structure plus the GPU x workload level (s, nu) once the median
     group has ``rows`` training rows."""
-    from energylens.models.hierarchical import design
-
     orig = est.HierarchicalEnergyModel._specs
 
     def specs(self, labels, group_cols):
@@ -232,9 +214,7 @@ def variant(name: str):
         return
     old = est.DEFAULT_LEVELS, est.RICH_LEVELS
     if name == "current":  # the structures of the code as it is
-        from energylens.models.hierarchical import design
-
-        est.DEFAULT_LEVELS, est.RICH_LEVELS = design.DEFAULT_LEVELS, design.RICH_LEVELS
+            est.DEFAULT_LEVELS, est.RICH_LEVELS = design.DEFAULT_LEVELS, design.RICH_LEVELS
     elif name in SPLIT:
         fd, fr = SPLIT[name]
         est.DEFAULT_LEVELS, est.RICH_LEVELS = fd(DEFAULT_LEVELS), fr(RICH_LEVELS)
