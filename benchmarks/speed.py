@@ -86,9 +86,9 @@ def raw_problem(df: pd.DataFrame):
                                           ftol=1e-10, gtol=1e-10)
 
 
-def medians(pairs: dict, repeats: int) -> dict:
-    """Median time of each callable, interleaved so that drift hits all alike (after one
-    untimed call of each, so that imports and first-use costs are not counted)."""
+def timings(pairs: dict, repeats: int) -> dict[str, list[float]]:
+    """Times of each callable, interleaved so that drift hits all alike (after one untimed
+    call of each, so that imports and first-use costs are not counted)."""
     for fn in pairs.values():
         fn()
     times = {k: [] for k in pairs}
@@ -97,7 +97,23 @@ def medians(pairs: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return times
+
+
+def medians(pairs: dict, repeats: int) -> dict:
+    """Median time of each callable (see :func:`timings`); ``"ratios"`` holds the range of
+    the per-repeat ratios of the first callable to the second (how far one run can fall)."""
+    times = timings(pairs, repeats)
+    out = {k: float(np.median(v)) for k, v in times.items()}
+    a, b = list(times)[:2]
+    r = np.asarray(times[a]) / np.asarray(times[b])
+    out["ratios"] = (float(r.min()), float(r.max()))
+    return out
+
+
+def _range(t: dict) -> str:
+    lo, hi = t["ratios"]
+    return f"{lo:.2f}-{hi:.2f}x"
 
 
 def quiet(fn):
@@ -123,7 +139,7 @@ def bench_fit(repeats: int) -> tuple[float, float, float]:
     raw = raw_problem(df)
     t = medians({"lib": quiet(lambda: EnergyLensModel().fit(df)), "raw": one_thread(raw),
                  "raw_threads": raw}, repeats)
-    return t["lib"], t["raw"], t["raw_threads"]
+    return t["lib"], t["raw"], t["raw_threads"], _range(t)
 
 
 def bench_groups(n_groups: int, repeats: int) -> tuple[float, float]:
@@ -134,7 +150,7 @@ def bench_groups(n_groups: int, repeats: int) -> tuple[float, float]:
         raws = [raw_problem(g) for g in parts]
     t = medians({"lib": quiet(lambda: GroupedModel(EnergyLensModel(), by=["model"]).fit(df)),
                  "raw": one_thread(quiet(lambda: [r() for r in raws]))}, max(3, repeats // 2))
-    return t["lib"], t["raw"]
+    return t["lib"], t["raw"], _range(t)
 
 
 def plain_numpy(df: pd.DataFrame) -> np.ndarray:
@@ -158,7 +174,7 @@ def bench_predict(n: int, repeats: int) -> tuple[float, float, float]:
     t = medians({"lib": quiet(lambda: m.predict(numeric)), "raw": lambda: plain_numpy(numeric),
                  "labelled": quiet(lambda: m.predict(labelled))}, repeats)
     np.testing.assert_allclose(m.predict(numeric), plain_numpy(numeric), rtol=1e-10)
-    return t["lib"], t["raw"], t["labelled"]
+    return t["lib"], t["raw"], t["labelled"], _range(t)
 
 
 def bench_memory(n: int) -> tuple[float, float]:
@@ -187,17 +203,17 @@ def main(argv=None) -> int:
     r = args.repeats
     big = 200_000 if args.quick else 1_000_000
     print(f"# energylens speed ({platform.python_version()}, numpy {np.__version__}, {platform.machine()})")
-    lib, raw, threads = bench_fit(r)
+    lib, raw, threads, spread = bench_fit(r)
     print(f"fit 5,000 rows: {1e3 * lib:.1f} ms vs least_squares alone {1e3 * raw:.1f} ms: "
-          f"{lib / raw:.2f}x (target <= 1.2x); least_squares with the default BLAS threads "
-          f"{1e3 * threads:.1f} ms")
+          f"{lib / raw:.2f}x (target <= 1.2x; single repeats {spread}); least_squares with the "
+          f"default BLAS threads {1e3 * threads:.1f} ms")
     n_groups = 200 if args.quick else 1000
-    lib, raw = bench_groups(n_groups, r)
+    lib, raw, spread = bench_groups(n_groups, r)
     print(f"{n_groups} groups of 20 rows: {lib:.2f} s vs a least_squares loop {raw:.2f} s: "
-          f"{lib / raw:.2f}x (target <= 1.3x)")
-    lib, raw, labelled = bench_predict(big, r)
+          f"{lib / raw:.2f}x (target <= 1.3x; single repeats {spread})")
+    lib, raw, labelled, spread = bench_predict(big, r)
     print(f"predict {big:,} rows: {1e3 * lib:.1f} ms vs plain numpy {1e3 * raw:.1f} ms: "
-          f"{lib / raw:.2f}x (target <= 1.2x); with model and GPU labels checked against "
+          f"{lib / raw:.2f}x (target <= 1.2x; single repeats {spread}); with model and GPU labels checked against "
           f"the training domain {1e3 * labelled:.1f} ms ({labelled / raw:.2f}x)")
     peak, jac = bench_memory(big)
     print(f"fit memory at {big:,} rows: peak {peak / 1e6:.0f} MB, {peak / jac:.2f}x one Jacobian "
