@@ -79,3 +79,35 @@ def test_training_domain_reuses_the_read_ranges_and_equals_a_fresh_one():
     assert m.domain_.ranges == fresh.ranges
     assert m.domain_.ranges["t"] == (float(df.tp.min()), float(df.tp.max()))
     assert m.domain_.ranges["B"] == (float(df.batch_size.min()), float(df.batch_size.max()))
+
+
+def _at_bound_reference(theta, lo, hi, free, cov, names):
+    """The rule written on whole arrays (the form it had before it moved to scalars)."""
+    se = np.full(len(theta), np.nan)
+    if cov is not None and cov.size and free.sum() == cov.shape[0]:
+        se[free] = np.sqrt(np.maximum(np.diag(cov), 0))
+    slack = np.where(np.isfinite(se), 1e-3 * se, 0.0)
+    with np.errstate(invalid="ignore"):
+        near = [np.isfinite(b) & (np.abs(theta - b) <= np.maximum(
+            1e-6 * np.maximum(np.abs(theta), np.abs(b)), slack) + 1e-300) for b in (lo, hi)]
+    return [names[i] for i in np.flatnonzero(free & (near[0] | near[1]))]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_at_bound_matches_the_array_rule(seed):
+    from energylens.models.least_squares import at_bound
+
+    rng = np.random.default_rng(seed)
+    k = 12
+    lo = np.where(rng.random(k) < 0.7, 0.0, -np.inf)
+    hi = np.where(rng.random(k) < 0.3, 5.0, np.inf)
+    theta = rng.uniform(0, 5, k)
+    pick = rng.random(k)
+    theta[pick < 0.3] = lo[pick < 0.3].clip(0)  # exactly at the lower bound (or 0)
+    theta[(pick > 0.85) & np.isfinite(hi)] = 5.0 - 1e-9
+    theta[(pick > 0.6) & (pick < 0.7)] = 1e-4  # near 0: at the bound only within its slack
+    free = rng.random(k) < 0.8
+    A = rng.normal(size=(k, int(free.sum())))
+    cov = (A.T @ A) * 10.0 ** rng.uniform(-12, -2) if seed % 4 else None
+    names = [f"c{i}" for i in range(k)]
+    assert at_bound(theta, lo, hi, free, cov, names) == _at_bound_reference(theta, lo, hi, free, cov, names)

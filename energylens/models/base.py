@@ -247,7 +247,8 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         self._lo_, self._hi_ = resolved.lower, resolved.upper
         self.n_features_in_ = len(self._model_variables())
         if self.loss in ("relative", "robust") and data.w is None:
-            train_mape = 100.0 * float(np.mean(np.abs(sol.residuals)))  # r = f / y - 1
+            r = sol.residuals  # f / y - 1
+            train_mape = 100.0 * float(np.abs(r).sum()) / len(r)
         else:
             train_mape = mape(data.y, self._kernel(V, sol.theta))
         self._state_ = FitState(

@@ -19,6 +19,7 @@ solver's scaled copy and, for the exact trust-region solver, its SVD factors. Ab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -374,9 +375,10 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
         gram, J = None, res.jac
     theta[free] = res.x
     r = res.fun
-    sigma = _sigma(r, p.n - k)
+    ss = float(r @ r)
+    sigma = float(np.sqrt(ss / (p.n - k))) if p.n > k else float("nan")
     cov, rank = covariance(J, sigma, gram=gram)
-    return Solution(theta, free, notes, r, cov, sigma, rank, float(0.5 * np.sum(r**2)),
+    return Solution(theta, free, notes, r, cov, sigma, rank, 0.5 * ss,
                     int(res.nfev), bool(res.status > 0), str(res.message))
 
 
@@ -387,17 +389,24 @@ def _sigma(r: np.ndarray, dof: int) -> float:
 
 def at_bound(theta, lo, hi, free, cov, names: Sequence[str]) -> list[str]:
     """Free parameters at a finite bound: within a relative 1e-6 of it, or closer to it than
-    a thousandth of their own standard error (indistinguishable from the bound)."""
-    theta, lo, hi = (np.asarray(a, dtype=float) for a in (theta, lo, hi))
-    se = np.full(len(theta), np.nan)
-    if cov is not None and cov.size and free.sum() == cov.shape[0]:
-        se[free] = np.sqrt(np.maximum(np.diag(cov), 0))
-    slack = np.where(np.isfinite(se), 1e-3 * se, 0.0)
-    with np.errstate(invalid="ignore"):
-        near = [np.isfinite(b) & (np.abs(theta - b) <= np.maximum(
-            1e-6 * np.maximum(np.abs(theta), np.abs(b)), slack) + 1e-300) for b in (lo, hi)]
-    hit = free & (near[0] | near[1])
-    return [names[i] for i in np.flatnonzero(hit)]
+    a thousandth of their own standard error (indistinguishable from the bound).
+
+    A dozen scalars: plain Python floats are faster here than array operations.
+    """
+    idx = np.flatnonzero(free)
+    se = [math.nan] * len(idx)
+    if cov is not None and cov.size and len(idx) == cov.shape[0]:
+        se = np.sqrt(np.maximum(np.diag(cov), 0)).tolist()
+    theta, lo, hi = (np.asarray(a, dtype=float).tolist() for a in (theta, lo, hi))
+    out = []
+    for i, s in zip(idx.tolist(), se):
+        t = theta[i]
+        slack = 1e-3 * s if math.isfinite(s) else 0.0
+        for b in (lo[i], hi[i]):
+            if math.isfinite(b) and abs(t - b) <= max(1e-6 * max(abs(t), abs(b)), slack) + 1e-300:
+                out.append(names[i])
+                break
+    return out
 
 
 def profile_scalar(cost: Callable[[float], float], bounds: tuple[float, float], *,

@@ -15,6 +15,9 @@ __all__ = ["linear_start", "lstsq_linear", "positive_start"]
 
 #: Rows used for the start values of tall problems (the start only needs to be close).
 _START_ROWS = 50_000
+#: Rows from which the linear solve goes through the Gram matrix (k x k) instead of the
+#: rows themselves; below, the direct solve is as cheap and makes fewer calls.
+_GRAM_MIN_ROWS = 256
 
 
 def positive_start(A: np.ndarray, b: np.ndarray, sol: np.ndarray, columns=None) -> np.ndarray:
@@ -68,7 +71,7 @@ def linear_start(p, specs, theta, free, lo, J0, cols0, G0=None) -> np.ndarray:
     b = (y - p.kernel(V, th0)) / y
     if w is not None:
         b *= np.sqrt(w)
-    G = None if G0 is None or not reuse else G0[np.ix_(sel, sel)]
+    G = None if G0 is None or not reuse else G0[sel][:, sel]
     sol = lstsq_linear(A, b, nonneg=bool(np.all(lo[lin] >= 0)), columns=sel, gram=G)
     if sol is not None:
         theta[lin] = sol
@@ -93,7 +96,7 @@ def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool, *, columns=None,
     norms[norms == 0] = 1.0
     try:
         sol = None
-        if A.shape[0] > 2 * len(cols):
+        if A.shape[0] >= max(_GRAM_MIN_ROWS, 2 * len(cols)):
             try:
                 L = np.linalg.cholesky(G / np.outer(norms, norms))
                 As, rhs = L.T, np.linalg.solve(L, Atb / norms)
