@@ -9,7 +9,9 @@
 - :mod:`~energylens.core.options`: option checks in scikit-learn's grammar;
 - :mod:`~energylens.core.metrics`: percentage errors;
 - :mod:`~energylens.core.io`: atomic file writes;
-- :mod:`~energylens.core.progress`: the progress bar and the library's logger.
+- :mod:`~energylens.core.progress`: the progress bar and the library's logger;
+- :mod:`~energylens.core.threads`: one BLAS thread inside small solves;
+- :mod:`~energylens.core.blocks`: row-wise formulas evaluated in cache-sized blocks of rows.
 
 Nothing here imports from the rest of energylens (only :mod:`energylens.exceptions`), and
 nothing is imported eagerly: each module is loaded when used.
