@@ -30,25 +30,34 @@ import pandas as pd
 import energylens
 from energylens import HierarchicalEnergyModel
 from energylens.core.catalogue import descriptors
+from energylens.datasets import real_data_dir
 from energylens.evaluation import metrics as M
 from energylens.evaluation.protocols import _draws, _scenario_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _markdown import md_table as _md_table  # noqa: E402
 
-DATA = Path("/work/shared/data")
 SCENARIO = ("model", "gpu", "workload")
 
 
+def data_dir() -> Path:
+    """The public measurements (``$ENERGYLENS_REAL_DATA`` or ``../shared/data``)."""
+    real = real_data_dir()
+    if real is None:
+        sys.exit("The public measurements are not found (set ENERGYLENS_REAL_DATA): nothing to run.")
+    return real
+
+
 def load(name: str) -> pd.DataFrame:
+    data = data_dir()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == "TokenPowerBench":
-            df = energylens.read_tokenpowerbench(DATA / "tokenpowerbench")
+            df = energylens.read_tokenpowerbench(data / "tokenpowerbench")
         elif name == "Wilkins":
-            df = energylens.read_wilkins(DATA / "wilkins2024")
+            df = energylens.read_wilkins(data / "wilkins2024")
         else:
-            df = energylens.read_mlenergy_leaderboard(DATA / f"mlenergy_{name}")
+            df = energylens.read_mlenergy_leaderboard(data / f"mlenergy_{name}")
         df = df.reset_index(drop=True)
     d = descriptors(df)
     E = pd.to_numeric(d["model_experts"], errors="coerce").to_numpy(float)
