@@ -103,12 +103,7 @@ class Domain:
         values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
         ``known`` may give the ``(min, max)`` of variables the caller has computed already.
         """
-        known = dict(known or {})
-        todo = [k for k, v in V.items() if len(v) and k not in known]
-        if len(todo) > 1 and {len(V[k]) for k in todo} == {len(V[todo[0]])} and len(V[todo[0]]) <= 4096:
-            # small groups: one call for all the variables instead of two per variable
-            block = np.array([V[k] for k in todo], dtype=float)
-            known.update(zip(todo, zip(block.min(axis=1).tolist(), block.max(axis=1).tolist())))
+        known = known or {}
         ranges = {k: known[k] if k in known else (float(v.min()), float(v.max()))
                   for k, v in V.items() if len(v)}
         if isinstance(labels, pd.DataFrame):

@@ -355,8 +355,9 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
     k = int(free.sum())
     if not k:
         r = residual_functions(p, theta, free)[0](np.empty(0))
-        return Solution(theta, free, notes, r, np.zeros((0, 0)), _sigma(r, p.n), 0,
-                        float(0.5 * np.sum(r**2)), 0, True, "all parameters fixed")
+        ss = float(r @ r)
+        return Solution(theta, free, notes, r, np.zeros((0, 0)), _sigma(ss, p.n), 0, 0.5 * ss,
+                        0, True, "all parameters fixed")
     lo_f, hi_f = lo[free], hi[free]
     x0 = _inside(theta[free], lo_f, hi_f)
     common = dict(bounds=(lo_f, hi_f), method="trf", loss="soft_l1" if p.loss == "robust" else "linear",
@@ -376,15 +377,16 @@ def fit_problem(p: Problem, specs: Sequence[Parameter], resolved: Resolved, *,
     theta[free] = res.x
     r = res.fun
     ss = float(r @ r)
-    sigma = float(np.sqrt(ss / (p.n - k))) if p.n > k else float("nan")
+    sigma = _sigma(ss, p.n - k)
     cov, rank = covariance(J, sigma, gram=gram)
     return Solution(theta, free, notes, r, cov, sigma, rank, 0.5 * ss,
                     int(res.nfev), bool(res.status > 0), str(res.message))
 
 
-def _sigma(r: np.ndarray, dof: int) -> float:
-    """Residual standard deviation on ``dof`` degrees of freedom (NaN when none are left)."""
-    return float(np.sqrt(np.sum(r**2) / dof)) if dof > 0 else float("nan")
+def _sigma(ss: float, dof: int) -> float:
+    """Residual standard deviation from the sum of squared residuals ``ss`` on ``dof``
+    degrees of freedom (NaN when none are left)."""
+    return float(np.sqrt(ss / dof)) if dof > 0 else float("nan")
 
 
 def at_bound(theta, lo, hi, free, cov, names: Sequence[str]) -> list[str]:
