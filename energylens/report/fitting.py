@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["main_model", "choose_main", "group_columns", "fit_table", "ParameterView",
-           "parameter_view", "fitted_groups_mask"]
+__all__ = ["main_model", "choose_main", "is_hierarchical", "group_columns", "fit_table",
+           "ParameterView", "parameter_view", "fitted_groups_mask"]
 
 
 def group_columns(df: pd.DataFrame) -> list[str]:
     """The columns the closed forms are fitted per (model and GPU, those present)."""
     return [c for c in ("model", "gpu") if c in df.columns]
+
+
+def is_hierarchical(model) -> bool:
+    """Whether ``model`` is the hierarchical model (one form for the whole table, its groups
+    partially pooled), which the report shows by population values and shrinkage."""
+    from ..models import HierarchicalEnergyModel
+
+    return isinstance(model, HierarchicalEnergyModel)
 
 
 def main_model(df: pd.DataFrame):
@@ -84,7 +92,7 @@ def choose_main(df: pd.DataFrame, comp) -> tuple[object, str, str]:
 
 def fit_table(model) -> pd.DataFrame:
     """One row per fitted unit (group) with its statistics and, where it failed, why."""
-    if hasattr(model, "tau_map_"):  # the hierarchical model: groups and shrinkage
+    if is_hierarchical(model):  # groups and shrinkage
         g = model.groups_.reset_index()
         shrink = [c for c in g.columns if c.endswith("_shrink")]
         out = g[[*model.group_columns_, "n_rows"]].rename(columns={"n_rows": "rows"})
@@ -173,7 +181,7 @@ def _shown(P: pd.DataFrame) -> pd.DataFrame:
 def parameter_view(model) -> ParameterView:
     """The parameters to show for a fitted model: population values where the model has
     them, the best-identified group of a grouped model, or the model's own."""
-    if hasattr(model, "tau_map_"):  # the hierarchical model
+    if is_hierarchical(model):
         P = model.params_
         shown = P.reset_index()[["parameter", "value", "stderr", "unit", "meaning", "note"]].copy()
         shown["determined"] = (P["identifiable"].to_numpy(dtype=bool)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures
+from .fitting import is_hierarchical
 from .html import esc, number, table
 
 __all__ = ["headline", "data_section", "fit_section", "discovery_section",
@@ -103,7 +104,7 @@ def fit_section(a) -> str:
     pv = a.parameters
     fits = a.fits
     failed = ~fits["fitted"].astype(bool) if "fitted" in fits.columns else None
-    if hasattr(a.model, "tau_map_"):
+    if is_hierarchical(a.model):
         what = (f"<p>{esc(type(a.model).__name__)}: one form for every group of the table, each "
                 "group's parameters partially pooled toward the population values below. Per "
                 "group, the rows it was fitted on and its mean shrinkage (1: its parameters are "
