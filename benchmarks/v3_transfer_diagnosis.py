@@ -3,8 +3,8 @@
 For a few seeds of the 50-row protocol of ``benchmarks/hierarchical.py`` (the same draws:
 :func:`energylens.evaluation.protocols._draws`), the held-out error of
 ``HierarchicalEnergyModel()`` broken down by group, by the group's training rows (0, 1,
-2, 3+), by whether the model / GPU was seen at all, by model family (dense or
-mixture-of-experts, FP8 or BF16), by GPU, by batch cap and by workload; and the
+2, 3+), by whether the model / GPU was seen at all, by model family (dense,
+mixture-of-experts or hybrid, as the model's family level) and precision, by GPU, by batch cap and by workload; and the
 zero-shot folds (leave one GPU out, leave one model out): each fold's MAPE, its level
 (the mean log error, a constant factor) and its shape (the slope of the log error in
 log batch and log tp), and the MAPE left once the level is removed.
@@ -33,6 +33,7 @@ from energylens.core.catalogue import descriptors
 from energylens.datasets import real_data_dir
 from energylens.evaluation import metrics as M
 from energylens.evaluation.protocols import _draws, _scenario_labels
+from energylens.models.hierarchical.variables import model_family
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _markdown import md_table as _md_table  # noqa: E402
@@ -60,8 +61,7 @@ def load(name: str) -> pd.DataFrame:
             df = energylens.read_mlenergy_leaderboard(data / f"mlenergy_{name}")
         df = df.reset_index(drop=True)
     d = descriptors(df)
-    E = pd.to_numeric(d["model_experts"], errors="coerce").to_numpy(float)
-    df["family"] = np.where(np.isfinite(E) & (E > 1), "moe", "dense")
+    df["family"] = model_family(d)  # the families of the model's own level
     df["prec"] = d["precision"].astype(str).to_numpy()
     df["cap"] = df["batch_size"] * (df["dp"] if "dp" in df else 1)
     return df
