@@ -91,7 +91,8 @@ def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool, *, columns=None,
     """
     cols = np.arange(A.shape[1]) if columns is None else np.asarray(columns)
     Atb = (b @ A)[cols]
-    G = A[:, cols].T @ A[:, cols] if gram is None else gram
+    picked = A[:, cols] if gram is None else None  # copied once, where it is needed at all
+    G = picked.T @ picked if gram is None else gram
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     norms[norms == 0] = 1.0
     try:
@@ -104,7 +105,7 @@ def lstsq_linear(A: np.ndarray, b: np.ndarray, nonneg: bool, *, columns=None,
             except np.linalg.LinAlgError:
                 sol = None
         if sol is None:
-            As, rhs = A[:, cols] / norms, b
+            As, rhs = (A[:, cols] if picked is None else picked) / norms, b
             if not nonneg:
                 sol = linalg.lstsq(As, rhs)[0]
         if nonneg and (sol is None or np.any(sol < 0)):  # the bound binds: solve under it
