@@ -15,11 +15,13 @@ the same start, so that the overhead of the library is what is measured:
   rows x 12 x 8 bytes (target <= 3x);
 - ``energylens --help`` wall time (target <= 150 ms), beside a bare Python start;
 - the library's own work per fit, outside the solver (the solver's results replayed), in
-  milliseconds: a steadier view of the overhead than the ratios on a busy machine.
+  milliseconds: a steadier view of the overhead than the ratios on a busy machine;
+- with ``--breakdown`` (only that): the milliseconds of each step of that work, timed one by
+  one on a 20-row and a 5,000-row fit.
 
 Run::
 
-    python benchmarks/speed.py [--repeats 7] [--quick]
+    python benchmarks/speed.py [--repeats 7] [--quick] [--breakdown]
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from energylens.models.least_squares import (
     Problem,
     _identify,
     _inside,
+    at_bound,
+    covariance,
     residual_functions,
 )
 from energylens.models.parameters import resolve
@@ -194,6 +198,63 @@ def bench_overhead(n_rows: int, n_fits: int, repeats: int) -> float:
     return float(np.median(times)) / n_fits
 
 
+def bench_breakdown(n_rows: int, number: int) -> list[tuple[str, float]]:
+    """Milliseconds of each step of one fit outside the solver, each timed on its own
+    (best of five runs of ``number`` calls), on one group of ``n_rows`` rows: where the
+    library's own work per fit goes."""
+    import copy
+    import timeit
+
+    from energylens.core.domain import Domain
+    from energylens.models.report import fit_warnings
+    from energylens.models.start import linear_start as start
+
+    df = table(n_rows * 5, seed=1, groups=5)
+    est = EnergyLensModel()
+    whole = training_data(df, None, None, variables=est._model_variables(), uses_batch=True,
+                          target="energy_j", unit="J", owner="bench", read=est._read_variables)
+    d = whole.take(np.arange(n_rows))
+    m = EnergyLensModel()
+    quiet(lambda: m._fit_data(d))()
+    specs, st = m._param_specs(), m._state_
+    r = resolve(specs)
+    V = dict(d.V)
+    V["B"] = d.batch.cap
+    p = Problem(m._kernel, m._jacobian, V, d.y)
+
+    def identify():
+        return _identify(p, specs, r.theta.copy(), r.free.copy(), r.lower, r.upper)
+
+    _, J0, G0 = identify()
+    cols0 = np.flatnonzero(r.free)
+    fitted_jac = m._jacobian(V, m.coef_)
+    params = est.get_params(deep=False)
+    part = df.iloc[:n_rows]
+    steps = {
+        "read the table (a single fit)": lambda: training_data(
+            part, None, None, variables=est._model_variables(), uses_batch=True,
+            target="energy_j", unit="J", owner="bench", read=est._read_variables),
+        "rows of a group (grouped fits)": lambda: whole.take(np.arange(n_rows, 2 * n_rows)),
+        "estimator from its parameters": lambda: type(est)(**copy.deepcopy(params)),
+        "identifiability (Jacobian, Gram, rank)": identify,
+        "linear start": lambda: start(p, specs, r.theta.copy(), r.free.copy(), r.lower, J0,
+                                      cols0, G0),
+        "covariance": lambda: covariance(fitted_jac, 0.1),
+        "bound check": lambda: at_bound(m.coef_, m._lo_, m._hi_, st.free, st.cov,
+                                        m.parameter_names),
+        "training domain and labels": lambda: Domain.from_training(V, d.labels_seen(),
+                                                                   filled=d.filled,
+                                                                   known=d.ranges),
+        "fit statistics (groups_ table)": lambda: m.fit_stats_,
+        "fit warnings": lambda: fit_warnings(m),
+    }
+    out = [(name, min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e3)
+           for name, fn in steps.items()]
+    out.append(("kernel Jacobian alone, for scale", min(timeit.repeat(
+        lambda: m._jacobian(V, m.coef_), number=number, repeat=5)) / number * 1e3))
+    return out
+
+
 def plain_numpy(df: pd.DataFrame) -> np.ndarray:
     c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12 = THETA
     t, p = df["tp"].to_numpy(float), df["pp"].to_numpy(float)
@@ -240,8 +301,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the milliseconds of each step of a fit outside the solver")
     args = ap.parse_args(argv)
     r = args.repeats
+    if args.breakdown:
+        for n_rows, number in ((20, 2000), (5000, 100)):
+            print(f"# steps of a {n_rows:,}-row fit outside the solver, ms each (best of 5)")
+            for name, ms in bench_breakdown(n_rows, number):
+                print(f"{name:45s} {ms:8.4f}")
+        return 0
     big = 200_000 if args.quick else 1_000_000
     print(f"# energylens speed ({platform.python_version()}, numpy {np.__version__}, {platform.machine()})")
     lib, raw, threads, spread = bench_fit(6 * r)  # 20 ms a call: many repeats are cheap
