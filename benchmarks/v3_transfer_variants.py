@@ -8,8 +8,9 @@ structures from before the family level (every other variant is built on them);
 ``current`` takes the structures of the code as it is. Besides the structures: the
 bandwidth descriptor (``bw_gamma*``), the fixed spread of levels with few values
 (``tau_few*``), the group level's scale spread held fixed (``group_tau*``), the latent
-prompt lengths' prior centred on the reader's nominal lengths (``prompt_nominal``) and a GPU
-x workload level added once groups have two rows (``gw_from2``).
+prompt lengths' prior centred on the reader's nominal lengths (``prompt_nominal``), a level
+on the catalogue entry shared by checkpoints of one architecture (``arch*``) and a GPU x
+workload level added once groups have two rows (``gw_from2``).
 ``--n 100`` draws 100 rows (one draw per seed, not the 50-then-100 sequence of
 ``benchmarks/hierarchical.py``, so its 100-row figures differ from the docs' by the draw).
 
@@ -119,6 +120,35 @@ def _current(which):
     return getattr(design, which)
 
 
+def _arch(levels, names):
+    """``levels`` with a level on the catalogue entry (``model_arch``: checkpoints of one
+    architecture, e.g. instruct, thinking and FP8 variants) deviating in ``names``, just
+    before the model level."""
+    i = next(j for j, (c, _) in enumerate(levels) if c == ("model",))
+    return (*levels[:i], (("model_arch",), tuple(names)), *levels[i:])
+
+
+@contextlib.contextmanager
+def _arch_labels():
+    """The level labels with ``model_arch``: the catalogue entry each model resolves to (its
+    own name where the catalogue does not know it)."""
+    from energylens.core.catalogue import descriptors
+
+    orig = est.row_labels
+
+    def labels(X):
+        out = orig(X)
+        entry = descriptors(X[["model", "gpu"]], errors="coerce")["model_name"].to_numpy(object)
+        out["model_arch"] = np.where(pd.notna(entry), entry, out["model"].to_numpy(object))
+        return out
+
+    est.row_labels = labels
+    try:
+        yield
+    finally:
+        est.row_labels = orig
+
+
 #: Variants that set the two structures apart: (default, rich).
 SPLIT = {
     "cur+prec_nu": (lambda D: _set(_current("DEFAULT_LEVELS"), ("precision", "gpu"), ("s", "nu")),
@@ -128,6 +158,15 @@ SPLIT = {
                          lambda R: _set(_current("RICH_LEVELS"), ("precision", "gpu"),
                                         ("s", "am", "ac", "nu"))),
     "family+no_gw_at_50": (VARIANTS["family+no_gw"], VARIANTS["family"]),
+    # the catalogue-entry level on the current structures: the model level's parameters
+    # (scale at 50 rows; scale, bandwidth, compute and step overhead in the rich one) ...
+    "arch": (lambda D: _arch(_current("DEFAULT_LEVELS"), ("s",)),
+             lambda R: _arch(_current("RICH_LEVELS"), ("s", "am", "ac", "nu"))),
+    # ... or the family level's (scale, bandwidth, compute) in both
+    "arch_sac": (lambda D: _arch(_current("DEFAULT_LEVELS"), ("s", "am", "ac")),
+                 lambda R: _arch(_current("RICH_LEVELS"), ("s", "am", "ac"))),
+    "arch_s": (lambda D: _arch(_current("DEFAULT_LEVELS"), ("s",)),
+               lambda R: _arch(_current("RICH_LEVELS"), ("s",))),
 }
 #: The family level with fewer parameters (no GPU x workload level at 50 rows).
 for _names in (("ac",), ("s", "ac"), ("am", "ac")):
@@ -272,6 +311,16 @@ def variant(name: str):
     if name == "prompt_nominal":
         with variant("current"), _prompt_nominal():
             yield
+        return
+    if name.startswith("arch"):
+        with _arch_labels():
+            fd, fr = SPLIT[name]
+            old = est.DEFAULT_LEVELS, est.RICH_LEVELS
+            est.DEFAULT_LEVELS, est.RICH_LEVELS = fd(None), fr(None)
+            try:
+                yield
+            finally:
+                est.DEFAULT_LEVELS, est.RICH_LEVELS = old
         return
     if name in BANDWIDTH:
         with variant("current"), _bandwidth(BANDWIDTH[name]):
