@@ -223,6 +223,21 @@ def test_not_fitted_and_bad_input():
         el.HierarchicalEnergyModel(levels=[(("gpu",), ("rho",))]).fit(table)
     with pytest.raises(ValueError, match="lacks"):
         el.HierarchicalEnergyModel(by=("model", "host")).fit(table)
+    with pytest.raises(el.FitError, match="at least 1 row.*n_samples = 0"):
+        m.fit(table.head(0))
+
+
+def test_a_table_that_informs_no_parameter_says_so():
+    from energylens.exceptions import IdentifiabilityWarning
+
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=5, seed=1)
+    with pytest.warns(IdentifiabilityWarning, match="1 row.*prior"):
+        one = el.HierarchicalEnergyModel().fit(table.head(1))
+    assert not one.params_["identifiable"].any()
+    with warnings.catch_warnings():  # a few rows more inform some parameters: no warning
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        some = el.HierarchicalEnergyModel().fit(table)
+    assert some.params_["identifiable"].any()
 
 
 def test_reports():

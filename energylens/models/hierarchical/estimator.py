@@ -19,7 +19,13 @@ from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
 from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
-from ...exceptions import ConvergenceWarning, ExtrapolationWarning, FitError, PoorFitWarning
+from ...exceptions import (
+    ConvergenceWarning,
+    ExtrapolationWarning,
+    FitError,
+    IdentifiabilityWarning,
+    PoorFitWarning,
+)
 from .. import registry
 from ..intervals import distance_outside
 from .chunks import make_chunks, row_log_theta, touched_columns
@@ -248,6 +254,8 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
         if len(y) != len(X):
             raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
+        if not len(X):
+            raise FitError("HierarchicalEnergyModel needs at least 1 row to fit; got n_samples = 0.")
         bad = ~np.isfinite(y) | (y <= 0)
         if bad.any():
             rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[bad][:5]]
@@ -322,6 +330,13 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
             warnings.warn("HierarchicalEnergyModel: the penalised fit did not converge in 100 "
                           "iterations; the parameters may be off their optimum.",
                           ConvergenceWarning, stacklevel=3)
+        from .report import population_table
+
+        if not population_table(self)["identifiable"].any():
+            warnings.warn(f"HierarchicalEnergyModel: {self.n_train_} row(s) inform none of the "
+                          "form's parameters beyond the scale of each level: every other value is "
+                          "its prior (the catalogue's physics), not a measurement; the fit report "
+                          "marks each one prior-driven.", IdentifiabilityWarning, stacklevel=3)
         if self.train_mape_ > self.poor_fit_mape:
             warnings.warn(f"HierarchicalEnergyModel: in-sample MAPE is {self.train_mape_:.1f}% "
                           f"(above {self.poor_fit_mape:g}%): the form does not describe these "
