@@ -234,6 +234,7 @@ def test_a_table_that_informs_no_parameter_says_so():
     with pytest.warns(IdentifiabilityWarning, match="1 row.*prior"):
         one = el.HierarchicalEnergyModel().fit(table.head(1))
     assert not one.params_["identifiable"].any()
+    assert "warning (IdentifiabilityWarning): 1 row(s) inform none" in one.fit_report()
     with warnings.catch_warnings():  # a few rows more inform some parameters: no warning
         warnings.simplefilter("error", IdentifiabilityWarning)
         some = el.HierarchicalEnergyModel().fit(table)

@@ -19,13 +19,7 @@ from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
 from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
-from ...exceptions import (
-    ConvergenceWarning,
-    ExtrapolationWarning,
-    FitError,
-    IdentifiabilityWarning,
-    PoorFitWarning,
-)
+from ...exceptions import ExtrapolationWarning, FitError
 from .. import registry
 from ..intervals import distance_outside
 from .chunks import make_chunks, row_log_theta, touched_columns
@@ -326,21 +320,10 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
                 "e": V["ep"], "B": effective_batch(X, "running"), "so": V["so"]}
 
     def _warn(self) -> None:
-        if not self.converged_:
-            warnings.warn("HierarchicalEnergyModel: the penalised fit did not converge in 100 "
-                          "iterations; the parameters may be off their optimum.",
-                          ConvergenceWarning, stacklevel=3)
-        from .report import population_table
+        from .report import fit_warnings
 
-        if not population_table(self)["identifiable"].any():
-            warnings.warn(f"HierarchicalEnergyModel: {self.n_train_} row(s) inform none of the "
-                          "form's parameters beyond the scale of each level: every other value is "
-                          "its prior (the catalogue's physics), not a measurement; the fit report "
-                          "marks each one prior-driven.", IdentifiabilityWarning, stacklevel=3)
-        if self.train_mape_ > self.poor_fit_mape:
-            warnings.warn(f"HierarchicalEnergyModel: in-sample MAPE is {self.train_mape_:.1f}% "
-                          f"(above {self.poor_fit_mape:g}%): the form does not describe these "
-                          "rows well.", PoorFitWarning, stacklevel=3)
+        for category, message in fit_warnings(self):
+            warnings.warn(f"HierarchicalEnergyModel: {message}", category, stacklevel=3)
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ...exceptions import ConvergenceWarning, IdentifiabilityWarning, PoorFitWarning
 from .design import SEP
 from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS
 from .pooling import MIN_LEVELS, TAU_FLOOR
 from .uncertainty import quadratic_form
 
 __all__ = ["PRIOR_DRIVEN", "population_table", "spread_table", "group_table", "compute_group_table",
-           "fit_report", "html_report"]
+           "fit_report", "html_report", "fit_warnings"]
 
 #: Posterior over prior variance above which a population value is reported as prior-driven.
 PRIOR_DRIVEN = 0.5
@@ -39,6 +40,25 @@ def _note(model, name: str, shrink: float) -> tuple[bool, bool, str]:
         return False, False, (f"prior-driven: the data remove only {1 - shrink:.0%} of its prior "
                               "variance")
     return False, True, ""
+
+
+def fit_warnings(model) -> list[tuple[type[Warning], str]]:
+    """What a fit warns of: no convergence, no parameter informed beyond the scales (the
+    values are the priors), a poor in-sample fit."""
+    out: list[tuple[type[Warning], str]] = []
+    if not model.converged_:
+        out.append((ConvergenceWarning, "the penalised fit did not converge in 100 iterations; "
+                                        "the parameters may be off their optimum."))
+    if not population_table(model)["identifiable"].any():
+        out.append((IdentifiabilityWarning,
+                    f"{model.n_train_} row(s) inform none of the form's parameters beyond the "
+                    "scale of each level: every other value is its prior (the catalogue's "
+                    "physics), not a measurement; the fit report marks each one prior-driven."))
+    if model.train_mape_ > model.poor_fit_mape:
+        out.append((PoorFitWarning, f"in-sample MAPE is {model.train_mape_:.1f}% (above "
+                                    f"{model.poor_fit_mape:g}%): the form does not describe these "
+                                    "rows well."))
+    return out
 
 
 def population_table(model) -> pd.DataFrame:
@@ -153,7 +173,8 @@ def _summary(model) -> list[str]:
             f"unknowns {d.n_columns} ({d.n_global} global)",
             f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "
             f"converged {model.converged_}, fit {model.fit_time_s_:.2f} s",
-            f"  formula: {model.formula}"]
+            f"  formula: {model.formula}"] + [
+            f"  warning ({category.__name__}): {message}" for category, message in fit_warnings(model)]
 
 
 def fit_report(model, max_groups: int = 30) -> str:
