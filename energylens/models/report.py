@@ -202,8 +202,13 @@ def fit_warnings(model) -> list[tuple[type, str]]:
         out.append((IdentifiabilityWarning, f"{st.n} rows for {int(st.free.sum())} free parameters: "
                                             "no degrees of freedom are left to estimate the scatter, "
                                             "so standard errors and intervals are undefined (NaN)."))
-    if st.mape_pct > model.poor_fit_mape:
-        out.append((PoorFitWarning, f"poor fit, in-sample MAPE {st.mape_pct:.1f}% exceeds "
-                                    f"{model.poor_fit_mape:g}%: this closed form does not describe "
-                                    "the data well."))
+    out += poor_fit(st.mape_pct, model.poor_fit_mape)
     return out
+
+
+def poor_fit(mape_pct: float, limit: float) -> list[tuple[type, str]]:
+    """The poor-fit warning of an in-sample MAPE above ``limit`` (percent), if it is."""
+    if not mape_pct > limit:
+        return []
+    return [(PoorFitWarning, f"poor fit, in-sample MAPE {mape_pct:.1f}% exceeds {limit:g}%: this "
+                             "closed form does not describe the data well.")]

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ...exceptions import ConvergenceWarning, IdentifiabilityWarning, PoorFitWarning
+from ...exceptions import ConvergenceWarning, IdentifiabilityWarning
+from ..report import poor_fit
 from .design import SEP
 from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS
 from .pooling import MIN_LEVELS, TAU_FLOOR
@@ -54,11 +55,7 @@ def fit_warnings(model) -> list[tuple[type[Warning], str]]:
                     f"{model.n_train_} row(s) inform none of the form's parameters beyond the "
                     "scale of each level: every other value is its prior (the catalogue's "
                     "physics), not a measurement; the fit report marks each one prior-driven."))
-    if model.train_mape_ > model.poor_fit_mape:
-        out.append((PoorFitWarning, f"in-sample MAPE is {model.train_mape_:.1f}% (above "
-                                    f"{model.poor_fit_mape:g}%): the form does not describe these "
-                                    "rows well."))
-    return out
+    return out + poor_fit(model.train_mape_, model.poor_fit_mape)
 
 
 def population_table(model) -> pd.DataFrame:
