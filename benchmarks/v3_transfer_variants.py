@@ -9,8 +9,9 @@ structures from before the family level (every other variant is built on them);
 bandwidth descriptor (``bw_gamma*``), the fixed spread of levels with few values
 (``tau_few*``), the group level's scale spread held fixed (``group_tau*``), the latent
 prompt lengths' prior centred on the reader's nominal lengths (``prompt_nominal``), a level
-on the catalogue entry shared by checkpoints of one architecture (``arch*``) and a GPU x
-workload level added once groups have two rows (``gw_from2``).
+on the catalogue entry shared by checkpoints of one architecture (``arch*``), population
+priors from a fit of the other ML.ENERGY table (``other_prior*``) and a GPU x workload level
+added once groups have two rows (``gw_from2``).
 ``--n 100`` draws 100 rows (one draw per seed, not the 50-then-100 sequence of
 ``benchmarks/hierarchical.py``, so its 100-row figures differ from the docs' by the draw).
 
@@ -269,6 +270,37 @@ def _prompt_nominal():
         est.build_design, est.HierarchicalEnergyModel._fit_table = orig, fit_table
 
 
+#: Population priors from a fit of the whole other table (v2 for v3, v3 for v2): each
+#: population value's prior centred on the other table's estimate, its spread that
+#: estimate's standard error combined with the given between-table spread.
+OTHER_PRIOR = {"other_prior0.2": 0.2, "other_prior0.5": 0.5}
+_OTHER = {"v3": "v2", "v2": "v3"}
+
+
+@contextlib.contextmanager
+def _other_prior(spread: float, table: str):
+    source = est.HierarchicalEnergyModel().fit(load(_OTHER[table]))
+    d0 = source.design_
+    pop = {int(d0.param[j]): (source.coef_[j], float(np.sqrt(source.posterior_.diag[j])))
+           for j in np.flatnonzero(d0.kind == "pop")}
+    orig = est.build_design
+
+    def patched(labels, specs, group_cols, inits):
+        d = orig(labels, specs, group_cols, inits)
+        for j in np.flatnonzero(d.kind == "pop"):
+            k = int(d.param[j])
+            if k in pop and d.prior_sd[j] > 0.05:  # not the scale, which the levels own
+                d.prior_mean[j] = pop[k][0]
+                d.prior_sd[j] = min(d.prior_sd[j], float(np.hypot(pop[k][1], spread)))
+        return d
+
+    est.build_design = patched
+    try:
+        yield
+    finally:
+        est.build_design = orig
+
+
 @contextlib.contextmanager
 def _gw_from(rows: float):
     """The current default structure plus the GPU x workload level (s, nu) once the median
@@ -295,7 +327,11 @@ def _gw_from(rows: float):
 
 
 @contextlib.contextmanager
-def variant(name: str):
+def variant(name: str, table: str | None = None):
+    if name in OTHER_PRIOR:
+        with variant("current"), _other_prior(OTHER_PRIOR[name], table):
+            yield
+        return
     if name.startswith("gw_from"):
         with variant("current"), _gw_from(float(name[len("gw_from"):])):
             yield
@@ -356,8 +392,8 @@ def main(argv=None) -> None:
     rows = []
     for name in args.variants.split(","):
         row = {"variant": name}
-        with variant(name):
-            for tab, df in data.items():
+        for tab, df in data.items():
+            with variant(name, tab):
                 t, s = protocol_rows(df, range(args.seeds), n=args.n)
                 row[f"{tab} mape"] = s["mape"].mean()
                 row[f"{tab} median_ape"] = s["median_ape"].mean()
