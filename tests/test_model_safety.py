@@ -225,3 +225,33 @@ def test_missing_pipeline_column_is_filled_only_where_training_had_one_value():
         varied.predict(make_table(n=5, seed=1).drop(columns="pp"))
     single = quiet_fit(EnergyLensModel(), make_table(n=80, seed=11, pp=(1,)))
     assert np.all(single.predict(make_table(n=5, seed=1, pp=(1,)).drop(columns="pp")) > 0)
+
+
+@pytest.mark.parametrize("make", [EnergyLensModel, SweetSpotModel, energylens.LatencyModel,
+                                  energylens.GroupedModel, energylens.HierarchicalEnergyModel])
+def test_no_rows_to_predict_give_empty_results_with_their_columns(demo_group, make):
+    part, _ = demo_group
+    m = quiet_fit(make(), part)
+    assert len(m.predict(part.head(0))) == 0
+    full = m.predict_interval(part.head(3))
+    empty = m.predict_interval(part.head(0))
+    assert len(empty) == 0 and list(empty.columns) == list(full.columns)
+
+
+def test_candidate_grid_refuses_empty_and_non_positive_axes():
+    with pytest.raises(ValueError, match="tp holds no value"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=())
+    with pytest.raises(ValueError, match=r"batch_size must be finite and > 0; got \[-8\]"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", batch_size=(8, -8))
+    with pytest.raises(ValueError, match="input_tokens must be finite and > 0"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", input_tokens=float("nan"))
+
+
+def test_candidate_grid_says_when_memory_cannot_be_checked():
+    with pytest.warns(EnergyLensWarning, match="could not be checked for \\['my-model on H100-SXM'\\]"):
+        c = candidate_grid(model="my-model", gpu="H100-SXM", tp=(1,), batch_size=(8,))
+    assert c.feasible.all()
+    with warnings.catch_warnings():  # its size given: checked, no warning
+        warnings.simplefilter("error", EnergyLensWarning)
+        c = candidate_grid(model="my-model", gpu="H100-SXM", tp=(1,), batch_size=(8,), params_b=7.0)
+    assert c.feasible.all()

@@ -277,6 +277,9 @@ class GroupedModel(RegressorMixin, BaseEstimator):
 
     def _frame(self, method: str, X, **kwargs) -> pd.DataFrame:
         parts = self._collect(method, X, **kwargs)
+        if not parts:  # no rows: the columns any group's model gives
+            model = next(iter(self.models_.values()), self.fallback_)
+            return getattr(model, method)(X, **kwargs)
         order = np.concatenate([idx for idx, _ in parts])
         frame = pd.concat([p.reset_index(drop=True) for _, p in parts], ignore_index=True)
         frame.index = order

@@ -39,6 +39,8 @@ def distance_outside(V: dict[str, np.ndarray], domain: Domain) -> np.ndarray:
     """Summed |log| distance of each row's variables beyond the training ranges (0 inside)."""
     n = len(next(iter(V.values()))) if V else 0
     d = np.zeros(n)
+    if not n:
+        return d
     for name, (lo, hi) in domain.ranges.items():
         if name not in V or lo <= 0:
             continue

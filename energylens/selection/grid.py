@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..core.catalogue import (
     normalize_precision,
 )
 from ..core.options import Integral, Interval, Real, check_options
-from ..exceptions import CatalogueError
+from ..exceptions import CatalogueError, EnergyLensWarning
 
 __all__ = ["candidate_grid"]
 
@@ -152,6 +153,15 @@ def candidate_grid(
     'needs 8 GPUs (tp*pp*dp), 4 available'
     """
     check_options("candidate_grid", _GRID_OPTIONS, locals())
+    axes = {"model": model, "gpu": gpu, "tp": tp, "pp": pp, "dp": dp, "batch_size": batch_size,
+            "input_tokens": input_tokens, "output_tokens": output_tokens}
+    for name, values in axes.items():
+        if not _as_seq(values):
+            raise ValueError(f"candidate_grid: {name} holds no value; give at least one.")
+    for name in ("batch_size", "input_tokens", "output_tokens"):
+        bad = [v for v in _as_seq(axes[name]) if not (np.isfinite(float(v)) and float(v) > 0)]
+        if bad:
+            raise ValueError(f"candidate_grid: {name} must be finite and > 0; got {bad}.")
     rows = []
     for m, g, t, p, d, b, si, so in itertools.product(
             _as_seq(model), _as_seq(gpu), _as_seq(tp), _as_seq(pp), _as_seq(dp),
@@ -174,10 +184,18 @@ def candidate_grid(
         if specs[m] is not None and (why := layout_reason(specs[m], t, p)):
             reasons[i].append(why)
     if check_memory:
-        for i, why in enumerate(memory_reasons(df, bytes_per_param=bytes_per_param,
-                                               kv_bytes_per_token=kv_bytes_per_token)):
+        whys = memory_reasons(df, bytes_per_param=bytes_per_param,
+                              kv_bytes_per_token=kv_bytes_per_token)
+        for i, why in enumerate(whys):
             if why:
                 reasons[i].append(why)
+        unchecked = sorted({f"{m} on {g}" for (m, g), why in zip(df[["model", "gpu"]].itertuples(
+            index=False), whys) if why is None})
+        if unchecked:
+            warnings.warn(f"candidate_grid: the memory rule could not be checked for {unchecked} "
+                          "(the catalogue does not know the model's size or the GPU's memory; "
+                          "pass params_b, or register the model or GPU): those candidates are "
+                          "kept as feasible.", EnergyLensWarning, stacklevel=2)
     df["feasible"] = [not r for r in reasons]
     df["reason"] = ["; ".join(r) for r in reasons]
     for k, v in extra.items():
