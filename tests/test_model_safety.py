@@ -245,6 +245,13 @@ def test_candidate_grid_refuses_empty_and_non_positive_axes():
         candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", batch_size=(8, -8))
     with pytest.raises(ValueError, match="input_tokens must be finite and > 0"):
         candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", input_tokens=float("nan"))
+    # a parallel degree is a whole number of GPUs: 1.5 is refused, never truncated to 1
+    with pytest.raises(ValueError, match=r"tp must hold whole numbers of GPUs >= 1; got \[1.5\]"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1.5, 2))
+    with pytest.raises(ValueError, match=r"dp must hold whole numbers of GPUs >= 1; got \[0\]"):
+        candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", dp=(0,))
+    c = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(2.0,), batch_size=(8,))
+    assert c["tp"].tolist() == [2]
 
 
 def test_candidate_grid_says_when_memory_cannot_be_checked():

@@ -87,6 +87,17 @@ _GRID_OPTIONS = {
 }
 
 
+def _whole(v) -> bool:
+    """A parallel degree: a whole number >= 1 (``2`` or ``2.0``, never ``1.5`` or ``True``)."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(f) and f >= 1 and f == int(f))
+
+
 def candidate_grid(
     *,
     model: str | Sequence[str],
@@ -162,14 +173,16 @@ def candidate_grid(
         bad = [v for v in _as_seq(axes[name]) if not (np.isfinite(float(v)) and float(v) > 0)]
         if bad:
             raise ValueError(f"candidate_grid: {name} must be finite and > 0; got {bad}.")
+    for name in ("tp", "pp", "dp"):
+        bad = [v for v in _as_seq(axes[name]) if not _whole(v)]
+        if bad:
+            raise ValueError(f"candidate_grid: {name} must hold whole numbers of GPUs >= 1; got "
+                             f"{bad}.")
     rows = []
     for m, g, t, p, d, b, si, so in itertools.product(
             _as_seq(model), _as_seq(gpu), _as_seq(tp), _as_seq(pp), _as_seq(dp),
             _as_seq(batch_size), _as_seq(input_tokens), _as_seq(output_tokens)):
         t, p, d = int(t), int(p), int(d)
-        if min(t, p, d) < 1:
-            raise ValueError(f"candidate_grid: tp, pp and dp must be >= 1; got tp={t}, pp={p}, "
-                             f"dp={d}.")
         rows.append({"model": m, "gpu": g, "tp": t, "pp": p, "dp": d, "batch_size": float(b),
                      "input_tokens": float(si), "output_tokens": float(so)})
     df = pd.DataFrame(rows)
