@@ -187,3 +187,14 @@ def test_cycle_collector_is_paused_during_the_groups_and_restored(table, monkeyp
         ref = {k: EnergyLensModel().fit(g).coef_ for k, g in table.groupby("model")}
     for (k,), model in m.models_.items():
         np.testing.assert_allclose(model.coef_, ref[k], rtol=1e-9)
+
+
+def test_a_by_column_the_table_lacks_is_an_error(table):
+    # a misspelt column must not silently pool what the user asked to keep apart
+    with pytest.raises(ValueError, match=r"lacks \['GPU'\] \('GPU': did you mean 'gpu'\?\)"):
+        GroupedModel(WilkinsModel(), by=["model", "GPU"]).fit(table)
+    with pytest.raises(ValueError, match=r"lacks \['nope'\]"):
+        GroupedModel(WilkinsModel(), by=["nope"]).fit(table)
+    # the default pair: a table of one GPU groups by model
+    g = _fit(GroupedModel(WilkinsModel()), table.drop(columns="gpu"))
+    assert g.by_ == ["model"]

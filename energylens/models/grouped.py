@@ -32,6 +32,7 @@ from .design import training_data
 
 __all__ = ["GroupedModel", "fit_groups"]
 
+_DEFAULT_BY = ("model", "gpu")
 _LOCAL_BACKENDS = ("LokyBackend", "SequentialBackend", "ThreadingBackend", "MultiprocessingBackend")
 
 
@@ -108,7 +109,8 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         Any energylens model (or scikit-learn regressor taking a canonical table); default
         :class:`~energylens.EnergyLensModel`.
     by : sequence of str, default=("model", "gpu")
-        Columns defining the groups (those absent from the table are ignored).
+        Columns defining the groups. Every column named must be in the table, except with
+        the default, whose absent columns are ignored (a table of one GPU groups by model).
     n_jobs : int, optional
         Parallel fits (joblib; ``-1`` for all cores; under a distributed joblib backend,
         None means all its workers).
@@ -134,7 +136,7 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         "min_rows": [Interval(Integral, 1, None, closed="left")], "fallback": "no_validation",
     }
 
-    def __init__(self, estimator=None, *, by: Sequence[str] = ("model", "gpu"),
+    def __init__(self, estimator=None, *, by: Sequence[str] = _DEFAULT_BY,
                  n_jobs: int | None = None, min_rows: int = 3, fallback="error"):
         self.estimator = estimator
         self.by = by
@@ -149,6 +151,15 @@ class GroupedModel(RegressorMixin, BaseEstimator):
     def _by(self, X) -> list[str]:
         if not isinstance(X, pd.DataFrame):
             raise ValueError("GroupedModel needs a canonical table (DataFrame) to form groups.")
+        missing = [c for c in self.by if c not in X.columns]
+        if missing and tuple(self.by) != _DEFAULT_BY:
+            lower = {str(c).lower(): str(c) for c in X.columns}
+            close = {c: difflib.get_close_matches(str(c).lower(), list(lower), n=1, cutoff=0.6)
+                     for c in missing}
+            hint = "; ".join(f"{c!r}: did you mean {lower[m[0]]!r}?" for c, m in close.items() if m)
+            raise ValueError(f"GroupedModel groups by {list(self.by)}, but the table lacks "
+                             f"{missing}{' (' + hint + ')' if hint else ''}; columns are "
+                             f"{list(map(str, X.columns))}.")
         return [c for c in self.by if c in X.columns]
 
     def _estimator(self):
@@ -311,12 +322,19 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory):
-        """Save to a folder: one model file per group (named by the group) and ``groups.json``."""
+    def save(self, directory, *, force: bool = False):
+        """Save to a folder: one model file per group (named by the group) and ``groups.json``.
+
+        The folder is created if absent. An empty folder or one a grouped model was saved to
+        is written into; any other folder, or a file in it that is not an energylens file of
+        its kind, only with ``force=True`` (otherwise :class:`FileExistsError`, raised before
+        anything is written). An existing file at ``directory`` raises
+        :class:`NotADirectoryError`.
+        """
         from .persistence import save_grouped
 
         check_fitted(self, "models_")
-        return save_grouped(self, directory)
+        return save_grouped(self, directory, force=force)
 
     @classmethod
     def _from_saved(cls, by, models, fallback, table, where: str) -> GroupedModel:
