@@ -116,6 +116,22 @@ def test_zero_shot_unseen_model_and_gpu_widen_the_interval():
     assert cover > 0.7
 
 
+def test_other_spellings_of_a_trained_gpu_or_model_are_that_one(recovery):
+    table, _, m = recovery
+    rows = table[(table["model"] == "Llama-3.1-8B") & (table["gpu"] == "H100-SXM")].head(3)
+    base = _quiet(m.predict_interval, rows)
+    for spelt in ({"gpu": "NVIDIA H100 80GB HBM3"}, {"gpu": "h100"},
+                  {"model": "meta-llama/Meta-Llama-3.1-8B-Instruct"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ExtrapolationWarning)  # not a new GPU or model
+            pi = m.predict_interval(rows.assign(**spelt))
+        pd.testing.assert_frame_equal(pi, base)
+    # another checkpoint of the same architecture (FP8 weights) is not the trained one
+    with pytest.warns(ExtrapolationWarning, match="model"):
+        fp8 = m.predict(rows.assign(model="Llama-3.1-8B-FP8"))
+    assert not np.allclose(fp8, base["energy_j"])
+
+
 def _quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from .descriptors import DESCRIPTOR_COLUMNS, descriptors
 from .registry import (
+    entry_key,
     gpu_memory_gb,
     gpu_spec,
     gpu_table,
@@ -52,7 +53,7 @@ from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, normalize_precision
 
 __all__ = [
     "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "ModelSpec",
-    "descriptors", "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table",
+    "descriptors", "entry_key", "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table",
     "kv_replication", "layout_reason", "memory_reason", "model_spec", "model_table",
     "normalize_precision", "register_gpus", "register_models", "reset_catalogue",
     "resolve_gpu", "resolve_model",

@@ -249,6 +249,29 @@ def resolve_model(name: str) -> str:
     return canon
 
 
+def entry_key(kind: str, name) -> tuple[str, str | None] | None:
+    """What the catalogue makes of a name: its row and, for a model, the precision the name
+    states (None where it states none); None where no row matches. Two names with the same
+    key are one GPU, or one checkpoint, spelt differently.
+
+    Examples
+    --------
+    >>> entry_key("gpu", "NVIDIA H100 80GB HBM3") == entry_key("gpu", "H100-SXM")
+    True
+    >>> entry_key("model", "meta-llama/Meta-Llama-3.1-8B-Instruct")
+    ('Llama-3.1-8B', None)
+    >>> entry_key("model", "Llama-3.1-8B-FP8"), entry_key("model", "no-such-model")
+    (('Llama-3.1-8B', 'fp8'), None)
+    """
+    if kind == "gpu":
+        canon = _GPUS.resolve(name)
+        return None if canon is None else (canon, None)
+    if kind != "model":
+        raise ValueError(f"entry_key: kind must be 'gpu' or 'model'; got {kind!r}.")
+    canon = _MODELS.resolve(name)
+    return None if canon is None else (canon, _model_key(name)[1])
+
+
 def _num(row: pd.Series, col: str) -> float:
     v = row.get(col, np.nan)
     return float(v) if v is not None and np.isfinite(v) else float("nan")

@@ -45,7 +45,7 @@ from .form import (
 )
 from .pooling import Layout, fit_pooled
 from .uncertainty import new_level_variance, parameter_variance
-from .variables import LABEL_COLUMNS, form_variables, phase_rows, row_labels
+from .variables import LABEL_COLUMNS, aliased, form_variables, phase_rows, row_labels
 
 __all__ = ["HierarchicalEnergyModel"]
 
@@ -329,12 +329,14 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         check_fitted(self, "coef_")
 
-    def _rows(self, X) -> tuple[dict, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
-        """Variables, log-parameters, columns, labels and group index (-1: unseen) of rows."""
+    def _rows(self, X) -> tuple[pd.DataFrame, dict, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+        """The rows (names the catalogue knows as trained ones spelt as in training),
+        variables, log-parameters, columns, labels and group index (-1: unseen)."""
         self._check_fitted()
         if not isinstance(X, pd.DataFrame):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
+        X = aliased(X, self.domain_.labels)
         V = form_variables(X, self.terms_)
         missing = [c for c in self.by if c not in X.columns]
         if missing:
@@ -342,7 +344,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
                              f"columns are {list(map(str, X.columns))}.")
         labels = self._labels(X, self.group_columns_)
         cols, groups = self.design_.row_columns(labels, self.group_columns_)
-        return V, self._log_theta(cols), cols, labels, groups
+        return X, V, self._log_theta(cols), cols, labels, groups
 
     def _log_theta(self, cols: np.ndarray) -> np.ndarray:
         d = self.design_
@@ -381,7 +383,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         population, through the descriptors (zero-shot). Rows outside the training data are
         flagged by one :class:`~energylens.ExtrapolationWarning`.
         """
-        V, LT, *_ = self._rows(X)
+        X, V, LT, *_ = self._rows(X)
         self._extrapolation(X, V, warn=True)
         return self._checked(energy_kernel(V, np.exp(LT), self.terms_), X)
 
@@ -391,7 +393,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
 
         On tables without a measured prefill/decode split the split rests on the physics of
         the form and the priors, not on data (see :attr:`params_`)."""
-        V, LT, *_ = self._rows(X)
+        X, V, LT, *_ = self._rows(X)
         self._extrapolation(X, V, warn=True)
         comp = energy_components(V, np.exp(LT), self.terms_)
         comp.index = X.index
@@ -424,7 +426,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         True
         """
         check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
-        V, LT, cols, labels, groups = self._rows(X)
+        X, V, LT, cols, labels, groups = self._rows(X)
         ext = self._extrapolation(X, V, warn=True)
         logE, D = energy_jacobian(V, np.exp(LT), self.terms_)
         var = parameter_variance(self, cols, groups, D) + self.sigma_**2
@@ -469,11 +471,16 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
 
         return html_report(self)
 
-    def save(self, path):
-        """Save the fitted model as validated JSON (see :func:`energylens.load_model`)."""
+    def save(self, path, *, force: bool = False):
+        """Save the fitted model as validated JSON (see :func:`energylens.load_model`).
+
+        An existing energylens model file at ``path`` is replaced; any other file only with
+        ``force=True`` (otherwise :class:`FileExistsError`); a folder raises
+        :class:`IsADirectoryError`.
+        """
         from .persistence import save_hierarchical
 
-        return save_hierarchical(self, path)
+        return save_hierarchical(self, path, force=force)
 
     @classmethod
     def _from_model_file(cls, data: dict, where: str):

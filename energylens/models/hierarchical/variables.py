@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 
 from ...core.batch import effective_batch
-from ...core.catalogue import descriptors
+from ...core.catalogue import descriptors, entry_key
 from ...core.variables import check_variables
 from ...exceptions import FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
-__all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
+__all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels", "aliased",
            "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
@@ -147,6 +147,38 @@ def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.n
         "r": np.where(moe, k / np.where(moe, E, 1.0), 1.0), "Ftok": 2e9 * active,
         "kvb": num("kv_bytes_per_token_full"), "state": 2.0 * num("state_bytes"),
     }
+
+
+def aliased(X: pd.DataFrame, seen: dict) -> pd.DataFrame:
+    """``X`` with each model and GPU name that training did not see, but that the catalogue
+    resolves to the same entry as exactly one name it did see, spelt as in training (a copy
+    where anything changes): ``"H100-SXM"`` after training on ``"H100-80GB-HBM3"`` is that
+    GPU, not a new one. ``seen`` maps ``"model"`` and ``"gpu"`` to the training names.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["Llama-3.1-8B", "Llama-3.1-8B-FP8"], "gpu": ["H100"] * 2})
+    >>> aliased(t, {"model": ["meta-llama/Meta-Llama-3.1-8B-Instruct"],
+    ...             "gpu": ["H100-80GB-HBM3"]}).values.tolist()
+    [['meta-llama/Meta-Llama-3.1-8B-Instruct', 'H100-80GB-HBM3'], ['Llama-3.1-8B-FP8', 'H100-80GB-HBM3']]
+    """
+    out = X
+    for col in ("model", "gpu"):
+        known = set(seen.get(col) or ())
+        if col not in X.columns or not known:
+            continue
+        new = [v for v in pd.unique(X[col].dropna()) if str(v) not in known]
+        if not new:
+            continue
+        by_key: dict = {}
+        for name in known:
+            by_key.setdefault(entry_key(col, name), []).append(name)
+        mapping = {v: by_key[k][0] for v in new
+                   if (k := entry_key(col, v)) is not None and len(by_key.get(k, ())) == 1}
+        if mapping:
+            out = out.copy() if out is X else out
+            out[col] = X[col].map(lambda v, m=mapping: m.get(v, v))
+    return out
 
 
 def row_labels(X: pd.DataFrame) -> pd.DataFrame:
