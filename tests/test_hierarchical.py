@@ -241,6 +241,15 @@ def test_not_fitted_and_bad_input():
         el.HierarchicalEnergyModel(by=("model", "host")).fit(table)
     with pytest.raises(el.FitError, match="at least 1 row.*n_samples = 0"):
         m.fit(table.head(0))
+    # a row without its model or GPU name: said so, not a TypeError from the level keys
+    no_name = table.astype({"gpu": object})
+    no_name.loc[no_name.index[2], "gpu"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'gpu' has 1 missing or empty value\(s\) "
+                                         r"\(first at rows \[2\]\)"):
+        m.fit(no_name)
+    fitted = _fit(el.HierarchicalEnergyModel(), table)
+    with pytest.raises(ValueError, match="column 'model' has 1 missing"):
+        fitted.predict(table.assign(model=["", *table["model"].iloc[1:]]))
 
 
 def test_a_table_that_informs_no_parameter_says_so():

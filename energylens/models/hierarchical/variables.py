@@ -65,6 +65,21 @@ def _column(X: pd.DataFrame, col: str, default: float | None) -> np.ndarray:
     return pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
 
 
+def _check_names(X: pd.DataFrame) -> None:
+    """Every row names its model and GPU (the levels and descriptors hang on them)."""
+    for col in ("model", "gpu"):
+        if col not in X.columns:
+            continue
+        s = X[col]
+        bad = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
+        if bad.any():
+            rows = [v.item() if isinstance(v, np.generic) else v
+                    for v in X.index[np.flatnonzero(bad)[:5]]]
+            raise ValueError(f"HierarchicalEnergyModel: column {col!r} has {int(bad.sum())} "
+                             f"missing or empty value(s) (first at rows {rows}); every row "
+                             f"needs its {'model' if col == 'model' else 'GPU'} name.")
+
+
 def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
     """Configuration variables of the table, checked (finite, > 0)."""
     for col in ("batch_size", "output_tokens"):
@@ -122,6 +137,7 @@ def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.n
     if not isinstance(X, pd.DataFrame):
         raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                          f"model and GPU columns; got {type(X).__name__}.")
+    _check_names(X)
     cfg = _config(X)
     d = descriptors(X, required=REQUIRED_DESCRIPTORS)
     replicas = (terms or {}).get("replicas", True)
@@ -192,6 +208,7 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     >>> row_labels(t).iloc[0].tolist()
     ['Llama-3.1-8B-FP8', 'H100', 'fp8', '-', '-', '2', '1', 'dense']
     """
+    _check_names(X)
     out = pd.DataFrame(index=X.index)
     d = descriptors(X[["model", "gpu"] + (["precision"] if "precision" in X else [])],
                     errors="coerce")
