@@ -247,6 +247,10 @@ def test_not_fitted_and_bad_input():
     with pytest.raises(ValueError, match=r"column 'gpu' has 1 missing or empty value\(s\) "
                                          r"\(first at rows \[2\]\)"):
         m.fit(no_name)
+    # tables joined from sources that record ep and sources that do not: said how to fill
+    joined = table.assign(ep=[np.nan] * 3 + [1.0] * (len(table) - 3))
+    with pytest.raises(ValueError, match=r"'ep' has 3 missing.*fillna\(1\)"):
+        m.fit(joined)
     fitted = _fit(el.HierarchicalEnergyModel(), table)
     with pytest.raises(ValueError, match="column 'model' has 1 missing"):
         fitted.predict(table.assign(model=["", *table["model"].iloc[1:]]))

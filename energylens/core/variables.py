@@ -170,8 +170,13 @@ def check_variables(V: Mapping[str, np.ndarray], index, owner: str,
         bad = ~np.isfinite(arr)
         if bad.any():
             rows = [_plain(index[i]) for i in np.flatnonzero(bad)[:5]]
+            hint = ""
+            if name in SCHEMA_DEFAULTS:  # e.g. tables joined from sources that record ep or not
+                hint = (f" Rows that do not record it run with {col} = "
+                        f"{SCHEMA_DEFAULTS[name]:g}: fill them with "
+                        f"X[{col!r}].fillna({SCHEMA_DEFAULTS[name]:g}).")
             raise ValueError(f"{owner}: column '{col}' has {int(bad.sum())} missing, non-numeric "
-                             f"or infinite value(s) (first at rows {rows}).")
+                             f"or infinite value(s) (first at rows {rows}).{hint}")
         low = arr <= 0
         rows = [_plain(index[i]) for i in np.flatnonzero(low)[:5]]
         raise ValueError(f"{owner}: '{col}' must be > 0; {int(low.sum())} row(s) are not "
