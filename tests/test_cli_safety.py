@@ -51,6 +51,8 @@ def test_existing_files_need_force(data, tmp_path, capsys):
     other.write_text('{"a": 1}')
     code, err = _run(["fit", data, "-o", other], capsys)
     assert code == 2 and "not an energylens model file" in err and json.loads(other.read_text()) == {"a": 1}
+    code, _ = _run(["fit", data, "-o", other, "--force", "--quiet"], capsys)  # --force reaches save
+    assert code == 0 and json.loads(other.read_text())["format"] == "energylens.model"
     # a model file energylens wrote is replaced
     model = tmp_path / "m.json"
     assert _run(["fit", data, "-o", model, "--quiet"], capsys)[0] == 0

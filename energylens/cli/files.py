@@ -15,11 +15,12 @@ Rules for every output (checked before any reading or fitting):
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from ..core.io import energylens_format
 
 __all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "check_by", "cli_spelling", "parse_pairs", "read_table",
            "read_candidates", "write_table", "write_bytes", "Outputs", "REPORT_MARKER"]
@@ -116,18 +117,6 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, data)
 
 
-def _format_of(path: Path) -> str | None:
-    """The energylens format of a JSON file (``energylens.model`` ...), or None."""
-    try:
-        if path.stat().st_size > 20_000_000:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    fmt = data.get("format") if isinstance(data, dict) else None
-    return fmt if isinstance(fmt, str) and fmt.startswith("energylens.") else None
-
-
 def _real(p: Path) -> Path:
     """The path with links followed as far as they go (never raises, even on a link loop)."""
     return Path(os.path.realpath(p))
@@ -176,7 +165,7 @@ class Outputs:
             raise BadInput(f"{flag} '{p}' is a folder; give a file name.")
         if not p.parent.is_dir():
             raise BadInput(f"{flag} '{p}': the folder '{p.parent}' does not exist.")
-        if p.exists() and not self.force and (kind is None or _format_of(p) != kind):
+        if p.exists() and not self.force and (kind is None or energylens_format(p) != kind):
             what = f"is not an energylens {kind.split('.')[-1]} file" if kind else "exists"
             raise BadInput(f"{flag} '{p}' {what}; energylens does not replace it. Pass --force "
                            "to replace it, or choose another name.")
@@ -208,4 +197,4 @@ class Outputs:
     def _ours(p: Path, kind: str) -> bool:
         if kind == "report":
             return (p / REPORT_MARKER).is_file()
-        return _format_of(p / "groups.json") == "energylens.grouped"
+        return energylens_format(p / "groups.json") == "energylens.grouped"

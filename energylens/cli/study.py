@@ -87,13 +87,13 @@ def _derive(args) -> int:
         from ..models import GroupedModel
 
         grouped = GroupedModel(model, by=by, min_rows=2, fallback="pooled").fit(df)
-        grouped.save(out)
+        grouped.save(out, force=args.force)
         cols = [c for c in [*grouped.by_, "n_rows", "fitted", "mape_pct", "error"]
                 if c in grouped.groups_.columns]
         print(grouped.groups_[cols].to_string(index=False))
         log.info(f"wrote {len(grouped.models_)} group models and the pooled fallback to {out}/")
         return 0
-    model.save(out)
+    model.save(out, force=args.force)
     print(model.fit_report())
     log.info(f"wrote {out}")
     return 0

@@ -407,11 +407,13 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return html_report(self)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path):
-        """Save the fitted model as versioned JSON (see :func:`energylens.load_model`)."""
+    def save(self, path, *, force: bool = False):
+        """Save the fitted model as versioned JSON (see :func:`energylens.load_model`); an
+        existing file at ``path`` is replaced only if it is an energylens model file, or with
+        ``force=True`` (else :class:`FileExistsError`; see :func:`~energylens.models.save_model`)."""
         from .persistence import save_model
 
-        return save_model(self, path)
+        return save_model(self, path, force=force)
 
     def _get_extra_state(self) -> dict:
         """Model-specific content of the model file (expression models store their formula)."""

@@ -6,11 +6,16 @@ for predictions and intervals (covariance, residual scale, effective-batch rule,
 domain) and the library version. A grouped model is a folder: one model file per group,
 named after the group, and ``groups.json`` listing them.
 
+JSON has no NaN: a number that is legitimately undefined after a fit (the covariance and
+the residual scale of a fit without residual degrees of freedom) is written as ``null`` and
+read back as NaN; infinities are written as the strings ``"inf"`` and ``"-inf"``.
+
 Loading validates everything (keys, versions, types, finite numbers, parameters within
 their bounds, finite non-negative predictions over the training domain) and never executes
 code from the file: classes are looked up in a registry by name, expressions are re-parsed
 by a whitelisting parser, and files named in ``groups.json`` must lie inside its folder.
-Every write is atomic (:mod:`energylens.core.io`).
+Every write is atomic, and a save replaces only a file (or writes only into a folder) that
+energylens wrote, unless forced (:mod:`energylens.core.io`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..core.io import atomic_write
+from ..core.io import atomic_write, check_file_output, check_folder_output
 from ..exceptions import ModelFileError
 from . import registry
 from .parameters import resolve
@@ -160,17 +165,20 @@ def model_from_dict(data, *, where: str = "<dict>"):
     return model
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
+def save_model(model, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write a fitted model to ``path`` as JSON, atomically; returns the path.
 
-    A :class:`~energylens.GroupedModel` is written to a folder instead (:func:`save_grouped`).
+    An existing energylens model file at ``path`` is replaced; any other existing file only
+    with ``force=True`` (otherwise :class:`FileExistsError`), and a folder never
+    (:class:`IsADirectoryError`). A :class:`~energylens.GroupedModel` is written to a folder
+    instead (:func:`save_grouped`).
     """
     if hasattr(model, "models_"):
-        return save_grouped(model, path)
+        return save_grouped(model, path, force=force)
     if hasattr(type(model), "_from_model_file"):  # writes its own file content
-        return model.save(path)
+        return model.save(path, force=force)
     text = json.dumps(model_to_dict(model), indent=2, allow_nan=False)
-    return atomic_write(Path(path), text + "\n")
+    return atomic_write(check_file_output(path, kind=FORMAT, force=force), text + "\n")
 
 
 def _read_json(path: Path, what: str):
@@ -225,27 +233,34 @@ def _file_name(key: tuple, taken: set[str]) -> str:
     return name
 
 
-def save_grouped(model, directory: str | os.PathLike) -> Path:
+def save_grouped(model, directory: str | os.PathLike, *, force: bool = False) -> Path:
     """Write a fitted :class:`~energylens.GroupedModel` to a folder (created if needed).
 
     Each group's model goes to a file named after the group (``Llama-3.1-8B__H100-SXM.json``)
-    and ``groups.json`` lists the groups, their files and the fallback model.
+    and ``groups.json`` lists the groups, their files and the fallback model. The folder must
+    be absent, empty or a grouped model's folder, and each file it writes absent or an
+    energylens file of its kind; anything else only with ``force=True`` (otherwise
+    :class:`FileExistsError`, before anything is written). An existing file at ``directory``
+    is never replaced (:class:`NotADirectoryError`).
     """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ModelFileError(f"'{directory}' exists and is not a folder; a grouped model is saved "
-                             "to a folder.")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_folder_output(directory, index="groups.json", kind=GROUPED_FORMAT,
+                                    what="grouped model", force=force)
     taken: set[str] = set()
-    entries = []
-    for key, m in model.models_.items():
-        fname = _file_name(key, taken)
-        save_model(m, directory / fname)
-        entries.append({"key": _jsonable(list(key), "group key"), "file": fname})
+    files = [(_file_name(key, taken), m) for key, m in model.models_.items()]
     fallback = None
     if getattr(model, "fallback_", None) is not None:
         fallback = _file_name(("fallback",), taken)
-        save_model(model.fallback_, directory / fallback)
+        files.append((fallback, model.fallback_))
+    if directory.is_dir():  # refuse before writing anything
+        for fname, _ in files:
+            check_file_output(directory / fname, kind=FORMAT, force=force)
+        check_file_output(directory / "groups.json", kind=GROUPED_FORMAT, what="grouped model",
+                          force=force)
+    directory.mkdir(parents=True, exist_ok=True)
+    for fname, m in files:
+        save_model(m, directory / fname, force=force)
+    entries = [{"key": _jsonable(list(key), "group key"), "file": fname}
+               for key, (fname, _) in zip(model.models_, files)]
     index = {"format": GROUPED_FORMAT, "format_version": GROUPED_VERSION,
              "energylens_version": __version__, "by": list(model.by_), "groups": entries,
              "fallback": fallback,
@@ -290,4 +305,29 @@ def load_grouped(directory: str | os.PathLike):
     fallback = index.get("fallback")
     fallback = None if fallback is None else load_model(_inside(directory, fallback, where))
     cls = registry.lookup("GroupedModel")
-    return cls._from_saved(index["by"], models, fallback, index.get("groups_table"), where)
+    return cls._from_saved(index["by"], models, fallback, _numeric_columns(index.get("groups_table")),
+                           where)
+
+
+def _numeric_columns(table):
+    """The group table with its number columns as floats: ``null`` is NaN and ``"inf"`` is
+    infinity, as :func:`json_number` wrote them (pandas would keep ``None`` and the strings
+    in an object column, and a column of nothing but NaN would come back as ``None``)."""
+    if not isinstance(table, dict):
+        return table
+
+    def number(v):
+        return v is None or v in ("inf", "-inf") or (
+            isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    out = {}
+    for col, values in table.items():
+        if (isinstance(values, list) and all(number(v) for v in values)
+                and any(v is None or v in ("inf", "-inf") for v in values)
+                and not all(isinstance(v, str) for v in values)):
+            try:
+                values = [np.nan if v is None else float(v) for v in values]
+            except OverflowError:  # an edited file: keep the column as written
+                pass
+        out[col] = values
+    return out

@@ -159,5 +159,6 @@ def _matrix(raw, k: int, where: str) -> np.ndarray:
         isinstance(r, list) and len(r) == k for r in raw)
     if not ok:
         raise ModelFileError(f"{where} must be a {k}x{k} matrix.")
-    vals = [read_number(v, where) for r in raw for v in r]
+    # null is NaN: a fit without residual degrees of freedom has an undefined covariance
+    vals = [read_number(v, where, allow_null=True) for r in raw for v in r]
     return np.asarray(vals, dtype=float).reshape(k, k)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..._version import __version__
 from ...core.domain import Domain
-from ...core.io import atomic_write
+from ...core.io import atomic_write, check_file_output
 from ...exceptions import ModelFileError
 from .design import Design, Level
 from .form import FORMULA, PARAMETER_NAMES, TERMS
@@ -110,10 +110,13 @@ def model_to_file(model) -> dict:
             "parameters": params, "fit": fit, "extra": extra}
 
 
-def save_hierarchical(model, path: str | os.PathLike) -> Path:
-    """Write a fitted model to ``path`` as JSON, atomically; returns the path."""
+def save_hierarchical(model, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a fitted model to ``path`` as JSON, atomically; returns the path.
+
+    Replaces an existing energylens model file, any other file only with ``force=True``.
+    """
     text = json.dumps(model_to_file(model), allow_nan=False)
-    return atomic_write(Path(path), text + "\n")
+    return atomic_write(check_file_output(path, kind="energylens.model", force=force), text + "\n")
 
 
 # --------------------------------------------------------------------------- reading
