@@ -339,6 +339,31 @@ def test_new_workload_and_labels_the_table_lacks():
     np.testing.assert_allclose(same, m.predict(rows), rtol=1e-12)
 
 
+def test_every_way_a_row_leaves_the_training_data_is_flagged():
+    table, _ = form_table(MODELS[:3], GPUS[:2], rows_per_group=8, seed=6)
+    pair = (table["model"] == MODELS[2]) & (table["gpu"] == GPUS[1])
+    m = _fit(el.HierarchicalEnergyModel(), table[~pair])
+    inside = _quiet(m.predict_interval, table[~pair])
+    assert not inside["extrapolated"].any()  # the training rows themselves: never flagged
+    rows = table[~pair].iloc[:2]
+
+    def flagged(x, by, match):
+        with pytest.warns(ExtrapolationWarning, match=match):
+            pi = m.predict_interval(x)
+        assert pi["extrapolated"].all() and pi["extrapolated_by"].str.contains(by).all()
+        return pi
+
+    # a model and a GPU both measured, but never together: the pair's deviation is unknown
+    flagged(table[pair].iloc[:2], "model x gpu", "model x gpu 'Mistral-7B / A100-80GB' not seen")
+    # no workload given where training had several: the mean of the trained workloads
+    flagged(rows.drop(columns="workload"), "workload", r"workload \(none given\) not seen")
+    # a precision the training rows never ran (read by the catalogue: bf16 there)
+    flagged(rows.assign(precision="fp8"), "precision", "precision 'fp8' not seen.*seen: bf16")
+    # prompts far longer than any measured one, and the interval widens with the distance
+    long = flagged(rows.assign(input_tokens=1e6), "input_tokens", "input_tokens up to 1e\\+06")
+    assert (long["log_sd"].to_numpy() > inside["log_sd"].iloc[:2].to_numpy()).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 2, 1), (1, 2, 5), (2, 2, 3)])
 @pytest.mark.parametrize("pooling", ["partial", "none", "complete"])
 def test_tiny_tables_fit_with_finite_intervals(shape, pooling):

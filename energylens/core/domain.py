@@ -142,8 +142,8 @@ class Domain:
     def _check_range(out: Extrapolation, name: str, a: np.ndarray, lo: float, hi: float,
                      minmax: tuple[float, float] | None = None) -> None:
         tol = _TOL * max(1.0, abs(lo), abs(hi))
-        if minmax is None:
-            minmax = (float(a.min(initial=np.inf)), float(a.max(initial=-np.inf)))
+        if minmax is None:  # NaN (a value the row does not give) is never outside
+            minmax = (float(np.fmin.reduce(a, initial=np.inf)), float(np.fmax.reduce(a, initial=-np.inf)))
         bot, top = minmax
         if top <= hi + tol and bot >= lo - tol:
             return

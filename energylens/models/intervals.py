@@ -36,7 +36,8 @@ __all__ = ["predict_interval", "distance_outside"]
 
 
 def distance_outside(V: dict[str, np.ndarray], domain: Domain) -> np.ndarray:
-    """Summed |log| distance of each row's variables beyond the training ranges (0 inside)."""
+    """Summed |log| distance of each row's variables beyond the training ranges (0 inside,
+    and for a value the row does not give, NaN)."""
     n = len(next(iter(V.values()))) if V else 0
     d = np.zeros(n)
     if not n:
@@ -45,10 +46,10 @@ def distance_outside(V: dict[str, np.ndarray], domain: Domain) -> np.ndarray:
         if name not in V or lo <= 0:
             continue
         a = V[name]
-        if a.min() >= lo and a.max() <= hi:
+        if np.fmin.reduce(a, initial=np.inf) >= lo and np.fmax.reduce(a, initial=-np.inf) <= hi:
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
-            d += np.abs(np.log(a / np.clip(a, lo, hi)))
+            d += np.nan_to_num(np.abs(np.log(a / np.clip(a, lo, hi))), nan=0.0, posinf=np.inf)
     return d
 
 

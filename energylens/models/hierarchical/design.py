@@ -24,7 +24,8 @@ import pandas as pd
 from .form import PARAMETER_NAMES, PRIOR_SD, WORKLOAD_PARAMETERS
 
 __all__ = ["DEFAULT_LEVELS", "RICH_LEVELS", "RANDOM", "AUTO_RICH_ROWS", "Level", "Design",
-           "expand_levels", "resolve_levels", "build_design", "level_keys", "UNSEEN", "SEP"]
+           "expand_levels", "resolve_levels", "build_design", "level_keys", "UNSEEN", "SEP",
+           "flag_unseen", "IDENTITY_COLUMNS"]
 
 Spec = tuple[tuple[str, ...], tuple[str, ...]]
 #: Groups deviate in scale only; the GPU in its shape, the source in its overheads, the
@@ -60,6 +61,12 @@ RICH_LEVELS: tuple[Spec, ...] = (
 RANDOM: tuple[str, ...] = ("pi0", "am", "ac", "tau1", "nu")
 #: ``levels="auto"`` takes RICH_LEVELS when the median group has at least this many rows.
 AUTO_RICH_ROWS = 4
+#: Label columns that say what runs where: a value (or combination, such as a model on a
+#: GPU) not seen in training makes a row zero-shot at that level. Levels crossed with the
+#: workload or the parallel layout are not among them: an unmeasured layout of a measured
+#: group is what the model is for.
+IDENTITY_COLUMNS: frozenset[str] = frozenset({"model", "gpu", "precision", "source",
+                                              "model_family"})
 #: Column index meaning "a level value not seen in training" (its deviation is 0).
 UNSEEN = -1
 #: Separator of the values in a level key.
@@ -342,3 +349,36 @@ def _local_owners(levels: list[Level], labels: pd.DataFrame,
         for vi in range(len(lv.values)):
             owner.setdefault(int(gcodes[first[vi]]), []).append((li, vi))
     return owner
+
+
+def flag_unseen(ext, design: Design, labels: pd.DataFrame, cols: np.ndarray,
+                group_cols: Sequence[str]) -> None:
+    """Add to the :class:`~energylens.core.domain.Extrapolation` ``ext`` the rows whose
+    group, level value (of :data:`IDENTITY_COLUMNS` and the group columns) or workload
+    training did not see, which take the population's value there (a single label column
+    the training domain already flags is left to it)."""
+    identity = IDENTITY_COLUMNS | set(group_cols)
+    for li, lv in enumerate(design.levels):
+        if not set(lv.columns) <= identity or lv.label in ext.columns:
+            continue
+        first = int(np.flatnonzero(design.slot_level == li)[0])
+        mask = cols[:, first] == UNSEEN
+        for c in lv.columns:  # rows whose model (say) is new are flagged for it already
+            mask &= ~ext.columns.get(c, np.zeros_like(mask))
+        _flag(ext, lv.label, mask, level_keys(labels, lv.columns))
+    wl = [m for m in np.flatnonzero(design.slot_level < 0)
+          if PARAMETER_NAMES[design.slot_param[m]] in WORKLOAD_PARAMETERS]
+    if wl and len(design.workloads) > 1:
+        _flag(ext, "workload", cols[:, wl[0]] == UNSEEN, labels["workload"].to_numpy(dtype=object),
+              note=": the mean of the trained workloads")
+
+
+def _flag(ext, label: str, mask: np.ndarray, keys: np.ndarray, note: str = "") -> None:
+    if not mask.any():
+        return
+    unseen = sorted({"(none given)" if k == "-" else str(k).replace(SEP, " / ") for k in keys[mask]})
+    shown = ", ".join(u if u == "(none given)" else repr(u) for u in unseen[:3]) + (
+        " ..." if len(unseen) > 3 else "")
+    ext.mask |= mask
+    ext.columns[label] = mask
+    ext.reasons[label] = f"{label} {shown} not seen in training{note}"

@@ -31,6 +31,7 @@ from .design import (
     UNSEEN,
     build_design,
     expand_levels,
+    flag_unseen,
 )
 from .form import (
     FORMULA,
@@ -45,7 +46,14 @@ from .form import (
 )
 from .pooling import Layout, fit_pooled
 from .uncertainty import new_level_variance, parameter_variance
-from .variables import LABEL_COLUMNS, aliased, form_variables, phase_rows, row_labels
+from .variables import (
+    LABEL_COLUMNS,
+    aliased,
+    checked_energy,
+    form_variables,
+    phase_rows,
+    row_labels,
+)
 
 __all__ = ["HierarchicalEnergyModel"]
 
@@ -305,10 +313,11 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         self.n_train_, self.n_features_in_ = len(ly), len(X.columns)
         self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet
                                    - len(ly) * np.log(res.sigma))
-        Vd = self._domain_variables(X, V)
-        self.domain_ = Domain.from_training(Vd, X)
-        self.gpus_ = sorted(labels["gpu"].unique())
         pred = np.exp(row_log_theta(res.z, row_cols, design.slot_param))
+        Vd = self._domain_variables(X, V)
+        Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
+        self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
+        self.gpus_ = sorted(labels["gpu"].unique())
         self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))  # per phase, if split
         from .report import compute_group_table
 
@@ -317,7 +326,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
     @staticmethod
     def _domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
         return {"t": V["tp"], "p": V["pp"], "d": X["dp"].to_numpy(float) if "dp" in X else V["dp"],
-                "e": V["ep"], "B": effective_batch(X, "running"), "so": V["so"]}
+                "e": V["ep"], "B": effective_batch(X, "running"), "so": V["so"], "si": V["si_obs"]}
 
     def _warn(self) -> None:
         from .report import fit_warnings
@@ -358,23 +367,15 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
                 LT[unseen, k] += float(np.mean(self.coef_[wl]))
         return LT
 
-    def _extrapolation(self, X: pd.DataFrame, V: dict, warn: bool) -> Extrapolation:
-        ext = self.domain_.check(self._domain_variables(X, V), X)
+    def _extrapolation(self, X: pd.DataFrame, V: dict, labels, cols, warn: bool) -> Extrapolation:
+        ext = self.domain_.check(self._domain_variables(X, V),  # precision as the catalogue reads it
+                                 X.assign(precision=labels["precision"].to_numpy()))
+        flag_unseen(ext, self.design_, labels, cols, self.group_columns_)
         if warn and ext.any:
             warnings.warn(f"HierarchicalEnergyModel: {int(ext.mask.sum())} of {len(ext.mask)} "
                           f"row(s) lie outside the training data ({ext.describe()}); these "
                           "predictions extrapolate.", ExtrapolationWarning, stacklevel=3)
         return ext
-
-    @staticmethod
-    def _checked(f: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-        bad = ~np.isfinite(f) | (f < 0)
-        if bad.any():
-            rows = [v.item() if isinstance(v, np.generic) else v
-                    for v in X.index[np.flatnonzero(bad)[:5]]]
-            raise ValueError(f"HierarchicalEnergyModel gives a negative or non-finite energy for "
-                             f"{int(bad.sum())} row(s) (first rows {rows}).")
-        return f
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Energy per request (J) of each row.
@@ -383,9 +384,9 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         population, through the descriptors (zero-shot). Rows outside the training data are
         flagged by one :class:`~energylens.ExtrapolationWarning`.
         """
-        X, V, LT, *_ = self._rows(X)
-        self._extrapolation(X, V, warn=True)
-        return self._checked(energy_kernel(V, np.exp(LT), self.terms_), X)
+        X, V, LT, cols, labels, _ = self._rows(X)
+        self._extrapolation(X, V, labels, cols, warn=True)
+        return checked_energy(energy_kernel(V, np.exp(LT), self.terms_), X)
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Prefill, decode and static energy of each row (J; they sum to :meth:`predict`), the
@@ -393,8 +394,8 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
 
         On tables without a measured prefill/decode split the split rests on the physics of
         the form and the priors, not on data (see :attr:`params_`)."""
-        X, V, LT, *_ = self._rows(X)
-        self._extrapolation(X, V, warn=True)
+        X, V, LT, cols, labels, _ = self._rows(X)
+        self._extrapolation(X, V, labels, cols, warn=True)
         comp = energy_components(V, np.exp(LT), self.terms_)
         comp.index = X.index
         return comp
@@ -427,13 +428,13 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         """
         check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
         X, V, LT, cols, labels, groups = self._rows(X)
-        ext = self._extrapolation(X, V, warn=True)
+        ext = self._extrapolation(X, V, labels, cols, warn=True)
         logE, D = energy_jacobian(V, np.exp(LT), self.terms_)
         var = parameter_variance(self, cols, groups, D) + self.sigma_**2
         var = var + new_level_variance(self, labels, D)
         sd = np.sqrt(var) * (1.0 + distance_outside(self._domain_variables(X, V), self.domain_))
         zq = stats.norm.ppf(0.5 + level / 2)
-        f = self._checked(np.exp(logE), X)
+        f = checked_energy(np.exp(logE), X)
         return pd.DataFrame({"energy_j": f, "lower": f * np.exp(-zq * sd), "upper": f * np.exp(zq * sd),
                              "log_sd": sd, "stderr": f * sd, "extrapolated": ext.mask,
                              "extrapolated_by": ext.per_row}, index=X.index)

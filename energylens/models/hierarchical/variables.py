@@ -40,6 +40,7 @@ from ...exceptions import FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels", "aliased",
+           "checked_energy",
            "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
@@ -50,9 +51,10 @@ REQUIRED_DESCRIPTORS: tuple[str, ...] = (
 #: Label columns the levels are built from (absent ones take one value, ``"-"``).
 LABEL_COLUMNS: tuple[str, ...] = ("model", "gpu", "precision", "workload", "source")
 #: Variables whose training range the model records (names of core.variables where they
-#: have one): a prediction outside it is flagged.
+#: have one): a prediction outside it is flagged. The input length's range holds the
+#: measured lengths and the fitted prompt lengths of workloads whose rows give none.
 DOMAIN_VARIABLES: dict[str, str] = {"t": "tp", "p": "pp", "d": "dp", "e": "ep", "B": "B",
-                                    "so": "so"}
+                                    "so": "so", "si": "si"}
 _CONFIG = {"tp": ("t", None), "pp": ("p", 1.0), "dp": ("d", 1.0), "ep": ("e", 1.0)}
 
 
@@ -163,6 +165,17 @@ def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.n
         "r": np.where(moe, k / np.where(moe, E, 1.0), 1.0), "Ftok": 2e9 * active,
         "kvb": num("kv_bytes_per_token_full"), "state": 2.0 * num("state_bytes"),
     }
+
+
+def checked_energy(f: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+    """``f`` when every value is a finite energy >= 0; else a ValueError naming the rows."""
+    bad = ~np.isfinite(f) | (f < 0)
+    if bad.any():
+        rows = [v.item() if isinstance(v, np.generic) else v
+                for v in X.index[np.flatnonzero(bad)[:5]]]
+        raise ValueError(f"HierarchicalEnergyModel gives a negative or non-finite energy for "
+                         f"{int(bad.sum())} row(s) (first rows {rows}).")
+    return f
 
 
 def aliased(X: pd.DataFrame, seen: dict) -> pd.DataFrame:
