@@ -45,6 +45,10 @@ TAU_NONE = 3.0
 MIN_LEVELS = 5
 #: Over-relaxation of the empirical-Bayes fixed point (in log spread).
 OMEGA = 1.7
+#: Levenberg-Marquardt iterations of the final solve at the estimated spreads. Without
+#: pooling, groups of a few rows leave nearly flat directions along which the solve creeps:
+#: ML.ENERGY v2 and v3 need 100-200 iterations there (about a second in all).
+FINAL_ITERATIONS = 500
 #: Smallest residual sd of log energy (0.5%): repeated runs of one configuration differ by
 #: 0.7-2%, so a fit that explains a table better than this is fitting its noise (a table with
 #: fewer rows than unknowns would otherwise drive the estimate to zero and the normal
@@ -359,7 +363,7 @@ def fit_pooled(chunks, layout, mu, prior_sd, groups, *, pooling="partial", n_job
         if change < tol:
             break
     prec = _precision(prior_sd, groups, tau)
-    z, cost, sys, converged = prob.solve(z, prec, sigma, 100)
+    z, cost, sys, converged = prob.solve(z, prec, sigma, FINAL_ITERATIONS)
     try:
         post = posterior(sys, layout, prec)
     except (np.linalg.LinAlgError, linalg.LinAlgError) as exc:

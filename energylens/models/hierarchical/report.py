@@ -17,7 +17,7 @@ from ...exceptions import ConvergenceWarning, IdentifiabilityWarning
 from ..report import poor_fit
 from .design import SEP
 from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS
-from .pooling import MIN_LEVELS, TAU_FLOOR
+from .pooling import FINAL_ITERATIONS, MIN_LEVELS, TAU_FLOOR
 from .uncertainty import quadratic_form
 
 __all__ = ["PRIOR_DRIVEN", "population_table", "spread_table", "group_table", "compute_group_table",
@@ -48,8 +48,8 @@ def fit_warnings(model) -> list[tuple[type[Warning], str]]:
     values are the priors), a poor in-sample fit."""
     out: list[tuple[type[Warning], str]] = []
     if not model.converged_:
-        out.append((ConvergenceWarning, "the penalised fit did not converge in 100 iterations; "
-                                        "the parameters may be off their optimum."))
+        out.append((ConvergenceWarning, f"the penalised fit did not converge in {FINAL_ITERATIONS} "
+                                        "iterations; the parameters may be off their optimum."))
     if not population_table(model)["identifiable"].any():
         out.append((IdentifiabilityWarning,
                     f"{model.n_train_} row(s) inform none of the form's parameters beyond the "
