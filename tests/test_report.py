@@ -311,3 +311,61 @@ def test_captions_are_words_without_nan():
            "n_requests": float("nan")}
     assert caption(key) == ("Llama-3.1-70B on A100-80GB, TP 4, batch 32 (cap), sweep workload, "
                             "bf16")
+
+
+def test_a_length_sweep_has_nothing_to_choose(small):
+    """One configuration swept over lengths serves different requests at each length: no
+    scenario has two candidates, so no section ranks them (Top-1 used to be 1.0, the
+    shortest request always 'best')."""
+    from energylens.models import EnergyLensModel, GroupedModel
+    from energylens.report import choices, comparison
+
+    sweep = small[(small.workload == "sweep") & (small.gpu == "H100-SXM")].reset_index(drop=True)
+    assert {"input_tokens", "output_tokens", "gpu"} <= set(choices.scenario_columns(sweep))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cmp = comparison.compare(sweep, ["model", "gpu"], seeds=1, quick=True, source="t",
+                                 n_jobs=1, show_progress=False)
+        model = GroupedModel(EnergyLensModel(), by=["model", "gpu"]).fit(sweep)
+    assert not isinstance(cmp, str) and "top1" not in set(cmp.long["metric"])
+    assert choices.best_per_scenario(model, sweep).empty
+    assert choices.recommendations(model, sweep).empty
+
+
+def test_every_section_shares_one_scenario_definition(small, monkeypatch):
+    """The comparison's Top-1, the headline, the in-sample check, the energy-latency front
+    and what to measure next all group by the same columns."""
+    import energylens.evaluation as ev
+    from energylens.report import analysis, choices
+
+    part = small[small.model == "Llama-3.2-1B"]
+    seen = {}
+    real = ev.sample_efficiency
+
+    def spy(*args, **kw):
+        seen["comparison"] = list(kw["scenario"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ev, "sample_efficiency", spy)
+    a = analysis.analyse(part, seeds=1, quick=True, show_progress=False)
+    scen = choices.scenario_columns(part.reset_index(drop=True))
+    assert scen == ["model", "gpu", "workload", "input_tokens", "output_tokens"]
+    assert seen["comparison"] == scen == a.scenario
+    for t in (a.headline, a.best):
+        assert set(scen) <= set(t.columns)
+        assert not t.duplicated(subset=scen).any()  # one row per scenario
+    assert set(a.front["scenario"]) == set(scen)
+    # every headline row is a measured configuration of its scenario
+    assert np.isfinite(a.headline["measured energy (J/request)"].to_numpy(float)).all()
+
+
+def test_the_gpu_is_the_choice_only_where_it_is_all_that_varies(small):
+    """One setting per GPU for the same requests (Wilkins et al.'s hosts): the GPUs are the
+    candidates; several settings per GPU: the GPU is part of the scenario."""
+    from energylens.report import choices
+
+    hosts = small[small.workload == "sweep"]
+    assert choices.gpu_is_choice(hosts)
+    assert choices.scenario_columns(hosts) == ["model", "workload", "input_tokens", "output_tokens"]
+    assert not choices.gpu_is_choice(small)
+    assert "gpu" in choices.scenario_columns(small)

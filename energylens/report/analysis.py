@@ -50,6 +50,8 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     main_why: str = ""
+    #: The columns of a scenario, shared by every section (:func:`~energylens.report.choices.scenario_columns`).
+    scenario: list[str] = field(default_factory=list)
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -180,6 +182,7 @@ def analyse(df: pd.DataFrame, *, estimator=None, source: str = "<table>", seeds:
                  bool("source" in df and (df["source"] == "simulator").all()), by, model,
                  fitting.fit_table(model), params)
     a.comparison, a.main_why = comparison.with_main(comp, main), why
+    a.scenario = choices.scenario_columns(df)
     a.headline = steps.run("recommending a configuration per scenario", choices.recommendations,
                            model, df)
     nxt = steps.run("choosing what to measure next", choices.next_measurements, model, df, by)

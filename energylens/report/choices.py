@@ -1,12 +1,16 @@
 """Choosing configurations: the headline's recommendation per scenario, what to measure
 next, the in-sample check of the choice per scenario, and the energy-latency front.
 
-A *scenario* is what a user wants to serve: a model and a workload. Its *candidates* are
-the configurations the table measured for it (GPU, parallel degrees, batch). Lengths are
-handled by how the table records them: a length that takes a few repeated values is a
-design factor, fixed at the scenario's most common value; a length measured per run (the
-realised mean answer of a leaderboard) stays each configuration's own, and candidates are
-compared by energy per output token.
+A *scenario* is the rows that serve the same requests (:func:`scenario_columns`, shared by
+every section of the report and by its comparison's Top-1): one model, one workload, one
+pair of designed lengths, on one GPU, as the evaluation protocols define a selection
+scenario (:func:`energylens.evaluation.sample_efficiency`, ``scenario``), with the lengths
+that the table sets by design added, so that a request of another length is never a
+candidate. Its *candidates* are the configurations measured for it (parallel degrees,
+batch, precision). The GPU is the choice instead only where it is the one thing the table
+varies for the same requests (one setting per GPU, as in Wilkins et al.). A length measured
+per run (the realised mean answer of a leaderboard) is each configuration's own, and
+candidates are compared by energy per output token.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import pandas as pd
 from ..exceptions import ExtrapolationWarning
 from .fitting import fitted_groups_mask
 
-__all__ = ["CONFIG_COLUMNS", "scenario_columns", "designed_lengths", "recommendations",
-           "next_measurements", "best_per_scenario", "energy_latency_front"]
+__all__ = ["CONFIG_COLUMNS", "scenario_columns", "scenario_words", "designed_lengths",
+           "gpu_is_choice", "recommendations", "next_measurements", "best_per_scenario",
+           "energy_latency_front"]
 
 #: Columns that make one configuration of a scenario.
 CONFIG_COLUMNS = ("gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "precision",
@@ -29,9 +34,62 @@ CONFIG_COLUMNS = ("gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "pr
 LENGTHS = ("input_tokens", "output_tokens")
 
 
+def _served(df: pd.DataFrame) -> list[str]:
+    """What is served: model, workload and the designed lengths (those present)."""
+    return [c for c in ("model", "workload", *designed_lengths(df)) if c in df.columns]
+
+
+def gpu_is_choice(df: pd.DataFrame) -> bool:
+    """Whether the GPU is what the table chooses between: no GPU has two configurations
+    for the same requests, and some requests were served on two or more GPUs.
+
+    Examples
+    --------
+    >>> hosts = pd.DataFrame({"model": ["m"] * 6, "gpu": ["A", "B", "C"] * 2,
+    ...                       "input_tokens": [8.0] * 3 + [64.0] * 3})
+    >>> gpu_is_choice(hosts), gpu_is_choice(hosts.assign(gpu="A", tp=[1, 2, 4] * 2))
+    (True, False)
+    """
+    if "gpu" not in df.columns or df.empty:
+        return False
+    served = _served(df)
+    if not served:
+        return df["gpu"].nunique() >= 2 and not df["gpu"].duplicated().any()
+    if df.groupby([*served, "gpu"], dropna=False).size().max() >= 2:
+        return False
+    return bool(df.groupby(served, dropna=False)["gpu"].nunique().max() >= 2)
+
+
 def scenario_columns(df: pd.DataFrame) -> list[str]:
-    """Model and workload (those present)."""
-    return [c for c in ("model", "workload") if c in df.columns]
+    """The columns whose values make one scenario, the rows that serve the same requests:
+    model, GPU (unless it is the choice, :func:`gpu_is_choice`), workload and the designed
+    lengths (:func:`designed_lengths`), those present.
+
+    Every section of the report groups by these columns, and its comparison passes them to
+    :func:`energylens.evaluation.sample_efficiency` as the scenarios of Top-1 and regret.
+
+    Examples
+    --------
+    >>> sweep = pd.DataFrame({"model": ["m"] * 9, "gpu": ["g"] * 9, "workload": ["w"] * 9,
+    ...                       "tp": [1, 2, 4] * 3, "input_tokens": [64.0] * 9,
+    ...                       "output_tokens": [16.0] * 3 + [64.0] * 3 + [256.0] * 3})
+    >>> scenario_columns(sweep)
+    ['model', 'gpu', 'workload', 'input_tokens', 'output_tokens']
+    """
+    served = _served(df)
+    gpu = ["gpu"] if "gpu" in df.columns and not gpu_is_choice(df) else []
+    model = [c for c in served if c == "model"]
+    return [*model, *gpu, *(c for c in served if c != "model")]
+
+
+def scenario_words(columns: Sequence[str]) -> str:
+    """Scenario columns in words: ``model, GPU, workload, input and output length``."""
+    names = {"model": "model", "gpu": "GPU", "workload": "workload"}
+    words = [names[c] for c in columns if c in names]
+    lengths = [c.split("_")[0] for c in columns if c in LENGTHS]
+    if lengths:
+        words.append(" and ".join(lengths) + (" lengths" if len(lengths) > 1 else " length"))
+    return ", ".join(words) or "the whole table"
 
 
 def designed_lengths(df: pd.DataFrame) -> list[str]:
@@ -60,18 +118,12 @@ def _lengths(df: pd.DataFrame) -> list[str]:
     return [c for c in LENGTHS if c in df.columns]
 
 
-def _candidates(rows: pd.DataFrame, designed: list[str]) -> pd.DataFrame:
-    cand = rows.copy()
-    for c in designed:
-        cand[c] = _mode(rows[c])
-    return cand.drop_duplicates(subset=[*_config_cols(cand), *_lengths(cand)])
-
-
 def _measured(rows: pd.DataFrame, choice: pd.Series) -> float:
     cols = [*_config_cols(rows), *_lengths(rows)]
     match = np.ones(len(rows), dtype=bool)
-    for c in cols:
-        match &= (rows[c].astype(str) == str(choice[c])).to_numpy()
+    for c in cols:  # a missing setting (no request pool recorded) matches a missing one
+        v = choice[c]
+        match &= (rows[c].isna() if pd.isna(v) else rows[c] == v).to_numpy(dtype=bool)
     hit = rows[match]
     return float(hit["energy_j"].mean()) if len(hit) and "energy_j" in hit else np.nan
 
@@ -109,29 +161,31 @@ def _predict(model, cand: pd.DataFrame, level: float) -> pd.DataFrame:
 
 def recommendations(model, df: pd.DataFrame, *, level: float = 0.9) -> pd.DataFrame:
     """The lowest predicted energy per output token among each scenario's measured
-    configurations, with its predicted energy per request and interval."""
+    configurations (:func:`scenario_columns`), with its predicted energy per request and
+    interval."""
     scen, designed = scenario_columns(df), designed_lengths(df)
+    realised = [c for c in _lengths(df) if c not in designed]
     rows_out = []
     groups = df.groupby(scen, sort=True, dropna=False) if scen else [((), df)]
     for key, rows in groups:
         rows = rows[fitted_groups_mask(model, rows)]
         if rows.empty:
             continue
-        cand = _candidates(rows, designed)
+        cand = rows.drop_duplicates(subset=[*_config_cols(rows), *_lengths(rows)])
         if len(cand) < 2:
             continue
         pred = _predict(model, cand, level).sort_values(["pred_j_per_token", "pred_j"],
                                                        kind="mergesort")
-        top, realised = pred.iloc[0], [c for c in _lengths(df) if c not in designed]
+        top, gpu = pred.iloc[0], "gpu" not in scen
         row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
         row.update({
             "input tokens": top["input_tokens"], "output tokens": top["output_tokens"],
-            "candidates": len(cand), "recommended": _describe(top, realised=realised),
+            "candidates": len(cand), "recommended": _describe(top, gpu, realised),
             "predicted energy (J/request)": top["pred_j"], "interval low (J)": top["lower_j"],
             "interval high (J)": top["upper_j"], "predicted J/output token": top["pred_j_per_token"],
             "measured energy (J/request)": _measured(rows, top),
             "extrapolated": bool(top["extrapolated"]),
-            "runner-up": _describe(pred.iloc[1], realised=realised),
+            "runner-up": _describe(pred.iloc[1], gpu, realised),
             "runner-up costs (%)": 100 * (pred.iloc[1]["pred_j_per_token"] / top["pred_j_per_token"] - 1),
         })
         rows_out.append(row)
@@ -177,7 +231,7 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
         # Combinations at the edge of what was measured are flagged in their own column.
         warnings.simplefilter("ignore", ExtrapolationWarning)
         nxt = suggest_next(model, cand, k=k, strategy="selection", measured=df,
-                           scenario=[*by, *scenario_columns(df)])
+                           scenario=scenario_columns(df))
         nxt["outside the data"] = model.predict_interval(nxt)["extrapolated_by"].to_numpy()
     cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size", "input_tokens",
                         "output_tokens", "score", "reason", "outside the data") if c in nxt.columns]
@@ -187,23 +241,23 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
 
 
 def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
-    """In-sample check: per (model, GPU, workload, designed lengths) scenario, the measured
-    configuration the model ranks first against the measured optimum (energy per output
-    token)."""
-    scen = [c for c in ("model", "gpu", "workload", *designed_lengths(df)) if c in df.columns]
+    """In-sample check: per scenario (:func:`scenario_columns`), the measured configuration
+    the model ranks first against the measured optimum (energy per output token)."""
+    scen = scenario_columns(df)
     rows = df[fitted_groups_mask(model, df)]
     if rows.empty:
         return pd.DataFrame()
     pred = model.predict(rows) / rows["output_tokens"].to_numpy(dtype=float)
     rows = rows.assign(_pred=pred, _true=rows["energy_per_output_token_j"])
     out = []
-    for key, g in rows.groupby(scen, sort=True, dropna=False):
+    gpu = "gpu" not in scen
+    for key, g in (rows.groupby(scen, sort=True, dropna=False) if scen else [((), rows)]):
         if len(g) < 2:
             continue
         pick, best = g.loc[g["_pred"].idxmin()], g.loc[g["_true"].idxmin()]
         row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
-        row.update({"candidates": len(g), "chosen": _describe(pick, gpu=False),
-                    "best measured": _describe(best, gpu=False),
+        row.update({"candidates": len(g), "chosen": _describe(pick, gpu=gpu),
+                    "best measured": _describe(best, gpu=gpu),
                     "chosen measured (J/token)": pick["_true"], "best measured (J/token)": best["_true"],
                     "regret (%)": 100 * (pick["_true"] / best["_true"] - 1)})
         out.append(row)
@@ -211,16 +265,15 @@ def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def energy_latency_front(df: pd.DataFrame, max_latency_s: float | None = None) -> dict | None:
-    """The measured configurations of the scenario with the most of them, their
-    energy-latency front, and the least-energy one within a latency limit."""
+    """The measured configurations of the scenario (:func:`scenario_columns`) with the most
+    of them, their energy-latency front, and the least-energy one within a latency limit."""
     from ..selection import pareto_front
 
     x = next((c for c in ("latency_s", "tpot_s") if c in df.columns and df[c].notna().any()), None)
     if x is None:
         return None
-    designed = designed_lengths(df)
-    y = "energy_j" if "output_tokens" in designed else "energy_per_output_token_j"
-    scen = [c for c in ("model", "workload", *designed) if c in df.columns]
+    y = "energy_j" if "output_tokens" in designed_lengths(df) else "energy_per_output_token_j"
+    scen = scenario_columns(df)
     data = df[df[x].notna()]
     sizes = data.groupby(scen, dropna=False).size() if scen else pd.Series([len(data)])
     if sizes.empty or sizes.max() < 3:

@@ -1,7 +1,9 @@
 """The report's comparison against baselines, and the held-out accuracy of the headline.
 
 The models are the shared list of :func:`energylens.evaluation.comparison_models`, drawn
-per group as ``energylens compare`` draws them. A failed fit keeps its reason.
+per group as ``energylens compare`` draws them. A failed fit keeps its reason. Top-1 and
+regret are taken over the report's scenarios (:func:`energylens.report.choices.scenario_columns`,
+the rows that serve the same requests), the scenarios every other section uses.
 """
 
 from __future__ import annotations
@@ -99,12 +101,12 @@ def compare(df: pd.DataFrame, by: list[str], *, seeds: int, quick: bool, source:
             main: str = "EnergyLens") -> Comparison | str:
     """Run the comparison; a string says why it could not run."""
     from ..evaluation import comparison_models, sample_efficiency
+    from .choices import scenario_columns
 
     n_train = training_sizes(df, by, quick)
     data = df.reset_index(drop=True)
     long = sample_efficiency(comparison_models(by, quick=quick), data, n_train=n_train,
-                             seeds=seeds, group=by or None, scenario=[c for c in (
-                                 "model", "gpu", "workload") if c in df.columns],
+                             seeds=seeds, group=by or None, scenario=scenario_columns(data),
                              dataset=source, errors=True, n_jobs=n_jobs,
                              show_progress=show_progress)
     if long.empty:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures
+from .choices import scenario_words
 from .fitting import is_hierarchical
 from .html import esc, number, table
 
@@ -27,9 +28,16 @@ def _interval(lo: float, hi: float) -> str:
     return "not estimable (too few rows in this group for an interval)"
 
 
+def _scenario(a) -> str:
+    """What makes one scenario, in words (and that the GPU is a choice where it is)."""
+    gpu = "gpu" in a.data.columns and "gpu" not in a.scenario
+    return esc(scenario_words(a.scenario) + ("; the GPU is one of the choices, since the table "
+                                             "measured one configuration per GPU" if gpu else ""))
+
+
 def headline_table(h: pd.DataFrame) -> pd.DataFrame:
     """The headline's recommendations in words (every missing value explained)."""
-    keep = [c for c in ("model", "workload") if c in h.columns]
+    keep = [c for c in ("model", "gpu", "workload") if c in h.columns]
     out = h[keep].copy()
     out["lengths (in / out tokens)"] = [f"{i:g} / {o:.4g}" for i, o in
                                         zip(h["input tokens"], h["output tokens"])]
@@ -73,14 +81,15 @@ def headline(a) -> str:
     if isinstance(h, str):
         parts.append(f'<p class="warn">{esc(h)}</p>')
     elif h.empty:
-        parts.append("<p>No scenario of this table has two or more measured configurations: "
-                     "there is nothing to choose between.</p>")
+        parts.append(f"<p>No scenario of this table (same {_scenario(a)}) "
+                     "has two or more measured configurations: there is nothing to choose "
+                     "between.</p>")
     else:
-        parts.append("<p>For each scenario (a model and a workload), the measured configuration "
-                     "with the lowest predicted energy per output token, with its predicted "
-                     "energy per request and 90% prediction interval. Designed lengths are "
-                     "fixed at the scenario's most common value; lengths measured per run stay "
-                     "each configuration's own.</p>")
+        parts.append(f"<p>For each scenario (the rows that serve the same requests: same "
+                     f"{_scenario(a)}), the measured configuration with the "
+                     "lowest predicted energy per output token, with its predicted energy per "
+                     "request and 90% prediction interval. Lengths measured per run stay each "
+                     "configuration's own.</p>")
         parts.append(table(headline_table(h), max_rows=12, csv="headline.csv", what="scenarios"))
     parts.append(_accuracy_text(a))
     if isinstance(a.next, pd.DataFrame) and len(a.next):
@@ -163,8 +172,8 @@ def comparison_section(a) -> str:
             f"over {cmp.seeds} random draws (seeds); closed forms are fitted per group, ensembles "
             "on the pooled table. A model that fails on a draw is counted in 'share of draws "
             "failed' with the first reason; its metrics average the draws that worked (a dash "
-            "where none did). Top-1 and regret are over held-out scenarios with two or more "
-            "configurations.</p>"
+            "where none did). Top-1 and regret are over held-out scenarios (same "
+            f"{_scenario(a)}) with two or more configurations.</p>"
             + table(shown, csv="comparison.csv", greyed=failed, what="rows")
             + '<div class="grid">' + figures.efficiency(cmp, "mape")
             + figures.efficiency(cmp, "top1") + "</div>")
@@ -176,10 +185,11 @@ def best_section(a) -> str:
     if isinstance(b, str):
         return head + f'<p class="warn">{esc(b)}</p>'
     if b.empty:
-        return head + "<p>No scenario has two or more measured configurations.</p>"
+        return head + (f"<p>No scenario (same {_scenario(a)}) has two or more "
+                       "measured configurations.</p>")
     hit = float(np.mean(b["regret (%)"] <= 1e-9))
-    return (head + f"<p>In-sample check over {len(b)} scenarios (model, GPU, workload and "
-            f"designed lengths): the model's first choice among the measured configurations is "
+    return (head + f"<p>In-sample check over {len(b)} scenarios (same "
+            f"{_scenario(a)}): the model's first choice among the measured configurations is "
             f"the measured optimum in {100 * hit:.0f}% of them; median regret "
             f"{b['regret (%)'].median():.2f}% (energy per output token over the best "
             "measured).</p>" + table(b, max_rows=20, csv="best_configurations.csv", what="scenarios"))
