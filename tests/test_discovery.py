@@ -284,3 +284,93 @@ def test_regressor_estimator():
     np.testing.assert_allclose(reg3.predict(df[feats].to_numpy()), reg2.predict(df), rtol=1e-9)
     with pytest.raises(ValueError, match="expecting 3 features"):
         reg3.predict(df[feats[:2]].to_numpy())
+
+
+# ---- small tables: honest selection, no silent negative energy -----------------------------
+def _small_group(n=7, seed=0):
+    """A few configurations of one model and GPU, as ML.ENERGY has them: two TP degrees,
+    batches from 32 to 512, one input length, outputs near 395 tokens, 2% noise."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"tp": np.resize([4, 4, 4, 2, 4, 4, 2], n), "pp": 1,
+                       "batch_size": np.resize([128.0, 192, 256, 32, 320, 512, 63], n),
+                       "input_tokens": 256.0, "output_tokens": rng.uniform(392, 398, n)})
+    df["energy_j"] = (0.3 * df.output_tokens + 0.08 * df.output_tokens**2 / df.batch_size) \
+        * (1 + 0.02 * rng.standard_normal(n))
+    return df
+
+
+def test_criterion_has_the_small_sample_correction():
+    from energylens.discovery.engines.linear import criterion_value
+
+    for crit, per_term in (("bic", 0.0), ("mdl", 2 * np.log(17))):
+        plain = 7 * np.log(0.01 / 7) + 3 * np.log(7) + 3 * per_term
+        assert criterion_value(0.01, 7, 3, 17, crit) == pytest.approx(plain + 2 * 3 * 4 / 3)
+        # no rows left to judge the fit: never preferred
+        assert criterion_value(1e-12, 7, 6, 17, crit) == np.inf
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_small_table_front_stops_at_the_terms_its_rows_support(seed):
+    """On 7 rows the front used to run to 6 terms, whose near-zero in-sample loss won the
+    'best' rule and whose criterion beat the 3-term formula's."""
+    df = _small_group(seed=seed)
+    res = discover(df, engine="terms")
+    eq = res.equations_
+    assert eq["n_terms"].max() <= 3  # (7 - 1) // 2
+    assert np.isfinite(eq["criterion"]).all()
+    for rule in ("best", "accuracy", "criterion"):
+        assert eq["n_terms"].iloc[select_index(eq, rule)] <= 3
+    F, _, _ = feature_table(df, ["tp", "batch_size", "output_tokens"], ["inv_B", "t_m1"])
+    front, _, _ = search_terms(F, target_values(df), weight=np.full(7, 2.0))  # 14 rows' worth
+    assert len(front[-1]["terms"]) <= 6
+
+
+def test_simplify_drops_terms_beyond_what_the_rows_support():
+    """A formula with as many terms as rows left one residual degree of freedom: refitting
+    it kept every term, however spurious."""
+    from energylens.discovery.engines.linear import refit_additive
+
+    rng = np.random.default_rng(1)
+    x, z = rng.uniform(1, 10, 6), rng.uniform(1, 10, 6)
+    y = 2.0 * x * (1 + 0.02 * rng.standard_normal(6))
+    s, o = sympy.symbols("si so")
+    out = refit_additive(s + o + s * o + s**2 + 1, {"si": x, "so": z}, y)
+    assert len(additive_terms(out)) <= 2 and "si" in _structure(out)
+
+
+def test_predict_refuses_negative_or_non_finite_energy_and_names_the_rows():
+    """The closed forms' rule (ParametricModel.predict) holds for a discovered formula too."""
+    res = DiscoveryResult(equations_table([make_row(sympy.Float(100.0) - sympy.Float(0.5) * so, 1e-3)]),
+                          engine="terms")
+    X = pd.DataFrame({"output_tokens": [10.0, 300.0, 100.0, 250.0]}, index=[10, 11, 12, 13])
+    np.testing.assert_allclose(res.predict(X.loc[[10, 12]]), [95.0, 50.0])
+    with pytest.raises(ValueError, match=r"DiscoveryResult gives a negative or non-finite energy_j "
+                                         r"for 2 row\(s\) \(first rows \[11, 13\], values \[-50.0, -25.0\]\)"):
+        res.predict(X)
+    res_inf = DiscoveryResult(equations_table([make_row(sympy.Float(1.0) / (so - 10), 1e-3)]),
+                              engine="terms")
+    with pytest.raises(ValueError, match=r"1 row\(s\) \(first rows \[10\], values \[inf\]"):
+        res_inf.predict(X)
+    reg = SymbolicEnergyRegressor(engine=TermSearch(max_terms=2))
+    reg.result_ = res
+    with pytest.raises(ValueError, match="negative or non-finite"):
+        reg.predict(X)
+
+
+def test_small_real_group_is_not_overfitted(real_data):
+    """The first (model, GPU) group of ML.ENERGY v2 (7 rows): 6 terms with a constant of
+    -5216 J and 4.6e8/B**2 used to be selected, predicting -12513 J at batch 8."""
+    from energylens import read_mlenergy_leaderboard
+
+    v2 = read_mlenergy_leaderboard(real_data / "mlenergy_v2")
+    g = v2[(v2.model == v2.model.iloc[0]) & (v2.gpu == v2.gpu.iloc[0])]
+    res = discover(g, engine="terms")
+    assert len(g) == 7 and res.equations_["n_terms"].max() <= 3
+    np.testing.assert_array_less(0, res.predict(g))
+    X = g.head(4).assign(running_batch=[8, 16, 512, 1024], batch_size=[8, 16, 512, 1024])
+    try:
+        pred = res.predict(X)
+    except ValueError as err:  # a formula that turns negative a step outside the rows says so
+        assert "negative or non-finite energy_j" in str(err) and "first rows [" in str(err)
+    else:
+        assert np.all(pred > 0)

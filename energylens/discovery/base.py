@@ -200,8 +200,24 @@ class DiscoveryResult:
             e = symbol("so") * e
         return e
 
+    @property
+    def _target_name(self) -> str:
+        return self.target
+
     def predict(self, X: pd.DataFrame, index: int | None = None) -> np.ndarray:
-        """Energy per request (J) predicted by the chosen equation for a canonical table."""
+        """Energy per request (J) predicted by the chosen equation for a canonical table.
+
+        Raises
+        ------
+        ValueError
+            Where the equation gives a negative or non-finite energy, naming the first such
+            rows and their values: the rule of every closed form's ``predict``
+            (:class:`~energylens.models.base.ParametricModel`). A formula fitted to a few
+            rows can turn negative a step outside them; refit it as a closed form
+            (:meth:`to_model`) or choose a simpler row of the front (``index``).
+        """
+        from ..models.base import ParametricModel
+
         e = self.energy_expression(index)
         names = sorted(str(s) for s in e.free_symbols)
         rule = self.batch_rule_ if "B" in names else "cap"
@@ -210,7 +226,8 @@ class DiscoveryResult:
         fn = sympy.lambdify([symbol(n) for n in names], e, "numpy")
         with np.errstate(all="ignore"):
             out = fn(*[V[n] for n in names])
-        return np.broadcast_to(np.asarray(out, float), (len(X),)).copy()
+        out = np.broadcast_to(np.asarray(out, float), (len(X),)).copy()
+        return ParametricModel._checked_output(self, out, X)  # one rule for every energy formula
 
     def to_model(self, index: int | None = None, **kwargs):
         """The chosen equation as an unfitted :class:`~energylens.models.expression.ExpressionModel`
