@@ -102,6 +102,20 @@ def test_optimum_outside_the_data_is_drawn_as_an_extrapolation():
     assert any("extrapolated" in t.get_text() for t in ax.get_legend().get_texts())
 
 
+def test_sweetspot_plots_refuse_other_models_with_a_type_error(fitted):
+    """An EnergyLensModel or a HierarchicalEnergyModel has no closed-form optimum of the
+    output length: a TypeError that says what is needed, not an AttributeError."""
+    from energylens import HierarchicalEnergyModel
+
+    df, m = fitted
+    for model in (m, HierarchicalEnergyModel()):
+        name = type(model).__name__
+        with pytest.raises(TypeError, match=rf"sweetspot_curves needs a fitted SweetSpotModel.*got {name}"):
+            elp.sweetspot_curves(model, data=df, ax=_axes())
+        with pytest.raises(TypeError, match=rf"sweetspot_heatmap needs a fitted SweetSpotModel.*got {name}"):
+            elp.sweetspot_heatmap(model, ax=_axes())
+
+
 def test_heatmap_has_no_legend_over_the_stars(sweet):
     _, m = sweet
     ax = _axes()
@@ -178,6 +192,28 @@ def test_discovery_front_label_stays_inside_the_axes():
     for text in ax.texts:
         bb = text.get_window_extent(renderer)
         assert box.x0 <= bb.x0 and bb.x1 <= box.x1 and box.y0 <= bb.y0 and bb.y1 <= box.y1
+
+
+def test_discovery_front_takes_the_result_of_discover_or_its_table():
+    from energylens.discovery import TermSearch, discover
+
+    from .test_discovery import planted
+
+    res = discover(planted("tp_overhead", n=120), engine=TermSearch(max_terms=4))
+    ax = elp.discovery_front(res, ax=_axes())
+    (front, star) = ax.get_lines()[:2]
+    np.testing.assert_allclose(front.get_xdata(), res.equations_["complexity"])
+    best = res.equations_.iloc[res.best_index_]
+    assert star.get_xdata()[0] == best["complexity"] and star.get_ydata()[0] == best["loss"]
+    text = res.equation(digits=4)  # to four significant digits, cut as for a table's text
+    assert ax.texts[0].get_text() == (text if len(text) <= 48 else text[:45] + "...")
+    assert "relative" in ax.get_ylabel()
+    ax = elp.discovery_front(res, selected=0, ax=_axes())  # another row than the result's
+    assert ax.get_lines()[1].get_xdata()[0] == res.equations_["complexity"].iloc[0]
+    ax = elp.discovery_front(res.equations_, selected=res.best_index_, ax=_axes())  # the table
+    assert ax.get_lines()[1].get_xdata()[0] == best["complexity"]
+    with pytest.raises(TypeError, match="DiscoveryResult returned by discover"):
+        elp.discovery_front([1, 2, 3], ax=_axes())
 
 
 def test_components_and_extrapolation(fitted):

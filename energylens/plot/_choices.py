@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ._base import axes, label
+
+if TYPE_CHECKING:
+    from ..discovery import DiscoveryResult
 
 __all__ = ["pareto", "components", "discovery_front"]
 
@@ -84,7 +88,23 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     return ax
 
 
-def discovery_front(equations: pd.DataFrame, *, selected: int | None = None, ax=None):
+def _front_table(equations, selected):
+    """The front to draw, the selected row and whether the loss is of the log: from a
+    :class:`~energylens.discovery.DiscoveryResult` (its formulas to four significant digits,
+    its own selection unless ``selected`` is given) or from its ``equations_`` table."""
+    if isinstance(equations, pd.DataFrame):
+        return equations, selected, False
+    if not isinstance(getattr(equations, "equations_", None), pd.DataFrame):
+        raise TypeError("discovery_front needs the DiscoveryResult returned by discover() or its "
+                        f"equations_ table (complexity, loss, equation); got {type(equations).__name__}.")
+    res = equations
+    eq = res.equations_.copy()
+    eq["equation"] = [res.equation(i, digits=4) for i in range(len(eq))]
+    return eq, (res.best_index_ if selected is None else selected), bool(getattr(res, "log", False))
+
+
+def discovery_front(equations: DiscoveryResult | pd.DataFrame, *, selected: int | None = None,
+                    ax=None):
     """Complexity against loss of the discovered formulas, with the selected one marked.
 
     The selected formula's text sits inside the axes (top right), with an arrow to its
@@ -92,10 +112,12 @@ def discovery_front(equations: pd.DataFrame, *, selected: int | None = None, ax=
 
     Parameters
     ----------
-    equations : DataFrame
-        ``equations_`` of a discovery result (``complexity, loss, equation``).
+    equations : DiscoveryResult or DataFrame
+        A result of :func:`energylens.discovery.discover` (its selected formula is marked
+        and the formulas are written to four significant digits), or its ``equations_``
+        table (``complexity, loss, equation``).
     selected : int, optional
-        Row label of the selected formula.
+        Row label of the selected formula (default for a result: its ``best_index_``).
 
     Returns
     -------
@@ -103,10 +125,12 @@ def discovery_front(equations: pd.DataFrame, *, selected: int | None = None, ax=
 
     Examples
     --------
+    >>> ax = discovery_front(discover(df, engine="terms"))  # doctest: +SKIP
     >>> ax = discovery_front(result.equations_, selected=result.best_index_)  # doctest: +SKIP
     """
+    eq, selected, log = _front_table(equations, selected)
     ax = axes(ax)
-    eq = equations.sort_values("complexity")
+    eq = eq.sort_values("complexity")
     ax.plot(eq["complexity"], eq["loss"], "o-", color="C0", label="Pareto front")
     if selected is not None and selected in eq.index:
         r = eq.loc[selected]
@@ -120,7 +144,8 @@ def discovery_front(equations: pd.DataFrame, *, selected: int | None = None, ax=
                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
     ax.set_yscale("log")
     ax.set_xlabel("complexity (nodes or terms)")
-    ax.set_ylabel("loss (mean squared relative error)")
+    ax.set_ylabel("loss (mean squared error of the log)" if log
+                  else "loss (mean squared relative error)")
     ax.set_title("Discovered formulas")
     ax.legend(fontsize="small", loc="lower left")
     return ax

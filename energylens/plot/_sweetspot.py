@@ -14,6 +14,18 @@ from ._base import axes, plain_ticks
 __all__ = ["sweetspot_curves", "sweetspot_heatmap"]
 
 
+def _check_sweetspot(model, owner: str) -> None:
+    """A ``TypeError`` naming what is needed, for a model without the sweet-spot closed form."""
+    missing = [m for m in ("optimal_output_tokens", "efficiency_surface")
+               if not callable(getattr(model, m, None))]
+    if missing:
+        raise TypeError(
+            f"{owner} needs a fitted SweetSpotModel (energy per output token as a function of "
+            f"input and output length, with its closed-form optimal output length); got "
+            f"{type(model).__name__}, which has no {' or '.join(missing)}. Fit one on a length "
+            "sweep: energylens.SweetSpotModel().fit(sweep).")
+
+
 def _measured_range(model, name: str, fallback: tuple[float, float]) -> tuple[float, float]:
     domain = getattr(model, "domain_", None)
     lo, hi = (getattr(domain, "ranges", None) or {}).get(name, fallback)
@@ -102,7 +114,10 @@ def sweetspot_curves(
     Parameters
     ----------
     model : SweetSpotModel
-        A fitted :class:`~energylens.SweetSpotModel`.
+        A fitted :class:`~energylens.SweetSpotModel`. Other models (``EnergyLensModel``,
+        ``HierarchicalEnergyModel``) are refused with a ``TypeError``: their energy depends
+        on the whole configuration (parallel layout, batch, GPU), not on the two lengths
+        alone, and they have no closed-form optimal output length to mark.
     input_tokens : sequence of float, optional
         Input lengths, one curve each (default: up to four of the measured ones).
     output_tokens : sequence of float, optional
@@ -128,6 +143,7 @@ def sweetspot_curves(
     """
     if metric not in ("energy_per_token", "tokens_per_joule"):
         raise ValueError(f"metric must be 'energy_per_token' or 'tokens_per_joule'; got {metric!r}.")
+    _check_sweetspot(model, "sweetspot_curves")
     ax = axes(ax)
     inputs = list(input_tokens) if input_tokens is not None else _default_inputs(model, data)
     lo, hi = _measured_range(model, "so", (16.0, 4096.0))
@@ -162,10 +178,14 @@ def sweetspot_heatmap(model, input_grid: Sequence[float] | None = None,
     """Efficiency (output tokens per joule) over input and output length; a star marks the
     best output length of each input length (named in the title, so no legend covers it).
 
+    ``model`` is a fitted :class:`~energylens.SweetSpotModel` (any other model is a
+    ``TypeError``, as for :func:`sweetspot_curves`).
+
     Examples
     --------
     >>> ax = sweetspot_heatmap(fitted_sweetspot)  # doctest: +SKIP
     """
+    _check_sweetspot(model, "sweetspot_heatmap")
     ax = axes(ax)
     si = np.geomspace(64, 4096, 7) if input_grid is None else np.asarray(input_grid, float)
     so = np.geomspace(16, 4096, 9) if output_grid is None else np.asarray(output_grid, float)
