@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from energylens import (
     EnergyLensModel,
+    GroupedModel,
     InfeasibleError,
     LatencyModel,
     SimulatorOracle,
@@ -21,6 +22,7 @@ from energylens import (
     simulate_profiles,
     suggest_next,
 )
+from energylens.selection.rank import model_target
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +226,24 @@ def test_select_config_keeps_extra_prediction_columns():
     r = select_config(FlaggedEnergy(), cand)
     assert r.set_index("tp")["extrapolated"].to_dict() == {1: False, 2: False, 4: True}
     np.testing.assert_allclose(r.energy_upper_j, 1.1 * r.energy_j)
+
+
+def test_latency_models_must_predict_the_bounded_column(sim):
+    """A model is never read as the latency it does not predict: an energy model given for
+    tpot_s (joules read as seconds), or a ttft_s model given for tpot_s, is an error; a
+    grouped latency model given alone bounds the column its group models predict."""
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g)
+        ttft = LatencyModel(target="ttft_s").fit(g)
+        tpot = GroupedModel(LatencyModel(target="tpot_s"), by=["model"]).fit(g)
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2), batch_size=(8, 128),
+                          input_tokens=1024, output_tokens=512)
+    with pytest.raises(ValueError, match="EnergyLensModel predicting 'energy_j', not 'tpot_s'"):
+        select_config(m, cand, latency_model={"tpot_s": m}, constraints={"tpot_s": 0.05})
+    with pytest.raises(ValueError, match="predicting 'ttft_s', not 'tpot_s'"):
+        select_config(m, cand, latency_model={"tpot_s": ttft})
+    r = select_config(m, cand, latency_model=tpot, constraints={"tpot_s": 10.0})
+    assert "tpot_s" in r.columns and "latency_s" not in r.columns
+    assert model_target(tpot) == "tpot_s" and model_target(m) == "energy_j"

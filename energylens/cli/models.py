@@ -18,14 +18,24 @@ from .files import (
     write_table,
 )
 from .messages import log
+from .parser import LATENCY_TARGETS
 
 __all__ = ["cmd_fit", "cmd_predict", "cmd_select", "cmd_sweetspot", "check_groups"]
 
 
 def _model_from_args(args):
-    from ..models import EnergyLensModel, SweetSpotModel, WilkinsModel
+    from ..models import EnergyLensModel, LatencyModel, SweetSpotModel, WilkinsModel
 
     common = {"loss": args.loss}
+    if args.target != "energy_j":
+        if args.model != "energylens":
+            raise BadInput(f"--model {args.model} is a closed form of energy; --target "
+                           f"{args.target} fits a LatencyModel (the energylens physics, in "
+                           "seconds). Leave --model out.")
+        if args.size_covariate:
+            raise BadInput(f"--size-covariate applies to energy models; --target {args.target} "
+                           "fits a LatencyModel without it. Leave --size-covariate out.")
+        return LatencyModel(target=args.target, batch_rule=args.batch_rule, **common)
     if args.model == "energylens":
         return EnergyLensModel(batch_rule=args.batch_rule, size_covariate=args.size_covariate,
                                **common)
@@ -58,13 +68,16 @@ def cmd_fit(args, summary) -> int:
     outs = Outputs([args.table], args.force)
     out = (outs.folder(args.output, kind="grouped") if by
            else outs.file(args.output, kind="energylens.model"))
+    model = _model_from_args(args)
     df = read_table(args)
     check_by(by, df, args.table)
-    model = _model_from_args(args)
+    if args.target not in df.columns:
+        raise BadInput(f"--target {args.target}: '{args.table}' has no {args.target} column; "
+                       f"its columns are {list(map(str, df.columns))}.")
     if by:
         _fit_grouped(model, df, by, args, out, summary)
         return 0
-    log.info(f"fitting {type(model).__name__} on {len(df)} rows ...")
+    log.info(f"fitting {type(model).__name__} of {args.target} on {len(df)} rows ...")
     model.fit(df)
     model.save(out, force=args.force)
     print(model.fit_report())
@@ -122,19 +135,33 @@ def check_groups(model, cand, where: str) -> None:
                                    f"fitted {slip[0]!r} only in case; use the fitted name.")
 
 
+def _target(model) -> str:
+    """The column a model file predicts: energy unless the model says otherwise (of the
+    models energylens saves, only a LatencyModel predicts another column)."""
+    from ..selection.rank import model_target
+
+    return model_target(model) or "energy_j"
+
+
 def _predict(model, cand, level: float):
+    """Predictions with their interval, in columns named after the model's target:
+    ``energy_j, energy_lower_j, energy_upper_j`` (and energy per output token), or for a
+    latency model e.g. ``tpot_s, tpot_lower_s, tpot_upper_s``."""
+    target = _target(model)
+    stem, _, unit = target.rpartition("_")
     pred = cand.copy()
     if hasattr(model, "predict_interval"):
         pi = model.predict_interval(cand, level=level)
-        pred["energy_j"] = pi["energy_j"].to_numpy()
-        pred["energy_lower_j"] = pi["lower"].to_numpy()
-        pred["energy_upper_j"] = pi["upper"].to_numpy()
+        pred[target] = pi[target].to_numpy()
+        pred[f"{stem}_lower_{unit}"] = pi["lower"].to_numpy()
+        pred[f"{stem}_upper_{unit}"] = pi["upper"].to_numpy()
         for col in ("extrapolated", "extrapolated_by"):
             if col in pi.columns:
                 pred[col] = pi[col].to_numpy()
     else:
-        pred["energy_j"] = model.predict(cand)
-    pred["energy_per_output_token_j"] = pred["energy_j"] / pred["output_tokens"]
+        pred[target] = model.predict(cand)
+    if target == "energy_j":
+        pred["energy_per_output_token_j"] = pred["energy_j"] / pred["output_tokens"]
     return pred
 
 
@@ -150,23 +177,52 @@ def cmd_predict(args, summary) -> int:
     return 0
 
 
+def _latency_files(args) -> dict[str, str]:
+    """``--latency-model TARGET=FILE`` pairs, each TARGET a latency column."""
+    files = parse_pairs(args.latency_model, "--latency-model", "tpot_s=tpot.json")
+    for target in files:
+        if target not in LATENCY_TARGETS:
+            raise BadInput(f"--latency-model {target}={files[target]}: TARGET must be one of "
+                           f"{', '.join(LATENCY_TARGETS)} (the latency a model predicts), e.g. "
+                           "--latency-model tpot_s=tpot.json.")
+    return files
+
+
+def _latency_models(files: dict[str, str]) -> dict:
+    """The latency models of ``--latency-model``, each checked to predict its TARGET (an
+    energy model would have its joules read as seconds)."""
+    models = {}
+    for target, path in files.items():
+        lm = models[target] = _load(path)
+        found = _target(lm)
+        if found != target:
+            raise BadInput(f"--latency-model {target}={path}: '{path}' holds a model of "
+                           f"{found} ({type(lm).__name__}), not of {target}; its predictions "
+                           f"would be read as {target} seconds. Fit a latency model with "
+                           f"'energylens fit TABLE --target {target} -o {target}.json' and pass "
+                           f"--latency-model {target}={target}.json.")
+    return models
+
+
 def cmd_select(args, summary) -> int:
     """Candidates ranked by predicted energy, under constraints."""
     from ..selection import select_config
 
-    latency_files = parse_pairs(args.latency_model, "--latency-model", "tpot_s=tpot.json")
+    latency_files = _latency_files(args)
     out = Outputs([args.model_file, args.candidates, *latency_files.values()],
                   args.force).file(args.output)
     model = _load(args.model_file)
+    if _target(model) != "energy_j":
+        raise BadInput(f"The model file '{args.model_file}' holds a model of {_target(model)} "
+                       f"({type(model).__name__}); select ranks by energy. Give an energy model (from "
+                       f"'energylens fit TABLE'), and this one as --latency-model "
+                       f"{_target(model)}={args.model_file}.")
+    latency_model = _latency_models(latency_files) or None
     cand = read_candidates(args.candidates, args.layout)
     check_groups(model, cand, args.candidates)
-    latency_model = None
-    if latency_files:
-        latency_model = {target: _load(f) for target, f in latency_files.items()}
-        for lm in latency_model.values():
-            check_groups(lm, cand, args.candidates)
-    constraints = {k: getattr(args, k) for k in ("ttft_s", "tpot_s", "latency_s")
-                   if getattr(args, k) is not None}
+    for lm in (latency_model or {}).values():
+        check_groups(lm, cand, args.candidates)
+    constraints = {k: getattr(args, k) for k in LATENCY_TARGETS if getattr(args, k) is not None}
     if args.max_gpus is not None:
         constraints["max_gpus"] = args.max_gpus
     ranked = select_config(model, cand, objective=args.objective,

@@ -11,7 +11,12 @@ import argparse
 from .._version import __version__
 from .files import LAYOUT_CHOICES
 
-__all__ = ["build_parser", "COMMANDS"]
+__all__ = ["build_parser", "COMMANDS", "TARGETS", "LATENCY_TARGETS"]
+
+#: ``fit --target`` values: energy, then the latency columns a LatencyModel predicts (seconds).
+TARGETS = ("energy_j", "ttft_s", "tpot_s", "latency_s")
+#: The latency columns, which ``select`` bounds with ``--ttft-s``, ``--tpot-s`` and ``--latency-s``.
+LATENCY_TARGETS = TARGETS[1:]
 
 #: Subcommands, in the order ``--help`` lists them.
 COMMANDS = ("validate", "simulate", "grid", "discover", "fit", "predict", "select", "sweetspot",
@@ -190,12 +195,19 @@ def _add_discover(sub, common) -> None:
 
 def _add_fit(sub, common) -> None:
     s = sub.add_parser("fit", parents=[common], help="fit a closed form and save it as JSON",
-                       description="Example: energylens fit data.csv --by model,gpu -o models/")
+                       description="Fit a closed form of energy (or, with --target, of latency) "
+                                   "and save it. Examples: energylens fit data.csv --by model,gpu "
+                                   "-o models/; energylens fit data.csv --target tpot_s -o "
+                                   "tpot.json")
     _table(s)
     s.add_argument("-o", "--output", required=True,
                    help="model file (JSON), or a folder when --by is given, e.g. -o model.json")
     s.add_argument("--model", choices=("energylens", "sweetspot", "wilkins"), default="energylens",
-                   help="closed form to fit (default energylens), e.g. --model wilkins")
+                   help="closed form of energy to fit (default energylens), e.g. --model wilkins")
+    s.add_argument("--target", choices=TARGETS, default="energy_j",
+                   help="column to model: energy_j (default) fits an energy model; a latency "
+                        "column (ttft_s, tpot_s or latency_s, in seconds) fits a LatencyModel, "
+                        "which 'energylens select --latency-model' reads, e.g. --target tpot_s")
     s.add_argument("--by", default=None, nargs="+",
                    help="fit one model per group of these columns (commas or spaces), e.g. --by "
                         "model,gpu")
@@ -233,13 +245,18 @@ def _add_select(sub, common) -> None:
                                             "per output token, e.g. --objective "
                                             "energy_per_output_token_j")
     s.add_argument("--latency-model", nargs="*", metavar="TARGET=FILE",
-                   help="latency models, e.g. --latency-model tpot_s=tpot.json ttft_s=ttft.json")
+                   help="latency models from 'energylens fit TABLE --target TARGET' (TARGET: "
+                        "ttft_s, tpot_s or latency_s), for the bounds below, e.g. "
+                        "--latency-model tpot_s=tpot.json ttft_s=ttft.json")
     s.add_argument("--ttft-s", dest="ttft_s", type=float,
-                   help="bound on time to first token in seconds, e.g. --ttft-s 0.5")
+                   help="bound on time to first token in seconds (needs --latency-model ttft_s=FILE "
+                        "or a ttft_s column in CANDIDATES), e.g. --ttft-s 0.5")
     s.add_argument("--tpot-s", dest="tpot_s", type=float,
-                   help="bound on time per output token in seconds, e.g. --tpot-s 0.05")
+                   help="bound on time per output token in seconds (needs --latency-model "
+                        "tpot_s=FILE or a tpot_s column in CANDIDATES), e.g. --tpot-s 0.05")
     s.add_argument("--latency-s", dest="latency_s", type=float,
-                   help="bound on request latency in seconds, e.g. --latency-s 10")
+                   help="bound on request latency in seconds (needs --latency-model latency_s=FILE "
+                        "or a latency_s column in CANDIDATES), e.g. --latency-s 10")
     s.add_argument("--max-gpus", type=int, help="GPUs available (bounds tp*pp*dp), e.g. --max-gpus 4")
     s.add_argument("--top", type=int, default=None,
                    help="keep only the best N feasible rows (infeasible ones follow), e.g. --top 5")

@@ -12,7 +12,7 @@ from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import InfeasibleError
 from .grid import memory_reasons
 
-__all__ = ["select_config"]
+__all__ = ["select_config", "model_target"]
 
 _LATENCY = ("latency_s", "ttft_s", "tpot_s")
 _CONSTRAINTS = (*_LATENCY, "max_gpus", "gpu_memory")
@@ -41,14 +41,41 @@ def _predict_with_interval(model, X: pd.DataFrame, level: float) -> pd.DataFrame
                         index=X.index)
 
 
+def model_target(model) -> str | None:
+    """The column a fitted model predicts (``"energy_j"``, ``"tpot_s"`` ...), or None when the
+    model does not say (an estimator from outside energylens).
+
+    A grouped model predicts what its group models (and fallback) predict.
+
+    Examples
+    --------
+    >>> from energylens import EnergyLensModel, LatencyModel
+    >>> model_target(EnergyLensModel()), model_target(LatencyModel(target="ttft_s"))
+    ('energy_j', 'ttft_s')
+    """
+    if hasattr(model, "models_"):
+        parts = [*model.models_.values(), getattr(model, "fallback_", None)]
+        found = {model_target(m) for m in parts if m is not None} - {None}
+        return found.pop() if len(found) == 1 else None
+    target = getattr(model, "_target_name", None)
+    return target if isinstance(target, str) else None
+
+
 def _latency_predictions(out: pd.DataFrame, cand: pd.DataFrame, latency_model) -> None:
     if latency_model is None:
         return
     models = (dict(latency_model) if isinstance(latency_model, Mapping)
-              else {getattr(latency_model, "target", "latency_s"): latency_model})
+              else {model_target(latency_model) or getattr(latency_model, "target", "latency_s"):
+                    latency_model})
     for target, lm in models.items():
         if target not in _LATENCY:
             raise ValueError(f"Latency model key {target!r} must be one of {_LATENCY}.")
+        declared = model_target(lm)
+        if declared is not None and declared != target:
+            raise ValueError(f"The latency model given for {target!r} is a {type(lm).__name__} "
+                             f"predicting {declared!r}, not {target!r}; its predictions would be "
+                             f"read as {target} seconds. Give a model fitted to {target!r}, e.g. "
+                             f"LatencyModel(target={target!r}).")
         out[target] = np.asarray(lm.predict(cand), dtype=float)
 
 

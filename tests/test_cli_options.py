@@ -1,0 +1,103 @@
+"""Command-line options: latency models from ``fit --target`` and their checks in ``select``,
+options refused with their own names before any work, and the columns ``select`` and
+``predict`` write."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import pandas as pd
+import pytest
+
+from energylens import GroupedModel, LatencyModel, simulate_profiles
+from energylens.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("options")
+    table = d / "t.csv"
+    df = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], tp=(1, 2), pp=(1,),
+                           batch_size=(1, 8, 32, 128), input_tokens=(128, 512, 2048),
+                           output_tokens=(32, 256, 1024), seed=0)
+    df.to_csv(table, index=False)
+    energy, tpot, ttft, cand = d / "energy.json", d / "tpot.json", d / "ttft", d / "cand.csv"
+    assert main(["fit", str(table), "-o", str(energy), "--quiet"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LatencyModel(target="tpot_s").fit(df).save(tpot)
+        GroupedModel(LatencyModel(target="ttft_s"), by=["model", "gpu"]).fit(df).save(ttft)
+    assert main(["grid", "--model", "Llama-3.1-8B", "--gpu", "H100-SXM", "--tp", "1", "2",
+                 "--batch-size", "8", "128", "-o", str(cand), "--quiet"]) == 0
+    return {"table": table, "energy": energy, "tpot": tpot, "ttft": ttft, "cand": cand, "dir": d}
+
+
+def _run(args, capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("by", [[], ["--by", "model,gpu"]])
+def test_fit_target_writes_a_latency_model(by, files, tmp_path, capsys):
+    model = tmp_path / ("tpot" if by else "tpot.json")
+    code, out, err = _run(["fit", files["table"], "--target", "tpot_s", *by, "-o", model], capsys)
+    assert code == 0, err
+    saved = json.loads((model / "groups.json" if by else model).read_text())
+    if not by:
+        assert saved["class"] == "LatencyModel" and saved["init_params"]["target"] == "tpot_s"
+    code, out, err = _run(["predict", model, files["cand"]], capsys)
+    assert code == 0, err
+    pred = pd.read_csv(io.StringIO(out))
+    # seconds in columns named after the target, never as energy
+    assert {"tpot_s", "tpot_lower_s", "tpot_upper_s"} <= set(pred.columns)
+    assert not {"energy_j", "energy_per_output_token_j"} & set(pred.columns)
+    assert (pred["tpot_s"] < 1).all()
+
+
+def test_select_reads_latency_models_of_its_bounds(files, capsys):
+    code, out, err = _run(["select", files["energy"], files["cand"], "--latency-model",
+                           f"tpot_s={files['tpot']}", f"ttft_s={files['ttft']}",
+                           "--tpot-s", "1", "--ttft-s", "10"], capsys)
+    assert code == 0, err
+    ranked = pd.read_csv(io.StringIO(out))
+    assert {"tpot_s", "ttft_s"} <= set(ranked.columns) and ranked["feasible"].all()
+
+
+@pytest.mark.parametrize("latency, found", [("energy", "energy_j"), ("ttft", "ttft_s")])
+def test_select_refuses_a_latency_model_of_another_target(latency, found, files, capsys):
+    """An energy model given as --latency-model tpot_s had its joules read as seconds."""
+    code, out, err = _run(["select", files["energy"], files["cand"], "--latency-model",
+                           f"tpot_s={files[latency]}", "--tpot-s", "0.05"], capsys)
+    assert code == 2 and out == ""
+    assert f"holds a model of {found}" in err and "not of tpot_s" in err
+    assert "--target tpot_s" in err and "internal error" not in err
+
+
+def test_select_refuses_bad_latency_targets_and_a_latency_model_to_rank(files, capsys):
+    code, _, err = _run(["select", files["energy"], files["cand"], "--latency-model",
+                         f"energy_j={files['energy']}"], capsys)
+    assert code == 2 and "TARGET must be one of ttft_s, tpot_s, latency_s" in err
+    code, _, err = _run(["select", files["tpot"], files["cand"]], capsys)
+    assert code == 2 and "select ranks by energy" in err
+    assert f"--latency-model tpot_s={files['tpot']}" in err
+
+
+def test_fit_target_refuses_energy_options_and_absent_columns(files, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    code, _, err = _run(["fit", files["table"], "--target", "tpot_s", "--model", "wilkins",
+                         "-o", out], capsys)
+    assert code == 2 and "--model wilkins" in err and not out.exists()
+    code, _, err = _run(["fit", files["table"], "--target", "ttft_s", "--size-covariate",
+                         "params_b", "-o", out], capsys)
+    assert code == 2 and "--size-covariate" in err
+    no_latency = tmp_path / "no_latency.csv"
+    pd.read_csv(files["table"]).drop(columns=["latency_s", "ttft_s", "tpot_s"]).to_csv(
+        no_latency, index=False)
+    code, _, err = _run(["fit", no_latency, "--target", "tpot_s", "-o", out], capsys)
+    assert code == 2 and "has no tpot_s column" in err and not out.exists()
+    code, _, err = _run(["fit", files["table"], "--target", "power", "-o", out], capsys)
+    assert code == 2 and "argument --target: invalid choice" in err
