@@ -101,3 +101,32 @@ def test_fit_target_refuses_energy_options_and_absent_columns(files, tmp_path, c
     assert code == 2 and "has no tpot_s column" in err and not out.exists()
     code, _, err = _run(["fit", files["table"], "--target", "power", "-o", out], capsys)
     assert code == 2 and "argument --target: invalid choice" in err
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["select", "{energy}", "{cand}", "--top", "0"], "--top"),
+    (["select", "{energy}", "{cand}", "--max-gpus", "-1"], "--max-gpus"),
+    (["select", "{energy}", "{cand}", "--tpot-s", "0"], "--tpot-s"),
+    (["predict", "{energy}", "{cand}", "--level", "1.5"], "--level"),
+    (["predict", "{energy}", "{cand}", "--level", "nan"], "--level"),
+    (["simulate", "--n-requests", "0"], "--n-requests"),
+    (["simulate", "--noise", "-0.1"], "--noise"),
+    (["grid", "--model", "Llama-3.1-8B", "--gpu", "H100-SXM", "--gpus-available", "0"],
+     "--gpus-available"),
+    (["compare", "{table}", "--seeds", "0"], "--seeds"),
+    (["report", "{table}", "-o", "{dir}/r", "--seeds", "0"], "--seeds"),
+    (["discover", "{table}", "--derive", "--resamples", "0", "-o", "{dir}/d.json"], "--resamples"),
+])
+def test_options_out_of_range_are_refused_by_name(args, flag, files, capsys):
+    """The library's own wording ("The 'top' parameter of select_config ...") never reaches
+    the command line: the option is refused by its flag before anything runs."""
+    code, _, err = _run([a.format(**files) for a in args], capsys)
+    assert code == 2 and f"argument {flag}:" in err, err
+    assert "parameter of" not in err and "_" not in err.split(f"argument {flag}:")[1].split("\n")[0]
+
+
+def test_messages_name_the_command_line_options(files, capsys):
+    code, _, err = _run(["select", files["energy"], files["cand"], "--tpot-s", "0.05"], capsys)
+    assert code == 2 and "--latency-model tpot_s=FILE" in err and "latency_model=" not in err
+    code, _, err = _run(["validate", files["table"], "--units", "foo=J"], capsys)
+    assert code == 2 and "invalid --units: no column 'foo'" in err and "units=" not in err

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from .files import BadInput, cli_spelling
-from .messages import WarningSummary, log, setup_logging
+from .messages import WarningSummary, cli_text, log, setup_logging
 from .parser import build_parser
 
 __all__ = ["main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_BAD_INPUT", "COMMAND_MODULES"]
@@ -37,15 +37,16 @@ def command(name: str):
 
 
 def _message(exc: BaseException) -> str:
+    """The error's message, with the library options it names in the command line's spelling."""
     from ..exceptions import SchemaError
 
     if isinstance(exc, SchemaError):
         from ..tables.problems import explain
 
-        return explain(exc, cli_spelling)
+        return cli_text(explain(exc, cli_spelling))
     if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    return str(exc) or type(exc).__name__
+        return cli_text(str(exc.args[0]))
+    return cli_text(str(exc)) or type(exc).__name__
 
 
 def _bad_input_types() -> tuple[type, ...]:

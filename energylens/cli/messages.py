@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 
-__all__ = ["setup_logging", "log", "WarningSummary"]
+__all__ = ["setup_logging", "log", "WarningSummary", "cli_text"]
 
 log = logging.getLogger("energylens")
 
@@ -57,8 +57,28 @@ def setup_logging(verbosity: int = 0, quiet: bool = False):
     return teardown
 
 
-#: Library options the command line spells as flags (``duplicates='keep'`` -> ``--duplicates keep``).
-_CLI_OPTION = re.compile(r"\b(duplicates|encoding|layout)='([^']*)'")
+#: Library options the command line spells as flags, as (pattern, replacement):
+#: ``duplicates='keep'`` -> ``--duplicates keep``, ``units={'energy_j': 'kWh'}`` ->
+#: ``--units energy_j=kWh``, ``latency_model={'tpot_s': model}`` -> ``--latency-model tpot_s=FILE``.
+_CLI_OPTIONS = (
+    (re.compile(r"\b(duplicates|encoding|layout)='([^']*)'"), r"--\1 \2"),
+    (re.compile(r"\bunits=\{'([^']*)': '([^']*)'\}"), r"--units \1=\2"),
+    (re.compile(r"\bunits=(?![{'\w])"), "--units"),
+    (re.compile(r"\blatency_model=\{'(\w+)': \w+\}"), r"--latency-model \1=FILE"),
+)
+
+
+def cli_text(message: str) -> str:
+    """A library message with the options it names in the command line's spelling.
+
+    >>> cli_text("invalid units=: no column 'foo'")
+    "invalid --units: no column 'foo'"
+    >>> cli_text("Pass duplicates='mean' or declare units={'energy_j': 'kWh'}.")
+    'Pass --duplicates mean or declare --units energy_j=kWh.'
+    """
+    for pattern, replacement in _CLI_OPTIONS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _category(name_or_type) -> str:
@@ -82,7 +102,7 @@ class WarningSummary:
 
     def add(self, category, message: str, group: str | None = None) -> None:
         kind = self._kinds.setdefault(_category(category), {"messages": [], "groups": []})
-        message = _CLI_OPTION.sub(r"--\1 \2", str(message).strip())
+        message = cli_text(str(message).strip())
         if message and message not in kind["messages"]:
             kind["messages"].append(message)
         if group is not None and group not in kind["groups"]:

@@ -223,6 +223,13 @@ def cmd_select(args, summary) -> int:
     for lm in (latency_model or {}).values():
         check_groups(lm, cand, args.candidates)
     constraints = {k: getattr(args, k) for k in LATENCY_TARGETS if getattr(args, k) is not None}
+    for key in constraints:
+        if key not in latency_files and key not in cand.columns:
+            flag = f"--{key.replace('_', '-')}"
+            raise BadInput(f"{flag} {constraints[key]:g} bounds {key}, which needs a latency "
+                           f"model for it (--latency-model {key}=FILE, from 'energylens fit "
+                           f"TABLE --target {key} -o FILE') or a {key} column in the "
+                           f"candidates '{args.candidates}'.")
     if args.max_gpus is not None:
         constraints["max_gpus"] = args.max_gpus
     ranked = select_config(model, cand, objective=args.objective,

@@ -44,6 +44,52 @@ def _jobs(text: str) -> int:
     return n
 
 
+def _positive_int(text: str) -> int:
+    """An integer of at least 1 (``--top``, ``--n-requests``, ``--max-gpus`` ...)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (1, 2, ...), got {text!r}")
+    return n
+
+
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if x != x or x in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return x
+
+
+def _positive(text: str) -> float:
+    """A finite number above 0 (seconds of a latency bound, billions of parameters)."""
+    x = _number(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return x
+
+
+def _non_negative(text: str) -> float:
+    """A finite number of at least 0 (``--noise``)."""
+    x = _number(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return x
+
+
+def _level(text: str) -> float:
+    """``--level``: a coverage strictly between 0 and 1."""
+    x = _number(text)
+    if not 0 < x < 1:
+        raise argparse.ArgumentTypeError(f"expected a coverage between 0 and 1 (exclusive), e.g. "
+                                         f"0.9 for 90%, got {text!r}")
+    return x
+
+
 def _force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing output that energylens did not write (never an "
@@ -82,8 +128,9 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
                    help="how to read CANDIDATES (a Splitwise folder reads as candidates), "
                         "e.g. --layout splitwise")
-    p.add_argument("--level", type=float, default=0.9,
-                   help="coverage of the energy interval (default 0.9), e.g. --level 0.95")
+    p.add_argument("--level", type=_level, default=0.9,
+                   help="coverage of the prediction interval, between 0 and 1 (default 0.9), "
+                        "e.g. --level 0.95")
 
 
 def _add_validate(sub, common) -> None:
@@ -109,10 +156,10 @@ def _add_simulate(sub, common) -> None:
                                                "Llama-3.1-8B Llama-3.2-1B")
     s.add_argument("--gpus", nargs="*", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0), e.g. --seed 3")
-    s.add_argument("--noise", type=float, default=0.02,
+    s.add_argument("--noise", type=_non_negative, default=0.02,
                    help="relative measurement noise, a standard deviation (default 0.02), "
                         "e.g. --noise 0")
-    s.add_argument("--n-requests", type=int, default=None,
+    s.add_argument("--n-requests", type=_positive_int, default=None,
                    help="finite pool of requests per run (default: saturated), e.g. "
                         "--n-requests 500")
 
@@ -140,10 +187,10 @@ def _add_grid(sub, common) -> None:
                    help="input lengths in tokens (default 512), e.g. --input-tokens 256 2048")
     s.add_argument("--output-tokens", nargs="+", type=float, default=[256],
                    help="output lengths in tokens (default 256), e.g. --output-tokens 128 1024")
-    s.add_argument("--gpus-available", type=int, default=None,
+    s.add_argument("--gpus-available", type=_positive_int, default=None,
                    help="GPUs at hand: configurations needing more are infeasible, e.g. "
                         "--gpus-available 8")
-    s.add_argument("--params-b", type=float, default=None,
+    s.add_argument("--params-b", type=_positive, default=None,
                    help="model size in billions of parameters (default: the catalogue's), "
                         "e.g. --params-b 70")
     s.add_argument("--no-memory-check", action="store_true",
@@ -181,7 +228,7 @@ def _add_discover(sub, common) -> None:
                    help="derive a named closed form instead (stable terms of a physical library, "
                         "pooled over groups) and write it as a model file that predict and "
                         "select read, e.g. --derive -o model.json")
-    s.add_argument("--resamples", type=int, default=20,
+    s.add_argument("--resamples", type=_positive_int, default=20,
                    help="with --derive: bootstrap resamples of the stability selection "
                         "(default 20), e.g. --resamples 50")
     s.add_argument("--by", default=["model,gpu"], nargs="+",
@@ -248,17 +295,17 @@ def _add_select(sub, common) -> None:
                    help="latency models from 'energylens fit TABLE --target TARGET' (TARGET: "
                         "ttft_s, tpot_s or latency_s), for the bounds below, e.g. "
                         "--latency-model tpot_s=tpot.json ttft_s=ttft.json")
-    s.add_argument("--ttft-s", dest="ttft_s", type=float,
+    s.add_argument("--ttft-s", dest="ttft_s", type=_positive,
                    help="bound on time to first token in seconds (needs --latency-model ttft_s=FILE "
                         "or a ttft_s column in CANDIDATES), e.g. --ttft-s 0.5")
-    s.add_argument("--tpot-s", dest="tpot_s", type=float,
+    s.add_argument("--tpot-s", dest="tpot_s", type=_positive,
                    help="bound on time per output token in seconds (needs --latency-model "
                         "tpot_s=FILE or a tpot_s column in CANDIDATES), e.g. --tpot-s 0.05")
-    s.add_argument("--latency-s", dest="latency_s", type=float,
+    s.add_argument("--latency-s", dest="latency_s", type=_positive,
                    help="bound on request latency in seconds (needs --latency-model latency_s=FILE "
                         "or a latency_s column in CANDIDATES), e.g. --latency-s 10")
-    s.add_argument("--max-gpus", type=int, help="GPUs available (bounds tp*pp*dp), e.g. --max-gpus 4")
-    s.add_argument("--top", type=int, default=None,
+    s.add_argument("--max-gpus", type=_positive_int, help="GPUs available (bounds tp*pp*dp), e.g. --max-gpus 4")
+    s.add_argument("--top", type=_positive_int, default=None,
                    help="keep only the best N feasible rows (infeasible ones follow), e.g. --top 5")
 
 
@@ -297,9 +344,9 @@ def _add_compare(sub, common) -> None:
                                    "data.csv --n-train 10 20 --seeds 3")
     _table(s)
     _output(s)
-    s.add_argument("--n-train", nargs="*", type=int, default=[10, 20, 50],
+    s.add_argument("--n-train", nargs="*", type=_positive_int, default=[10, 20, 50],
                    help="training rows per group (default 10 20 50), e.g. --n-train 5 10")
-    s.add_argument("--seeds", type=int, default=3,
+    s.add_argument("--seeds", type=_positive_int, default=3,
                    help="random draws per size (default 3), e.g. --seeds 5")
     s.add_argument("--long", action="store_true",
                    help="write every (model, n, seed, metric) row, e.g. --long")
@@ -317,10 +364,10 @@ def _add_report(sub, common) -> None:
                         "-o report")
     s.add_argument("--title", default="energylens report",
                    help="title of the report, e.g. --title 'H100 sweep'")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--seeds", type=_positive_int, default=None,
                    help="random draws of the baseline comparison (default 3; 2 with --quick), "
                         "e.g. --seeds 5")
-    s.add_argument("--max-latency", type=float, default=None,
+    s.add_argument("--max-latency", type=_positive, default=None,
                    help="latency limit in seconds for the energy-latency choice (default: twice "
                         "the fastest measured), e.g. --max-latency 20")
     s.add_argument("--quick", action="store_true",
