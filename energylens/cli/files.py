@@ -9,21 +9,27 @@ Rules for every output (checked before any reading or fitting):
 - a folder output (a report, a grouped model) is written into a folder that is empty, or
   that energylens wrote before (a report keeps a marker file, a grouped model its
   ``groups.json``), or, with ``--force``, any folder; never over a file;
-- every write is atomic (a temporary file beside the destination, then one rename).
+- the folder that will hold an output takes a new file (one is created and removed there), so
+  that a read-only place fails at once rather than after the work;
+- every write is atomic (a temporary file beside the destination, then one rename), and a
+  write that fails names the output, not the temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..core.io import energylens_format
 
 __all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "check_by", "cli_spelling", "parse_pairs", "read_table",
-           "read_candidates", "write_table", "write_bytes", "Outputs", "REPORT_MARKER"]
+           "read_candidates", "write_table", "write_bytes", "writing", "check_writable", "Outputs",
+           "REPORT_MARKER"]
 
 #: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
 #: ``--help`` does not import pandas; a test keeps the two in step).
@@ -99,22 +105,50 @@ def _table_text(df, fmt: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def write_table(df, out: str | None, fmt: str = "csv") -> None:
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an error while writing the output ``path`` into a :class:`BadInput` that names it
+    (the error itself may name a temporary file beside it)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise BadInput(f"Cannot write '{path}': {reason}.") from exc
+
+
+def write_table(df, out: str | os.PathLike | None, fmt: str = "csv") -> None:
     """A table to ``out`` (atomically) or to standard output."""
     from ..core.io import atomic_write
 
     text = _table_text(df, fmt)
     if out:
-        atomic_write(out, text)
+        with writing(out):
+            atomic_write(out, text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes | str) -> None:
+    """Bytes (or text) to ``path``, atomically."""
     from ..core.io import atomic_write
 
-    atomic_write(path, data)
+    with writing(path):
+        atomic_write(path, data)
+
+
+def check_writable(folder: Path, path: Path, flag: str) -> None:
+    """Refuse an output in a folder that takes no new file (read-only, full, not ours): a
+    temporary file is created in ``folder`` and removed at once."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".energylens-write-check.", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise BadInput(f"{flag} '{path}' cannot be written: the folder '{folder}' does not take "
+                       f"new files ({reason}). Choose a folder you can write to.") from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def _real(p: Path) -> Path:
@@ -169,6 +203,7 @@ class Outputs:
             what = f"is not an energylens {kind.split('.')[-1]} file" if kind else "exists"
             raise BadInput(f"{flag} '{p}' {what}; energylens does not replace it. Pass --force "
                            "to replace it, or choose another name.")
+        check_writable(p.parent, p, flag)
         return p
 
     def folder(self, path: str, *, flag: str = "-o/--output", kind: str = "report",
@@ -191,6 +226,7 @@ class Outputs:
             raise BadInput(f"{flag} '{p}' is a folder that energylens did not write (it holds "
                            f"other files); energylens does not write into it. Pass --force to "
                            "write into it anyway, or choose a new folder.")
+        check_writable(p if p.is_dir() else p.parent, p, flag)
         return p
 
     @staticmethod

@@ -16,6 +16,7 @@ from .files import (
     read_table,
     write_bytes,
     write_table,
+    writing,
 )
 from .messages import log
 from .parser import LATENCY_TARGETS
@@ -50,7 +51,8 @@ def _fit_grouped(model, df, by, args, out, summary) -> None:
     log.info(f"fitting one {type(model).__name__} per group of {', '.join(by)} ...")
     g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
     summary.add_group_table(g.groups_, by)
-    g.save(out, force=args.force)
+    with writing(out):
+        g.save(out, force=args.force)
     stats = g.groups_
     cols = [c for c in [*by, "n_rows", "fitted", "mape_pct", "n_free", "aic", "error"]
             if c in stats.columns]
@@ -79,7 +81,8 @@ def cmd_fit(args, summary) -> int:
         return 0
     log.info(f"fitting {type(model).__name__} of {args.target} on {len(df)} rows ...")
     model.fit(df)
-    model.save(out, force=args.force)
+    with writing(out):
+        model.save(out, force=args.force)
     print(model.fit_report())
     log.info(f"wrote {out}")
     return 0

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .files import BadInput, Outputs, by_columns, check_by, read_table, write_table
+from .files import (
+    BadInput,
+    Outputs,
+    by_columns,
+    check_by,
+    read_table,
+    write_bytes,
+    write_table,
+    writing,
+)
 from .messages import log
 
 __all__ = ["cmd_discover", "cmd_compare", "cmd_report", "MIN_ROWS"]
@@ -24,7 +33,6 @@ def _enough(df, command: str, table: str) -> None:
 def cmd_discover(args, summary) -> int:
     """Symbolic regression: a front of formulas, one selected (or, with ``--derive``, a
     derived closed form written as a model file)."""
-    from ..core.io import atomic_write
     from ..discovery import SymbolicEnergyRegressor, resolve_engine
 
     if args.derive:
@@ -48,7 +56,7 @@ def cmd_discover(args, summary) -> int:
     if args.format == "latex":
         text = res.to_latex()
         if out is not None:
-            atomic_write(out, text)
+            write_bytes(out, text)
         else:
             sys.stdout.write(text)
     else:
@@ -87,13 +95,15 @@ def _derive(args) -> int:
         from ..models import GroupedModel
 
         grouped = GroupedModel(model, by=by, min_rows=2, fallback="pooled").fit(df)
-        grouped.save(out, force=args.force)
+        with writing(out):
+            grouped.save(out, force=args.force)
         cols = [c for c in [*grouped.by_, "n_rows", "fitted", "mape_pct", "error"]
                 if c in grouped.groups_.columns]
         print(grouped.groups_[cols].to_string(index=False))
         log.info(f"wrote {len(grouped.models_)} group models and the pooled fallback to {out}/")
         return 0
-    model.save(out, force=args.force)
+    with writing(out):
+        model.save(out, force=args.force)
     print(model.fit_report())
     log.info(f"wrote {out}")
     return 0
@@ -155,5 +165,7 @@ def cmd_report(args, summary) -> int:
                 show_progress=False if args.quiet else None)
     for category, message, group in a.warnings:
         summary.add(category, message, group)
-    print(str(write_analysis(a, out, title=args.title)))
+    with writing(out):
+        index = write_analysis(a, out, title=args.title)
+    print(str(index))
     return 0
