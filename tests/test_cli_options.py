@@ -130,3 +130,24 @@ def test_messages_name_the_command_line_options(files, capsys):
     assert code == 2 and "--latency-model tpot_s=FILE" in err and "latency_model=" not in err
     code, _, err = _run(["validate", files["table"], "--units", "foo=J"], capsys)
     assert code == 2 and "invalid --units: no column 'foo'" in err and "units=" not in err
+
+
+def test_select_writes_whole_ranks(files, capsys):
+    code, out, err = _run(["select", files["energy"], files["cand"], "--max-gpus", "1"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    ranks = [line.split(",")[0] for line in lines[1:]]
+    assert ranks[:2] == ["1", "2"] and ranks[-1] == ""  # infeasible rows have no rank
+    code, out, _ = _run(["select", files["energy"], files["cand"], "--max-gpus", "1",
+                         "--format", "json"], capsys)
+    rows = json.loads(out)
+    assert rows[0]["rank"] == 1 and isinstance(rows[0]["rank"], int) and rows[-1]["rank"] is None
+
+
+def test_candidates_are_named_as_candidates(files, tmp_path, capsys):
+    code, _, err = _run(["predict", files["energy"], tmp_path / "missing.csv"], capsys)
+    assert code == 2 and "Cannot read the candidates" in err and "profiling table" not in err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("tp,batch_size,input_tokens,output_tokens\n")
+    code, _, err = _run(["select", files["energy"], empty], capsys)
+    assert code == 2 and "Invalid candidates table" in err

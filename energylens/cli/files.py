@@ -88,11 +88,26 @@ def read_table(args):
                          encoding=getattr(args, "encoding", None))
 
 
-def read_candidates(path: str, layout: str = "auto"):
-    """Candidate configurations (a table without measurements)."""
-    from ..tables import read_candidates as _read
+#: How the table readers open their messages, and how the command line names candidates.
+_TABLE_NOUN = {"Cannot read profiling table ": "Cannot read the candidates ",
+               "Invalid profiling table ": "Invalid candidates table "}
 
-    return _read(Path(path), layout=layout)
+
+def read_candidates(path: str, layout: str = "auto"):
+    """Candidate configurations (a table without measurements); its errors call it the
+    candidates, not a profiling table."""
+    from ..exceptions import SchemaError
+    from ..tables import read_candidates as _read
+    from ..tables.problems import explain
+
+    try:
+        return _read(Path(path), layout=layout)
+    except SchemaError as exc:
+        text = explain(exc, cli_spelling)
+        for old, new in _TABLE_NOUN.items():
+            if text.startswith(old):
+                raise BadInput(new + text[len(old):]) from exc
+        raise
 
 
 def _table_text(df, fmt: str) -> str:
