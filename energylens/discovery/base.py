@@ -160,8 +160,8 @@ class DiscoveryResult:
         i = self.best_index_
         r = self.equations_.iloc[i]
         lines = [f"selected ({self.engine_} engine, rule {self.selection!r}, complexity "
-                 f"{int(r['complexity'])}, loss {format_number(r['loss'], digits):g}; row {i} of "
-                 f"{len(self.equations_)}):",
+                 f"{int(r['complexity'])}, loss {format_number(r['loss'], digits):g}; index {i} of "
+                 f"equations_, 0 to {len(self.equations_) - 1}):",
                  f"  {self._lhs()} = {self.equation(digits=digits)}"]
         names = symbol_names([self.sympy()])
         if names:

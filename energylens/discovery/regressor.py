@@ -336,7 +336,7 @@ def discover(
     >>> res.terms_found()
     ['si', 'so/B']
     >>> print(res)  # doctest: +NORMALIZE_WHITESPACE
-    selected (terms engine, rule 'best', complexity 2, loss 0; row 1 of 2):
+    selected (terms engine, rule 'best', complexity 2, loss 0; index 1 of equations_, 0 to 1):
       energy_j = 0.01*si + 0.5*so/B
       where B = effective running batch per replica; si = input tokens per request; so = output
       tokens per request
