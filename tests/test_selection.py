@@ -22,6 +22,7 @@ from energylens import (
     simulate_profiles,
     suggest_next,
 )
+from energylens.exceptions import ExtrapolationWarning
 from energylens.selection.rank import model_target
 
 
@@ -247,3 +248,14 @@ def test_latency_models_must_predict_the_bounded_column(sim):
     r = select_config(m, cand, latency_model=tpot, constraints={"tpot_s": 10.0})
     assert "tpot_s" in r.columns and "latency_s" not in r.columns
     assert model_target(tpot) == "tpot_s" and model_target(m) == "energy_j"
+
+
+def test_extrapolation_warning_points_at_the_callers_line(sim):
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g)
+    far = g.head(2).assign(tp=64)  # far beyond the degrees measured
+    with pytest.warns(ExtrapolationWarning) as caught:
+        select_config(m, far)
+    assert {w.filename for w in caught} == {__file__}

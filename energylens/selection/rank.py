@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Literal
 
@@ -217,8 +218,12 @@ def select_config(
                 else np.ones(len(cand), dtype=bool))
     reasons = [[r] if isinstance(r, str) and r else [] for r in
                (cand["reason"] if "reason" in cand else [""] * len(cand))]
-    out = _predict_with_interval(model, cand, level)
-    _latency_predictions(out, cand, latency_model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _predict_with_interval(model, cand, level)
+        _latency_predictions(out, cand, latency_model)
+    for w in caught:  # said where select_config was called, not deep inside it
+        warnings.warn(w.message, w.category, stacklevel=2)
     violated = _apply_constraints(constraints, cand, out, feasible, reasons)
     out["energy_per_output_token_j"] = out["energy_j"] / cand["output_tokens"].to_numpy(dtype=float)
     out["feasible"] = feasible
