@@ -122,3 +122,17 @@ def test_writes_are_atomic(data, tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     assert _run(["validate", data, "-o", target, "--force"], capsys)[0] == 0
     assert pd.read_csv(target).shape[0] > 10
+
+
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    # `energylens ... | head`: the pipe closes while the command still writes
+    import energylens.cli.main as cli_main
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    silenced = []
+    monkeypatch.setattr(cli_main, "_run", closed)
+    monkeypatch.setattr(cli_main, "_silence_stdout", lambda: silenced.append(True))
+    assert cli_main.main(["validate", "x.csv"]) == 0
+    assert silenced and "error" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ option); 1 an internal error, with its traceback (please report it).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 import warnings
@@ -69,6 +70,16 @@ def _run(args) -> int:
     return code
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's final flush of output the
+    reader no longer wants does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured, embedded)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -89,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return EXIT_INTERNAL
+    except BrokenPipeError:  # the reader stopped early (``energylens ... | head``): not an error
+        _silence_stdout()
+        return EXIT_OK
     except _bad_input_types() as exc:
         log.debug("".join(traceback.format_exception(exc)))
         log.error(_message(exc))
