@@ -126,7 +126,9 @@ def test_writes_are_atomic(data, tmp_path, capsys, monkeypatch):
 
 def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
     # `energylens ... | head`: the pipe closes while the command still writes
-    import energylens.cli.main as cli_main
+    import importlib
+
+    cli_main = importlib.import_module("energylens.cli.main")  # the module, not its main()
 
     def closed(args):
         raise BrokenPipeError(32, "Broken pipe")
