@@ -280,10 +280,22 @@ def _sweetspot_plot(m, df, inputs, path: Path) -> None:
     log.info(f"wrote {path}")
 
 
+def _optimum_words(r) -> str:
+    """A row of ``SweetSpotModel.optimum`` in words, for the log."""
+    if r.status in ("optimum", "not determined"):
+        upper = "unbounded" if r.optimal_output_upper == float("inf") else f"{r.optimal_output_upper:.4g}"
+        return (f"optimal output {r.optimal_output_tokens:.4g} tokens (90% interval "
+                f"{r.optimal_output_lower:.4g} to {upper}), {r.tokens_per_joule_at_optimum:.4g} "
+                f"output tokens/J there; {r.note}")
+    if r.status == "longer is better":
+        return (f"{r.note}; the efficiency approaches {r.tokens_per_joule_at_optimum:.4g} output "
+                "tokens/J")
+    return str(r.note)
+
+
 def cmd_sweetspot(args, summary) -> int:
     """SweetSpot model of one configuration; optimal output length per input length."""
     import numpy as np
-    import pandas as pd
 
     from ..models import SweetSpotModel
 
@@ -295,15 +307,12 @@ def cmd_sweetspot(args, summary) -> int:
     inputs = np.asarray(args.inputs or sorted(df["input_tokens"].unique())[:8], float)
     outputs = args.outputs or sorted(df["output_tokens"].unique())
     spot = m.sweet_spot(inputs, outputs, tolerance=args.tolerance)
-    opt = m.optimal_output_tokens(inputs)
-    lo, hi = m.domain_.ranges.get("so", (np.nan, np.nan))
-    table = pd.DataFrame({"input_tokens": inputs, "optimal_output_tokens": opt,
-                          "extrapolated": ~((opt >= lo * (1 - 1e-9)) & (opt <= hi * (1 + 1e-9)))})
-    finite = np.where(np.isfinite(opt), np.clip(opt, 1, None), hi)
-    table["tokens_per_joule_at_optimum"] = [
-        float(m.efficiency_surface([si], [so]).to_numpy()[0, 0]) for si, so in zip(inputs, finite)]
-    log.info(f"best on the grid: input {spot['input_tokens']:g}, output {spot['output_tokens']:g} "
-             f"tokens, {spot['tokens_per_joule']:.4g} output tokens/J "
+    # The optimum, its kind, interval and efficiency: the table the report shows too.
+    table = m.optimum(inputs)
+    for r in table.itertuples():
+        log.info(f"input {r.input_tokens:g}: {_optimum_words(r)}")
+    log.info(f"best on the grid of output lengths: input {spot['input_tokens']:g}, output "
+             f"{spot['output_tokens']:g} tokens, {spot['tokens_per_joule']:.4g} output tokens/J "
              f"({spot['max_to_min_ratio']:.1f}x the worst)")
     write_table(table, str(out) if out else None, args.format)
     if plot is not None:

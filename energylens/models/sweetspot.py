@@ -17,6 +17,13 @@ For a fixed input length the most efficient output length is
 .. math::
 
     n_o^* = \sqrt{\frac{t_1 n_i^2 + t_3 n_i + t_5}{t_4}}.
+
+:meth:`SweetSpotModel.optimum` says which of four cases a fit is in: an optimum the data
+determine; one they do not (:math:`t_4` within two standard errors of zero: its point
+estimate, flagged, with a Fieller interval that may be unbounded); no interior optimum
+because the fitted efficiency keeps rising with longer answers (:math:`t_4` at zero, or an
+optimum beyond a million tokens); and no optimum of one token or more because it keeps
+falling (an estimate below one token).
 """
 
 from __future__ import annotations
@@ -35,6 +42,24 @@ __all__ = ["SweetSpotModel"]
 
 #: Settings that must not vary within a sweet-spot fit (the running batch within 10%).
 SETTINGS = ("model", "gpu", "tp", "pp", "dp", "batch_size", "workload", "precision")
+
+#: Output lengths (tokens) where an optimum can sensibly lie: one token at least, and at most
+#: a million, beyond the longest answer any model generates (the longest context windows
+#: are around a million tokens).
+SENSIBLE_OUTPUT_TOKENS = (1.0, 1e6)
+
+#: What :meth:`SweetSpotModel.optimum` says of each input length, by its ``status``.
+OPTIMUM_STATUS = {
+    "optimum": "an optimum the data determine",
+    "not determined": "not determined by the data: t4, the decode cost growing with the "
+                      "answer, is within two standard errors of zero",
+    "longer is better": "no interior optimum: the fitted efficiency keeps rising with longer "
+                        "answers",
+    "shorter is better": "no optimum of one token or more: the fitted efficiency falls with "
+                         "every longer answer",
+    "no output-length effect": "not determined: the data do not show how the energy per "
+                               "token changes with the output length",
+}
 
 
 def _mixed_settings(X: pd.DataFrame) -> list[str]:
@@ -139,36 +164,182 @@ class SweetSpotModel(LinearFormModel):
         t0, t1, t2, t3, t4, t5 = self.coef_
         return (t1 * si * si + t3 * si + t5) / so + t2 * si + t4 * so + t0
 
-    def optimal_output_tokens(self, input_tokens) -> np.ndarray:
-        """Output length of lowest energy per output token, for each input length (closed form).
+    def _full_cov(self) -> np.ndarray:
+        """Covariance of all six coefficients (zero rows and columns for fixed ones)."""
+        st = self._state_
+        k = len(self.coef_)
+        cov = np.zeros((k, k))
+        free = np.asarray(st.free, dtype=bool)
+        c = np.asarray(st.cov, dtype=float)
+        if c.shape == (free.sum(), free.sum()):
+            cov[np.ix_(free, free)] = c
+        else:
+            cov[:] = np.nan
+        return cov
 
-        Returns ``inf`` with a warning where the fitted decode-context term ``t4`` is zero, at
-        its lower bound, or not distinguishable from zero (less than twice its standard
-        error): the data then show no interior optimum (efficiency keeps improving with
-        longer answers). An optimum outside the output lengths the model was
-        fitted on is returned with an :class:`~energylens.ExtrapolationWarning`.
+    def optimum(self, input_tokens, *, level: float = 0.9) -> pd.DataFrame:
+        """The optimal output length per input length, what kind of optimum it is, its
+        interval and the efficiency there.
+
+        Parameters
+        ----------
+        input_tokens : float or array-like
+            Input lengths (tokens).
+        level : float, default=0.9
+            Coverage of the interval of the optimum.
+
+        Returns
+        -------
+        DataFrame
+            One row per input length:
+
+            - ``status``: ``"optimum"`` (the data determine it); ``"not determined"`` (t4,
+              the decode cost growing with the answer, is less than twice its standard
+              error: the point estimate is given, flagged); ``"longer is better"`` (no
+              interior optimum: t4 is zero or at its bound, or the optimum lies beyond
+              :data:`SENSIBLE_OUTPUT_TOKENS`, so the fitted efficiency keeps rising with
+              every longer answer); ``"shorter is better"`` (the estimate is below one
+              token: the fitted efficiency falls with every answer of one token or more);
+              ``"no output-length effect"`` (t4 cannot be identified from the data).
+            - ``optimal_output_tokens``: the fitted curve's optimum, for ``"optimum"`` and
+              ``"not determined"``; ``inf`` for ``"longer is better"``; NaN otherwise.
+            - ``optimal_output_lower``, ``optimal_output_upper``: Fieller's interval of the
+              optimum at ``level`` (the square root of a ratio of two fitted linear
+              combinations of the parameters, with their covariance); the upper end is
+              ``inf`` where t4 is not distinguishable from zero at that level.
+            - ``extrapolated``: the optimum lies outside the output lengths fitted.
+            - ``tokens_per_joule_at_optimum``: the fitted efficiency at the optimum; for
+              ``"longer is better"`` the value it approaches as the answer grows (its
+              supremum); NaN where there is no optimum of one token or more.
+            - ``note``: the status in words, with the measured range where extrapolated.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> si, so = np.meshgrid([64, 256, 1024, 4096], [16, 64, 256, 1024])
+        >>> df = pd.DataFrame({"input_tokens": si.ravel(), "output_tokens": so.ravel()})
+        >>> e = (2e-6 * df.input_tokens**2 + 1e-3 * df.input_tokens + 0.5) / df.output_tokens \\
+        ...     + 1e-5 * df.input_tokens + 2e-5 * df.output_tokens + 0.1
+        >>> m = SweetSpotModel().fit(df, e * df.output_tokens)
+        >>> m.optimum([1024])[["status", "optimal_output_tokens", "extrapolated"]].round(1)
+            status  optimal_output_tokens  extrapolated
+        0  optimum                  425.5         False
         """
+        from scipy.stats import norm
+
         self._check_fitted()
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1); got {level!r}.")
+        si = np.atleast_1d(np.asarray(input_tokens, dtype=float)).ravel()
         t0, t1, t2, t3, t4, t5 = self.coef_
-        si = np.asarray(input_tokens, dtype=float)
-        se = float(self.params_.loc["t4", "stderr"])
-        if (t4 <= 0 or "t4" in self.at_bound_ or "t4" in self._state_.not_identifiable
-                or (np.isfinite(se) and t4 < 2 * se)):
-            warnings.warn("SweetSpotModel: the data show no interior optimum of the output length "
-                          "(t4, the decode cost growing with the answer, is not distinguishable "
-                          "from zero); "
-                          "efficiency keeps improving with longer answers, so the optimum is inf.",
-                          EnergyLensWarning, stacklevel=2)
-            return np.full_like(si, np.inf)
-        opt = np.sqrt((t1 * si * si + t3 * si + t5) / t4)
-        lo, hi = self._state_.domain.ranges.get("so", (np.nan, np.nan))
-        outside = (opt > hi * (1 + 1e-9)) | (opt < lo * (1 - 1e-9))
-        if np.any(outside):
+        cov = self._full_cov()
+        se = float(np.sqrt(max(cov[4, 4], 0.0))) if np.isfinite(cov[4, 4]) else np.nan
+        z = float(norm.ppf(0.5 + level / 2))
+        lo_so, hi_so = self._state_.domain.ranges.get("so", (np.nan, np.nan))
+        low_ok, high_ok = SENSIBLE_OUTPUT_TOKENS
+        unidentified = "t4" in self._state_.not_identifiable
+        zero = t4 <= 0 or "t4" in self.at_bound_
+        weak = not np.isfinite(se) or t4 < 2 * se
+        rows = []
+        for x in si:
+            a = np.array([0.0, x * x, 0.0, x, 0.0, 1.0])  # numerator A = a . theta
+            A = float(a @ self.coef_)
+            est = np.sqrt(A / t4) if t4 > 0 and A >= 0 else np.nan
+            if unidentified:
+                status = "no output-length effect"
+            elif zero or (np.isfinite(est) and est > high_ok):
+                status = "longer is better"
+            elif not np.isfinite(est) or est < low_ok:
+                status = "shorter is better"
+            else:
+                status = "not determined" if weak else "optimum"
+            lower, upper = self._fieller(A, t4, a, cov, z)
+            if status in ("optimum", "not determined"):
+                opt = float(est)
+                value = 1.0 / float(self._per_token(x, opt))
+            elif status == "longer is better":
+                opt = np.inf
+                floor = t0 + t2 * x + (2 * np.sqrt(A * t4) if t4 > 0 and A > 0 else 0.0)
+                value = 1.0 / floor if floor > 0 else np.inf
+            else:
+                opt, value = np.nan, np.nan
+            outside = bool(np.isfinite(opt) and not lo_so * (1 - 1e-9) <= opt <= hi_so * (1 + 1e-9))
+            note = OPTIMUM_STATUS[status]
+            if status == "optimum":
+                note = (f"extrapolated: outside the output lengths fitted ({lo_so:g} to {hi_so:g})"
+                        if outside else "within the output lengths fitted")
+            elif outside:
+                note += f"; outside the output lengths fitted ({lo_so:g} to {hi_so:g})"
+            rows.append({"input_tokens": float(x), "status": status, "optimal_output_tokens": opt,
+                         "optimal_output_lower": lower, "optimal_output_upper": upper,
+                         "extrapolated": outside,
+                         "tokens_per_joule_at_optimum": value, "note": note})
+        return pd.DataFrame(rows)
+
+    @staticmethod
+    def _fieller(A: float, t4: float, a: np.ndarray, cov: np.ndarray, z: float) -> tuple[float, float]:
+        """Fieller's interval of ``sqrt(A / t4)``: the ratios r with
+        ``(A - r t4)^2 <= z^2 var(A - r t4)``, square-rooted (negative ratios clipped to 0)."""
+        if not np.all(np.isfinite(cov)):
+            return np.nan, np.nan
+        e4 = np.zeros(len(a))
+        e4[4] = 1.0
+        v_aa, v_44, c_a4 = float(a @ cov @ a), float(cov[4, 4]), float(a @ cov @ e4)
+        q2 = t4 * t4 - z * z * v_44
+        q1 = -2.0 * (A * t4 - z * z * c_a4)
+        q0 = A * A - z * z * v_aa
+        disc = q1 * q1 - 4 * q2 * q0
+        if q2 > 0 and disc >= 0:  # t4 clear of zero: a bounded interval
+            r = np.sort((-q1 + np.array([-1.0, 1.0]) * np.sqrt(disc)) / (2 * q2))
+            return float(np.sqrt(max(r[0], 0.0))), float(np.sqrt(max(r[1], 0.0)))
+        if q2 < 0 and disc > 0:  # two rays: (-inf, r0] and [r1, inf)
+            r = np.sort((-q1 + np.array([-1.0, 1.0]) * np.sqrt(disc)) / (2 * q2))
+            return (float(np.sqrt(r[1])) if r[0] <= 0 else 0.0), np.inf
+        return 0.0, np.inf
+
+    def optimal_output_tokens(self, input_tokens) -> np.ndarray:
+        """Output length of lowest fitted energy per output token, for each input length
+        (closed form).
+
+        The value is the ``optimal_output_tokens`` column of :meth:`optimum`, which says what
+        kind of optimum each one is:
+
+        - the fitted curve's optimum where there is one between one and a million tokens,
+          even where the data do not determine it (t4, the decode cost growing with the
+          answer, less than twice its standard error): then with an
+          :class:`~energylens.EnergyLensWarning` naming the point estimate's interval;
+        - ``inf`` with a warning where there is no interior optimum: t4 is zero or at its
+          bound, or the optimum lies beyond a million tokens, so the fitted efficiency keeps
+          rising with longer answers;
+        - NaN with a warning where there is no optimum of one token or more (the fitted
+          efficiency falls with every longer answer) or t4 cannot be identified.
+
+        An optimum outside the output lengths the model was fitted on comes with an
+        :class:`~energylens.ExtrapolationWarning`. (Before, a t4 within two standard errors
+        of zero gave ``inf``, and an estimate below one token was returned as it was.)
+        """
+        shape = np.shape(input_tokens)
+        t = self.optimum(input_tokens)
+        for status, rows in t.groupby("status", sort=False):
+            if status == "optimum":
+                continue
+            detail = ""
+            if status == "not determined":
+                detail = "; " + ", ".join(
+                    f"input {r.input_tokens:g}: {r.optimal_output_tokens:.4g} tokens (90% "
+                    f"interval {r.optimal_output_lower:.4g} to {r.optimal_output_upper:.4g})"
+                    for r in rows.head(3).itertuples())
+            returned = {"longer is better": "inf", "not determined": "the point estimate"}
+            warnings.warn(f"SweetSpotModel: {OPTIMUM_STATUS[status]}{detail}; returning "
+                          f"{returned.get(status, 'NaN')}.", EnergyLensWarning, stacklevel=2)
+        out = t[t["extrapolated"]]
+        if len(out):
+            lo, hi = self._state_.domain.ranges.get("so", (np.nan, np.nan))
             warnings.warn(
-                f"SweetSpotModel: the optimal output length ({np.nanmax(opt[outside]):.4g} tokens) "
-                f"lies outside the output lengths fitted ({lo:g} to {hi:g}): an extrapolation.",
-                ExtrapolationWarning, stacklevel=2)
-        return opt
+                f"SweetSpotModel: the optimal output length ({out['optimal_output_tokens'].max():.4g} "
+                f"tokens) lies outside the output lengths fitted ({lo:g} to {hi:g}): an "
+                "extrapolation.", ExtrapolationWarning, stacklevel=2)
+        return t["optimal_output_tokens"].to_numpy(dtype=float).reshape(shape)
 
     def efficiency_surface(self, input_grid, output_grid) -> pd.DataFrame:
         """Output tokens per joule over a grid: rows are input lengths, columns output lengths."""

@@ -4,14 +4,15 @@ were swept.
 A group holds every setting but the lengths fixed (the settings
 :class:`~energylens.SweetSpotModel` checks, the batch kind and the request pool). The
 reported best output length is the model's closed-form optimum at the group's median input
-length, the same point the plot marks; an optimum outside the measured output lengths is
+length (:meth:`~energylens.SweetSpotModel.optimum`), the same point the plot marks, with what
+kind of optimum it is (determined by the data or not, or none: longer or shorter is better),
+its interval and the efficiency there; an optimum outside the measured output lengths is
 flagged as an extrapolation, and the best measured output at that input is given beside it.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,8 @@ class SweetSpot:
     optimum: float
     extrapolated: bool
     mape: float
+    #: The row of :meth:`~energylens.SweetSpotModel.optimum` at ``input_tokens``.
+    detail: dict = field(default_factory=dict)
 
 
 def sweep_groups(df: pd.DataFrame) -> tuple[list[str], list[tuple[tuple, pd.DataFrame]]]:
@@ -77,12 +80,9 @@ def _fit(g: pd.DataFrame, cols: list[str], key: tuple) -> SweetSpot:
     m = SweetSpotModel().fit(g)
     measured = np.sort(g["input_tokens"].unique())
     si = float(measured[(len(measured) - 1) // 2])  # the lower median: a measured input
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an optimum outside the data is flagged below
-        opt = float(m.optimal_output_tokens(si))
-    lo, hi = m.domain_.ranges.get("so", (np.nan, np.nan))
-    extrapolated = not (np.isfinite(opt) and lo * (1 - 1e-9) <= opt <= hi * (1 + 1e-9))
-    return SweetSpot(dict(zip(cols, key)), g, m, si, opt, extrapolated, m.fit_stats_["mape_pct"])
+    row = m.optimum(si).iloc[0].to_dict()
+    return SweetSpot(dict(zip(cols, key)), g, m, si, float(row["optimal_output_tokens"]),
+                     bool(row["extrapolated"]), m.fit_stats_["mape_pct"], row)
 
 
 def sweet_spots(df: pd.DataFrame, *, show_progress: bool | None = None
@@ -102,14 +102,14 @@ def sweet_spots(df: pd.DataFrame, *, show_progress: bool | None = None
         at = s.rows[np.isclose(s.rows["input_tokens"], s.input_tokens)]
         at = at if len(at) else s.rows
         best = at.loc[at["energy_per_output_token_j"].idxmin()]
-        lo, hi = s.model.domain_.ranges["so"]
+        d = s.detail
         rows.append({"configuration": caption(s.key), "rows": len(s.rows), "MAPE (%)": s.mape,
-                     "at input (tokens)": s.input_tokens,
+                     "at input (tokens)": s.input_tokens, "status": d["status"],
                      "optimal output (tokens)": s.optimum,
-                     "optimum": ("no interior optimum: longer is always better" if not
-                                 np.isfinite(s.optimum) else
-                                 f"extrapolated (measured {lo:g} to {hi:g})" if s.extrapolated
-                                 else "within the measured range"),
+                     "90% interval low (tokens)": d["optimal_output_lower"],
+                     "90% interval high (tokens)": d["optimal_output_upper"],
+                     "optimum": d["note"],
+                     "tokens/J at optimum": d["tokens_per_joule_at_optimum"],
                      "best measured output (tokens)": float(best["output_tokens"]),
                      "best measured (J/token)": float(best["energy_per_output_token_j"])})
     return fits, pd.DataFrame(rows), len(groups)

@@ -215,8 +215,13 @@ def sweet_section(a) -> str:
             if a.sweet_groups > len(a.sweet) else "")
     return (head + "<p>SweetSpot model per length sweep (every setting but the lengths fixed). "
             "'optimal output' is the closed-form optimum at the input length shown, the point "
-            "the plot marks; an optimum outside the measured output lengths is an "
-            f"extrapolation and says so.{more}</p>"
+            "the plot marks, with its 90% interval and the efficiency there. 'status' says what "
+            "kind of optimum it is: one the data determine; one they do not (the decode cost "
+            "growing with the answer is within two standard errors of zero: the point estimate, "
+            "with an interval that may be unbounded); 'longer is better' (no interior optimum: "
+            "the fitted efficiency keeps rising with longer answers; the efficiency shown is the "
+            "value it approaches); 'shorter is better' (no optimum of one token or more). An "
+            f"optimum outside the measured output lengths is an extrapolation and says so.{more}</p>"
             + '<div class="grid">' + "".join(figures.sweet_spot(s) for s in a.sweet[:2]) + "</div>"
             + table(a.sweet_table, csv="sweet_spots.csv", what="length sweeps"))
 
