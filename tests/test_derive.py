@@ -233,6 +233,9 @@ def test_bad_tables_raise_clear_errors(planted):
         derive_model(planted, n_resamples=0)
     with pytest.raises(ValueError, match="phases=True"):
         derive_model(planted, phases=True)
+    # a latency is not an energy: the model would call seconds joules
+    with pytest.raises(ValueError, match=r"'latency_s' is not an energy column.*LatencyModel"):
+        derive_model(planted.assign(latency_s=1.0), "latency_s")
 
 
 def test_pooled_fit_of_several_groups_says_to_refit_per_group(planted):

@@ -205,6 +205,11 @@ def _positive(df: pd.DataFrame, column: str) -> np.ndarray | None:
 
 def _targets(df: pd.DataFrame, target: str, phases: bool | None) -> dict[str, np.ndarray]:
     """``{"total": y}`` or ``{"prefill": ..., "decode": ...}``, checked."""
+    if not str(target).endswith("_j"):  # units in the name: energy columns end in _j
+        raise ValueError(f"derive_model builds an energy model (J per request); the target "
+                         f"'{target}' is not an energy column (its name does not end in '_j'). "
+                         "For a latency use LatencyModel (on the command line: energylens fit "
+                         f"--target {target}), or discover(df, target='{target}') for its formula.")
     if target not in df.columns:
         raise ValueError(f"derive_model: target column '{target}' is not in the table (columns "
                          f"{list(map(str, df.columns))}).")
@@ -331,7 +336,8 @@ def derive_model(
         Canonical profiling table (``input_tokens``, ``output_tokens``, and the layout and
         batch columns that vary).
     target : str, default="energy_j"
-        Energy per request (J) to explain.
+        Energy per request (J) to explain: a column whose name ends in ``_j`` (a latency is
+        modelled by :class:`~energylens.LatencyModel`).
     engine : {"auto", "terms", "operon", "pysr"} or Engine, optional
         The search; default :func:`default_derive_engine` (the names ``"auto"`` and
         ``"terms"`` mean it too). A genetic engine searches formulas over the library's
