@@ -371,3 +371,48 @@ def test_the_gpu_is_the_choice_only_where_it_is_all_that_varies(small):
     assert choices.scenario_columns(hosts) == ["model", "workload", "input_tokens", "output_tokens"]
     assert not choices.gpu_is_choice(small)
     assert "gpu" in choices.scenario_columns(small)
+
+
+def test_a_new_report_removes_the_files_the_old_one_wrote_and_nothing_else(small, tmp_path):
+    """Rerun into a report folder, a table the new report lacks (sweet spots, warnings of
+    another table) is removed; files energylens did not write stay."""
+    import os
+
+    from energylens.report import REPORT_MARKER, analysis, write_analysis, written_before
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = analysis.analyse(small[small.model == "Llama-3.2-1B"], seeds=1, quick=True,
+                             show_progress=False)
+    a.warnings = a.warnings or [("UserWarning", "a warning", None)]
+    out = tmp_path / "rep"
+    write_analysis(a, out)
+    assert (out / "sweet_spots.csv").is_file() and (out / "warnings.csv").is_file()
+    assert {"sweet_spots.csv", "warnings.csv", "index.html"} <= written_before(out)
+    (out / "notes.txt").write_text("mine")
+    a.sweet_table, a.warnings = pd.DataFrame(), []
+    write_analysis(a, out)
+    assert not (out / "sweet_spots.csv").exists() and not (out / "warnings.csv").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "headline.csv").is_file()
+    assert "sweet_spots.csv" not in (out / REPORT_MARKER).read_text()
+
+    # A marker that lists no files (older energylens): the report's files written before it
+    # go, one put there after it stays.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "sweet_spots.csv").write_text("stale")
+    (old / REPORT_MARKER).write_text("energylens report\n")
+    (old / "warnings.csv").write_text("the user's own")
+    t = (old / REPORT_MARKER).stat().st_mtime
+    os.utime(old / "sweet_spots.csv", (t - 10, t - 10))
+    os.utime(old / "warnings.csv", (t + 10, t + 10))
+    write_analysis(a, old)
+    assert not (old / "sweet_spots.csv").exists()
+    assert (old / "warnings.csv").read_text() == "the user's own"
+
+    # A folder without a marker (written into with --force): nothing is removed.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sweet_spots.csv").write_text("someone else's")
+    write_analysis(a, other)
+    assert (other / "sweet_spots.csv").read_text() == "someone else's"

@@ -34,9 +34,10 @@ from .fitting import main_model, parameter_view
 from .html import esc, page
 
 __all__ = ["analyse", "render", "write_analysis", "write_report", "build_report", "Analysis",
-           "main_model", "parameter_view", "REPORT_FILES", "REPORT_MARKER"]
+           "main_model", "parameter_view", "written_before", "REPORT_FILES", "REPORT_MARKER"]
 
-#: The file marking a folder as an energylens report (a later report may replace it).
+#: The file marking a folder as an energylens report (a later report may replace it). Its
+#: first line names the version; each further line a file the report wrote.
 REPORT_MARKER = ".energylens-report"
 #: Every file a report writes.
 REPORT_FILES = ("index.html", REPORT_MARKER, "headline.csv", "next_measurements.csv",
@@ -102,18 +103,61 @@ def tables(a: Analysis) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _marker(names) -> str:
+    return f"energylens report {__version__}\n" + "".join(f"{n}\n" for n in sorted(names))
+
+
+def written_before(out_dir: str | os.PathLike) -> set[str]:
+    """The files an earlier report wrote into ``out_dir``, which a new one may remove.
+
+    Those its marker lists; for a marker that lists none (written before markers listed
+    their files), the report's file names that are no newer than the marker (the report
+    wrote them before its marker, so a file put there later is kept). Only names of
+    :data:`REPORT_FILES` count; empty where ``out_dir`` holds no marker.
+    """
+    marker = Path(out_dir) / REPORT_MARKER
+    if not marker.is_file():
+        return set()
+    try:
+        lines = marker.read_text(encoding="utf-8", errors="replace").splitlines()[1:]
+        listed = {ln.strip() for ln in lines if ln.strip()}
+        names = set(REPORT_FILES) - {REPORT_MARKER}
+        if listed:
+            return listed & names
+        stamp = marker.stat().st_mtime
+        return {n for n in names if (marker.parent / n).is_file()
+                and (marker.parent / n).stat().st_mtime <= stamp}
+    except OSError:
+        return set()
+
+
 def write_analysis(a: Analysis, out_dir: str | os.PathLike, *,
                    title: str = "energylens report") -> Path:
     """Write ``index.html``, the CSV tables and the report marker into ``out_dir`` (created
-    if needed; every file atomically); returns the HTML path."""
+    if needed; every file atomically); returns the HTML path.
+
+    Replacing an earlier report, the files it wrote that this one does not (a table it had
+    and this one lacks, such as ``sweet_spots.csv`` of another table) are removed, so that
+    every file in the folder describes this report; no other file is touched
+    (:func:`written_before`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     logger.info(f"drawing the figures and writing {out}/")
     text = render(a, title=title)
-    for name, t in tables(a).items():
-        atomic_write(out / f"{name}.csv", t.to_csv(index=False))
-    atomic_write(out / REPORT_MARKER, f"energylens report {__version__}\n")
+    files = {f"{name}.csv": t for name, t in tables(a).items()}
+    new = {*files, "index.html"}
+    old = written_before(out)
+    # The marker lists every file that may be in the folder until the old ones are gone, so
+    # an interrupted run leaves nothing a later one would not remove.
+    atomic_write(out / REPORT_MARKER, _marker(old | new))
+    for name, t in files.items():
+        atomic_write(out / name, t.to_csv(index=False))
     path = atomic_write(out / "index.html", text)
+    for name in sorted(old - new):
+        (out / name).unlink(missing_ok=True)
+        logger.info(f"removed {out / name}, written by the earlier report")
+    atomic_write(out / REPORT_MARKER, _marker(new))
     logger.info(f"wrote {path}")
     return path
 
