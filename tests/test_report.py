@@ -416,3 +416,32 @@ def test_a_new_report_removes_the_files_the_old_one_wrote_and_nothing_else(small
     (other / "sweet_spots.csv").write_text("someone else's")
     write_analysis(a, other)
     assert (other / "sweet_spots.csv").read_text() == "someone else's"
+
+
+def test_a_front_on_time_per_output_token_says_so(small, monkeypatch):
+    """Without a request latency (ML.ENERGY), the front uses the time per output token: the
+    caption, the legend and the section name TPOT, never a request 'latency limit'."""
+    from types import SimpleNamespace
+
+    from energylens.report import choices, figures, sections
+
+    tpot_only = small.drop(columns=["latency_s"])
+    f = choices.energy_latency_front(tpot_only)
+    drawn = []
+    real = figures.img
+
+    def spy(fig, caption, **kw):
+        drawn.append(fig)
+        return real(fig, caption, **kw)
+
+    monkeypatch.setattr(figures, "img", spy)
+    html = sections.front_section(SimpleNamespace(front=f))
+    text = _text(html)
+    assert "latency limit" not in text
+    assert "time per output token (TPOT)" in text and f"TPOT limit {f['limit']:.3g} s" in text
+    assert f["x"] == "tpot_s" and f["short"] == "TPOT"
+    legend = [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()]
+    assert any(t.startswith("TPOT limit") for t in legend)
+    assert not any(t.startswith("latency limit") for t in legend)
+    with_latency = choices.energy_latency_front(small)
+    assert with_latency["x"] == "latency_s" and with_latency["quantity"] == "request latency"

@@ -147,7 +147,9 @@ def analyse(df: pd.DataFrame, *, estimator=None, source: str = "<table>", seeds:
     quick : bool
         Smaller comparison (10 and 20 rows per group, smaller ensembles).
     max_latency_s : float, optional
-        Latency limit of the energy-latency choice (default: twice the fastest measured).
+        Latency limit of the energy-latency choice, in seconds (default: twice the fastest
+        measured). It bounds the request latency, or the time per output token where the
+        table records no request latency (ML.ENERGY's tables); the report names which.
     n_jobs : int, optional
         joblib workers over the comparison's seeds.
     show_progress : bool, optional

@@ -28,6 +28,11 @@ __all__ = ["CONFIG_COLUMNS", "scenario_columns", "scenario_words", "designed_len
            "gpu_is_choice", "recommendations", "next_measurements", "best_per_scenario",
            "energy_latency_front"]
 
+#: The latency columns the energy-latency front can use, in order of preference, with what
+#: each one is in words and for short (what the report calls the quantity and its limit).
+LATENCIES = {"latency_s": ("request latency", "latency"),
+             "tpot_s": ("time per output token (TPOT)", "TPOT")}
+
 #: Columns that make one configuration of a scenario.
 CONFIG_COLUMNS = ("gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "precision",
                   "n_requests", "engine")
@@ -266,10 +271,15 @@ def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
 
 def energy_latency_front(df: pd.DataFrame, max_latency_s: float | None = None) -> dict | None:
     """The measured configurations of the scenario (:func:`scenario_columns`) with the most
-    of them, their energy-latency front, and the least-energy one within a latency limit."""
+    of them, their energy-latency front, and the least-energy one within a latency limit.
+
+    The latency is the request latency where the table records it, else the time per output
+    token (TPOT; ML.ENERGY's tables record no request latency); ``x`` names the column,
+    ``quantity`` and ``short`` the quantity in words (:data:`LATENCIES`), and the limit
+    (``max_latency_s``, default twice the fastest measured) applies to it."""
     from ..selection import pareto_front
 
-    x = next((c for c in ("latency_s", "tpot_s") if c in df.columns and df[c].notna().any()), None)
+    x = next((c for c in LATENCIES if c in df.columns and df[c].notna().any()), None)
     if x is None:
         return None
     y = "energy_j" if "output_tokens" in designed_lengths(df) else "energy_per_output_token_j"
@@ -285,6 +295,7 @@ def energy_latency_front(df: pd.DataFrame, max_latency_s: float | None = None) -
     ok = one[one[x] <= limit]
     chosen = ok[y].idxmin() if len(ok) else None
     key = key if isinstance(key, tuple) else (key,)
-    return {"table": one, "x": x, "y": y, "limit": limit, "limit_given": max_latency_s is not None,
+    return {"table": one, "x": x, "y": y, "quantity": LATENCIES[x][0], "short": LATENCIES[x][1],
+            "limit": limit, "limit_given": max_latency_s is not None,
             "fastest": fastest, "chosen": chosen, "front": pareto_front(one, x=x, y=y)["pareto"],
             "scenario": dict(zip(scen, key)), "n_within": len(ok)}

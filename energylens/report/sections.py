@@ -203,7 +203,11 @@ def front_section(a) -> str:
     if f is None:
         return head + ("<p>The table records no latency for three or more configurations of one "
                        "scenario: no energy-latency front to draw.</p>")
-    return head + figures.front(f)
+    what = (f"<p>Latency here is the {esc(f['quantity'])}, column <code>{esc(f['x'])}</code>"
+            + ("; the table records no request latency, and the limit applies to the time per "
+               "output token" if f["x"] == "tpot_s" else "")
+            + ". The configurations are in <code>energy_latency.csv</code>.</p>")
+    return head + what + figures.front(f)
 
 
 def sweet_section(a) -> str:
