@@ -368,8 +368,9 @@ def _add_report(sub, common) -> None:
                    help="random draws of the baseline comparison (default 3; 2 with --quick), "
                         "e.g. --seeds 5")
     s.add_argument("--max-latency", type=_positive, default=None,
-                   help="latency limit in seconds for the energy-latency choice (default: twice "
-                        "the fastest measured), e.g. --max-latency 20")
+                   help="latency limit in seconds for the energy-latency choice: on request "
+                        "latency (latency_s) where the table has it, else on time per output "
+                        "token (tpot_s); default twice the fastest measured, e.g. --max-latency 20")
     s.add_argument("--quick", action="store_true",
                    help="a smaller comparison (2 seeds, 10 and 20 rows, smaller ensembles), "
                         "e.g. --quick")
