@@ -249,27 +249,41 @@ def resolve_model(name: str) -> str:
     return canon
 
 
-def entry_key(kind: str, name) -> tuple[str, str | None] | None:
-    """What the catalogue makes of a name: its row and, for a model, the precision the name
-    states (None where it states none); None where no row matches. Two names with the same
-    key are one GPU, or one checkpoint, spelt differently.
+def entry_key(kind: str, name) -> tuple[str, str | None, tuple[str, ...], str] | None:
+    """What the catalogue makes of a name, for telling spellings of one GPU or checkpoint
+    apart from different ones: ``(row, precision, checkpoint words, stem)``; None where no
+    row matches.
+
+    For a GPU only the row counts. A model's row is its architecture, which checkpoints
+    share (Llama 3.1 and 3.3 70B, DeepSeek V3.1 and R1); so its key also holds the
+    precision the name states (None where it states none), the checkpoint words it carries
+    (``instruct``, ``thinking``, a release date) and the stem of the name (lower case,
+    without organisation, checkpoint or precision words).
 
     Examples
     --------
     >>> entry_key("gpu", "NVIDIA H100 80GB HBM3") == entry_key("gpu", "H100-SXM")
     True
     >>> entry_key("model", "meta-llama/Meta-Llama-3.1-8B-Instruct")
-    ('Llama-3.1-8B', None)
+    ('Llama-3.1-8B', None, ('instruct',), 'meta-llama-3.1-8b')
+    >>> entry_key("model", "Qwen/Qwen3-30B-A3B-Thinking-2507")
+    ('Qwen3-30B-A3B', None, ('2507', 'thinking'), 'qwen3-30b-a3b')
     >>> entry_key("model", "Llama-3.1-8B-FP8"), entry_key("model", "no-such-model")
-    (('Llama-3.1-8B', 'fp8'), None)
+    (('Llama-3.1-8B', 'fp8', (), 'llama-3.1-8b'), None)
     """
     if kind == "gpu":
         canon = _GPUS.resolve(name)
-        return None if canon is None else (canon, None)
+        return None if canon is None else (canon, None, (), "")
     if kind != "model":
         raise ValueError(f"entry_key: kind must be 'gpu' or 'model'; got {kind!r}.")
     canon = _MODELS.resolve(name)
-    return None if canon is None else (canon, _model_key(name)[1])
+    if canon is None:
+        return None
+    stem, precision = _model_key(name)
+    s = str(name).strip().rsplit("/", 1)[-1].lower()
+    words = {t for t in re.split(r"[\s_()\[\]\-]+", s)
+             if t in _VARIANT_WORDS or re.fullmatch(r"\d{4}", t)}
+    return canon, precision, tuple(sorted(words)), stem
 
 
 def _num(row: pd.Series, col: str) -> float:
