@@ -277,3 +277,21 @@ def test_grouped_save_checks_the_folder_and_its_files_before_writing(table, tmp_
     assert victim.read_text() == "my notes\n" and (ours / "groups.json").read_bytes() == index
     g.save(ours, force=True)
     energylens.load_model(ours)
+
+
+def test_grouped_save_over_an_earlier_one_removes_its_stale_group_files(table, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wide = GroupedModel(WilkinsModel()).fit(table.assign(gpu=np.where(table.index % 2, "a", "b")))
+        narrow = GroupedModel(WilkinsModel()).fit(table.assign(gpu="a"))
+    folder = wide.save(tmp_path / "groups")
+    mine = folder / "notes.txt"
+    mine.write_text("mine\n")
+    before = {p.name for p in folder.iterdir()}
+    narrow.save(folder)
+    after = {p.name for p in folder.iterdir()}
+    listed = {e["file"] for e in json.loads((folder / "groups.json").read_text())["groups"]}
+    assert after == listed | {"groups.json", "notes.txt"} and after < before
+    assert mine.read_text() == "mine\n"  # only files of the earlier model go
+    np.testing.assert_array_equal(energylens.load_model(folder).predict(table.assign(gpu="a")),
+                                  narrow.predict(table.assign(gpu="a")))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from ..core.io import atomic_write, check_file_output, check_folder_output
+from ..core.io import atomic_write, check_file_output, check_folder_output, energylens_format
 from ..exceptions import ModelFileError
 from . import registry
 from .parameters import resolve
@@ -256,6 +256,7 @@ def save_grouped(model, directory: str | os.PathLike, *, force: bool = False) ->
             check_file_output(directory / fname, kind=FORMAT, force=force)
         check_file_output(directory / "groups.json", kind=GROUPED_FORMAT, what="grouped model",
                           force=force)
+    stale = _indexed_files(directory) - {fname for fname, _ in files}
     directory.mkdir(parents=True, exist_ok=True)
     for fname, m in files:
         save_model(m, directory / fname, force=force)
@@ -266,7 +267,25 @@ def save_grouped(model, directory: str | os.PathLike, *, force: bool = False) ->
              "fallback": fallback,
              "groups_table": _jsonable(model.groups_.to_dict(orient="list"), "group table")}
     atomic_write(directory / "groups.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
+    for fname in stale:  # groups of the model saved here before that this one does not have
+        if energylens_format(directory / fname) == FORMAT:
+            (directory / fname).unlink()
     return directory
+
+
+def _indexed_files(directory: Path) -> set[str]:
+    """The plain file names an existing ``groups.json`` in ``directory`` lists (none when
+    there is no such index or it cannot be read)."""
+    try:
+        index = json.loads((directory / "groups.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return set()
+    if not isinstance(index, dict) or index.get("format") != GROUPED_FORMAT:
+        return set()
+    names = [g.get("file") for g in index.get("groups", []) if isinstance(g, dict)]
+    names.append(index.get("fallback"))
+    return {n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n
+            and n not in (".", "..", "groups.json")}
 
 
 def _inside(directory: Path, name, where: str) -> Path:
