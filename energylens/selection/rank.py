@@ -178,9 +178,9 @@ def select_config(
     Returns
     -------
     DataFrame
-        ``rank`` (1 = best; NaN for infeasible), the objective, ``energy_j`` with
-        ``energy_lower_j``/``energy_upper_j``, predicted latency columns, ``feasible``,
-        ``reason``, and the candidate's columns; indexed like ``candidates``.
+        ``rank`` (whole numbers, 1 = best; ``<NA>`` for infeasible rows), the objective,
+        ``energy_j`` with ``energy_lower_j``/``energy_upper_j``, predicted latency columns,
+        ``feasible``, ``reason``, and the candidate's columns; indexed like ``candidates``.
 
     Raises
     ------
@@ -199,7 +199,7 @@ def select_config(
     ...                       batch_size=(8, 128), input_tokens=1024, output_tokens=512)
     >>> ranked = select_config(model, cand, constraints={"max_gpus": 2})
     >>> ranked[["rank", "tp", "batch_size"]].head(2).values.tolist()
-    [[1.0, 1.0, 128.0], [2.0, 2.0, 128.0]]
+    [[1, 1, 128.0], [2, 2, 128.0]]
     >>> ranked["reason"].iloc[-1]
     'GPUs 4 > 2'
     """
@@ -238,12 +238,12 @@ def select_config(
             f"{violated.get(tight, len(cand))} of {len(cand)} candidates (constraints "
             f"{constraints}); first reasons: " + " | ".join(r for r in out["reason"].head(3)))
     ok = out[feasible].sort_values([objective, "energy_j"], kind="mergesort")
-    ok.insert(0, "rank", np.arange(1, len(ok) + 1, dtype=float))
+    ok.insert(0, "rank", pd.array(np.arange(1, len(ok) + 1), dtype="Int64"))
     if top is not None:
         ok = ok.head(top)
     parts = [ok]
     if include_infeasible:
         bad = out[~feasible].sort_values(objective, kind="mergesort")
-        bad.insert(0, "rank", np.nan)
+        bad.insert(0, "rank", pd.array([pd.NA] * len(bad), dtype="Int64"))
         parts.append(bad)
     return pd.concat(parts)
