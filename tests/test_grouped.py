@@ -198,3 +198,17 @@ def test_a_by_column_the_table_lacks_is_an_error(table):
     # the default pair: a table of one GPU groups by model
     g = _fit(GroupedModel(WilkinsModel()), table.drop(columns="gpu"))
     assert g.by_ == ["model"]
+
+
+def test_other_spellings_of_a_fitted_gpu_or_model_find_its_group(table):
+    named = table.assign(model=np.where(table["model"] == "m1", "meta-llama/Llama-3.1-8B", "Qwen3-8B"),
+                         gpu="H100-80GB-HBM3")
+    g = _fit(GroupedModel(WilkinsModel()), named)
+    rows = named[named["model"] == "meta-llama/Llama-3.1-8B"].head(3)
+    base = g.predict(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither an unknown group nor an extrapolation
+        same = g.predict(rows.assign(gpu="NVIDIA H100 80GB HBM3", model="Llama-3.1-8B"))
+    np.testing.assert_array_equal(same, base)
+    with pytest.raises(ValueError, match="No fitted model for group"):
+        g.predict(rows.assign(model="Llama-3.1-8B-Thinking"))  # another checkpoint

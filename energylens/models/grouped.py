@@ -254,6 +254,15 @@ class GroupedModel(RegressorMixin, BaseEstimator):
             f"No fitted model for group {want!r} (columns {self.by_}).{hint} Fitted groups: "
             f"{', '.join(fitted[:20])}{' ...' if len(fitted) > 20 else ''}.")
 
+    def _spelt_as_trained(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Model and GPU names the catalogue knows as spellings of fitted groups' names
+        (``H100-SXM`` for ``H100-80GB-HBM3``) are read as those names."""
+        from ..core.catalogue import aliased
+
+        seen = {c: sorted({str(k[i]) for k in self.models_}) for i, c in enumerate(self.by_)
+                if c in ("model", "gpu")}
+        return aliased(X, seen) if seen else X
+
     def _collect(self, method: str, X: pd.DataFrame, **kwargs):
         check_fitted(self, "models_")
         if not isinstance(X, pd.DataFrame):
@@ -262,6 +271,7 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         if missing:
             raise ValueError(f"GroupedModel needs the group column(s) {missing} in X; columns are "
                              f"{list(map(str, X.columns))}.")
+        X = self._spelt_as_trained(X)
         groups = X.groupby(self.by_, sort=False, dropna=False).indices if self.by_ else {(): np.arange(len(X))}
         parts, notes = [], []
         with warnings.catch_warnings(record=True) as caught:

@@ -18,7 +18,8 @@ and :func:`register_models`.
 - :mod:`~energylens.core.catalogue.specs`: :class:`GpuSpec`, :class:`ModelSpec`, precisions;
 - :mod:`~energylens.core.catalogue.registry`: the tables, name resolution, registration;
 - :mod:`~energylens.core.catalogue.rules`: the feasibility rule (heads, layers, memory);
-- :mod:`~energylens.core.catalogue.descriptors`: descriptors aligned with a table's rows.
+- :mod:`~energylens.core.catalogue.descriptors`: descriptors aligned with a table's rows;
+- :mod:`~energylens.core.catalogue.aliases`: which new names are spellings of trained ones.
 
 The files are read on first use, never by ``import energylens``.
 
@@ -34,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+from .aliases import aliased
 from .descriptors import DESCRIPTOR_COLUMNS, descriptors
 from .registry import (
     entry_key,
@@ -52,7 +54,7 @@ from .rules import MEMORY_SHARE, feasibility_reason, kv_replication, layout_reas
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, normalize_precision
 
 __all__ = [
-    "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "ModelSpec",
+    "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "ModelSpec", "aliased",
     "descriptors", "entry_key", "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table",
     "kv_replication", "layout_reason", "memory_reason", "model_spec", "model_table",
     "normalize_precision", "register_gpus", "register_models", "reset_catalogue",
