@@ -33,26 +33,25 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def _jobs(text: str) -> int:
-    """``--jobs``: a non-zero integer (joblib's count; -1 for all cores)."""
+def _integer(text: str, ok, expected: str) -> int:
+    """``text`` as an integer that ``ok`` accepts, else argparse's error naming ``expected``."""
     try:
         n = int(text)
     except ValueError:
-        n = 0
-    if n == 0:
-        raise argparse.ArgumentTypeError(f"expected a non-zero integer (-1 for all cores), got {text!r}")
+        n = None
+    if n is None or not ok(n):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return n
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a non-zero integer (joblib's count; -1 for all cores)."""
+    return _integer(text, lambda n: n != 0, "a non-zero integer (-1 for all cores)")
 
 
 def _positive_int(text: str) -> int:
     """An integer of at least 1 (``--top``, ``--n-requests``, ``--max-gpus`` ...)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (1, 2, ...), got {text!r}")
-    return n
+    return _integer(text, lambda n: n >= 1, "a positive integer (1, 2, ...)")
 
 
 def _number(text: str) -> float:
@@ -295,15 +294,13 @@ def _add_select(sub, common) -> None:
                    help="latency models from 'energylens fit TABLE --target TARGET' (TARGET: "
                         "ttft_s, tpot_s or latency_s), for the bounds below, e.g. "
                         "--latency-model tpot_s=tpot.json ttft_s=ttft.json")
-    s.add_argument("--ttft-s", dest="ttft_s", type=_positive,
-                   help="bound on time to first token in seconds (needs --latency-model ttft_s=FILE "
-                        "or a ttft_s column in CANDIDATES), e.g. --ttft-s 0.5")
-    s.add_argument("--tpot-s", dest="tpot_s", type=_positive,
-                   help="bound on time per output token in seconds (needs --latency-model "
-                        "tpot_s=FILE or a tpot_s column in CANDIDATES), e.g. --tpot-s 0.05")
-    s.add_argument("--latency-s", dest="latency_s", type=_positive,
-                   help="bound on request latency in seconds (needs --latency-model latency_s=FILE "
-                        "or a latency_s column in CANDIDATES), e.g. --latency-s 10")
+    for col, what, example in (("ttft_s", "time to first token", "0.5"),
+                               ("tpot_s", "time per output token", "0.05"),
+                               ("latency_s", "request latency", "10")):
+        flag = "--" + col.replace("_", "-")
+        s.add_argument(flag, dest=col, type=_positive,
+                       help=f"bound on {what} in seconds (needs --latency-model {col}=FILE or a "
+                            f"{col} column in CANDIDATES), e.g. {flag} {example}")
     s.add_argument("--max-gpus", type=_positive_int, help="GPUs available (bounds tp*pp*dp), e.g. --max-gpus 4")
     s.add_argument("--top", type=_positive_int, default=None,
                    help="keep only the best N feasible rows (infeasible ones follow), e.g. --top 5")
