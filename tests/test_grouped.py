@@ -212,3 +212,13 @@ def test_other_spellings_of_a_fitted_gpu_or_model_find_its_group(table):
     np.testing.assert_array_equal(same, base)
     with pytest.raises(ValueError, match="No fitted model for group"):
         g.predict(rows.assign(model="Llama-3.1-8B-Thinking"))  # another checkpoint
+
+
+def test_another_host_of_the_same_gpu_is_not_a_spelling(table):
+    # Wilkins et al. name hosts: two machines with one GPU type are different groups
+    hosted = table.assign(gpu=np.where(table["gpu"] == "H100", "A100-40GB (Swing)", "V100-16GB"))
+    g = _fit(GroupedModel(WilkinsModel()), hosted)
+    rows = hosted[hosted["gpu"] == "A100-40GB (Swing)"].head(2)
+    np.testing.assert_array_equal(g.predict(rows.assign(gpu="A100-SXM4-40GB (Swing)")), g.predict(rows))
+    with pytest.raises(ValueError, match="No fitted model for group"):
+        g.predict(rows.assign(gpu="A100-40GB (Palmetto)"))

@@ -20,7 +20,8 @@ def aliased(X: pd.DataFrame, seen: dict) -> pd.DataFrame:
     """``X`` with each model and GPU name that training did not see, but that the catalogue
     resolves to the same entry as exactly one name it did see, spelt as in training (a copy
     where anything changes): ``"H100-SXM"`` after training on ``"H100-80GB-HBM3"`` is that
-    GPU, not a new one. A model name is a trained checkpoint when the two share their
+    GPU, not a new one (``"A100-40GB (Palmetto)"`` is not ``"A100-40GB (Swing)"``: another
+    host). A model name is a trained checkpoint when the two share their
     stem and precision, and its checkpoint words or it names none and training measured one
     such checkpoint (:func:`_same`): a Thinking checkpoint is never read as its Instruct
     sibling, nor Llama 3.3 as Llama 3.1. ``seen`` maps ``"model"`` and ``"gpu"`` to the
@@ -59,8 +60,9 @@ def aliased(X: pd.DataFrame, seen: dict) -> pd.DataFrame:
 
 def _same(new: tuple, trained: tuple) -> bool:
     """Whether a name's catalogue key (:func:`~energylens.core.catalogue.entry_key`) may be
-    that of a trained name: one row and precision; the same checkpoint words, or none
-    named; one stem, up to a leading word (``Meta-Llama-3.1-8B`` is ``Llama-3.1-8B``)."""
+    that of a trained name: one row and precision; the same checkpoint words (a GPU: the
+    same host), or none named; one stem, up to a leading word (``Meta-Llama-3.1-8B`` is
+    ``Llama-3.1-8B``)."""
     (row, prec, words, stem), (row_t, prec_t, words_t, stem_t) = new, trained
     if (row, prec) != (row_t, prec_t) or (words and words != words_t):
         return False

@@ -251,10 +251,11 @@ def resolve_model(name: str) -> str:
 
 def entry_key(kind: str, name) -> tuple[str, str | None, tuple[str, ...], str] | None:
     """What the catalogue makes of a name, for telling spellings of one GPU or checkpoint
-    apart from different ones: ``(row, precision, checkpoint words, stem)``; None where no
-    row matches.
+    apart from different ones: ``(row, precision, checkpoint words or hosts, stem)``; None
+    where no row matches.
 
-    For a GPU only the row counts. A model's row is its architecture, which checkpoints
+    For a GPU the row and the host it names in parentheses (``"A100-40GB (Swing)"``: two
+    hosts of one GPU are different machines) count. A model's row is its architecture, which checkpoints
     share (Llama 3.1 and 3.3 70B, DeepSeek V3.1 and R1); so its key also holds the
     precision the name states (None where it states none), the checkpoint words it carries
     (``instruct``, ``thinking``, a release date) and the stem of the name (lower case,
@@ -264,6 +265,8 @@ def entry_key(kind: str, name) -> tuple[str, str | None, tuple[str, ...], str] |
     --------
     >>> entry_key("gpu", "NVIDIA H100 80GB HBM3") == entry_key("gpu", "H100-SXM")
     True
+    >>> entry_key("gpu", "A100-SXM4-40GB (Swing)")
+    ('A100-40GB', None, ('swing',), '')
     >>> entry_key("model", "meta-llama/Meta-Llama-3.1-8B-Instruct")
     ('Llama-3.1-8B', None, ('instruct',), 'meta-llama-3.1-8b')
     >>> entry_key("model", "Qwen/Qwen3-30B-A3B-Thinking-2507")
@@ -271,9 +274,10 @@ def entry_key(kind: str, name) -> tuple[str, str | None, tuple[str, ...], str] |
     >>> entry_key("model", "Llama-3.1-8B-FP8"), entry_key("model", "no-such-model")
     (('Llama-3.1-8B', 'fp8', (), 'llama-3.1-8b'), None)
     """
-    if kind == "gpu":
+    if kind == "gpu":  # the host a name carries in parentheses ("A100-40GB (Swing)") counts
         canon = _GPUS.resolve(name)
-        return None if canon is None else (canon, None, (), "")
+        hosts = tuple(sorted(h.strip().lower() for h in re.findall(r"\(([^)]*)\)", str(name))))
+        return None if canon is None else (canon, None, hosts, "")
     if kind != "model":
         raise ValueError(f"entry_key: kind must be 'gpu' or 'model'; got {kind!r}.")
     canon = _MODELS.resolve(name)
