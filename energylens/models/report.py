@@ -65,10 +65,13 @@ def fit_stats(model) -> dict:
     """Summary numbers of a fit (plain Python values)."""
     model._check_fitted()
     st = model._state_
+    k = int(st.free.sum())
+    fit_term = st.n * np.log(max(2 * st.cost, 1e-300) / st.n)  # as aic_ and bic_, once
     return {
-        "n": st.n, "n_params": len(model.coef_), "n_free": model.n_free_params_, "rank": st.rank,
+        "n": st.n, "n_params": len(model.coef_), "n_free": k, "rank": st.rank,
         "converged": st.success, "nfev": st.nfev, "loss": model.loss, "sigma": st.sigma,
-        "mape_pct": st.mape_pct, "aic": model.aic_, "bic": model.bic_, "fit_time_s": st.fit_time_s,
+        "mape_pct": st.mape_pct, "aic": float(fit_term + 2.0 * k),
+        "bic": float(fit_term + np.log(max(st.n, 1)) * k), "fit_time_s": st.fit_time_s,
         "batch_rule": st.batch_rule, "batch_k": st.batch_k,
         "not_identifiable": sorted(st.not_identifiable), "at_bound": list(model.at_bound_),
     }
