@@ -361,6 +361,10 @@ def test_every_way_a_row_leaves_the_training_data_is_flagged():
     flagged(table[pair].iloc[:2], "model x gpu", "model x gpu 'Mistral-7B / A100-80GB' not seen")
     # no workload given where training had several: the mean of the trained workloads
     flagged(rows.drop(columns="workload"), "workload", r"workload \(none given\) not seen")
+    # a missing value reads as a missing column (it was a TypeError joining level keys)
+    gaps = flagged(rows.assign(workload=[np.nan, None]), "workload", r"\(none given\)")
+    np.testing.assert_array_equal(gaps["energy_j"],
+                                  _quiet(m.predict, rows.drop(columns="workload")))
     # a precision the training rows never ran (read by the catalogue: bf16 there)
     flagged(rows.assign(precision="fp8"), "precision", "precision 'fp8' not seen.*seen: bf16")
     # prompts far longer than any measured one, and the interval widens with the distance

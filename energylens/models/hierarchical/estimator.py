@@ -51,6 +51,7 @@ from .variables import (
     aliased,
     checked_energy,
     form_variables,
+    label_values,
     phase_rows,
     row_labels,
 )
@@ -205,7 +206,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         labels = row_labels(X)
         for c in group_cols:
             if c not in labels.columns:
-                labels[c] = X[c].astype(str).to_numpy()
+                labels[c] = label_values(X[c])
         return labels
 
     def _specs(self, labels: pd.DataFrame, group_cols: list[str]) -> tuple[list, str]:
@@ -311,8 +312,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         self.tau_map_ = {(design.levels[li].label, name): t for (li, name), t in res.tau.items()}
         self.posterior_, self.converged_, self.history_ = res.post, res.converged, res.history
         self.n_train_, self.n_features_in_ = len(ly), len(X.columns)
-        self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet
-                                   - len(ly) * np.log(res.sigma))
+        self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet - len(ly) * np.log(res.sigma))
         pred = np.exp(row_log_theta(res.z, row_cols, design.slot_param))
         Vd = self._domain_variables(X, V)
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])

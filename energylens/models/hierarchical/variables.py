@@ -40,7 +40,7 @@ from ...exceptions import FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels", "aliased",
-           "checked_energy",
+           "checked_energy", "label_values",
            "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
@@ -178,6 +178,17 @@ def checked_energy(f: np.ndarray, X: pd.DataFrame) -> np.ndarray:
     return f
 
 
+def label_values(s: pd.Series) -> np.ndarray:
+    """A label column as strings, ``"-"`` (none given) where a value is missing.
+
+    Examples
+    --------
+    >>> label_values(pd.Series(["chat", None, float("nan")])).tolist()
+    ['chat', '-', '-']
+    """
+    return np.where(s.isna().to_numpy(), "-", s.astype(object).astype(str).to_numpy()).astype(object)
+
+
 def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     """The label columns of the levels, as strings (``precision`` resolved by the catalogue;
     ``"-"`` for a column the table lacks), plus ``n_gpus`` and ``dp`` of the layout and the
@@ -196,8 +207,8 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     for col in LABEL_COLUMNS:
         if col == "precision":
             out[col] = d["precision"].astype(str).to_numpy()
-        elif col in X.columns:
-            out[col] = X[col].astype(str).to_numpy()
+        elif col in X.columns:  # a missing value is no value given, as a missing column
+            out[col] = label_values(X[col])
         else:
             out[col] = "-"
     tp = _column(X, "tp", 1.0)
