@@ -22,7 +22,7 @@ from energylens import (
     simulate_profiles,
     suggest_next,
 )
-from energylens.exceptions import ExtrapolationWarning
+from energylens.exceptions import EnergyLensWarning, ExtrapolationWarning
 from energylens.selection.rank import model_target
 
 
@@ -176,9 +176,10 @@ def test_model_without_interval_and_infeasible_error_names_tightest():
     cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4), batch_size=(8,))
     r = select_config(KnownEnergy(), cand)
     assert r.energy_lower_j.isna().all() and list(r.tp) == [1, 2, 4]
-    with pytest.raises(InfeasibleError, match="ttft_s excludes 3 of 3"):
+    with pytest.raises(InfeasibleError, match=r"ttft_s excludes 3 of 3 candidates \(constraints: "
+                                              r"ttft_s <= 0.5, tpot_s <= 0.1, gpu_memory\)"):
         select_config(KnownEnergy(), cand.assign(ttft_s=[1.0, 2.0, 3.0], tpot_s=[0.01, 0.2, 0.2]),
-                      constraints={"ttft_s": 0.5, "tpot_s": 0.1})
+                      constraints={"ttft_s": 0.5, "tpot_s": 0.1, "gpu_memory": True})
 
 
 def test_docstring_examples_run():
@@ -259,3 +260,17 @@ def test_extrapolation_warning_points_at_the_callers_line(sim):
     with pytest.warns(ExtrapolationWarning) as caught:
         select_config(m, far)
     assert {w.filename for w in caught} == {__file__}
+
+
+def test_a_latency_model_beside_measured_latencies_says_which_is_used(sim):
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g)
+        tpot = LatencyModel(target="tpot_s").fit(g)
+    cand = g.head(6)
+    assert cand["tpot_s"].notna().all()
+    with pytest.warns(EnergyLensWarning, match="measured tpot_s column.*kept as tpot_s_measured"):
+        r = select_config(m, cand, latency_model={"tpot_s": tpot})
+    np.testing.assert_array_equal(r.sort_index()["tpot_s_measured"], cand["tpot_s"])
+    np.testing.assert_allclose(r.sort_index()["tpot_s"], tpot.predict(cand))

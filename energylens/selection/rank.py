@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
-from ..exceptions import InfeasibleError
+from ..exceptions import EnergyLensWarning, InfeasibleError
 from .grid import memory_reasons
 
 __all__ = ["select_config", "model_target"]
@@ -78,6 +78,20 @@ def _latency_predictions(out: pd.DataFrame, cand: pd.DataFrame, latency_model) -
                              f"read as {target} seconds. Give a model fitted to {target!r}, e.g. "
                              f"LatencyModel(target={target!r}).")
         out[target] = np.asarray(lm.predict(cand), dtype=float)
+        if target in cand.columns and pd.to_numeric(cand[target], errors="coerce").notna().any():
+            out[f"{target}_measured"] = cand[target].to_numpy()
+            warnings.warn(f"select_config: the candidates carry a measured {target} column and a "
+                          f"latency model for {target} is given: the ranking and its bounds use "
+                          f"the model's predictions; the measured values are kept as "
+                          f"{target}_measured (leave the model out to use them).",
+                          EnergyLensWarning, stacklevel=2)
+
+
+def _bounds_text(constraints: dict) -> str:
+    """``"tpot_s <= 0.05, max_gpus <= 4"`` (a flag such as gpu_memory by its name)."""
+    parts = [k if isinstance(v, (bool, np.bool_)) else f"{k} <= {v:g}" for k, v in constraints.items()
+             if v is not None and v is not False]
+    return ", ".join(parts) or "none"
 
 
 def _memory_violations(cand: pd.DataFrame) -> list[str]:
@@ -235,8 +249,9 @@ def select_config(
         tight = max(violated, key=violated.get) if violated else "feasibility"
         raise InfeasibleError(
             f"No candidate satisfies the constraints: {tight} excludes "
-            f"{violated.get(tight, len(cand))} of {len(cand)} candidates (constraints "
-            f"{constraints}); first reasons: " + " | ".join(r for r in out["reason"].head(3)))
+            f"{violated.get(tight, len(cand))} of {len(cand)} candidates (constraints: "
+            f"{_bounds_text(constraints)}); first reasons: "
+            + " | ".join(r for r in out["reason"].head(3)))
     ok = out[feasible].sort_values([objective, "energy_j"], kind="mergesort")
     ok.insert(0, "rank", pd.array(np.arange(1, len(ok) + 1), dtype="Int64"))
     if top is not None:
