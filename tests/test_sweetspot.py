@@ -76,6 +76,23 @@ def test_a_determined_optimum_has_a_bounded_interval_around_it(demo):
         m.optimum([512.0], level=1.0)
 
 
+def test_an_exact_fit_has_its_optimum_as_its_interval():
+    # no noise: the covariance is zero up to rounding, the interval the point (it was 0 to inf)
+    si, so = np.meshgrid([64, 256, 1024, 4096], [16, 64, 256, 1024])
+    df = pd.DataFrame({"input_tokens": si.ravel(), "output_tokens": so.ravel()})
+    e = ((2e-6 * df.input_tokens**2 + 1e-3 * df.input_tokens + 0.5) / df.output_tokens
+         + 1e-5 * df.input_tokens + 1e-3 * df.output_tokens + 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = SweetSpotModel().fit(df, e * df.output_tokens)
+    t = m.optimum([64, 1024])
+    assert (t["status"] == "optimum").all()
+    truth = np.sqrt((2e-6 * np.array([64, 1024]) ** 2 + 1e-3 * np.array([64, 1024]) + 0.5) / 1e-3)
+    np.testing.assert_allclose(t["optimal_output_tokens"], truth, rtol=1e-6)
+    np.testing.assert_allclose(t["optimal_output_lower"], truth, rtol=1e-3)
+    np.testing.assert_allclose(t["optimal_output_upper"], truth, rtol=1e-3)
+
+
 def test_an_estimate_below_one_token_is_not_an_optimum():
     """No prefill cost to amortise: the fit puts the 'optimum' at a few thousandths of a
     token, which was returned as the optimum. Efficiency falls with every longer answer."""

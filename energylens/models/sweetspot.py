@@ -292,6 +292,9 @@ class SweetSpotModel(LinearFormModel):
         if q2 > 0 and disc >= 0:  # t4 clear of zero: a bounded interval
             r = np.sort((-q1 + np.array([-1.0, 1.0]) * np.sqrt(disc)) / (2 * q2))
             return float(np.sqrt(max(r[0], 0.0))), float(np.sqrt(max(r[1], 0.0)))
+        if q2 > 0:  # an exact fit: the discriminant is zero up to rounding, the interval a point
+            r = max(-q1 / (2 * q2), 0.0)
+            return float(np.sqrt(r)), float(np.sqrt(r))
         if q2 < 0 and disc > 0:  # two rays: (-inf, r0] and [r1, inf)
             r = np.sort((-q1 + np.array([-1.0, 1.0]) * np.sqrt(disc)) / (2 * q2))
             return (float(np.sqrt(r[1])) if r[0] <= 0 else 0.0), np.inf
