@@ -31,6 +31,15 @@ def sim():
     return simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM", "A100-80GB"], noise=0.0)
 
 
+@pytest.fixture(scope="module")
+def h100(sim):
+    """The simulator's H100 rows, an energy model and a TPOT model fitted on them."""
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return g, EnergyLensModel().fit(g), LatencyModel(target="tpot_s").fit(g)
+
+
 def test_oracle_selection_returns_true_optimum(sim):
     oracle = SimulatorOracle().fit(sim)
     for _, cand in sim.groupby(["gpu", "input_tokens", "output_tokens"]):
@@ -51,12 +60,8 @@ def test_fitted_model_picks_near_optimum(sim):
     assert np.mean(regrets) < 0.05
 
 
-def test_constraints_honoured_and_reasons(sim):
-    g = sim[sim.gpu == "H100-SXM"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = EnergyLensModel().fit(g)
-        lat = LatencyModel(target="tpot_s").fit(g)
+def test_constraints_honoured_and_reasons(h100):
+    g, m, lat = h100
     cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4, 8), pp=(1, 2),
                           batch_size=(8, 32, 128), input_tokens=1024, output_tokens=512, gpus_available=4)
     bound = float(np.median(lat.predict(cand)))
@@ -251,23 +256,16 @@ def test_latency_models_must_predict_the_bounded_column(sim):
     assert model_target(tpot) == "tpot_s" and model_target(m) == "energy_j"
 
 
-def test_extrapolation_warning_points_at_the_callers_line(sim):
-    g = sim[sim.gpu == "H100-SXM"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = EnergyLensModel().fit(g)
+def test_extrapolation_warning_points_at_the_callers_line(h100):
+    g, m, _ = h100
     far = g.head(2).assign(tp=64)  # far beyond the degrees measured
     with pytest.warns(ExtrapolationWarning) as caught:
         select_config(m, far)
     assert {w.filename for w in caught} == {__file__}
 
 
-def test_a_latency_model_beside_measured_latencies_says_which_is_used(sim):
-    g = sim[sim.gpu == "H100-SXM"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = EnergyLensModel().fit(g)
-        tpot = LatencyModel(target="tpot_s").fit(g)
+def test_a_latency_model_beside_measured_latencies_says_which_is_used(h100):
+    g, m, tpot = h100
     cand = g.head(6)
     assert cand["tpot_s"].notna().all()
     with pytest.warns(EnergyLensWarning, match="measured tpot_s column.*kept as tpot_s_measured"):
