@@ -211,12 +211,12 @@ class DiscoveryResult:
         ------
         ValueError
             Where the equation gives a negative or non-finite energy, naming the first such
-            rows and their values: the rule of every closed form's ``predict``
-            (:class:`~energylens.models.base.ParametricModel`). A formula fitted to a few
+            rows and their values: the rule of every model's ``predict``
+            (:func:`~energylens.models.design.checked_prediction`). A formula fitted to a few
             rows can turn negative a step outside them; refit it as a closed form
             (:meth:`to_model`) or choose a simpler row of the front (``index``).
         """
-        from ..models.base import ParametricModel
+        from ..models.design import checked_prediction
 
         e = self.energy_expression(index)
         names = sorted(str(s) for s in e.free_symbols)
@@ -227,7 +227,7 @@ class DiscoveryResult:
         with np.errstate(all="ignore"):
             out = fn(*[V[n] for n in names])
         out = np.broadcast_to(np.asarray(out, float), (len(X),)).copy()
-        return ParametricModel._checked_output(self, out, X)  # one rule for every energy formula
+        return checked_prediction(out, X, type(self).__name__, self.target)
 
     def to_model(self, index: int | None = None, **kwargs):
         """The chosen equation as an unfitted :class:`~energylens.models.expression.ExpressionModel`

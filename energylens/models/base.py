@@ -35,7 +35,7 @@ from ..core.threads import single_blas_thread
 from ..core.variables import array_variables, check_variables, table_variables
 from ..exceptions import ExtrapolationWarning
 from . import registry
-from .design import TrainingData, check_positive_target, training_data
+from .design import TrainingData, check_positive_target, checked_prediction, training_data
 from .least_squares import (
     Problem,
     Solution,
@@ -293,15 +293,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         return V, ext
 
     def _checked_output(self, f: np.ndarray, X) -> np.ndarray:
-        bad = ~np.isfinite(f) | (f < 0)
-        if bad.any():
-            idx = X.index if isinstance(X, pd.DataFrame) else np.arange(len(f))
-            rows = [v.item() if isinstance(v, np.generic) else v for v in idx[np.flatnonzero(bad)[:5]]]
-            raise ValueError(
-                f"{type(self).__name__} gives a negative or non-finite {self._target_name} for "
-                f"{int(bad.sum())} row(s) (first rows {rows}, values "
-                f"{[float(f'{v:.4g}') for v in f[bad][:5]]}): the formula cannot be trusted there.")
-        return f
+        return checked_prediction(f, X, type(self).__name__, self._target_name)
 
     def predict(self, X) -> np.ndarray:
         """Predicted target for each row of ``X`` (joules per request for energy models).

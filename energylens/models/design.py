@@ -111,6 +111,21 @@ def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
     return y
 
 
+def checked_prediction(f: np.ndarray, X, owner: str, target: str = "energy_j") -> np.ndarray:
+    """``f`` when every prediction is finite and >= 0; else a ValueError naming ``owner``, the
+    first rows of ``X`` (its index, or positions) and their values. The one rule of every
+    model's and formula's ``predict``."""
+    bad = ~np.isfinite(f) | (f < 0)
+    if bad.any():
+        idx = X.index if isinstance(X, pd.DataFrame) else np.arange(len(f))
+        rows = [v.item() if isinstance(v, np.generic) else v for v in idx[np.flatnonzero(bad)[:5]]]
+        raise ValueError(
+            f"{owner} gives a negative or non-finite {target} for {int(bad.sum())} row(s) "
+            f"(first rows {rows}, values {[float(f'{v:.4g}') for v in f[bad][:5]]}): the formula "
+            "cannot be trusted there.")
+    return f
+
+
 def check_positive_target(y: np.ndarray, owner: str) -> None:
     """The relative and log losses divide by the target: it must be > 0."""
     if np.any(y <= 0):

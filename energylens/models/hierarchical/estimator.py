@@ -15,12 +15,14 @@ from scipy import stats
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ...core.batch import effective_batch
+from ...core.catalogue import aliased
 from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
 from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
 from ...exceptions import ExtrapolationWarning, FitError
 from .. import registry
+from ..design import checked_prediction
 from ..intervals import distance_outside
 from .chunks import make_chunks, row_log_theta, touched_columns
 from .design import (
@@ -48,8 +50,6 @@ from .pooling import Layout, fit_pooled
 from .uncertainty import new_level_variance, parameter_variance
 from .variables import (
     LABEL_COLUMNS,
-    aliased,
-    checked_energy,
     form_variables,
     label_values,
     phase_rows,
@@ -386,7 +386,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         """
         X, V, LT, cols, labels, _ = self._rows(X)
         self._extrapolation(X, V, labels, cols, warn=True)
-        return checked_energy(energy_kernel(V, np.exp(LT), self.terms_), X)
+        return checked_prediction(energy_kernel(V, np.exp(LT), self.terms_), X, type(self).__name__)
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Prefill, decode and static energy of each row (J; they sum to :meth:`predict`), the
@@ -434,7 +434,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         var = var + new_level_variance(self, labels, D)
         sd = np.sqrt(var) * (1.0 + distance_outside(self._domain_variables(X, V), self.domain_))
         zq = stats.norm.ppf(0.5 + level / 2)
-        f = checked_energy(np.exp(logE), X)
+        f = checked_prediction(np.exp(logE), X, type(self).__name__)
         return pd.DataFrame({"energy_j": f, "lower": f * np.exp(-zq * sd), "upper": f * np.exp(zq * sd),
                              "log_sd": sd, "stderr": f * sd, "extrapolated": ext.mask,
                              "extrapolated_by": ext.per_row}, index=X.index)

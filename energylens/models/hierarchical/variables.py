@@ -34,13 +34,13 @@ import numpy as np
 import pandas as pd
 
 from ...core.batch import effective_batch
-from ...core.catalogue import aliased, descriptors
+from ...core.catalogue import descriptors
 from ...core.variables import check_variables
 from ...exceptions import FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
-__all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels", "aliased",
-           "checked_energy", "label_values",
+__all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
+           "label_values",
            "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
@@ -167,17 +167,6 @@ def form_variables(X: pd.DataFrame, terms: dict | None = None) -> dict[str, np.n
     }
 
 
-def checked_energy(f: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-    """``f`` when every value is a finite energy >= 0; else a ValueError naming the rows."""
-    bad = ~np.isfinite(f) | (f < 0)
-    if bad.any():
-        rows = [v.item() if isinstance(v, np.generic) else v
-                for v in X.index[np.flatnonzero(bad)[:5]]]
-        raise ValueError(f"HierarchicalEnergyModel gives a negative or non-finite energy for "
-                         f"{int(bad.sum())} row(s) (first rows {rows}).")
-    return f
-
-
 def label_values(s: pd.Series) -> np.ndarray:
     """A label column as strings, ``"-"`` (none given) where a value is missing.
 
@@ -200,7 +189,6 @@ def row_labels(X: pd.DataFrame) -> pd.DataFrame:
     >>> row_labels(t).iloc[0].tolist()
     ['Llama-3.1-8B-FP8', 'H100', 'fp8', '-', '-', '2', '1', 'dense']
     """
-    _check_names(X)
     out = pd.DataFrame(index=X.index)
     d = descriptors(X[["model", "gpu"] + (["precision"] if "precision" in X else [])],
                     errors="coerce")
