@@ -284,8 +284,15 @@ def _indexed_files(directory: Path) -> set[str]:
         return set()
     names = [g.get("file") for g in index.get("groups", []) if isinstance(g, dict)]
     names.append(index.get("fallback"))
-    return {n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n
-            and n not in (".", "..", "groups.json")}
+    out = set()
+    for name in names:
+        try:
+            _inside(directory, name, "groups.json")  # a plain name inside the folder, as loading asks
+        except ModelFileError:
+            continue
+        if name != "groups.json":
+            out.add(name)
+    return out
 
 
 def _inside(directory: Path, name, where: str) -> Path:
