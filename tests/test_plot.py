@@ -164,6 +164,9 @@ def test_pareto_front_choice_limit_and_words():
     assert ax.get_xlabel() == "latency per request (s)"
     assert ax.get_ylabel() == "energy per request (J)"
     assert any("latency limit 2.5 s" in x.get_text() for x in ax.get_legend().get_texts())
+    # a limit on the time per output token is called what it is
+    tpot = elp.pareto(t.rename(columns={"latency_s": "tpot_s"}), x="tpot_s", limit=2.5, ax=_axes())
+    assert any("TPOT limit 2.5 s" in x.get_text() for x in tpot.get_legend().get_texts())
 
 
 def test_pareto_front_from_pareto_front_is_aligned_by_label():

@@ -29,6 +29,10 @@ def _front_mask(table: pd.DataFrame, x: str, y: str, front) -> np.ndarray:
     return on
 
 
+#: What a limit on each latency column is called in a legend.
+_LIMIT_NAMES = {"latency_s": "latency", "tpot_s": "TPOT", "ttft_s": "TTFT"}
+
+
 def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", chosen=None,
            front: pd.Series | None = None, limit: float | None = None,
            log: bool | None = None, ax=None):
@@ -45,7 +49,8 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     front : boolean Series, optional
         Which rows are on the Pareto front; computed here when omitted.
     limit : float, optional
-        A latency limit on ``x`` (a dashed line; the region beyond it shaded).
+        A latency limit on ``x`` (a dashed line; the region beyond it shaded), named after
+        the column (``"TPOT limit"`` for ``tpot_s``).
     log : bool, optional
         Log axes; by default where the values span more than a factor of 20.
 
@@ -68,7 +73,8 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     ax.step(xs[idx], ys[idx], where="post", color="C0")
     ax.scatter(xs[idx], ys[idx], s=22, color="C0", label="Pareto front", zorder=3)
     if limit is not None:
-        ax.axvline(limit, color="C3", ls="--", lw=1, label=f"latency limit {limit:.3g} s")
+        what = _LIMIT_NAMES.get(x, "latency")
+        ax.axvline(limit, color="C3", ls="--", lw=1, label=f"{what} limit {limit:.3g} s")
         ax.axvspan(limit, max(float(xs.max()), limit) * 1.05, color="C3", alpha=0.06,
                    label="beyond the limit")
     if chosen is not None:

@@ -67,12 +67,7 @@ def front(f: dict) -> str:
     fig, ax = figure((6.4, 4.4))
     elp.pareto(f["table"], x=f["x"], y=f["y"], chosen=f["chosen"], front=f["front"],
                limit=f["limit"], ax=ax)
-    # The plot names its limit a latency limit; say which latency it is (TPOT on ML.ENERGY).
-    for line in ax.get_lines():
-        if line.get_label().startswith("latency limit"):
-            line.set_label(f"{f['short']} limit {f['limit']:.3g} s")
     ax.set_title(f"Energy against {f['quantity']}")
-    ax.legend(fontsize="x-small", loc="best")
     what = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float, np.number)) else f"{k} {v}"
                      for k, v in f["scenario"].items())
     source = "given with --max-latency" if f["limit_given"] else "twice the fastest measured"
