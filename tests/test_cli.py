@@ -68,6 +68,14 @@ def test_layout_option_on_every_command_that_reads_a_table():
         assert set(layout.choices) == {"auto", *LAYOUTS}, name
 
 
+def test_latency_targets_match_the_selection_constraints():
+    # kept apart so that --help does not import pandas; this keeps the two lists in step
+    from energylens.cli.parser import LATENCY_TARGETS
+    from energylens.selection.rank import _LATENCY
+
+    assert set(LATENCY_TARGETS) == set(_LATENCY)
+
+
 def test_help_imports_nothing_heavy():
     """--help answers without numpy, pandas or scikit-learn (their import is most of a second)."""
     code = ("import sys, contextlib, io\nfrom energylens.cli import main\n"

@@ -238,7 +238,6 @@ def cmd_select(args, summary) -> int:
     ranked = select_config(model, cand, objective=args.objective,
                            constraints=constraints or None, latency_model=latency_model,
                            top=args.top, level=args.level)
-    ranked["rank"] = ranked["rank"].astype("Int64")  # whole numbers; empty for infeasible rows
     write_table(ranked, str(out) if out else None, args.format)
     return 0
 

@@ -37,7 +37,7 @@ __all__ = ["predict_interval", "distance_outside"]
 
 def distance_outside(V: dict[str, np.ndarray], domain: Domain) -> np.ndarray:
     """Summed |log| distance of each row's variables beyond the training ranges (0 inside,
-    and for a value the row does not give, NaN)."""
+    and 0 for a value the row does not give, NaN)."""
     n = len(next(iter(V.values()))) if V else 0
     d = np.zeros(n)
     if not n:
