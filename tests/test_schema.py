@@ -634,3 +634,12 @@ def test_read_candidates_names_every_bad_row(tmp_path):
     assert str(path) in msg and "3 problems" in msg
     assert "'tp': must be a whole number" in msg and "'tp': must be >= 1" in msg
     assert "'batch_size'" in msg and "line 4" in msg
+
+
+def test_the_micro_sign_is_a_unit_prefix_not_dropped():
+    """'µs' once normalised to 's': microseconds read as seconds, a factor of a million."""
+    df = good().assign(**{"TPOT (µs)": [25_000.0, 30_000.0, 40_000.0]}).drop(columns="energy_j")
+    df["Energy (μJ)"] = [2e7, 3.5e7, 8e7]  # the Greek mu, as some exporters write it
+    out = read_profiles(df)
+    np.testing.assert_allclose(out.tpot_s, [0.025, 0.03, 0.04])
+    np.testing.assert_allclose(out.energy_j, [20.0, 35.0, 80.0])

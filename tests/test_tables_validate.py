@@ -41,6 +41,8 @@ def _with(col: str, value: float) -> pd.DataFrame:
     df.loc[1, col] = value
     if col in ("prefill_energy_j", "decode_energy_j"):
         df = df.assign(energy_j=df["energy_j"])
+    if col == "ep":  # experts spread over the layout's GPUs: as many data-parallel replicas
+        df["dp"] = df["ep"].astype(int)
     return df
 
 
@@ -85,8 +87,10 @@ def test_repeats_that_differ_in_an_unkeyed_column_are_not_offered_averaging():
     assert "differ in ['run']" in msg and "duplicates='mean'" not in msg
     assert exc.value.problems[0]["code"] == "duplicate_unkeyed"
     assert exc.value.problems[0]["advice"] == []
-    out = read_profiles(df, duplicates="mean")  # asked for explicitly: averaged
+    with pytest.warns(EnergyLensWarning, match=r"differ in \['run'\].*leave these columns blank"):
+        out = read_profiles(df, duplicates="mean")  # asked for explicitly: averaged
     assert len(out) == 3 and out.energy_j.iloc[0] == pytest.approx(21.0)
+    assert pd.isna(out.run.iloc[0]) and out.run.iloc[1] == "a"  # not the first run's label
 
 
 def test_mean_keeps_first_labels_and_the_row_order():
@@ -163,3 +167,49 @@ def test_option_errors_use_the_shared_grammar():
         validate(good(), duplicates="first")
     with pytest.raises(ValueError, match="'layout' parameter of read_profiles must be"):
         read_profiles(good(), layout="zip")
+
+
+# --------------------------------------------------------------------------- one quantity twice
+def test_phases_that_do_not_add_up_to_the_energy_are_an_error():
+    df = good().assign(prefill_energy_j=[5.0, 10.0, 20.0], decode_energy_j=[15.0, 25.0, 60.0])
+    read_profiles(df)  # they add up
+    read_profiles(df.assign(decode_energy_j=[15.0, 25.0, 63.0]))  # 3.75%: a rounding
+    with pytest.raises(SchemaError) as exc:
+        read_profiles(df.assign(prefill_energy_j=df.prefill_energy_j * 0.8,
+                                decode_energy_j=df.decode_energy_j * 0.8))
+    p = exc.value.problems[0]
+    assert p["code"] == "inconsistent_energy" and p["count"] == 3
+    assert "prefill_energy_j + decode_energy_j" in p["rule"] and "same unit" in p["detail"]
+
+
+def test_a_run_total_that_disagrees_with_the_energy_per_request_is_an_error():
+    df = good().assign(n_requests=[100.0, 100.0, 100.0], run_energy_j=[2000.0, 3500.0, 8000.0])
+    read_profiles(df)
+    with pytest.raises(SchemaError, match=r"run_energy_j / n_requests.*row 2"):
+        read_profiles(df.assign(run_energy_j=[2000.0, 3500.0, 8e7]))
+    derived = read_profiles(df.drop(columns="energy_j"))  # derived from them: nothing to compare
+    assert derived.energy_j.tolist() == [20.0, 35.0, 80.0]
+
+
+def test_a_given_gpu_count_must_match_the_layout():
+    ok = read_profiles(good().assign(n_gpus=[1, 2, 4], tp=[1, 2, 4]))
+    assert ok.n_gpus.tolist() == [1, 2, 4]
+    with pytest.raises(SchemaError) as exc:
+        read_profiles(good().assign(tp=[1, 2, 4], GPUs=8), columns={"GPUs": "n_gpus"})
+    p = exc.value.problems[0]
+    assert p["column"] == "n_gpus" and p["code"] == "inconsistent_layout" and p["count"] == 3
+
+
+def test_expert_parallel_degree_beyond_the_layout_is_an_error():
+    read_profiles(good().assign(tp=1, dp=8, ep=8))
+    with pytest.raises(SchemaError, match=r"'ep': must not exceed tp \* pp \* dp") as exc:
+        read_profiles(good().assign(tp=1, dp=1, ep=8))
+    assert exc.value.problems[0]["count"] == 3
+
+
+def test_a_quoted_thousands_separator_is_not_called_a_decimal_comma():
+    with pytest.raises(SchemaError) as exc:
+        read_profiles(good().assign(input_tokens=["1,024", "512", "2,048"]))
+    assert "thousands separator" in str(exc.value) and "write 1024" in str(exc.value)
+    with pytest.raises(SchemaError, match="decimal comma: write 1.5"):
+        read_profiles(good().assign(energy_j=["20,5", "40", "80"]))

@@ -187,10 +187,10 @@ CONFIG_COLUMNS: tuple[str, ...] = (
 #: Unit factors to the canonical unit, per dimension. Keys are lower-case unit spellings.
 UNITS: dict[str, dict[str, float]] = {
     "energy": {"j": 1.0, "joule": 1.0, "joules": 1.0, "mj": 1e-3, "kj": 1e3, "wh": 3600.0,
-               "kwh": 3.6e6, "uj": 1e-6},
+               "kwh": 3.6e6, "uj": 1e-6, "uwh": 3.6e-3},
     "time": {"s": 1.0, "sec": 1.0, "secs": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
              "min": 60.0, "h": 3600.0},
-    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "mw": 1e-3, "kw": 1e3},
+    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "mw": 1e-3, "kw": 1e3, "uw": 1e-6},
 }
 #: Canonical-name suffix -> dimension of :data:`UNITS`.
 DIMENSION = {"_j": "energy", "_s": "time", "_w": "power"}
@@ -239,8 +239,11 @@ def normalise_header(name: object) -> str:
     --------
     >>> normalise_header("  Energy (Wh) ")
     'energy_wh'
+    >>> normalise_header("TPOT (µs)")  # the micro sign reads as "u", never dropped
+    'tpot_us'
     """
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip().lower())
+    text = str(name).strip().lower().replace("\u00b5", "u").replace("\u03bc", "u")
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", text)
     return s.strip("_")
 
 

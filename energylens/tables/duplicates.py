@@ -11,6 +11,10 @@ A configuration is identified by the columns of
   names the column that differs;
 * and differ in energy only: repeated measurements; with ``duplicates="raise"`` an error
   that suggests ``duplicates="mean"`` (average) or ``duplicates="keep"``.
+
+``duplicates="mean"`` averages rows that differ in an unkeyed column too (repeated runs
+told apart by a run id), but leaves that column blank in the merged row, with a warning:
+one row's label would misdescribe the average.
 """
 
 from __future__ import annotations
@@ -124,7 +128,40 @@ def handle_duplicates(out: pd.DataFrame, problems: Problems, duplicates: str) ->
             f"configuration(s) with the same energy; merged them into {n_groups} row(s) "
             f"({len(pos) - n_groups} row(s) fewer; other measurements averaged). Pass "
             "duplicates='keep' to keep every row.", EnergyLensWarning, stacklevel=4)
-    else:
-        logger.info("%s: averaged %d rows into %d configuration(s)", problems.where, len(pos),
-                    n_groups)
-    return _merge(out, pos, gid, measures)
+        return _merge(out, pos, gid, measures)
+    logger.info("%s: averaged %d rows into %d configuration(s)", problems.where, len(pos),
+                n_groups)
+    varying = {c: v for c in others if (v := _varies(sub, gid, c)).any()}
+    res = _merge(out, pos, gid, measures)
+    if varying:
+        blank = _blank_varying(res, out, pos, gid, varying)
+        warnings.warn(
+            f"Profiling table {problems.where}: duplicates='mean' averaged "
+            f"{int(np.logical_or.reduce(list(varying.values())).sum())} configuration(s) whose "
+            f"rows differ in {list(varying)}, which energylens does not count as part of a "
+            f"configuration; {blank} merged row(s) leave these columns blank rather than "
+            "show one row's value. If a column tells experiments apart, read them "
+            "separately.", EnergyLensWarning, stacklevel=4)
+    return res
+
+
+def _blank_varying(res: pd.DataFrame, out: pd.DataFrame, pos: np.ndarray, gid: np.ndarray,
+                   varying: dict[str, np.ndarray]) -> int:
+    """Blank, in the merged table ``res``, the columns that differ within a merged group
+    (they would otherwise show the first row's value); the number of rows blanked."""
+    first = ~pd.Series(gid).duplicated().to_numpy()
+    kept = np.ones(len(out), dtype=bool)
+    kept[pos[~first]] = False
+    at = np.cumsum(kept) - 1  # position in res of each kept row of out
+    rows = set()
+    for c, v in varying.items():
+        idx = at[pos[first][v[gid[first]]]]
+        rows.update(idx.tolist())
+        if pd.api.types.is_numeric_dtype(res[c]) and not pd.api.types.is_bool_dtype(res[c]):
+            col = res[c].to_numpy(dtype=float, copy=True)
+            col[idx] = np.nan
+        else:
+            col = res[c].astype(object).to_numpy(copy=True)
+            col[idx] = None
+        res[c] = col
+    return len(rows)

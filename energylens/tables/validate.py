@@ -34,6 +34,10 @@ __all__ = ["validate", "DUPLICATES"]
 #: What ``duplicates=`` accepts.
 DUPLICATES = ("raise", "mean", "keep")
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+_THOUSANDS = re.compile(r"^\s*-?\d{1,3}(,\d{3})+\s*$")
+#: Relative difference above which two statements of one energy (energy_j and its phases,
+#: or the run total per request) are an error: a rounding in the source, not a mistake.
+ENERGY_RTOL = 0.05
 
 
 def _line_map(line_offset, n: int):
@@ -48,14 +52,68 @@ def _line_map(line_offset, n: int):
     return lines
 
 
-def _derive_energy(out: pd.DataFrame) -> None:
+def _derive_energy(out: pd.DataFrame) -> str | None:
+    """Derive ``energy_j`` where the table lacks it; the source it came from (or None)."""
     if "energy_j" in out.columns:
-        return
+        return None
     if {"run_energy_j", "n_requests"} <= set(out.columns):
         with np.errstate(divide="ignore", invalid="ignore"):  # a zero count is named later
             out["energy_j"] = to_numeric(out["run_energy_j"]) / to_numeric(out["n_requests"])
-    elif {"prefill_energy_j", "decode_energy_j"} <= set(out.columns):
+        return "run"
+    if {"prefill_energy_j", "decode_energy_j"} <= set(out.columns):
         out["energy_j"] = to_numeric(out["prefill_energy_j"]) + to_numeric(out["decode_energy_j"])
+        return "phases"
+    return None
+
+
+def _disagree(given: np.ndarray, implied: np.ndarray) -> np.ndarray:
+    """Rows where two finite measurements of one energy differ by more than
+    :data:`ENERGY_RTOL` (relative to the given one)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.isfinite(given) & np.isfinite(implied)
+                & (np.abs(implied - given) > ENERGY_RTOL * np.abs(given)))
+
+
+def _check_consistency(out: pd.DataFrame, clean: dict, derived: str | None,
+                       problems: Problems) -> None:
+    """Columns that state one quantity twice must agree: phases and run totals with the
+    energy per request, a given GPU count and expert-parallel degree with the layout."""
+    e = clean.get("energy_j")
+    if e is not None and derived != "phases" and {"prefill_energy_j", "decode_energy_j"} <= clean.keys():
+        implied = clean["prefill_energy_j"] + clean["decode_energy_j"]
+        problems.add("energy_j", f"differs from prefill_energy_j + decode_energy_j by more than "
+                                 f"{ENERGY_RTOL:.0%}", _disagree(e, implied), out["energy_j"],
+                     "The phases are fitted as the two parts of energy_j, so they must add up "
+                     "to it: check that all three columns have the same unit and count per "
+                     "request, or drop the phase columns (or energy_j, which is then derived "
+                     "from them).", code="inconsistent_energy")
+    if e is not None and derived != "run" and {"run_energy_j", "n_requests"} <= clean.keys():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            implied = clean["run_energy_j"] / clean["n_requests"]
+        problems.add("energy_j", f"differs from run_energy_j / n_requests by more than "
+                                 f"{ENERGY_RTOL:.0%}", _disagree(e, implied), out["energy_j"],
+                     "run_energy_j is the energy of the whole run and n_requests the requests "
+                     "it served (all replicas): check their units, or drop one of the two "
+                     "descriptions.", code="inconsistent_energy")
+    if not {"tp", "pp", "dp"} <= clean.keys():
+        return
+    n = clean["tp"] * clean["pp"] * clean["dp"]
+    if "n_gpus" in out.columns:
+        given = to_numeric(out["n_gpus"])
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(given) & np.isfinite(n) & (given != n)
+        problems.add("n_gpus", "must equal tp * pp * dp (the GPUs of the layout)", bad,
+                     out["n_gpus"], "n_gpus is derived from the layout; give the degrees "
+                     "that use these GPUs (a data-parallel degree dp for replicas), or drop "
+                     "the column.", code="inconsistent_layout")
+    if "ep" in clean:
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(clean["ep"]) & np.isfinite(n) & (clean["ep"] > n)
+        problems.add("ep", "must not exceed tp * pp * dp (experts are spread over the GPUs "
+                           "of the layout)", bad, out["ep"],
+                     "An expert-parallel group spans the tensor- and data-parallel GPUs (in "
+                     "vLLM, ep = tp * dp): give tp and dp so that they hold ep GPUs.",
+                     code="inconsistent_layout")
 
 
 def _check_required(out: pd.DataFrame, problems: Problems, measurements: bool) -> None:
@@ -95,6 +153,10 @@ def _check_label(name: str, col: Column, s: pd.Series, problems: Problems) -> pd
 
 def _not_numeric_hint(s: pd.Series, mask: np.ndarray) -> str:
     shown = [s.iloc[p] for p in np.flatnonzero(mask)[:5]]
+    if any(isinstance(v, str) and _THOUSANDS.match(v) for v in shown):
+        return ("Values such as '1,024' hold a thousands separator or a decimal comma: "
+                "write 1024 (or 1.024 if the comma is a decimal point), or export the file "
+                "without separators in numbers.")
     if any(isinstance(v, str) and _DECIMAL_COMMA.match(v) for v in shown):
         return ("Values such as '1,5' use a decimal comma: write 1.5 (export the file with "
                 "'.' as the decimal separator).")
@@ -269,11 +331,12 @@ def validate(
                   {"duplicates": duplicates, "measurements": measurements})
     out = _prepare(df, where)
     problems = Problems(where, _line_map(line_offset, len(out)), out.index)
-    if measurements:
-        _derive_energy(out)
+    derived = _derive_energy(out) if measurements else None
     _check_required(out, problems, measurements)
     _fill_defaults(out)
     clean = _check_columns(out, problems)
+    problems.raise_if_any()
+    _check_consistency(out, clean, derived, problems)  # on values that are each valid
     problems.raise_if_any()
     _write_back(out, clean)
     if measurements:
