@@ -96,16 +96,24 @@ class Domain:
     def from_training(cls, V: Mapping[str, np.ndarray],
                       labels: Mapping[str, object] | pd.DataFrame | None = None, *,
                       filled: Mapping[str, float] | None = None,
-                      known: Mapping[str, tuple[float, float]] | None = None) -> Domain:
+                      known: Mapping[str, tuple[float, float]] | None = None,
+                      settings: Mapping[str, np.ndarray] | None = None) -> Domain:
         """The domain of training variables ``V`` and label columns ``labels``.
 
         ``labels`` maps label columns to the values seen (any sequence; repeats and missing
         values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
-        ``known`` may give the ``(min, max)`` of variables the caller has computed already.
+        ``known`` may give the ``(min, max)`` of variables the caller has computed already;
+        ``settings`` the values of layout variables the model does not read (their ranges are
+        kept, so that :meth:`check` flags new values from a table's columns).
         """
         known = known or {}
         ranges = {k: known[k] if k in known else (float(v.min()), float(v.max()))
                   for k, v in V.items() if len(v)}
+        for k, v in (settings or {}).items():
+            v = np.asarray(v, dtype=float)
+            v = v[np.isfinite(v)]
+            if len(v) and k not in ranges:
+                ranges[k] = (float(v.min()), float(v.max()))
         if isinstance(labels, pd.DataFrame):
             labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
         seen: dict[str, list[str]] = {}
@@ -132,6 +140,10 @@ class Domain:
             if name in V:
                 self._check_range(out, name, np.asarray(V[name], dtype=float), lo, hi,
                                   known.get(name))
+            elif isinstance(X, pd.DataFrame) and len(X) == n and VARIABLE_COLUMNS.get(name) in X.columns:
+                # a setting the model does not read (replicas): a new value is still named
+                a = pd.to_numeric(X[VARIABLE_COLUMNS[name]], errors="coerce").to_numpy(dtype=float)
+                self._check_range(out, name, a, lo, hi)
         if isinstance(X, pd.DataFrame) and len(X) == n:
             for col, seen in self.labels.items():
                 if col in X.columns:

@@ -257,7 +257,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             cost=sol.cost, batch_rule=rule, batch_k=k, batch_k_stderr=k_se, batch_k_at_bound=k_edge,
             mape_pct=train_mape,
             domain=Domain.from_training(V, data.labels_seen(), filled=data.filled,
-                                        known=data.ranges))
+                                        known=data.ranges, settings=data.settings))
         self.at_bound_ = at_bound(sol.theta, self._lo_, self._hi_, sol.free, sol.cov,
                                   self.parameter_names)
         self._train_ = (V, data.y, data.w)

@@ -25,7 +25,11 @@ from ..core.variables import (
 )
 from ..exceptions import FitError
 
-__all__ = ["TrainingData", "training_data", "target_values", "check_positive_target"]
+__all__ = ["TrainingData", "training_data", "target_values", "check_positive_target", "SETTINGS"]
+
+#: Layout variables a form may have no term for (data-parallel replicas ``d``, expert
+#: parallelism ``e``): read from a table wherever it has them, for the training domain.
+SETTINGS = ("d", "e")
 
 
 @dataclass
@@ -50,6 +54,10 @@ class TrainingData:
     ranges : dict
         ``(min, max)`` of the variables in ``V``, where the read computed them (empty for a
         selection of rows).
+    settings : dict
+        Variables of :data:`SETTINGS` that the table gives but the model has no term for
+        (replicas, expert parallelism): kept for the training domain, so that rows that
+        differ in them are named at fit time and new values flagged at prediction.
     """
 
     V: dict[str, np.ndarray]
@@ -59,6 +67,7 @@ class TrainingData:
     labels: dict[str, object] = field(default_factory=dict)
     filled: dict[str, float] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    settings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _coded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         for k, v in list(self.labels.items()):
@@ -73,7 +82,7 @@ class TrainingData:
                             None if self.batch is None else self.batch.take(idx), self.y[idx],
                             None if self.w is None else self.w[idx],
                             {k: (c[idx], u) for k, (c, u) in self._coded().items()},
-                            dict(self.filled))
+                            dict(self.filled), settings={k: v[idx] for k, v in self.settings.items()})
 
     def labels_seen(self) -> dict[str, np.ndarray]:
         """Label column -> the distinct values these rows hold."""
@@ -178,7 +187,9 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
     labels = {c: X[c] for c in LABEL_COLUMNS if c in X.columns}
-    return TrainingData(V, batch, y, w, labels, filled, ranges)
+    settings = {v: pd.to_numeric(X[VARIABLE_COLUMNS[v]], errors="coerce").to_numpy(dtype=float)
+                for v in SETTINGS if v not in variables and VARIABLE_COLUMNS[v] in X.columns}
+    return TrainingData(V, batch, y, w, labels, filled, ranges, settings)
 
 
 def _default_read(X, names, fill, owner):

@@ -13,10 +13,16 @@ import numpy as np
 import pandas as pd
 
 from ..core.variables import VARIABLE_COLUMNS
-from ..exceptions import ConvergenceWarning, IdentifiabilityWarning, PoorFitWarning
+from ..exceptions import (
+    ConvergenceWarning,
+    EnergyLensWarning,
+    IdentifiabilityWarning,
+    PoorFitWarning,
+)
+from .design import SETTINGS
 
 __all__ = ["params_table", "correlation_table", "fit_stats", "fit_report", "html_report",
-           "fit_warnings"]
+           "fit_warnings", "unmodelled_settings"]
 
 #: Relative standard error above which a parameter is reported as undetermined.
 UNDETERMINED_REL_SE = 1.0
@@ -205,8 +211,24 @@ def fit_warnings(model) -> list[tuple[type, str]]:
         out.append((IdentifiabilityWarning, f"{st.n} rows for {int(st.free.sum())} free parameters: "
                                             "no degrees of freedom are left to estimate the scatter, "
                                             "so standard errors and intervals are undefined (NaN)."))
+    out += unmodelled_settings(model)
     out += poor_fit(st.mape_pct, model.poor_fit_mape)
     return out
+
+
+def unmodelled_settings(model) -> list[tuple[type, str]]:
+    """The warning of training rows that differ in a layout setting the form has no term for
+    (data-parallel replicas, expert parallelism): their effect is averaged away."""
+    ranges, used = model._state_.domain.ranges, model._model_variables()
+    mixed = [f"{VARIABLE_COLUMNS[v]} ({lo:g} to {hi:g})" for v in SETTINGS
+             if v not in used and v in ranges for lo, hi in [ranges[v]] if hi > lo]
+    if not mixed:
+        return []
+    return [(EnergyLensWarning,
+             f"the rows differ in {', '.join(mixed)}, which this form has no term for: rows "
+             "that differ only there are fitted as one configuration, and predictions do not "
+             "change with it. Fit one model per value (GroupedModel(by=[..., 'dp'])) or use "
+             "HierarchicalEnergyModel, which has replica and expert terms.")]
 
 
 def poor_fit(mape_pct: float, limit: float) -> list[tuple[type, str]]:

@@ -41,7 +41,8 @@ from .linear_forms import LinearFormModel
 __all__ = ["SweetSpotModel"]
 
 #: Settings that must not vary within a sweet-spot fit (the running batch within 10%).
-SETTINGS = ("model", "gpu", "tp", "pp", "dp", "batch_size", "workload", "precision")
+#: (Replicas and expert parallelism are named by every closed form's fit warnings.)
+SETTINGS = ("model", "gpu", "tp", "pp", "batch_size", "workload", "precision")
 
 #: Output lengths (tokens) where an optimum can sensibly lie: one token at least, and at most
 #: a million, beyond the longest answer any model generates (the longest context windows

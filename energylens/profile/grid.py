@@ -92,7 +92,8 @@ def profile_grid(
         Continue an existing ``out``; False refuses to touch an existing file.
     measure_prefill : bool
         Also measure a one-token run per repeat: prefill energy; decode = full minus prefill
-        (clipped at 0, counted in ``decode_clipped``).
+        (clipped at 0, flagged in ``decode_clipped``; prefill is then the whole measured
+        energy, so that the phases still add up to ``energy_j``).
     idle_tolerance, idle_timeout_s : float
         Before each measured run, wait until power is within this relative tolerance of the
         idle power measured at the start (at most this many seconds; ``idle_timeouts``
@@ -265,13 +266,13 @@ def _row(plan: Plan, full, pre, idle, timeouts, *, n_gpus) -> dict:
         decode = e_full.mean() - e_pre
         decode_s = row["latency_s"] - t_pre
         row.update({
-            "prefill_energy_j": e_pre / b,
+            # noise can make the one-token run cost more than the whole generation: the
+            # measured energy per request stays, all of it read as prefill (clipped)
+            "prefill_energy_j": min(e_pre, float(e_full.mean())) / b,
             "decode_energy_j": max(decode, 0.0) / b,
             "decode_clipped": bool(decode < 0),
             "ttft_s": t_pre,
             # noise can make the one-token run the longer one: no decode time is measured
             "tpot_s": decode_s / (so - 1) if so > 1 and decode_s > 0 else float("nan"),
         })
-        if decode < 0:  # keep prefill + decode = energy
-            row["energy_j"] = e_pre / b
     return row
