@@ -272,3 +272,65 @@ def test_a_latency_model_beside_measured_latencies_says_which_is_used(h100):
         r = select_config(m, cand, latency_model={"tpot_s": tpot})
     np.testing.assert_array_equal(r.sort_index()["tpot_s_measured"], cand["tpot_s"])
     np.testing.assert_allclose(r.sort_index()["tpot_s"], tpot.predict(cand))
+
+
+def test_an_unknown_latency_never_meets_a_bound(h100):
+    """A NaN latency was ranked first under any bound (NaN > bound is False)."""
+    g, m, _ = h100
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1,), batch_size=(8, 64),
+                          input_tokens=256, output_tokens=256).assign(tpot_s=[np.nan, 0.01])
+    r = select_config(m, cand, constraints={"tpot_s": 0.05})
+    assert r.feasible.tolist() == [True, False] and r["rank"].iloc[0] == 1
+    assert r.batch_size.iloc[0] == 64 and "tpot_s unknown (NaN)" in r.reason.iloc[1]
+
+
+@pytest.mark.parametrize("bound", [np.nan, "0.05", -1.0, np.inf, True])
+def test_a_bound_that_is_not_a_positive_number_is_refused(h100, bound):
+    g, m, _ = h100
+    with pytest.raises(ValueError, match=r"tpot_s must be a positive finite number"):
+        select_config(m, g.head(3), constraints={"tpot_s": bound})
+
+
+def test_a_bound_of_none_is_no_bound(h100):
+    g, m, _ = h100
+    r = select_config(m, g.head(3), constraints={"tpot_s": None, "max_gpus": 8})
+    assert r.feasible.all()
+
+
+def test_select_config_refuses_a_latency_model_or_a_ranking_score(h100):
+    from energylens.evaluation import RuleOfThumbModel
+
+    g, _, tpot = h100
+    with pytest.raises(ValueError, match=r"predicting 'tpot_s'.*latency_model=\{'tpot_s': model\}"):
+        select_config(tpot, g.head(3))
+    with pytest.raises(ValueError, match="ranking score, not joules"):
+        select_config(RuleOfThumbModel().fit(g), g.head(3))
+
+
+def test_a_model_blind_to_the_candidates_differences_says_so(sim):
+    from energylens import SweetSpotModel
+
+    g = sim[(sim.gpu == "H100-SXM") & (sim.tp == 1) & (sim.batch_size == sim.batch_size.max())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ss = SweetSpotModel().fit(g)
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2), batch_size=(8, 64),
+                          input_tokens=256, output_tokens=256)
+    with pytest.warns(EnergyLensWarning, match=r"differ in \['tp', 'batch_size'\].*order is arbitrary"):
+        select_config(ss, cand)
+
+
+@pytest.mark.filterwarnings("ignore::energylens.exceptions.ExtrapolationWarning")
+def test_suggest_next_does_not_invent_probabilities_without_intervals(sim):
+    """A two-row fit has no interval (NaN): 'selection' reported P(optimum) = 1.000 for the
+    first row and 0 for the others, which was only the row order."""
+    g = sim[sim.gpu == "H100-SXM"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(g.head(2))
+    cand = g.iloc[2:8]
+    with pytest.warns(EnergyLensWarning, match="no finite prediction interval"):
+        sel = suggest_next(m, cand, k=3, strategy="selection")
+    assert sel.score.isna().all() and (sel.reason.str.contains("unknown")).all()
+    unc = suggest_next(m, cand, k=3)
+    assert np.isinf(unc.score).all() and unc.reason.str.contains("no finite").all()

@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from numbers import Integral
 from typing import Literal
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
+from ..exceptions import EnergyLensWarning
 
 __all__ = ["suggest_next"]
 
@@ -56,6 +59,12 @@ def _optimum_probability(f: np.ndarray, rel_sd: np.ndarray, labels: np.ndarray,
     return score
 
 
+def _spread_text(rel_sd: float) -> str:
+    if rel_sd > 1.0:
+        return "relative predictive sd above 100% (the interval spans orders of magnitude)"
+    return f"relative predictive sd {rel_sd:.1%}"
+
+
 def _incumbents(measured: pd.DataFrame | None, cols: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     if measured is not None and len(measured) and "energy_j" in measured.columns:
@@ -93,7 +102,9 @@ def suggest_next(
         distribution (log-normal with the interval's spread, independent across
         candidates), estimated by Monte Carlo; where ``measured`` carries ``energy_j``,
         the best measured energy of the scenario is an incumbent to beat. Measuring those
-        settles the choice fastest.
+        settles the choice fastest. A candidate without a finite interval is the most
+        uncertain of all for ``"uncertainty"``; for ``"selection"`` its probability is
+        unknown (score NaN, listed last, with a warning).
     measured : DataFrame, optional
         Configurations already measured (excluded), matched on the configuration columns.
     scenario : sequence of str
@@ -127,20 +138,34 @@ def suggest_next(
         raise ValueError("No unmeasured candidate left to suggest.")
     rng = np.random.default_rng(random_state)
     pi = model.predict_interval(cand, level=level)
-    f = pi["energy_j"].to_numpy()
+    f = pi["energy_j"].to_numpy(dtype=float)
     z = stats.norm.ppf(0.5 + level / 2)
-    rel_sd = np.maximum((pi["upper"] - pi["lower"]).to_numpy()
-                        / (2 * z * np.maximum(f, 1e-300)), 1e-9)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rel_sd = np.maximum((pi["upper"] - pi["lower"]).to_numpy(dtype=float)
+                            / (2 * z * np.maximum(f, 1e-300)), 1e-9)
+    known = np.isfinite(rel_sd) & np.isfinite(f) & (f > 0)
     if strategy == "uncertainty":
-        score = rel_sd
-        reason = [f"relative predictive sd {s:.1%}" for s in score]
+        score = np.where(known, rel_sd, np.inf)  # no finite interval: the least known of all
+        reason = [_spread_text(s) if ok else "no finite prediction interval (the model cannot "
+                  "say how uncertain it is here)" for s, ok in zip(score, known)]
     else:
         cols = [c for c in scenario if c in cand.columns]
-        score = _optimum_probability(f, rel_sd, _labels(cand, cols), _incumbents(measured, cols),
-                                     rng)
-        reason = [f"P(optimum of its scenario) = {s:.3f}" for s in score]
+        score = np.full(len(f), np.nan)
+        if known.any():
+            score[known] = _optimum_probability(f[known], rel_sd[known],
+                                                _labels(cand[known], cols),
+                                                _incumbents(measured, cols), rng)
+        reason = [f"P(optimum of its scenario) = {s:.3f}" if ok else "P(optimum) unknown: no "
+                  "finite prediction interval" for s, ok in zip(score, known)]
+        if not known.all():
+            warnings.warn(
+                f"suggest_next: {int((~known).sum())} of {len(known)} candidate(s) have no finite "
+                "prediction interval (a setting the model has not seen, or no degrees of freedom "
+                "left): their probability of being the optimum is unknown (score NaN), and they "
+                "are listed after the others; strategy='uncertainty' puts them first.",
+                EnergyLensWarning, stacklevel=2)
     jitter = rng.uniform(0, 1e-12, len(score))
-    order = np.argsort(-(score + jitter), kind="mergesort")[:k]
+    order = np.argsort(-np.nan_to_num(score + jitter, nan=-np.inf), kind="mergesort")[:k]
     out = cand.iloc[order].copy()
     out["score"] = np.asarray(score)[order]
     out["reason"] = np.asarray(reason, dtype=object)[order]

@@ -114,17 +114,68 @@ def _memory_violations(cand: pd.DataFrame) -> list[str]:
 
 def _bound_violations(key: str, bound: float, cand: pd.DataFrame, out: pd.DataFrame,
                       n_gpus: np.ndarray) -> list[str]:
-    """Rows breaking a numeric bound (latency or GPU count), with their reasons."""
+    """Rows breaking a numeric bound (latency or GPU count), with their reasons; a row whose
+    value is unknown (NaN) cannot be shown to meet the bound and is excluded too."""
     if key == "max_gpus":
-        vals, label = n_gpus, "GPUs"
+        vals, label = np.asarray(n_gpus, dtype=float), "GPUs"
     elif key in out:
-        vals, label = out[key].to_numpy(), key
+        vals, label = pd.to_numeric(out[key], errors="coerce").to_numpy(dtype=float), key
     elif key in cand:
-        vals, label = cand[key].to_numpy(dtype=float), key
+        vals, label = pd.to_numeric(cand[key], errors="coerce").to_numpy(dtype=float), key
     else:
         raise ValueError(f"Constraint on {key!r} needs a latency model for it "
                          f"(latency_model={{'{key}': model}}) or a '{key}' column.")
-    return [f"{label} {v:.4g} > {bound:g}" if v > bound else "" for v in vals]
+    return [f"{label} unknown (NaN), cannot be shown <= {bound:g}" if v != v
+            else f"{label} {v:.4g} > {bound:g}" if v > bound else "" for v in vals]
+
+
+def _checked_constraints(constraints: Mapping | None) -> dict:
+    """The bounds, checked: a positive finite number per latency or GPU bound, a boolean for
+    ``gpu_memory``; a bound of None is no bound."""
+    constraints = {k: v for k, v in dict(constraints or {}).items() if v is not None}
+    unknown = set(constraints) - set(_CONSTRAINTS)
+    if unknown:
+        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; use {list(_CONSTRAINTS)}.")
+    for key, v in constraints.items():
+        if key == "gpu_memory":
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"Constraint gpu_memory must be True or False; got {v!r}.")
+            continue
+        unit = "GPUs" if key == "max_gpus" else "seconds"
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+                or not np.isfinite(v) or v <= 0):
+            raise ValueError(f"Constraint {key} must be a positive finite number ({unit}, an "
+                             f"upper bound); got {v!r}. Leave the key out (or give None) for no "
+                             "bound.")
+    return constraints
+
+
+def _check_model(model) -> None:
+    """The model must predict energy: a latency model or a ranking score is refused."""
+    if getattr(model, "ranks_only", False):
+        raise ValueError(f"{type(model).__name__} gives a ranking score, not joules, so "
+                         "select_config cannot show energies or intervals for it; rank a "
+                         "scenario's candidates by its predict() directly.")
+    target = model_target(model)
+    if target is not None and target != "energy_j":
+        raise ValueError(f"select_config ranks by energy, but the model is a "
+                         f"{type(model).__name__} predicting {target!r}; pass an energy model, "
+                         f"and this one as latency_model={{{target!r}: model}} to bound it.")
+
+
+def _unread_settings(model, cand: pd.DataFrame) -> list[str]:
+    """Candidate columns that vary but that the model does not read (a length-only model
+    over a grid of layouts): its predictions cannot tell those candidates apart."""
+    read = getattr(model, "_model_variables", None)
+    if read is None:
+        return []
+    from ..core.variables import VARIABLE_COLUMNS
+
+    used = {VARIABLE_COLUMNS.get(v, v) for v in read()}
+    if "B" in read():
+        used |= {"batch_size", "running_batch"}
+    return [c for c in ("tp", "pp", "dp", "ep", "batch_size", "input_tokens", "output_tokens")
+            if c in cand and c not in used and cand[c].nunique(dropna=True) > 1]
 
 
 def _apply_constraints(constraints: dict, cand: pd.DataFrame, out: pd.DataFrame,
@@ -177,7 +228,8 @@ def select_config(
         "gpu_memory": True}``. Latency bounds (seconds, upper) need the matching latency
         model (or a column of that name in the candidates, e.g. measured ``tpot_s``);
         ``max_gpus`` bounds ``tp * pp * dp``; ``gpu_memory=True`` applies the catalogue's
-        memory rule (as :func:`candidate_grid` does).
+        memory rule (as :func:`candidate_grid` does). A bound of None is no bound; a
+        candidate whose bounded value is unknown (NaN) is infeasible, never assumed to meet it.
     latency_model : estimator or dict, optional
         A latency model (its ``target`` says which column it predicts) or a dict
         ``{"tpot_s": m1, "ttft_s": m2}``.
@@ -220,10 +272,15 @@ def select_config(
     check_options("select_config", _OPTIONS, locals())
     if not isinstance(candidates, pd.DataFrame) or candidates.empty:
         raise ValueError("select_config needs a non-empty DataFrame of candidates.")
-    constraints = dict(constraints or {})
-    unknown = set(constraints) - set(_CONSTRAINTS)
-    if unknown:
-        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; use {list(_CONSTRAINTS)}.")
+    constraints = _checked_constraints(constraints)
+    _check_model(model)
+    unread = _unread_settings(model, candidates)
+    if unread:
+        warnings.warn(f"select_config: the candidates differ in {unread}, which "
+                      f"{type(model).__name__} does not read: candidates that differ only there "
+                      "get the same predicted energy, and their order is arbitrary. Use a model "
+                      "of those settings (EnergyLensModel, HierarchicalEnergyModel).",
+                      EnergyLensWarning, stacklevel=2)
     cand = candidates.copy()
     for c in ("pp", "dp"):
         if c not in cand:
