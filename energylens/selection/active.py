@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Literal
-
-import warnings
 
 import numpy as np
 import pandas as pd
