@@ -160,3 +160,31 @@ def test_command_line_and_report_say_the_same(demo, tmp_path, capsys):
     assert t["status"].tolist() == ["not determined"]
     assert t["optimal output (tokens)"].iloc[0] == pytest.approx(opt)
     assert "longer is always better" not in " ".join(t["optimum"])
+
+
+def test_an_input_length_outside_those_fitted_is_an_extrapolated_optimum(demo):
+    """The optimum at an input length never measured was 'an optimum the data determine',
+    extrapolated=False."""
+    m = _fit(_sweep(demo, "Llama-3.1-8B", "A100-80GB"))
+    lo, hi = m._state_.domain.ranges["si"]
+    t = m.optimum([lo, 8 * hi])
+    assert not t["extrapolated"].iloc[0] and t["extrapolated"].iloc[1]
+    assert f"input length outside those fitted ({lo:g} to {hi:g})" in t["note"].iloc[1]
+    with pytest.warns(ExtrapolationWarning, match="input lengths"):
+        m.efficiency_surface([hi, 8 * hi], [64.0])
+    with pytest.warns(ExtrapolationWarning, match="optimum/optima extrapolate"):
+        m.optimal_output_tokens([8 * hi])
+
+
+def test_an_optimum_whose_interval_reaches_zero_is_not_determined():
+    """t4 many standard errors clear of zero, but a prefill-and-static cost too small to
+    measure: the interval of the optimum starts at zero, which the status called 'an optimum
+    the data determine'."""
+    df = _grid()
+    e = 0.02 / df.output_tokens + 1e-5 * df.input_tokens + 2e-4 * df.output_tokens + 0.1
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.03, len(df)))
+    m = _fit(df, e * df.output_tokens * noise)
+    assert m.coef_[4] > 10 * np.sqrt(m._full_cov()[4, 4])
+    r = m.optimum([64.0]).iloc[0]
+    assert r["optimal_output_lower"] == 0.0 and np.isfinite(r["optimal_output_upper"])
+    assert r["status"] == "not determined" and "reaches zero" in r["note"]

@@ -54,6 +54,8 @@ OPTIMUM_STATUS = {
     "optimum": "an optimum the data determine",
     "not determined": "not determined by the data: t4, the decode cost growing with the "
                       "answer, is within two standard errors of zero",
+    "unbounded": "not determined by the data: the interval of the optimum reaches zero or "
+                 "has no upper end",
     "longer is better": "no interior optimum: the fitted efficiency keeps rising with longer "
                         "answers",
     "shorter is better": "no optimum of one token or more: the fitted efficiency falls with "
@@ -194,9 +196,10 @@ class SweetSpotModel(LinearFormModel):
         DataFrame
             One row per input length:
 
-            - ``status``: ``"optimum"`` (the data determine it); ``"not determined"`` (t4,
-              the decode cost growing with the answer, is less than twice its standard
-              error: the point estimate is given, flagged); ``"longer is better"`` (no
+            - ``status``: ``"optimum"`` (the data determine it: a bounded interval above
+              zero); ``"not determined"`` (t4, the decode cost growing with the answer, is
+              less than twice its standard error, or the interval of the optimum reaches
+              zero or has no upper end: the point estimate is given, flagged); ``"longer is better"`` (no
               interior optimum: t4 is zero or at its bound, or the optimum lies beyond
               :data:`SENSIBLE_OUTPUT_TOKENS`, so the fitted efficiency keeps rising with
               every longer answer); ``"shorter is better"`` (the estimate is below one
@@ -208,7 +211,8 @@ class SweetSpotModel(LinearFormModel):
               optimum at ``level`` (the square root of a ratio of two fitted linear
               combinations of the parameters, with their covariance); the upper end is
               ``inf`` where t4 is not distinguishable from zero at that level.
-            - ``extrapolated``: the optimum lies outside the output lengths fitted.
+            - ``extrapolated``: the optimum lies outside the output lengths fitted, or the
+              input length outside the input lengths fitted.
             - ``tokens_per_joule_at_optimum``: the fitted efficiency at the optimum; for
               ``"longer is better"`` the value it approaches as the answer grows (its
               supremum); NaN where there is no optimum of one token or more.
@@ -237,6 +241,7 @@ class SweetSpotModel(LinearFormModel):
         se = float(np.sqrt(max(cov[4, 4], 0.0))) if np.isfinite(cov[4, 4]) else np.nan
         z = float(norm.ppf(0.5 + level / 2))
         lo_so, hi_so = self._state_.domain.ranges.get("so", (np.nan, np.nan))
+        lo_si, hi_si = self._state_.domain.ranges.get("si", (np.nan, np.nan))
         low_ok, high_ok = SENSIBLE_OUTPUT_TOKENS
         unidentified = "t4" in self._state_.not_identifiable
         zero = t4 <= 0 or "t4" in self.at_bound_
@@ -255,6 +260,9 @@ class SweetSpotModel(LinearFormModel):
             else:
                 status = "not determined" if weak else "optimum"
             lower, upper = self._fieller(A, t4, a, cov, z)
+            unbounded = status == "optimum" and not (lower > 0 and np.isfinite(upper))
+            if unbounded:
+                status = "not determined"
             if status in ("optimum", "not determined"):
                 opt = float(est)
                 value = 1.0 / float(self._per_token(x, opt))
@@ -265,12 +273,16 @@ class SweetSpotModel(LinearFormModel):
             else:
                 opt, value = np.nan, np.nan
             outside = bool(np.isfinite(opt) and not lo_so * (1 - 1e-9) <= opt <= hi_so * (1 + 1e-9))
-            note = OPTIMUM_STATUS[status]
+            new_input = bool(not lo_si * (1 - 1e-9) <= x <= hi_si * (1 + 1e-9))
+            note = OPTIMUM_STATUS["unbounded" if unbounded else status]
             if status == "optimum":
                 note = (f"extrapolated: outside the output lengths fitted ({lo_so:g} to {hi_so:g})"
                         if outside else "within the output lengths fitted")
             elif outside:
                 note += f"; outside the output lengths fitted ({lo_so:g} to {hi_so:g})"
+            if new_input:
+                note += f"; input length outside those fitted ({lo_si:g} to {hi_si:g})"
+            outside = outside or new_input
             rows.append({"input_tokens": float(x), "status": status, "optimal_output_tokens": opt,
                          "optimal_output_lower": lower, "optimal_output_upper": upper,
                          "extrapolated": outside,
@@ -338,20 +350,34 @@ class SweetSpotModel(LinearFormModel):
                           f"{returned.get(status, 'NaN')}.", EnergyLensWarning, stacklevel=2)
         out = t[t["extrapolated"]]
         if len(out):
-            lo, hi = self._state_.domain.ranges.get("so", (np.nan, np.nan))
             warnings.warn(
-                f"SweetSpotModel: the optimal output length ({out['optimal_output_tokens'].max():.4g} "
-                f"tokens) lies outside the output lengths fitted ({lo:g} to {hi:g}): an "
-                "extrapolation.", ExtrapolationWarning, stacklevel=2)
+                f"SweetSpotModel: {len(out)} optimum/optima extrapolate ("
+                + "; ".join(f"input {r.input_tokens:g}: {r.note}" for r in out.head(3).itertuples())
+                + ").", ExtrapolationWarning, stacklevel=2)
         return t["optimal_output_tokens"].to_numpy(dtype=float).reshape(shape)
 
+    def _warn_outside(self, si: np.ndarray, so: np.ndarray) -> None:
+        """An :class:`~energylens.ExtrapolationWarning` for grid lengths beyond those fitted."""
+        ranges = self._state_.domain.ranges
+        parts = []
+        for name, label, a in (("si", "input", si), ("so", "output", so)):
+            lo, hi = ranges.get(name, (np.nan, np.nan))
+            if a.size and (a.min() < lo * (1 - 1e-9) or a.max() > hi * (1 + 1e-9)):
+                parts.append(f"{label} lengths {a.min():g} to {a.max():g} (fitted: {lo:g} to {hi:g})")
+        if parts:
+            warnings.warn("SweetSpotModel: the grid reaches beyond the lengths fitted ("
+                          + "; ".join(parts) + "): those efficiencies extrapolate.",
+                          ExtrapolationWarning, stacklevel=3)
+
     def efficiency_surface(self, input_grid, output_grid) -> pd.DataFrame:
-        """Output tokens per joule over a grid: rows are input lengths, columns output lengths."""
+        """Output tokens per joule over a grid: rows are input lengths, columns output lengths
+        (an :class:`~energylens.ExtrapolationWarning` where the grid leaves the lengths fitted)."""
         self._check_fitted()
         si = np.asarray(input_grid, dtype=float)
         so = np.asarray(output_grid, dtype=float)
         if np.any(si <= 0) or np.any(so <= 0):
             raise ValueError("Input and output lengths must be positive.")
+        self._warn_outside(si, so)
         grid_in, grid_out = np.meshgrid(si, so, indexing="ij")
         eff = 1.0 / self._per_token(grid_in, grid_out)
         return pd.DataFrame(eff, index=pd.Index(si, name="input_tokens"),
