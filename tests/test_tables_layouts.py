@@ -7,6 +7,7 @@ and the report read a folder, write a table, and read that table again.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -195,3 +196,88 @@ def test_the_shared_data_root_points_to_its_subfolders(real_data):
     for sub, name in [("mlenergy_v2", "mlenergy-v2"), ("mlenergy_v3", "mlenergy-v3"),
                       ("wilkins2024", "wilkins"), ("tokenpowerbench", "tokenpowerbench")]:
         assert f"'{sub}' ({name})" in str(exc.value)
+
+
+def test_a_task_named_but_absent_is_an_error_not_a_smaller_table(tmp_path):
+    v3_folder(tmp_path, [{}], task="lm-arena-chat")
+    v3_folder(tmp_path, [{}], task="gpqa")
+    with pytest.raises(SchemaError, match=r"no task\(s\) \['lm-arena-chta'\].*did you mean "
+                                          r"'lm-arena-chat'"):
+        read_mlenergy_leaderboard(tmp_path, tasks=["gpqa", "lm-arena-chta"])
+    assert len(read_mlenergy_leaderboard(tmp_path, tasks="gpqa")) == 1  # one name, not letters
+
+
+def test_v3_entries_that_are_not_configurations_are_named(tmp_path):
+    v3_folder(tmp_path, [{}], task="lm-arena-chat")
+    (tmp_path / "tasks" / "gpqa.json").write_text(json.dumps({"task": "gpqa", "configurations": {}}))
+    with pytest.warns(energylens.EnergyLensWarning, match=r"gpqa.json: no 'configurations' list"):
+        df = read_mlenergy_leaderboard(tmp_path, tasks=["lm-arena-chat", "gpqa"])
+    assert len(df) == 1
+
+
+@pytest.mark.parametrize("dp", [1.7, True, "2"])
+def test_a_data_parallel_degree_that_is_not_a_whole_number_is_not_truncated(tmp_path, dp):
+    v3_folder(tmp_path, [{}, {"num_gpus": 2, "data_parallel": dp}])
+    with pytest.warns(energylens.EnergyLensWarning, match="data_parallel must be a whole number"):
+        df = read_mlenergy_leaderboard(tmp_path)
+    assert len(df) == 1
+
+
+def test_a_corrupt_v2_models_file_is_named(tmp_path):
+    task = tmp_path / "llm_text_generation" / "chat"
+    f = task / "A100" / "org" / "m" / "bs8+tp1+pp1.json"
+    f.parent.mkdir(parents=True)
+    f.write_text("{}")
+    (task / "models.json").write_text("{not json")
+    with pytest.raises(SchemaError, match=r"models.json.*not a JSON object of models"):
+        read_mlenergy_leaderboard(tmp_path)
+
+
+def _wilkins(root: Path, rows: list[list], header=None) -> Path:
+    d = root / "plots" / "input-test"
+    d.mkdir(parents=True, exist_ok=True)
+    cols = header or ["Phase", "Runtime (s)", "CPU Energy (J)", "GPU Energy (J)",
+                      "Output Token Limit", "Number of Input Tokens", "Iteration", "Model",
+                      "Number of GPUs", "System"]
+    lines = [",".join(cols)] + [",".join(map(str, r)) for r in rows]
+    (d / "all-input-stats.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _inference(it, energy=100.0, model="M", system="Swing AMD+A100", tokens=64):
+    return [f"start-inference-A-{it}", 1.0, 2.0, energy, 32, tokens, it, model, 1, system]
+
+
+@pytest.mark.parametrize("field,value,column", [
+    ("energy", "", "GPU Energy (J)"), ("energy", "1.2 kJ", "GPU Energy (J)"),
+    ("model", "", "Model"), ("system", "", "System"), ("tokens", "", "Number of Input Tokens"),
+])
+def test_a_blank_or_bad_wilkins_cell_is_named_not_dropped(tmp_path, field, value, column):
+    """A blank label dropped the row from the repeats (n_repeats 6 -> 5); a blank energy was
+    left out of the mean while n_repeats still counted it; '1.2 kJ' was a bare ValueError."""
+    rows = [_inference(it) for it in range(1, 4)]
+    rows[1] = _inference(2, **{field: value})
+    _wilkins(tmp_path, rows)
+    with pytest.raises(SchemaError, match=rf"'{re.escape(column)}'.*file lines \[3\]"):
+        read_wilkins(tmp_path)
+
+
+def test_wilkins_files_that_are_not_csv_or_lack_the_cpu_column_are_named(tmp_path):
+    _wilkins(tmp_path, [_inference(1)], header=["Phase", "Runtime (s)", "GPU Energy (J)",
+                                                "Output Token Limit", "Number of Input Tokens",
+                                                "Iteration", "Model", "Number of GPUs", "System"])
+    with pytest.raises(SchemaError, match=r"lacks columns \['CPU Energy \(J\)'\]"):
+        read_wilkins(tmp_path, include_cpu=True)
+    (tmp_path / "plots" / "input-test" / "all-input-stats.csv").write_text("")
+    with pytest.raises(SchemaError, match="all-input-stats.csv.*cannot be read as CSV"):
+        read_wilkins(tmp_path)
+    with pytest.raises(SchemaError, match=r"no experiment\(s\) \['ouput-test'\]"):
+        read_wilkins(tmp_path, experiments=["input-test", "ouput-test"])
+
+
+def test_tokenpowerbench_runs_that_are_not_a_list_are_named(tmp_path):
+    (tmp_path / "vllm_models--Llama-X_32_128_20250101_000000.json").write_text(
+        json.dumps({"Llama-X": {"duration": 10.0}}))
+    with pytest.warns(energylens.EnergyLensWarning, match="runs of 'Llama-X' are not a list"), \
+            pytest.raises(SchemaError, match="no readable result files"):
+        read_tokenpowerbench(tmp_path)

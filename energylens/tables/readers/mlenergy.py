@@ -24,6 +24,7 @@ more requests and the throughput would be only 0.01-0.2 of what they could serve
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import warnings
@@ -140,9 +141,10 @@ def read_mlenergy_leaderboard(
     path : path
         The v2 ``data`` folder (with ``llm_text_generation/``) or the v3 ``public/data``
         folder (with ``tasks/``).
-    tasks : sequence of str, optional
+    tasks : str or sequence of str, optional
         Tasks to read; default ``("chat", "code")`` for v2 and :data:`MLENERGY_V3_TASKS`
-        for v3.
+        for v3 (those of them the folder holds). A task named here that the folder does not
+        hold is an error listing the tasks it does hold.
     include_mllm : bool
         v2 only: also read the vision-language models of ``mllm_text_generation``.
     version : {"auto", "v2", "v3"}
@@ -172,9 +174,38 @@ def read_mlenergy_leaderboard(
         if v3 is None:
             raise file_error(f"'{root}'", "holds no tasks/<task>.json files; expected the "
                              "ML.ENERGY v3 'public/data' folder", code="file.layout")
-        return _read_v3(v3, tuple(tasks) if tasks is not None else MLENERGY_V3_TASKS)
-    return _read_v2(v2_root(root) or root, tuple(tasks) if tasks is not None else
-                    ("chat", "code"), include_mllm)
+        return _read_v3(v3, _tasks(tasks, MLENERGY_V3_TASKS), explicit=tasks is not None)
+    return _read_v2(v2_root(root) or root, _tasks(tasks, ("chat", "code")), include_mllm,
+                    explicit=tasks is not None)
+
+
+def _tasks(tasks, default: tuple[str, ...]) -> tuple[str, ...]:
+    """``tasks`` as a tuple of names (a single name is one task, not its letters)."""
+    if tasks is None:
+        return default
+    if isinstance(tasks, str):
+        return (tasks,)
+    out = tuple(tasks)
+    bad = [t for t in out if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"read_mlenergy_leaderboard: tasks must be task names (str); got {bad!r}.")
+    return out
+
+
+def _absent_tasks(root: Path, absent: list[str], present: list[str]) -> None:
+    """Tasks asked for by name that the folder does not hold: an error, never a smaller table."""
+    if absent:
+        close = {t: difflib.get_close_matches(t, present, n=1) for t in absent}
+        hint = "; ".join(f"did you mean {c[0]!r} for {t!r}?" for t, c in close.items() if c)
+        raise file_error(f"'{root}'", f"has no task(s) {absent}; tasks present: {present}"
+                         + (f" ({hint})" if hint else ""), code="file.layout")
+
+
+def _whole(value, name: str) -> int:
+    """A count that must be a whole number (1.7 or True are not data-parallel degrees)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def _v2_row(d: dict, task: str, family: str, params: dict, rel: str) -> dict:
@@ -197,8 +228,23 @@ def _v2_row(d: dict, task: str, family: str, params: dict, rel: str) -> dict:
     }
 
 
-def _read_v2(root: Path, tasks: tuple[str, ...], include_mllm: bool) -> pd.DataFrame:
+def _models_json(f: Path) -> dict:
+    """``models.json`` of a v2 task: model -> parameters in billions."""
+    try:
+        data = json.loads(f.read_text())
+        return {k: v.get("params") for k, v in data.items()}
+    except (ValueError, AttributeError) as exc:
+        raise file_error(f"'{f}'", f"is not a JSON object of models with their 'params' ({exc})",
+                         code="file.layout") from None
+
+
+def _read_v2(root: Path, tasks: tuple[str, ...], include_mllm: bool, *,
+             explicit: bool = False) -> pd.DataFrame:
     families = ["llm_text_generation"] + (["mllm_text_generation"] if include_mllm else [])
+    if explicit:
+        present = sorted({p.name for fam in families if (root / fam).is_dir()
+                          for p in (root / fam).iterdir() if p.is_dir()})
+        _absent_tasks(root, [t for t in tasks if t not in present], present)
     rows, bad = [], []
     for family in families:
         for task in tasks:
@@ -207,8 +253,7 @@ def _read_v2(root: Path, tasks: tuple[str, ...], include_mllm: bool) -> pd.DataF
                 continue
             params = {}
             if (task_dir / "models.json").is_file():
-                params = {k: v.get("params") for k, v in
-                          json.loads((task_dir / "models.json").read_text()).items()}
+                params = _models_json(task_dir / "models.json")
             for f in sorted(task_dir.glob("*/*/*/bs*+tp*+pp*.json")):
                 try:
                     d = json.loads(f.read_text())
@@ -235,7 +280,7 @@ def _v3_rows(configs: list, task: str, bad: list) -> list[dict]:
             missing = [k for k in _V3_KEYS if k not in c]
             if missing:
                 raise KeyError(f"missing keys {missing}")
-            dp = int(c["data_parallel"])
+            dp = _whole(c["data_parallel"], "data_parallel")
             precision = str(c["weight_precision"]).lower()
             rows.append({
                 "model": c["model_id"], "gpu": c["gpu_model"],
@@ -260,19 +305,25 @@ def _v3_rows(configs: list, task: str, bad: list) -> list[dict]:
     return rows
 
 
-def _read_v3(root: Path, tasks: tuple[str, ...]) -> pd.DataFrame:
+def _read_v3(root: Path, tasks: tuple[str, ...], *, explicit: bool = False) -> pd.DataFrame:
     rows, bad, absent = [], [], []
+    if explicit:
+        present = sorted(p.stem for p in (root / "tasks").glob("*.json"))
+        _absent_tasks(root, [t for t in tasks if t not in present], present)
     for task in tasks:
         f = root / "tasks" / f"{task}.json"
         if not f.is_file():
             absent.append(task)
             continue
         try:
-            configs = json.loads(f.read_text()).get("configurations", [])
+            configs = json.loads(f.read_text()).get("configurations")
         except (ValueError, AttributeError) as exc:
             bad.append(f"{f}: {exc}")
             continue
-        rows += _v3_rows(configs if isinstance(configs, list) else [], task, bad)
+        if not isinstance(configs, list):
+            bad.append(f"{f}: no 'configurations' list (got {type(configs).__name__})")
+            continue
+        rows += _v3_rows(configs, task, bad)
     if bad:
         warnings.warn(f"read_mlenergy_leaderboard skipped {len(bad)} unreadable entries: "
                       + "; ".join(bad[:5]), EnergyLensWarning, stacklevel=3)

@@ -49,7 +49,10 @@ def read_splitwise(path: str | os.PathLike) -> pd.DataFrame:
     f = p / "perf_model.csv" if p.is_dir() else p
     if not f.is_file():
         raise FileNotFoundError(f"read_splitwise: '{f}' does not exist; expected perf_model.csv.")
-    d = pd.read_csv(f)
+    try:
+        d = pd.read_csv(f)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise file_error(f"'{f}'", f"cannot be read as CSV ({exc})", code="file.parse") from None
     missing = [c for c in _NEED if c not in d.columns]
     if missing:
         raise file_error(f"'{f}'", f"lacks columns {missing}; read_splitwise expects {_NEED}",

@@ -58,7 +58,10 @@ def _rows(root: Path) -> tuple[list[dict], list[str]]:
             skipped.append(f"{f.name}: no runs")
             continue
         for model_key, runs in data.items():
-            for run in runs if isinstance(runs, list) else []:
+            if not isinstance(runs, list):
+                skipped.append(f"{f.name}: the runs of {model_key!r} are not a list")
+                continue
+            for run in runs:
                 try:
                     rows.append(_run_row(run, model_key.split("--")[-1], m, f.name))
                 except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..problems import file_error
@@ -31,37 +32,74 @@ _NEED = ("Phase", "GPU Energy (J)", "Runtime (s)", "Number of Input Tokens", "It
          "Model", "Number of GPUs", "System")
 
 
+def _csv(f) -> pd.DataFrame:
+    """One of the study's CSV files, or an error naming it."""
+    try:
+        return pd.read_csv(f)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise file_error(f"'{f}'", f"cannot be read as CSV ({exc})", code="file.parse") from None
+
+
+def _numbers(d: pd.DataFrame, col: str, f, *, whole: bool = False) -> np.ndarray:
+    """A numeric column of the kept rows; a missing or non-numeric cell is an error naming
+    the file, the column and its lines (never a silently dropped or averaged row)."""
+    v = pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(v)
+    if whole:
+        bad |= np.isfinite(v) & (v != np.round(v))
+    if bad.any():
+        lines = (d.index[bad] + 2).tolist()[:5]  # the header is line 1
+        shown = [d[col].iloc[i] for i in np.flatnonzero(bad)[:5]]
+        raise file_error(f"'{f}'", f"column {col!r} has {int(bad.sum())} missing or non-numeric "
+                         f"value(s) in inference rows (file lines {lines}: {shown})",
+                         code="missing_value")
+    return v
+
+
+def _labels(d: pd.DataFrame, col: str, f) -> np.ndarray:
+    v = d[col]
+    bad = v.isna().to_numpy() | v.astype(str).str.strip().eq("").to_numpy()
+    if bad.any():
+        raise file_error(f"'{f}'", f"column {col!r} is blank in {int(bad.sum())} inference "
+                         f"row(s) (file lines {(d.index[bad] + 2).tolist()[:5]})",
+                         code="missing_value")
+    return v.astype(str).to_numpy()
+
+
 def _one_file(f, exp: str, include_cpu: bool) -> pd.DataFrame:
-    d = pd.read_csv(f)
-    missing = sorted(set(_NEED) - set(d.columns))
+    d = _csv(f)
+    need = [*_NEED, *(["CPU Energy (J)"] if include_cpu else [])]
+    missing = sorted(set(need) - set(d.columns))
     if missing:
-        raise file_error(f"'{f}'", f"lacks columns {missing}; read_wilkins expects {list(_NEED)}",
+        raise file_error(f"'{f}'", f"lacks columns {missing}; read_wilkins expects {need}",
                          code="file.layout")
-    d = d[d["Phase"].astype(str).str.contains("inference") & (d["Iteration"] != 0)]
+    iteration = pd.to_numeric(d["Iteration"], errors="coerce")
+    d = d[d["Phase"].astype(str).str.contains("inference") & (iteration != 0)]
     out_col = "Number of Output Tokens" if "Number of Output Tokens" in d else "Output Token Limit"
-    energy = d["GPU Energy (J)"].astype(float)
+    energy = _numbers(d, "GPU Energy (J)", f)
     if include_cpu:
-        energy = energy + d["CPU Energy (J)"].astype(float)
+        energy = energy + _numbers(d, "CPU Energy (J)", f)
+    system = _labels(d, "System", f)
     return pd.DataFrame({
-        "model": d["Model"].astype(str).to_numpy(),
-        "gpu": d["System"].map(lambda s: _GPU.get(s, s)).astype(str).to_numpy(),
-        "host": d["System"].astype(str).to_numpy(),
-        "tp": 1, "pp": d["Number of GPUs"].astype(int).to_numpy(), "dp": 1,
+        "model": _labels(d, "Model", f),
+        "gpu": [_GPU.get(x, x) for x in system],
+        "host": system,
+        "tp": 1, "pp": _numbers(d, "Number of GPUs", f, whole=True).astype(int), "dp": 1,
         "batch_size": 1.0, "batch_kind": "running",
-        "input_tokens": d["Number of Input Tokens"].astype(float).to_numpy(),
-        "output_tokens": d[out_col].astype(float).to_numpy(),
+        "input_tokens": _numbers(d, "Number of Input Tokens", f),
+        "output_tokens": _numbers(d, out_col, f),
         "output_tokens_kind": "cap",
-        "energy_j": energy.to_numpy(),
-        "latency_s": d["Runtime (s)"].astype(float).to_numpy(),
+        "energy_j": energy,
+        "latency_s": _numbers(d, "Runtime (s)", f),
         "workload": exp, "source": "wilkins2024",
-        "iteration": d["Iteration"].astype(int).to_numpy(),
+        "iteration": _numbers(d, "Iteration", f, whole=True).astype(int),
     })
 
 
 def read_wilkins(
     path: str | os.PathLike,
     *,
-    experiments: Sequence[str] = WILKINS_EXPERIMENTS,
+    experiments: Sequence[str] | None = None,
     aggregate: bool = True,
     include_cpu: bool = False,
 ) -> pd.DataFrame:
@@ -81,8 +119,10 @@ def read_wilkins(
     ----------
     path : path
         The repository folder holding ``plots/`` (or ``plots/`` itself).
-    experiments : sequence of str
-        Experiment folders to read; their name becomes ``workload``.
+    experiments : str or sequence of str, optional
+        Experiment folders to read (default: those of :data:`WILKINS_EXPERIMENTS` the
+        folder holds); their name becomes ``workload``. One named here that the folder does
+        not hold is an error listing those it does hold.
     aggregate : bool
         Average the repeats of one configuration (``n_repeats``, ``energy_rel_sd``);
         otherwise return every query (validated with ``duplicates="keep"``).
@@ -103,6 +143,15 @@ def read_wilkins(
     """
     root = folder(path, "read_wilkins", "the energy-inference repository folder with plots/")
     plots = root / "plots" if (root / "plots").is_dir() else root
+    if experiments is None:
+        experiments = WILKINS_EXPERIMENTS
+    else:
+        experiments = (experiments,) if isinstance(experiments, str) else tuple(experiments)
+        present = sorted(p.name for p in plots.iterdir() if p.is_dir() and any(p.glob("all-*.csv")))
+        absent = [e for e in experiments if e not in present]
+        if absent:
+            raise file_error(f"'{root}'", f"has no experiment(s) {absent} (no plots/<experiment>/"
+                             f"all-*.csv); experiments present: {present}", code="file.layout")
     frames = [_one_file(f, exp, include_cpu) for exp in experiments
               for f in sorted((plots / exp).glob("all-*.csv"))]
     if not frames:
