@@ -286,3 +286,27 @@ def test_top_level_names_still_resolve():
     assert schema.validate is energylens.tables.validate
     assert readers.read_wilkins is energylens.tables.read_wilkins
     assert schema._resolve_header("TP")[0] == "tp" and "tp" in schema.COLUMNS
+
+
+def test_labels_in_a_csv_are_read_as_written(tmp_path):
+    """pandas' type guessing made model '1.10' the number 1.1 (merged with model '1.1' as the
+    same measurement) and '007' the number 7.0; a precision '16' beside a blank became '16.0'."""
+    f = tmp_path / "labels.csv"
+    f.write_text("model,gpu,precision,tp,batch_size,input_tokens,output_tokens,energy_j\n"
+                 "1.10,H100,16,1,8,512,128,40\n1.1,H100,,1,8,512,128,45\n"
+                 "007,H100,16,4,8,512,128,50\n")
+    df = read_profiles(f)
+    assert df.model.tolist() == ["1.10", "1.1", "007"]
+    assert df.precision.iloc[0] == "16" and pd.isna(df.precision.iloc[1])
+
+
+def test_exact_decimals_are_numbers_and_complex_values_are_not():
+    from decimal import Decimal
+
+    base = {"model": ["m"] * 3, "gpu": ["H100"] * 3, "tp": [1, 2, 4], "batch_size": [8] * 3,
+            "input_tokens": [512] * 3, "output_tokens": [128] * 3}
+    df = read_profiles(pd.DataFrame({**base, "energy_j": [Decimal("40.50"), Decimal("45"),
+                                                          Decimal("50")]}))
+    assert df.energy_j.tolist() == [40.5, 45.0, 50.0]
+    with pytest.raises(SchemaError, match="'energy_j': non-numeric value"):
+        read_profiles(pd.DataFrame({**base, "energy_j": np.array([40 + 1j, 45, 50])}))

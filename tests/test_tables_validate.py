@@ -125,8 +125,22 @@ def test_energy_in_wh_is_named_once_per_table():
         read_profiles(_many_groups(1 / 3600))
     assert len(rec) == 1
     msg = str(rec[0].message)
-    assert "this looks like Wh (or kWh)" in msg and "3 of 3 (model, gpu) groups" in msg
-    assert "units={'energy_j': 'Wh'}" in msg
+    assert "3 of 3 (model, gpu) groups" in msg
+    # kJ, Wh and kWh all give plausible values here: each is named, none is presumed
+    assert all(f"x{f:g} ({u})" in msg for u, f in (("kJ", 1e3), ("Wh", 3600), ("kWh", 3.6e6)))
+    assert "units={'energy_j': " in msg
+
+
+def test_energy_in_kj_is_not_called_wh():
+    """kJ energies were 'this looks like Wh': following it gave energies 3.6x too large."""
+    with pytest.warns(ImplausibleValueWarning, match=r"looks like .*kJ.*x1000 \(kJ\)"):
+        read_profiles(_many_groups(1e-3))
+
+
+def test_parameter_counts_in_millions_are_suspected_before_the_energy_unit():
+    millions = _many_groups(1.0).assign(params_b=lambda d: d.params_b * 1000)
+    with pytest.warns(ImplausibleValueWarning, match=r"params_b reaches 7e\+04.*in millions"):
+        read_profiles(millions)
 
 
 def test_energy_in_kwh_and_per_run_are_named():

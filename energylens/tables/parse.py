@@ -193,11 +193,27 @@ def _empty_headers(df: pd.DataFrame, tf: TextFile) -> pd.DataFrame:
     return df.drop(columns=empty)
 
 
+def _label_dtypes(tf: TextFile) -> dict[str, type]:
+    """Headers that name a label column (model, GPU, precision ...), read as text: pandas'
+    type guessing would make model '1.10' the number 1.1 (the same model as '1.1') and
+    '007' the number 7."""
+    from .columns import COLUMNS
+    from .headers import resolve_header
+
+    out = {}
+    for h in tf.header or ():
+        canon = resolve_header(h)[0]
+        if canon is not None and COLUMNS[canon].dtype == "str":
+            out[h] = str
+    return out
+
+
 def _parse(tf: TextFile) -> pd.DataFrame:
     """pandas' C parser in blocks of rows: the peak memory stays near the table's size."""
     with pd.read_csv(tf.path, sep=tf.delimiter, skiprows=tf.skip, header=0, index_col=False,
                      encoding=tf.encoding, encoding_errors="strict", compression=tf.compression,
-                     skip_blank_lines=True, chunksize=_CHUNK_ROWS) as reader:
+                     skip_blank_lines=True, chunksize=_CHUNK_ROWS,
+                     dtype=_label_dtypes(tf) or None) as reader:
         parts = list(reader)
     if len(parts) == 1:
         return parts[0]

@@ -12,7 +12,8 @@ Energy per output token has hard physical limits:
 Judging row by row confuses a unit mistake with a few odd rows (in Wh, batched rows fall
 below the floor and batch-1 rows do not), so the check looks at the median of each
 (model, GPU) group: a group whose median is below the floor but lands inside the
-physical range when multiplied by 3600 (or 3.6e6) "looks like Wh (or kWh)". One
+physical range when multiplied by 1e3, 3600 or 3.6e6 "looks like kJ, Wh or kWh" (every
+unit that fits is named: the data cannot tell kJ from Wh). One
 :class:`~energylens.ImplausibleValueWarning` says so, once, with the groups.
 """
 
@@ -35,7 +36,11 @@ FLOP_PER_JOULE_MAX = 1e13
 PER_TOKEN_FLOOR = 1e-4
 #: Energy per output token, per GPU, above which a table is not in joules per request.
 PER_TOKEN_CEILING_PER_GPU = 1e3
-_UNIT_FIXES = (("Wh", 3600.0), ("kWh", 3.6e6))
+_UNIT_FIXES = (("kJ", 1e3), ("Wh", 3600.0), ("kWh", 3.6e6))
+#: A typical energy per output token of today's serving (J/token), to order the units that fit.
+_TYPICAL_PER_TOKEN = 0.3
+#: Parameter counts (billions) above any model's: a params_b column in millions.
+_PARAMS_B_MAX = 5000.0
 
 
 def token_bounds(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -74,21 +79,27 @@ def warn_implausible(out: pd.DataFrame, where: str) -> None:
     parts, unit_groups = [], np.zeros(len(med), dtype=bool)
     group_of = ("(" + ", ".join(keys) + ") group") if keys else "table"
     small = med["ept"].to_numpy() < med["floor"].to_numpy()
-    for name, factor in _UNIT_FIXES:
-        scaled = med["ept"].to_numpy() * factor
-        fits = small & ~unit_groups & (scaled >= med["floor"].to_numpy()) & \
-            (scaled <= med["ceiling"].to_numpy())
-        if fits.any():
-            unit_groups |= fits
-            labels = [_label(k) for k in med.index[fits]]
-            parts.append(
-                f"this looks like {name} (or {'kWh' if name == 'Wh' else 'Wh'}), not joules: "
-                f"in {int(fits.sum())} of {len(med)} {group_of}s the median energy per output "
-                f"token is {float(np.median(med['ept'][fits])):.3g} J/token, below the physical "
-                f"floor, and x{factor:g} gives a plausible "
-                f"{float(np.median(scaled[fits])):.3g} J/token ({_groups_text(labels)}). "
-                f"Declare the unit with units={{'energy_j': '{name}'}} or a header such as "
-                f"'energy_{name.lower()}'")
+    fits_by_unit = {name: small & (med["ept"].to_numpy() * f >= med["floor"].to_numpy())
+                    & (med["ept"].to_numpy() * f <= med["ceiling"].to_numpy())
+                    for name, f in _UNIT_FIXES}
+    unit_groups = np.logical_or.reduce(list(fits_by_unit.values()))
+    if unit_groups.any():
+        # every unit that makes these groups plausible is named: kJ and Wh differ by 3.6x
+        # only, and the physical range is wider than that, so the data cannot tell them apart
+        factors = dict(_UNIT_FIXES)
+        typical = float(np.median(med["ept"][unit_groups]))
+        names = sorted((n for n, m in fits_by_unit.items() if m.any()),
+                       key=lambda n: abs(np.log(typical * factors[n] / _TYPICAL_PER_TOKEN)))
+        labels = [_label(k) for k in med.index[unit_groups]]
+        parts.append(
+            f"this looks like {' or '.join(names)}, not joules: in {int(unit_groups.sum())} of "
+            f"{len(med)} {group_of}s the median energy per output token is "
+            f"{float(np.median(med['ept'][unit_groups])):.3g} J/token, below the physical floor, "
+            f"and " + " or ".join(f"x{factors[n]:g} ({n})" for n in names)
+            + f" gives a plausible value ({_groups_text(labels)}; the units are listed from "
+            f"the most typical result, {_TYPICAL_PER_TOKEN:g} J/token). Declare the unit with "
+            f"units={{'energy_j': '{names[0]}'}} (or {', '.join(repr(n) for n in names[1:]) or 'another'})"
+            f" or a header such as 'energy_{names[0].lower()}'")
     big = (med["ept"].to_numpy() > med["ceiling"].to_numpy()) & ~unit_groups
     if big.any():
         labels = [_label(k) for k in med.index[big]]
@@ -104,6 +115,12 @@ def warn_implausible(out: pd.DataFrame, where: str) -> None:
                      f"{[float(f'{ept[p]:.3g}') for p in pos]} J/token: a unit mistake in "
                      "those rows? Check that energy is in joules per request (not per run, "
                      "not Wh)")
+    if "params_b" in out.columns:
+        pb = pd.to_numeric(out["params_b"], errors="coerce").to_numpy(dtype=float)
+        if np.nanmax(pb, initial=0.0) > _PARAMS_B_MAX:
+            parts.append(f"params_b reaches {np.nanmax(pb):.4g}, more parameters than any model "
+                         "has (the floor reads params_b in billions): if the column is in "
+                         "millions, divide it by 1000 before judging the energy unit")
     warnings.warn(f"Profiling table {where}: implausible energy per output token, the "
                   "signature of a unit mistake; "
                   + "; ".join(parts) + ".", ImplausibleValueWarning, stacklevel=4)

@@ -8,6 +8,7 @@ numbers or strings is converted in C.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,6 +22,13 @@ except TypeError:  # pragma: no cover - older pandas
     LABEL_DTYPE = object
 
 
+def pa_types_decimal(dtype) -> bool:
+    """Whether an Arrow-backed pandas dtype holds decimals (parquet's exact numbers)."""
+    import pyarrow as pa
+
+    return pa.types.is_decimal(dtype.pyarrow_dtype)
+
+
 def _cell_number(v: object) -> float:
     """One cell as a float; NaN where it is not a number (booleans are not numbers)."""
     if v is None or isinstance(v, (bool, np.bool_)):
@@ -30,7 +38,7 @@ def _cell_number(v: object) -> float:
             return float(v)
         except OverflowError:  # an integer beyond the float range: infinite
             return math.inf if v > 0 else -math.inf
-    if isinstance(v, Real):
+    if isinstance(v, (Real, Decimal)):  # Decimal: exact decimals from databases and parquet
         return float(v)
     if isinstance(v, str):
         if "_" in v:  # Python reads "1_000"; no spreadsheet or parser of tables does
@@ -58,6 +66,10 @@ def to_numeric(s: pd.Series) -> np.ndarray:
         return np.full(len(s), np.nan)
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return s.to_numpy(dtype=float)  # no copy for float64
+    if isinstance(dtype, np.dtype) and dtype.kind == "c":  # complex: not a measurement
+        return np.full(len(s), np.nan)
+    if isinstance(dtype, pd.ArrowDtype) and pa_types_decimal(dtype):
+        return s.astype(float).to_numpy(dtype=float, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(dtype):
         return s.to_numpy(dtype=float, na_value=np.nan)
     if not pd.api.types.is_object_dtype(dtype) and pd.api.types.is_string_dtype(dtype):
