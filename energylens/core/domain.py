@@ -145,6 +145,11 @@ class Domain:
                 a = pd.to_numeric(X[VARIABLE_COLUMNS[name]], errors="coerce").to_numpy(dtype=float)
                 self._check_range(out, name, a, lo, hi)
         if isinstance(X, pd.DataFrame) and len(X) == n:
+            names = {c: self.labels[c] for c in ("model", "gpu") if c in self.labels}
+            if names:  # another spelling of a trained model or GPU is that one, not a new one
+                from .catalogue import aliased
+
+                X = aliased(X, names)
             for col, seen in self.labels.items():
                 if col in X.columns:
                     self._check_labels(out, col, X[col], seen)
