@@ -145,11 +145,6 @@ class Domain:
                 a = pd.to_numeric(X[VARIABLE_COLUMNS[name]], errors="coerce").to_numpy(dtype=float)
                 self._check_range(out, name, a, lo, hi)
         if isinstance(X, pd.DataFrame) and len(X) == n:
-            names = {c: self.labels[c] for c in ("model", "gpu") if c in self.labels}
-            if names:  # another spelling of a trained model or GPU is that one, not a new one
-                from .catalogue import aliased
-
-                X = aliased(X, names)
             for col, seen in self.labels.items():
                 if col in X.columns:
                     self._check_labels(out, col, X[col], seen)
@@ -179,8 +174,14 @@ class Domain:
 
     @staticmethod
     def _check_labels(out: Extrapolation, col: str, values: pd.Series, seen: list[str]) -> None:
-        uniq = [str(u) for u in values.dropna().unique()]
+        uniq = [str(u) for u in values.unique() if not pd.isna(u)]
         unseen = sorted(set(uniq) - set(seen))
+        if unseen and col in ("model", "gpu"):
+            # another catalogue spelling of a trained model or GPU is that one, not a new one
+            from .catalogue import aliased
+
+            spelt = aliased(pd.DataFrame({col: unseen}), {col: seen})[col].tolist()
+            unseen = [u for u, v in zip(unseen, spelt) if v == u]
         if not unseen:
             return
         m = values.astype(str).isin(unseen).to_numpy(dtype=bool)

@@ -40,7 +40,7 @@ def aliased(X: pd.DataFrame, seen: dict) -> pd.DataFrame:
         known = set(seen.get(col) or ())
         if col not in X.columns or not known:
             continue
-        new = [v for v in pd.unique(X[col].dropna()) if str(v) not in known]
+        new = [v for v in X[col].unique() if not pd.isna(v) and str(v) not in known]
         if not new:
             continue
         keys = {name: entry_key(col, name) for name in known}
