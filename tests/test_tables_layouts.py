@@ -281,3 +281,10 @@ def test_tokenpowerbench_runs_that_are_not_a_list_are_named(tmp_path):
     with pytest.warns(energylens.EnergyLensWarning, match="runs of 'Llama-X' are not a list"), \
             pytest.raises(SchemaError, match="no readable result files"):
         read_tokenpowerbench(tmp_path)
+
+
+def test_a_bad_v3_entry_is_named_by_its_task_file_and_configuration(tmp_path):
+    """The error named 'row 1' of the assembled table, which is in no file."""
+    v3_folder(tmp_path, [{}, {"num_gpus": 6, "data_parallel": 4}], task="gpqa")
+    with pytest.raises(SchemaError, match=r"'tp'.*From: tasks/gpqa.json configuration 1\."):
+        read_mlenergy_leaderboard(tmp_path)

@@ -38,8 +38,7 @@ import pandas as pd
 from ...core.options import StrOptions, check_options
 from ...exceptions import EnergyLensWarning
 from ..problems import file_error
-from ..validate import validate
-from ._common import folder
+from ._common import folder, validated
 
 __all__ = ["read_mlenergy_leaderboard", "MLENERGY_NOMINAL_INPUT_TOKENS", "MLENERGY_V3_TASKS",
            "mlenergy_version"]
@@ -270,7 +269,8 @@ def _read_v2(root: Path, tasks: tuple[str, ...], include_mllm: bool, *,
         raise file_error(f"'{root}'", f"no bs*+tp*+pp*.json files for tasks {list(tasks)}; "
                          "expected llm_text_generation/<task>/<GPU>/<org>/<model>/"
                          "bs{B}+tp{T}+pp{P}.json", code="file.layout")
-    return validate(pd.DataFrame(rows), where=f"'{root}'")
+    df = pd.DataFrame(rows)
+    return validated(df, f"'{root}'", df["file"].astype(str).tolist())
 
 
 def _v3_rows(configs: list, task: str, bad: list) -> list[dict]:
@@ -299,6 +299,7 @@ def _v3_rows(configs: list, task: str, bad: list) -> list[dict]:
                 "precision": _PRECISION.get(precision, precision),
                 "workload": task, "source": "mlenergy-v3",
                 "architecture": c.get("architecture"),
+                "_origin": f"tasks/{task}.json configuration {i}",
             })
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
             bad.append(f"tasks/{task}.json configuration {i}: {exc}")
@@ -331,4 +332,5 @@ def _read_v3(root: Path, tasks: tuple[str, ...], *, explicit: bool = False) -> p
         have = sorted(p.stem for p in (root / "tasks").glob("*.json"))
         raise file_error(f"'{root}'", f"no configurations for tasks {list(tasks)} (absent: "
                          f"{absent}); tasks present: {have}", code="file.layout")
-    return validate(pd.DataFrame(rows), where=f"'{root}'")
+    df = pd.DataFrame(rows)
+    return validated(df.drop(columns="_origin"), f"'{root}'", df["_origin"].tolist())
