@@ -445,3 +445,164 @@ def test_a_front_on_time_per_output_token_says_so(small, monkeypatch):
     assert not any(t.startswith("latency limit") for t in legend)
     with_latency = choices.energy_latency_front(small)
     assert with_latency["x"] == "latency_s" and with_latency["quantity"] == "request latency"
+
+
+def test_what_to_measure_next_is_unmeasured_and_can_run(small):
+    """Every suggestion is a combination the table lacks that energylens grid calls feasible
+    (Llama-3.1-70B at TP 1 does not fit one H100), and the note counts exactly those."""
+    from energylens import candidate_grid
+    from energylens.models import EnergyLensModel, GroupedModel
+    from energylens.report import choices
+
+    demo = energylens.read_profiles(DEMO)
+    part = demo[(demo.model == "Llama-3.1-70B") & (demo.gpu == "H100-SXM")
+                & (demo.workload == "chat")].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GroupedModel(EnergyLensModel(), by=["model", "gpu"]).fit(part)
+        nxt, note = choices.next_measurements(model, part, ["model", "gpu"], k=10_000)
+    assert 1 in set(part["tp"]) and 256 in set(part["batch_size"])  # the combination exists
+    n = int(re.search(r"among (\d+) unmeasured", note).group(1))
+    assert n == len(nxt) and "cannot run" in note and "already measured" in note
+    knobs = ["tp", "pp", "dp", "batch_size", "input_tokens", "output_tokens"]
+    measured = set(map(tuple, part[knobs].to_numpy(dtype=float)))
+    assert not measured & set(map(tuple, nxt[knobs].to_numpy(dtype=float)))
+    for _, r in nxt.iterrows():
+        grid = candidate_grid(model=r["model"], gpu=r["gpu"], tp=[r["tp"]], pp=[r["pp"]],
+                              dp=[r["dp"]], batch_size=[r["batch_size"]],
+                              input_tokens=r["input_tokens"], output_tokens=r["output_tokens"])
+        assert grid["feasible"].all(), grid["reason"].iloc[0]
+    assert not ((nxt["tp"] == 1) & (nxt["pp"] == 1) & (nxt["batch_size"] == 256)).any()
+
+
+def test_warnings_raised_reading_the_table_are_in_the_report(small, tmp_path):
+    """A table in Wh warns while it is read: that warning is in the report's warnings
+    section and warnings.csv, not only on standard error."""
+    rows = small[(small.model == "Llama-3.2-1B") & (small.gpu == "H100-SXM")
+                 & (small.workload == "chat")].head(24)
+    table = tmp_path / "wh.csv"
+    rows[["model", "gpu", "tp", "pp", "batch_size", "input_tokens", "output_tokens"]].assign(
+        energy=rows["energy_j"] / 3600).to_csv(table, index=False)
+    out = tmp_path / "rep"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["report", str(table), "-o", str(out), "--quick", "--seeds", "1",
+                     "--quiet"]) == 0
+    listed = pd.read_csv(out / "warnings.csv")
+    assert "ImplausibleValueWarning" in set(listed["warning"])
+    assert listed["message"].str.contains("looks like Wh").any()
+    page = (out / "index.html").read_text()
+    section = _text(page[page.index("<h2>8. Warnings"):])
+    assert "ImplausibleValueWarning" in section and "looks like Wh" in section
+
+
+def test_headline_accuracy_shows_the_rule_of_thumb_and_the_noise_ceiling(report):
+    """The headline reads the model's held-out accuracy against the best ensemble, the rule
+    of thumb and the 2%-noise ceiling, at the same training size as comparison.csv."""
+    from energylens.evaluation import COMPARISON_MODELS
+
+    RULE_OF_THUMB, CEILING = "RuleOfThumb", "NoiseCeiling2%"
+    assert {RULE_OF_THUMB, CEILING} <= set(COMPARISON_MODELS)
+    page = report.read_text()
+    box = _text(page[page.index('<section class="headline">'):page.index("</section>")])
+    cmp = pd.read_csv(report.parent / "comparison.csv")
+    n = int(re.search(r"trained on up to (\d+) rows per group", box).group(1))
+    at = cmp[cmp["n_train"] == n].set_index("model")
+    assert "rule of thumb: fewest GPUs per request in flight" in box
+    assert "ceiling: the measured energy with 2% noise" in box
+    rule, ceiling = at.loc[RULE_OF_THUMB], at.loc[CEILING]
+    for value in (rule["top1"], 100 * rule["regret"], ceiling["mape"], ceiling["top1"]):
+        assert f"{value:.4g}" in box, (value, box)
+
+
+def test_headline_accuracy_without_scenarios_to_choose_from():
+    """Where no held-out scenario has two configurations (length sweeps), the table keeps
+    MAPE and leaves out Top-1 and regret, and the text says why."""
+    from energylens.report.sections import accuracy_table
+
+    acc = {"lines": [("the model", "EnergyLens", {"mape": 5.0}),
+                     ("rule of thumb", "RuleOfThumb", {}),
+                     ("noise ceiling", "NoiseCeiling2%", {"mape": 1.6})]}
+    t = accuracy_table(acc)
+    assert list(t.columns) == ["compared", "MAPE (%)"] and len(t) == 3
+    assert t["MAPE (%)"].tolist()[2] == 1.6
+
+
+def test_assumed_input_lengths_are_marked_wherever_shown(small):
+    """A reader's nominal prompt length (input_tokens_assumed, as for ML.ENERGY) is marked
+    in the headline, what to measure next, the per-scenario check, the table summary and the
+    CSV behind each, never shown as a measurement."""
+    from energylens.report import analysis, render, tables
+
+    ASSUMED = "(assumed)"
+    part = small[(small.model == "Llama-3.2-1B") & (small.gpu == "H100-SXM")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = analysis.analyse(part.assign(input_tokens_assumed=True), seeds=1, quick=True,
+                             show_progress=False)
+    page = _text(render(a))
+    out = tables(a)
+    assert out["headline"]["lengths (in / out tokens)"].str.contains(ASSUMED, regex=False).all()
+    for name in ("next_measurements", "best_configurations"):
+        assert out[name]["input_tokens_assumed"].all(), name
+        assert out[name]["input_tokens"].dtype.kind == "f"  # the CSV keeps the number
+    headline = page[:page.index("1. The profiling table")]
+    for v in a.next["input_tokens"]:
+        assert f"{v:g} {ASSUMED}" in headline
+    section = page[page.index("1. The profiling table"):page.index("2. The fitted model")]
+    assert ASSUMED in section and "input_tokens_assumed" in section
+    best = page[page.index("5. Best configurations"):page.index("6. Energy")]
+    assert f"{a.best['input_tokens'].iloc[0]:g} {ASSUMED}" in best
+    assert "input_tokens_assumed" in best  # the note says what the mark means
+    measured = analysis.analyse(part, seeds=1, quick=True, show_progress=False)
+    assert ASSUMED not in _text(render(measured))
+
+
+def test_a_latency_limit_no_configuration_meets_marks_no_choice(small, monkeypatch):
+    """With --max-latency below every configuration, the section and the caption say that
+    none meets it, and no star is drawn or claimed."""
+    from types import SimpleNamespace
+
+    from energylens.report import choices, figures, sections
+
+    f = choices.energy_latency_front(small, max_latency_s=1e-6)
+    assert f["chosen"] is None and f["n_within"] == 0
+    drawn = []
+    real = figures.img
+
+    def spy(fig, caption, **kw):
+        drawn.append(fig)
+        return real(fig, caption, **kw)
+
+    monkeypatch.setattr(figures, "img", spy)
+    text = _text(sections.front_section(SimpleNamespace(front=f)))
+    assert "the star is" not in text
+    assert f"None of the {len(f['table'])} configurations meets the latency limit" in text
+    assert "no configuration meets it" in text
+    legend = [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()]
+    assert not any("least energy" in t for t in legend)
+
+
+def test_accuracy_figures_draw_the_mean_the_tables_show(monkeypatch):
+    """The sample-efficiency lines are the mean over seeds, as in comparison.csv and the
+    headline, and the caption says so."""
+    from energylens.report import figures
+    from energylens.report.comparison import Comparison, summarise
+
+    long = pd.DataFrame({"model": "EnergyLens", "dataset": "t", "protocol": "p", "n_train": 10,
+                         "seed": [0, 1, 2], "metric": "mape", "value": [1.0, 2.0, 12.0],
+                         "error": ""})
+    cmp = Comparison(long, summarise(long), 3, [10])
+    drawn = []
+    real = figures.img
+
+    def spy(fig, caption, **kw):
+        drawn.append((fig, caption))
+        return real(fig, caption, **kw)
+
+    monkeypatch.setattr(figures, "img", spy)
+    figures.efficiency(cmp, "mape")
+    fig, caption = drawn[-1]
+    line = fig.axes[0].get_lines()[0]
+    assert line.get_ydata()[0] == pytest.approx(cmp.summary["mape"].iloc[0]) == pytest.approx(5.0)
+    assert "means over 3 seeds" in caption and "median" not in caption

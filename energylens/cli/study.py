@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from .files import (
@@ -152,19 +153,34 @@ def report_jobs(jobs: int | None) -> int:
     return jobs if jobs is not None else min(4, usable_cores())
 
 
+def _read_recorded(args, summary):
+    """``(table, warnings)``: the table of ``args.table`` and the warnings reading it raised,
+    as ``(category, message, group)`` (group None), for the report to show with its own.
+    They go to ``summary`` too, even where reading fails."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            df = read_table(args)
+        finally:
+            summary.add_records(caught)
+    return df, [(w.category.__name__, str(w.message), None) for w in caught]
+
+
 def cmd_report(args, summary) -> int:
-    """The HTML report of a table (a folder with index.html and the CSV tables)."""
+    """The HTML report of a table (a folder with index.html and the CSV tables); its
+    warnings are those raised reading the table, then those of the analysis."""
     from ..report import REPORT_FILES, analyse, write_analysis
 
     out = Outputs([args.table], args.force).folder(args.output, kind="report",
                                                     writes=REPORT_FILES)
-    df = read_table(args)
+    df, read_warnings = _read_recorded(args, summary)
     _enough(df, "report", args.table)
     a = analyse(df, source=str(args.table), seeds=args.seeds, quick=args.quick,
                 max_latency_s=args.max_latency, n_jobs=report_jobs(args.jobs),
                 show_progress=False if args.quiet else None)
     for category, message, group in a.warnings:
         summary.add(category, message, group)
+    a.warnings = read_warnings + a.warnings
     with writing(out):
         index = write_analysis(a, out, title=args.title)
     print(str(index))

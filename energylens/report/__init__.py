@@ -4,7 +4,8 @@ The report is built in two steps: :func:`analyse` computes everything as plain d
 :class:`Analysis` of DataFrames and dicts), :func:`render` turns it into one self-contained
 HTML page (plots embedded as PNG, no external resources), which opens with a headline: the
 recommended configuration per scenario with its predicted energy and interval, the model's
-accuracy on held-out rows against the best ensemble, and what to measure next.
+accuracy on held-out rows beside the best ensemble, the rule of thumb and the 2%-noise ceiling,
+and what to measure next.
 :func:`write_report` writes the page with the tables behind it as CSV, so that every number
 can be checked, into a folder marked as an energylens report.
 

@@ -19,6 +19,7 @@ import pandas as pd
 from ..core.progress import logger
 from ..exceptions import EnergyLensError
 from . import choices, comparison, fitting, lengths
+from .choices import ASSUMED, inputs_assumed
 
 __all__ = ["Analysis", "analyse", "summary_table"]
 
@@ -55,15 +56,20 @@ class Analysis:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row describing the table: sizes and ranges in words and units."""
+    """One row describing the table: sizes and ranges in words and units (input lengths
+    marked where a reader assumed them)."""
     def span(c, fmt="{:g}"):
         return f"{fmt.format(df[c].min())} to {fmt.format(df[c].max())}" if c in df else "\u2013"
+
+    assumed = int(inputs_assumed(df).sum())
+    inputs = span("input_tokens") + ("" if not assumed else f" {ASSUMED}" if assumed == len(df)
+                                     else f" (assumed in {assumed} of {len(df)} rows)")
 
     return pd.DataFrame({
         "rows": [len(df)], "models": [df["model"].nunique()], "GPUs": [df["gpu"].nunique()],
         "TP": [", ".join(map(str, sorted(df["tp"].unique())))],
         "PP": [", ".join(map(str, sorted(df["pp"].unique())))],
-        "batch size": [span("batch_size")], "input tokens": [span("input_tokens")],
+        "batch size": [span("batch_size")], "input tokens": [inputs],
         "output tokens": [span("output_tokens", "{:.4g}")],
         "energy per request (J)": [span("energy_j", "{:.3g}")],
         "energy per output token (J/token)": [span("energy_per_output_token_j", "{:.3g}")],

@@ -26,7 +26,7 @@ from .fitting import fitted_groups_mask
 
 __all__ = ["CONFIG_COLUMNS", "scenario_columns", "scenario_words", "designed_lengths",
            "gpu_is_choice", "recommendations", "next_measurements", "best_per_scenario",
-           "energy_latency_front"]
+           "energy_latency_front", "ASSUMED", "ASSUMED_COLUMN", "inputs_assumed", "input_text"]
 
 #: The latency columns the energy-latency front can use, in order of preference, with what
 #: each one is in words and for short (what the report calls the quantity and its limit).
@@ -37,6 +37,40 @@ LATENCIES = {"latency_s": ("request latency", "latency"),
 CONFIG_COLUMNS = ("gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "precision",
                   "n_requests", "engine")
 LENGTHS = ("input_tokens", "output_tokens")
+#: The column where a reader flags a prompt length it filled in (a nominal value per task,
+#: as for ML.ENERGY's tables) rather than read from the measurements.
+ASSUMED_COLUMN = "input_tokens_assumed"
+#: How the report marks such a length wherever it shows one.
+ASSUMED = "(assumed)"
+
+
+def inputs_assumed(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether its input length is assumed (:data:`ASSUMED_COLUMN`), not measured.
+
+    Examples
+    --------
+    >>> inputs_assumed(pd.DataFrame({"input_tokens_assumed": [True, None]})).tolist()
+    [True, False]
+    >>> inputs_assumed(pd.DataFrame({"input_tokens": [256.0]})).tolist()
+    [False]
+    """
+    if ASSUMED_COLUMN not in rows.columns:
+        return np.zeros(len(rows), dtype=bool)
+    return np.array([_is_true(v) for v in rows[ASSUMED_COLUMN]], dtype=bool)
+
+
+def _is_true(v) -> bool:
+    """A flag that is set: True, never a missing value (NaN is truthy)."""
+    return isinstance(v, (bool, np.bool_)) and bool(v)
+
+
+def input_text(value: float, assumed: bool) -> str:
+    """An input length as the report shows it, marked where it is assumed.
+
+    >>> input_text(256.0, True), input_text(512.0, False)
+    ('256 (assumed)', '512')
+    """
+    return f"{value:g}" + (f" {ASSUMED}" if assumed else "")
 
 
 def _served(df: pd.DataFrame) -> list[str]:
@@ -149,7 +183,9 @@ def _describe(row: pd.Series, gpu: bool = True, realised: Sequence[str] = ()) ->
         parts.append(row["engine"])
     if "n_requests" in row and pd.notna(row["n_requests"]):
         parts.append(f"{row['n_requests']:g} requests")
-    parts += [f"{row[c]:.4g} {c.split('_')[0]} tokens" for c in realised]
+    assumed = _is_true(row.get(ASSUMED_COLUMN))
+    parts += [f"{row[c]:.4g} {c.split('_')[0]} tokens"
+              + (f" {ASSUMED}" if c == "input_tokens" and assumed else "") for c in realised]
     return ", ".join(parts)
 
 
@@ -184,7 +220,9 @@ def recommendations(model, df: pd.DataFrame, *, level: float = 0.9) -> pd.DataFr
         top, gpu = pred.iloc[0], "gpu" not in scen
         row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
         row.update({
-            "input tokens": top["input_tokens"], "output tokens": top["output_tokens"],
+            "input tokens": top["input_tokens"],
+            "input tokens assumed": _is_true(top.get(ASSUMED_COLUMN)),
+            "output tokens": top["output_tokens"],
             "candidates": len(cand), "recommended": _describe(top, gpu, realised),
             "predicted energy (J/request)": top["pred_j"], "interval low (J)": top["lower_j"],
             "interval high (J)": top["upper_j"], "predicted J/output token": top["pred_j_per_token"],
@@ -197,41 +235,91 @@ def recommendations(model, df: pd.DataFrame, *, level: float = 0.9) -> pd.DataFr
     return pd.DataFrame(rows_out)
 
 
+def _group_grid(g: pd.DataFrame, designed: list[str]) -> pd.DataFrame:
+    """:func:`energylens.candidate_grid` over the tp, pp, dp and batch values one group
+    measured, at its usual lengths, with its other settings: ``feasible`` and ``reason``
+    by the rule ``energylens grid`` applies (heads, layers, weights and KV cache in memory)."""
+    from ..selection import candidate_grid
+
+    base = g.iloc[0]
+    size = float(base["params_b"]) if "params_b" in g and pd.notna(base["params_b"]) else None
+    extra = {c: base[c] for c in g.columns if c not in _NOT_SETTINGS}
+    lengths = {c: _mode(g[c]) if c in designed else float(g[c].median()) for c in LENGTHS}
+    knobs = {c: sorted(g[c].dropna().unique()) if c in g else [1] for c in _KNOBS}
+    return candidate_grid(model=base["model"], gpu=base["gpu"], **knobs, **lengths,
+                          params_b=size if size and size > 0 else None, **extra)
+
+
+#: The grid's knobs: every combination of the values a group measured is a candidate.
+_KNOBS = ("tp", "pp", "dp", "batch_size")
+#: Columns that are no setting of a candidate (measurements, or what the grid sets itself).
+_NOT_SETTINGS = {"model", "gpu", *_KNOBS, *LENGTHS, "params_b", "n_gpus", "energy_j",
+                 "running_batch", "latency_s", "ttft_s", "tpot_s", "power_w", "prefill_energy_j",
+                 "decode_energy_j", "run_energy_j", "duration_s", "energy_per_output_token_j",
+                 "file", "feasible", "reason"}
+
+
 def _unmeasured_grid(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Per group, every combination of the tp, pp, dp and batch values it measured, at its
-    usual lengths, with the group's other settings."""
+    """Per group (``by`` and the workload), every combination of the tp, pp, dp and batch
+    values it measured, at its usual lengths, with the group's other settings (:func:`_group_grid`),
+    with ``feasible``, ``reason`` and ``measured``: whether the table has the configuration
+    (same group, knobs and designed lengths; a length measured per run is no setting)."""
     designed = designed_lengths(df)
-    knobs = [c for c in ("tp", "pp", "dp", "batch_size") if c in df.columns]
-    drop = {"energy_j", "running_batch", "latency_s", "ttft_s", "tpot_s", "power_w",
-            "prefill_energy_j", "decode_energy_j", "run_energy_j", "duration_s",
-            "energy_per_output_token_j", "n_gpus", "file"}
-    parts = []
-    for _, g in (df.groupby(by, sort=True) if by else [((), df)]):
-        base = g.iloc[[0]].drop(columns=[c for c in drop if c in g.columns])
-        for c in LENGTHS:
-            if c in base:
-                base[c] = _mode(g[c]) if c in designed else float(g[c].median())
-        grid = pd.MultiIndex.from_product([sorted(g[c].unique()) for c in knobs],
-                                          names=knobs).to_frame(index=False)
-        parts.append(grid.merge(base.drop(columns=knobs), how="cross"))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if {"tp", "pp"} <= set(out.columns):
-        out["n_gpus"] = out["tp"] * out["pp"] * (out["dp"] if "dp" in out else 1)
-    return out
+    keys = [*by, *(["workload"] if "workload" in df.columns and "workload" not in by else [])]
+    groups = df.groupby(keys, sort=True, dropna=False) if keys else [((), df)]
+    parts, said = [], []
+    for _, g in groups:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parts.append(_group_grid(g, designed))
+        said.append(caught)
+    if not parts:
+        return pd.DataFrame()
+    match = [c for c in (*keys, *_KNOBS, *designed) if c in df.columns]
+    seen = pd.MultiIndex.from_frame(df[match].astype(str))
+    for part, caught in zip(parts, said):
+        part["measured"] = pd.MultiIndex.from_frame(part[match].astype(str)).isin(seen)
+        if not part["measured"].all():  # what the grid says of a group with a candidate left
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=2)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _left_out(grid: pd.DataFrame, *, none_left: bool) -> str:
+    """What the grid leaves out, in words: the measured combinations, and those that cannot
+    run with the first one's reason (``none_left``: said of all of them)."""
+    measured, bad = int(grid["measured"].sum()), grid[~grid["measured"] & ~grid["feasible"]]
+    parts = [f"{measured} {'are ' if none_left else ''}already measured"] if measured else []
+    if len(bad):
+        first = bad.iloc[0]
+        parts.append(f"{len(bad)} {'' if none_left else 'that '}cannot run (e.g. {first['model']} "
+                     f"on {first['gpu']}, {_describe(first, gpu=False)}: {first['reason']})")
+    return " and ".join(parts)
+
+
+#: The candidates of what to measure next, in words.
+_COMBINATIONS = "combinations of the tp, pp, dp and batch values each model, GPU and workload measured"
 
 
 def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> tuple[pd.DataFrame, str]:
     """``(table, note)``: the ``k`` unmeasured configurations most likely to be a
     scenario's optimum (:func:`energylens.suggest_next`, ``strategy="selection"``), among
-    the combinations of the values each group measured."""
+    the combinations of the values each group (``by`` and the workload) measured that the
+    table does not have and that can run (:func:`energylens.candidate_grid`'s feasibility,
+    as ``energylens grid`` shows it)."""
     from ..selection import suggest_next
 
-    cand = _unmeasured_grid(df, by)
-    if cand.empty:
+    grid = _unmeasured_grid(df, by)
+    if grid.empty:
         return pd.DataFrame(), "no candidate configurations could be formed"
-    cand = cand[fitted_groups_mask(model, cand)]
-    if cand.empty:
+    grid = grid[fitted_groups_mask(model, grid)]
+    if grid.empty:
         return pd.DataFrame(), "no group the model fitted has a configuration left to measure"
+    cand = grid[grid["feasible"] & ~grid["measured"]].drop(columns=["feasible", "reason",
+                                                                      "measured"])
+    if cand.empty:
+        return pd.DataFrame(), (f"none; of the {len(grid)} {_COMBINATIONS}, "
+                                + _left_out(grid, none_left=True))
     with warnings.catch_warnings():
         # Combinations at the edge of what was measured are flagged in their own column.
         warnings.simplefilter("ignore", ExtrapolationWarning)
@@ -239,10 +327,12 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
                            scenario=scenario_columns(df))
         nxt["outside the data"] = model.predict_interval(nxt)["extrapolated_by"].to_numpy()
     cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size", "input_tokens",
-                        "output_tokens", "score", "reason", "outside the data") if c in nxt.columns]
+                        ASSUMED_COLUMN, "output_tokens", "score", "reason", "outside the data")
+            if c in nxt.columns]
     return nxt[cols].reset_index(drop=True), (
-        f"among {len(cand)} unmeasured combinations of the tp, pp and batch values each group "
-        "measured")
+        f"among {len(cand)} unmeasured {_COMBINATIONS}, each of which can run by the rule "
+        "energylens grid applies (tp dividing the heads, weights and KV cache in GPU memory)"
+        + (f"; left out: {_left_out(grid, none_left=False)}" if len(cand) < len(grid) else ""))
 
 
 def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -261,6 +351,8 @@ def best_per_scenario(model, df: pd.DataFrame) -> pd.DataFrame:
             continue
         pick, best = g.loc[g["_pred"].idxmin()], g.loc[g["_true"].idxmin()]
         row = dict(zip(scen, key if isinstance(key, tuple) else (key,)))
+        if "input_tokens" in row and ASSUMED_COLUMN in g.columns:
+            row[ASSUMED_COLUMN] = bool(inputs_assumed(g).any())
         row.update({"candidates": len(g), "chosen": _describe(pick, gpu=gpu),
                     "best measured": _describe(best, gpu=gpu),
                     "chosen measured (J/token)": pick["_true"], "best measured (J/token)": best["_true"],

@@ -14,12 +14,18 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Comparison", "compare", "with_main", "summarise", "training_sizes", "DEFAULT_SEEDS",
-           "ENSEMBLES"]
+           "ENSEMBLES", "RULE_OF_THUMB", "CEILING"]
 
 #: Seeds of the comparison by default, and with ``quick``.
 DEFAULT_SEEDS = {False: 3, True: 2}
 #: The black-box baselines the headline compares against.
 ENSEMBLES = ("RandomForest", "HistGradientBoosting")
+#: The two reference lines the headline always shows beside the model
+#: (:mod:`energylens.evaluation.reference`): the rule of thumb, fitted on nothing, and the
+#: 2%-noise ceiling.
+RULE_OF_THUMB, CEILING = "RuleOfThumb", "NoiseCeiling2%"
+#: The metrics the headline reads, with the line each one goes to.
+_HEADLINE_METRICS = ("mape", "top1", "regret")
 
 
 @dataclass
@@ -34,7 +40,10 @@ class Comparison:
         Mean per model and size, with ``failure_reason``.
     seeds, n_train : int, list of int
     accuracy : dict
-        Held-out MAPE of the main model and of the best ensemble at the largest size.
+        Held-out MAPE of the main model and of the best ensemble at the largest size, and
+        ``lines``: ``(role, model, {metric: value})`` of the main model, the best ensemble,
+        the rule of thumb and the 2%-noise ceiling at that size (MAPE, Top-1 and regret,
+        those measured).
     """
 
     long: pd.DataFrame
@@ -67,7 +76,15 @@ def summarise(long: pd.DataFrame) -> pd.DataFrame:
                              else s).reset_index(drop=True)
 
 
+def _metrics(row: pd.Series) -> dict:
+    """The headline's metrics of one summary row, those measured."""
+    return {m: float(row[m]) for m in _HEADLINE_METRICS if m in row.index and pd.notna(row[m])}
+
+
 def _accuracy(summary: pd.DataFrame, main: str) -> dict:
+    """The headline's accuracy: the main model's, the best ensemble's and the two reference
+    lines' (:data:`RULE_OF_THUMB`, :data:`CEILING`) at the main model's largest training
+    size."""
     if "mape" not in summary.columns:
         return {}
     ok = summary[summary["mape"].notna()]
@@ -79,12 +96,20 @@ def _accuracy(summary: pd.DataFrame, main: str) -> dict:
     n = int(mine["n_train"].max())
     at = ok[ok["n_train"] == n]
     ens = at[at["model"].isin(ENSEMBLES)]
-    out = {"main": main, "n_train": n, "mape": float(mine.loc[mine["n_train"] == n, "mape"].iloc[0])}
-    if "top1" in at.columns:
-        out["top1"] = float(mine.loc[mine["n_train"] == n, "top1"].iloc[0])
+    row = mine.loc[mine["n_train"] == n].iloc[0]
+    out = {"main": main, "n_train": n, "mape": float(row["mape"]),
+           "lines": [("the model", main, _metrics(row))]}
+    if "top1" in at.columns and pd.notna(row["top1"]):
+        out["top1"] = float(row["top1"])
     if len(ens):
         best = ens.loc[ens["mape"].idxmin()]
         out.update({"ensemble": str(best["model"]), "ensemble_mape": float(best["mape"])})
+        out["lines"].append(("best ensemble", out["ensemble"], _metrics(best)))
+    # The rule of thumb predicts no joules (no MAPE): read it from every row at this size.
+    refs = summary[summary["n_train"] == n].set_index("model")
+    for role, name in (("rule of thumb", RULE_OF_THUMB), ("noise ceiling", CEILING)):
+        if name in refs.index:
+            out["lines"].append((role, name, _metrics(refs.loc[name])))
     return out
 
 

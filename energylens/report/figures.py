@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import plot as elp
-from .choices import designed_lengths
+from .choices import designed_lengths, input_text, inputs_assumed
 from .fitting import fitted_groups_mask
 from .html import figure, img
 from .lengths import caption
@@ -40,8 +40,8 @@ def components(a) -> str:
         return ""
     fig, ax = figure((max(5.0, 0.5 * len(cand) + 2.5), 4.2))
     elp.components(pv.model, cand, ax=ax)
-    lengths = f"{cand['input_tokens'].median():g} input and {cand['output_tokens'].median():.4g} " \
-              "output tokens"
+    inputs = input_text(cand["input_tokens"].median(), bool(inputs_assumed(cand).any()))
+    lengths = f"{inputs} input and {cand['output_tokens'].median():.4g} output tokens"
     return img(fig, f"Prefill, decode and static energy per request of the {len(cand)} least-energy "
                     f"measured configurations of {pv.title}, at {lengths}")
 
@@ -57,10 +57,11 @@ def efficiency(cmp, metric: str) -> str:
     if metric not in set(cmp.long["metric"]):
         return ""
     fig, ax = figure((6.4, 4.0))
-    elp.sample_efficiency(cmp.long, metric=metric, ax=ax)
+    # Means over seeds, the statistic of the comparison table and the headline.
+    elp.sample_efficiency(cmp.long, metric=metric, band="sd", ax=ax)
     what = {"mape": "MAPE on held-out rows", "top1": "Top-1 selection accuracy"}[metric]
-    return img(fig, f"{what} by training rows per group; lines are medians over {cmp.seeds} "
-                    "seeds, bands their range")
+    return img(fig, f"{what} by training rows per group; lines are means over {cmp.seeds} "
+                    "seeds, as in the tables, bands one standard deviation either side")
 
 
 def front(f: dict) -> str:
@@ -68,12 +69,17 @@ def front(f: dict) -> str:
     elp.pareto(f["table"], x=f["x"], y=f["y"], chosen=f["chosen"], front=f["front"],
                limit=f["limit"], ax=ax)
     ax.set_title(f"Energy against {f['quantity']}")
-    what = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float, np.number)) else f"{k} {v}"
+    assumed = bool(inputs_assumed(f["table"]).any())
+    what = ", ".join(f"{k} {input_text(v, assumed)}" if k == "input_tokens"
+                     else f"{k} {v:g}" if isinstance(v, (int, float, np.number)) else f"{k} {v}"
                      for k, v in f["scenario"].items())
     source = "given with --max-latency" if f["limit_given"] else "twice the fastest measured"
+    star = ("the star is the least-energy configuration within it" if f["chosen"] is not None
+            else f"no configuration meets it (the fastest takes {f['fastest']:.3g} s), so none "
+                 "is marked")
     return img(fig, f"Energy against {f['quantity']} of the {len(f['table'])} measured "
                     f"configurations of {what}; {f['short']} limit {f['limit']:.3g} s ({source}); "
-                    "the star is the least-energy configuration within it")
+                    f"{star}")
 
 
 def sweet_spot(s) -> str:

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 
 from . import figures
-from .choices import scenario_words
+from .choices import ASSUMED, ASSUMED_COLUMN, input_text, inputs_assumed, scenario_words
 from .fitting import is_hierarchical
 from .html import esc, number, table
 
 __all__ = ["headline", "data_section", "fit_section", "discovery_section",
            "comparison_section", "best_section", "front_section", "sweet_section",
-           "warnings_section", "SECTIONS", "short"]
+           "warnings_section", "SECTIONS", "short", "headline_table", "accuracy_table",
+           "shown_inputs", "ASSUMED_NOTE"]
 
 
 def short(expr, digits: int = 4) -> str:
@@ -35,12 +36,48 @@ def _scenario(a) -> str:
                                              "measured one configuration per GPU" if gpu else ""))
 
 
+#: What the mark of an assumed input length means, under every table that shows one.
+ASSUMED_NOTE = (f"{ASSUMED}: the table records no prompt length there; its reader filled in a "
+                "nominal length per task (column input_tokens_assumed), an order of magnitude, "
+                "not a measurement.")
+
+
+def _marks(t) -> bool:
+    """Whether a table the page shows marks an assumed input length."""
+    if not isinstance(t, pd.DataFrame):
+        return False
+    if "input tokens assumed" in t.columns:  # the headline's own words
+        return bool(t["input tokens assumed"].astype(bool).any())
+    return "input_tokens" in t.columns and bool(inputs_assumed(t).any())
+
+
+def _assumed_note(*frames) -> str:
+    """The note on assumed input lengths, under tables that mark one ('' otherwise)."""
+    return f'<p class="note">{esc(ASSUMED_NOTE)}</p>' if any(map(_marks, frames)) else ""
+
+
+def shown_inputs(t: pd.DataFrame) -> pd.DataFrame:
+    """A table as the page shows it: an assumed input length marked in its cell
+    (:func:`~energylens.report.choices.input_text`) and the flag column, which its CSV
+    keeps, left out."""
+    if ASSUMED_COLUMN not in t.columns:
+        return t
+    flags = inputs_assumed(t)
+    out = t.drop(columns=ASSUMED_COLUMN)
+    if flags.any() and "input_tokens" in out.columns:
+        out["input_tokens"] = [input_text(v, a) for v, a in zip(out["input_tokens"], flags)]
+    return out
+
+
 def headline_table(h: pd.DataFrame) -> pd.DataFrame:
-    """The headline's recommendations in words (every missing value explained)."""
+    """The headline's recommendations in words (every missing value explained; an assumed
+    input length marked)."""
     keep = [c for c in ("model", "gpu", "workload") if c in h.columns]
     out = h[keep].copy()
-    out["lengths (in / out tokens)"] = [f"{i:g} / {o:.4g}" for i, o in
-                                        zip(h["input tokens"], h["output tokens"])]
+    assumed = (h["input tokens assumed"].to_numpy(dtype=bool) if "input tokens assumed" in h
+               else np.zeros(len(h), dtype=bool))
+    out["lengths (in / out tokens)"] = [f"{input_text(i, a)} / {o:.4g}" for i, a, o in
+                                        zip(h["input tokens"], assumed, h["output tokens"])]
     out["configurations"] = h["candidates"]
     out["recommended"] = h["recommended"]
     out["predicted J/request"] = h["predicted energy (J/request)"]
@@ -56,6 +93,25 @@ def headline_table(h: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The headline's names for the lines of its accuracy table.
+_ROLES = {"the model": "{} (this report's model)", "best ensemble": "best ensemble: {}",
+          "rule of thumb": "rule of thumb: fewest GPUs per request in flight, fits nothing",
+          "noise ceiling": "ceiling: the measured energy with 2% noise"}
+
+
+def accuracy_table(acc: dict) -> pd.DataFrame:
+    """The headline's accuracy lines (:func:`~energylens.report.comparison.with_main`) as a
+    table: MAPE, Top-1 and regret (in %) of the model, the best ensemble, the rule of thumb
+    and the 2%-noise ceiling; Top-1 and regret left out where no line has them."""
+    rows = [{"compared": _ROLES[role].format(name), "MAPE (%)": m.get("mape", np.nan),
+             "Top-1": m.get("top1", np.nan), "regret (%)": 100 * m.get("regret", np.nan)}
+            for role, name, m in acc.get("lines", [])]
+    out = pd.DataFrame(rows, columns=["compared", "MAPE (%)", "Top-1", "regret (%)"])
+    if out["Top-1"].isna().all():
+        out = out.drop(columns=["Top-1", "regret (%)"])
+    return out
+
+
 def _accuracy_text(a) -> str:
     cmp = a.comparison
     if isinstance(cmp, str):
@@ -63,16 +119,23 @@ def _accuracy_text(a) -> str:
     acc = cmp.accuracy
     if "mape" not in acc:
         return f"<p>Held-out accuracy: {esc(acc.get('reason', 'no result'))}.</p>"
+    t = accuracy_table(acc)
     text = (f"<p><b>Accuracy on held-out rows:</b> {esc(acc['main'])} predicts rows it was not "
             f"fitted on with a MAPE of <b>{acc['mape']:.1f}%</b> (trained on up to "
-            f"{acc['n_train']} rows per group, mean over {cmp.seeds} random draws)")
-    if "ensemble_mape" in acc:
-        text += (f"; the best ensemble, {esc(acc['ensemble'])}, reaches {acc['ensemble_mape']:.1f}% "
-                 "on the same draws")
-    if np.isfinite(acc.get("top1", np.nan)):
-        text += (f". Among held-out configurations of a scenario, its first choice is the measured "
-                 f"optimum in {100 * acc['top1']:.0f}% of scenarios")
-    return text + ". Section 4 has every model and size.</p>"
+            f"{acc['n_train']} rows per group, mean over {cmp.seeds} random draws). Beside it, "
+            "on the same draws: the best ensemble, the rule of thumb (it ranks configurations "
+            "without predicting joules, so it has no MAPE) and the ceiling no model can be "
+            "expected to pass (the measured energy with 2% noise, about the spread of repeated "
+            "runs).")
+    if "Top-1" in t.columns:
+        text += (" Top-1 is the share of held-out scenarios (same " + _scenario(a) + ") whose "
+                 "first choice is the measured optimum, regret the extra energy of that choice "
+                 "over the optimum.")
+    else:
+        text += (" No held-out scenario had two configurations to choose between, so there is "
+                 "no Top-1 or regret.")
+    return (text + f"</p>{table(t)}<p>These are the rows of <code>comparison.csv</code> at "
+            f"{acc['n_train']} training rows; section 4 has every model and size.</p>")
 
 
 def headline(a) -> str:
@@ -96,9 +159,10 @@ def headline(a) -> str:
         parts.append(f"<p><b>What to measure next</b> ({esc(a.next_note)}): the configurations "
                      "most likely to be the optimum of their scenario, given the model's "
                      "uncertainty.</p>")
-        parts.append(table(a.next, max_rows=5, csv="next_measurements.csv"))
+        parts.append(table(shown_inputs(a.next), max_rows=5, csv="next_measurements.csv"))
     else:
         parts.append(f"<p><b>What to measure next:</b> {esc(a.next_note or 'no suggestion')}.</p>")
+    parts.append(_assumed_note(h, a.next))
     return "".join(parts) + "</section>"
 
 
@@ -106,7 +170,7 @@ def data_section(a) -> str:
     synthetic = (' <span class="warn">These rows come from the energylens simulator: synthetic, '
                  "not measurement.</span>" if a.synthetic else "")
     return (f"<h2>1. The profiling table</h2><p>Source: <code>{esc(a.source)}</code>.{synthetic}"
-            f"</p>{table(a.summary)}")
+            f"</p>{table(a.summary)}" + _assumed_note(a.data))
 
 
 def fit_section(a) -> str:
@@ -192,7 +256,8 @@ def best_section(a) -> str:
             f"{_scenario(a)}): the model's first choice among the measured configurations is "
             f"the measured optimum in {100 * hit:.0f}% of them; median regret "
             f"{b['regret (%)'].median():.2f}% (energy per output token over the best "
-            "measured).</p>" + table(b, max_rows=20, csv="best_configurations.csv", what="scenarios"))
+            "measured).</p>" + table(shown_inputs(b), max_rows=20, csv="best_configurations.csv",
+                                     what="scenarios") + _assumed_note(b))
 
 
 def front_section(a) -> str:
@@ -207,7 +272,12 @@ def front_section(a) -> str:
             + ("; the table records no request latency, and the limit applies to the time per "
                "output token" if f["x"] == "tpot_s" else "")
             + ". The configurations are in <code>energy_latency.csv</code>.</p>")
-    return head + what + figures.front(f)
+    if f["chosen"] is None:
+        what += (f'<p class="warn">None of the {len(f["table"])} configurations meets the '
+                 f"{esc(f['short'])} limit of {f['limit']:.3g} s: the fastest takes "
+                 f"{f['fastest']:.3g} s. No configuration is chosen.</p>")
+    shown = f["table"] if "input_tokens" in f["scenario"] else None  # the caption names it
+    return head + what + figures.front(f) + _assumed_note(shown)
 
 
 def sweet_section(a) -> str:
