@@ -1,10 +1,12 @@
-"""No traceback for bad input: every bad table, tiny or degenerate tables, tampered model files
-and unknown groups end in exit 2 with a message, never in 'internal error'; warnings appear
-once per kind with the groups they concern."""
+"""No traceback for bad input: every bad table, tiny or degenerate tables, tampered model files,
+unknown groups, catalogue names and encodings end in exit 2 with a message, never in 'internal
+error'; warnings appear once per kind with the groups they concern; messages name the command
+line's options, not the Python API's."""
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 from pathlib import Path
@@ -196,3 +198,115 @@ def test_cli_warnings_match_the_library_and_come_once(files, tmp_path, capsys):
 def test_warning_advice_uses_command_line_spelling(files, capsys):
     code, err = _run(["validate", files["same"]], capsys)
     assert code == 0 and "--duplicates keep" in err and "duplicates='keep'" not in err
+
+
+@pytest.mark.parametrize("encoding, said", [
+    ("utf-16", "not UTF-16 text, as --encoding utf-16 says: it holds no NUL bytes"),
+    ("utf-16-le", "not UTF-16-LE text, as --encoding utf-16-le says"),
+    ("utf-32", "not UTF-32 text, as --encoding utf-32 says"),
+])
+def test_a_wrong_wide_encoding_names_the_file_and_the_option(encoding, said, files, capsys):
+    """--encoding utf-16 on a UTF-8 file said only "UTF-16 stream does not start with BOM";
+    utf-16-le read it as one line of garbage ("the table is empty")."""
+    code, err = _run(["validate", files["full"], "--encoding", encoding], capsys)
+    assert code == 2 and f"'{files['full']}'" in err and said in err, err
+    assert "Pass --encoding utf-8" in err and "internal error" not in err
+
+
+def test_a_file_the_given_encoding_cannot_read_names_the_option(files, tmp_path, capsys):
+    text = files["full"].read_text()
+    no_bom = tmp_path / "utf16.csv"
+    no_bom.write_bytes(text.encode("utf-16-le"))
+    code, err = _run(["validate", no_bom, "--encoding", "utf-16"], capsys)
+    assert code == 2 and f"'{no_bom}'" in err and "as --encoding utf-16 says" in err, err
+    assert "no byte-order mark" in err and "Pass --encoding utf-16-le" in err
+    code, err = _run(["validate", no_bom, "--encoding", "utf-16-le", "--quiet"], capsys)
+    assert code == 0, err
+    odd = tmp_path / "odd.csv"
+    odd.write_bytes(text.replace("synthetic", "synth\u00e9tic\u0081", 1).encode("latin-1"))
+    code, err = _run(["validate", odd, "--encoding", "cp1252"], capsys)
+    assert code == 2 and "line 2 is not valid cp1252 (as --encoding cp1252 says)" in err, err
+
+
+def test_the_library_refuses_what_is_not_a_text_encoding(files):
+    from energylens import read_profiles
+
+    for name in ("rot13", "nosuch", "hex"):
+        with pytest.raises(ValueError, match=f"encoding='{name}' is not a text encoding"):
+            read_profiles(files["full"], encoding=name)
+
+
+def test_an_unknown_catalogue_name_names_the_option_not_python(capsys):
+    code, err = _run(["simulate", "--models", "Llama-3.1-8", "--gpus", "H100-SXM"], capsys)
+    assert code == 2 and "--models Llama-3.1-8: Unknown model" in err, err
+    assert "'Llama-3.1-8B'" in err and "docs/catalogue.md" in err
+    assert "register_models" not in err and "pd.DataFrame" not in err
+    code, err = _run(["simulate", "--gpus", "H1000"], capsys)
+    assert code == 2 and "--gpus H1000: Unknown GPU" in err and "register_gpus" not in err
+
+
+def test_library_advice_reads_as_command_line_options():
+    from energylens.cli.messages import cli_text
+
+    derive = ("derive_model: the model returned is fitted on all 96 rows of the 4 groups (by "
+              "['model', 'gpu']) with one set of coefficients, in-sample MAPE 31.0%; refit it "
+              "per group with GroupedModel(model, by=['model', 'gpu']).")
+    assert cli_text(derive).endswith("refit it per group with --per-group (with --derive).")
+    settings = ("Fit one model per value (GroupedModel(by=[..., 'dp'])) or use "
+                "HierarchicalEnergyModel")
+    assert "(--by ...,dp)" in cli_text(settings) and "GroupedModel" not in cli_text(settings)
+    described = ("descriptors: 'gpu_flop_s' is missing for rows [0] (GPUs ['X']): the catalogue "
+                 "has no bf16_flop_s for them; add it with energylens.core.catalogue."
+                 "register_gpus(pd.DataFrame({'name': ['X'], 'bf16_flop_s': [...]})); "
+                 "'model_layers' is missing for rows [1] (models ['y']): the catalogue has no "
+                 "layers for them; add it with energylens.core.catalogue.register_models("
+                 "pd.DataFrame({'name': ['y'], 'layers': [...]})).")
+    text = cli_text(described)
+    assert "register_" not in text and "'model_layers' is missing" in text
+    assert text.endswith("(docs/catalogue.md lists them and says how to add one from Python).")
+
+
+def test_a_file_where_a_folder_goes_is_named_as_the_kind_of_output(files, capsys):
+    """The message read "the grouped is written to a folder"."""
+    code, err = _run(["fit", files["full"], "--by", "model", "-o", files["one"]], capsys)
+    assert code == 2 and "the grouped model is written to a folder" in err, err
+
+
+def _splitwise(folder: Path) -> Path:
+    """A small folder in the Splitwise layout (latency only)."""
+    folder.mkdir()
+    rows = []
+    for tp in (2, 4):
+        for b in (1, 4, 16):
+            for si in (128, 512, 2048):
+                for so in (64, 256):
+                    ttft = (20 + 0.05 * si * b / tp) * (1 + 0.01 * tp)
+                    tpot = 20 + 0.5 * b / tp + 0.002 * b * (si + so / 2) / tp
+                    rows.append({"model": "llama2-70b", "hardware": "a100-80gb",
+                                 "prompt_size": si, "batch_size": b, "token_size": so,
+                                 "peak_power": 1.0, "average_power": 0.7, "prompt_time": ttft,
+                                 "token_time": tpot, "e2e_time": ttft + so * tpot,
+                                 "tensor_parallel": tp})
+    pd.DataFrame(rows).to_csv(folder / "perf_model.csv", index=False)
+    return folder
+
+
+def test_a_latency_folder_fits_latency_as_its_message_says(tmp_path, capsys):
+    """The Splitwise message said "Read it with read_splitwise ... to fit latency models",
+    and 'fit FOLDER --target tpot_s' was refused."""
+    folder = _splitwise(tmp_path / "splitwise")
+    code, err = _run(["validate", folder], capsys)
+    assert code == 2 and "read_splitwise" not in err and "read_candidates" not in err, err
+    assert f"'energylens fit {folder} --target tpot_s --by model,gpu -o tpot'" in err
+    code, err = _run(["fit", folder, "-o", tmp_path / "e.json"], capsys)
+    assert code == 2 and "'energylens fit' needs energy measurements" in err, err
+    model = tmp_path / "tpot"
+    code, err = _run(["fit", folder, "--target", "tpot_s", "--by", "model,gpu", "-o", model,
+                      "--quiet"], capsys)
+    assert code == 0, err
+    capsys.readouterr()
+    code = main(["predict", str(model), str(folder), "--quiet"])
+    out = capsys.readouterr().out
+    pred = pd.read_csv(io.StringIO(out))
+    assert code == 0 and {"tpot_s", "tpot_s_measured"} <= set(pred.columns)
+    assert (abs(pred["tpot_s"] / pred["tpot_s_measured"] - 1) < 0.25).all()

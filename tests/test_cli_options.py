@@ -1,6 +1,7 @@
 """Command-line options: latency models from ``fit --target`` and their checks in ``select``,
-options refused with their own names before any work, and the columns ``select`` and
-``predict`` write."""
+options refused with their own names before any work, the columns ``select`` and
+``predict`` write (measured values kept beside the predictions), ``sweetspot``'s grid
+options, ``discover``'s options of --derive, and the training sizes ``compare`` reports."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,6 +118,18 @@ def test_fit_target_refuses_energy_options_and_absent_columns(files, tmp_path, c
     (["compare", "{table}", "--seeds", "0"], "--seeds"),
     (["report", "{table}", "-o", "{dir}/r", "--seeds", "0"], "--seeds"),
     (["discover", "{table}", "--derive", "--resamples", "0", "-o", "{dir}/d.json"], "--resamples"),
+    (["sweetspot", "{table}", "--tolerance", "1.5"], "--tolerance"),
+    (["sweetspot", "{table}", "--tolerance", "0"], "--tolerance"),
+    (["sweetspot", "{table}", "--inputs", "-5"], "--inputs"),
+    (["sweetspot", "{table}", "--outputs", "0", "64"], "--outputs"),
+    (["sweetspot", "{table}", "--plot", "ss.jpg"], "--plot"),
+    (["sweetspot", "{table}", "--plot", "ss"], "--plot"),
+    (["validate", "{table}", "--encoding", "nosuch"], "--encoding"),
+    (["validate", "{table}", "--encoding", "rot13"], "--encoding"),
+    (["validate", "{table}", "--encoding", "base64"], "--encoding"),
+    (["simulate", "--models"], "--models"),
+    (["simulate", "--gpus"], "--gpus"),
+    (["compare", "{table}", "--n-train"], "--n-train"),
 ])
 def test_options_out_of_range_are_refused_by_name(args, flag, files, capsys):
     """The library's own wording ("The 'top' parameter of select_config ...") never reaches
@@ -151,3 +165,124 @@ def test_candidates_are_named_as_candidates(files, tmp_path, capsys):
     empty.write_text("tp,batch_size,input_tokens,output_tokens\n")
     code, _, err = _run(["select", files["energy"], empty], capsys)
     assert code == 2 and "Invalid candidates table" in err
+
+
+def _csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
+_KEY = ["tp", "batch_size", "input_tokens", "output_tokens"]
+
+
+def test_predict_keeps_the_measured_values_it_replaces(files, capsys):
+    """A latency model's tpot_s, and an energy model's energy_j, replaced the candidates'
+    measured columns of the same name."""
+    given = pd.read_csv(files["table"])
+    code, out, err = _run(["predict", files["tpot"], files["table"]], capsys)
+    assert code == 0, err
+    pred = _csv(out)
+    assert np.allclose(pred["tpot_s_measured"], given["tpot_s"])
+    assert not np.allclose(pred["tpot_s"], given["tpot_s"])  # the prediction, beside it
+    assert {"tpot_lower_s", "tpot_upper_s"} <= set(pred.columns)
+    assert np.allclose(pred["energy_j"], given["energy_j"])  # not replaced: kept as it was
+    assert "energy_j_measured" not in pred.columns and "tpot_s_measured" in err
+    code, out, err = _run(["predict", files["energy"], files["table"]], capsys)
+    assert code == 0, err
+    pred = _csv(out)
+    for col in ("energy_j", "energy_per_output_token_j"):
+        assert np.allclose(pred[f"{col}_measured"], given[col])
+        assert not np.allclose(pred[col], given[col])
+    assert len(pred) == len(given)
+
+
+def test_select_keeps_the_measured_values_it_replaces(files, capsys):
+    given = pd.read_csv(files["table"])
+    code, out, err = _run(["select", files["energy"], files["table"], "--latency-model",
+                           f"tpot_s={files['tpot']}", "--top", "3"], capsys)
+    assert code == 0, err
+    ranked = _csv(out)
+    both = ranked.merge(given, on=_KEY, suffixes=("", "_given"))
+    assert len(both) == len(ranked)
+    for col in ("energy_j", "energy_per_output_token_j", "tpot_s"):
+        assert np.allclose(both[f"{col}_measured"], both[f"{col}_given"]), col
+        assert not np.allclose(both[col], both[f"{col}_given"]), col
+    assert "energy_j_measured" in err  # said once on standard error
+
+
+def test_measured_columns_never_overwrite_a_column_of_that_name(files, tmp_path, capsys):
+    cand = tmp_path / "cand.csv"
+    pd.read_csv(files["table"]).assign(energy_j_measured=1.0).to_csv(cand, index=False)
+    for command in ("predict", "select"):
+        code, out, err = _run([command, files["energy"], cand], capsys)
+        assert code == 2 and out == "", err
+        assert "both energy_j and energy_j_measured" in err and "internal error" not in err
+
+
+def test_help_says_replaced_columns_are_kept():
+    from energylens.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("predict", "select"):
+        text = " ".join(sub[command].format_help().split())
+        assert "kept beside it as COLUMN_measured" in text, command
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A length sweep of one configuration: what the SweetSpot model describes."""
+    path = tmp_path_factory.mktemp("sweep") / "sweep.csv"
+    simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], tp=(1,), pp=(1,),
+                      batch_size=(32,), input_tokens=(64, 256, 1024, 2048),
+                      output_tokens=(16, 64, 256, 1024), noise=0.0, seed=0).to_csv(
+        path, index=False)
+    return path
+
+
+def test_sweetspot_outputs_and_tolerance_shape_the_table(sweep, capsys):
+    """--outputs and --tolerance only fed a log line; now they give the best output length
+    of the grid and the near-optimal range per input length."""
+    def table(*extra):
+        code, out, err = _run(["sweetspot", sweep, "--inputs", "256", "1024", *extra], capsys)
+        assert code == 0, err
+        return _csv(out)
+
+    base = table("--outputs", "16", "64", "256", "1024", "--tolerance", "0.9")
+    cols = ["grid_output_tokens", "grid_tokens_per_joule", "near_optimal_output_min",
+            "near_optimal_output_max"]
+    assert set(cols) <= set(base.columns) and base[cols].notna().all().all()
+    assert set(base["grid_output_tokens"]) <= {16, 64, 256, 1024}
+    assert (base["near_optimal_output_min"] <= base["grid_output_tokens"]).all()
+    assert (base["grid_output_tokens"] <= base["near_optimal_output_max"]).all()
+    loose = table("--outputs", "16", "64", "256", "1024", "--tolerance", "0.3")
+    assert (loose["near_optimal_output_max"] - loose["near_optimal_output_min"]
+            > base["near_optimal_output_max"] - base["near_optimal_output_min"]).any()
+    short = table("--outputs", "16", "--tolerance", "0.9")
+    assert (short["grid_output_tokens"] == 16).all()
+    assert (short["grid_tokens_per_joule"] < base["grid_tokens_per_joule"]).all()
+
+
+@pytest.mark.parametrize("extra", [["--resamples", "5"], ["--by", "model"], ["--per-group"]])
+def test_discover_refuses_derive_options_without_derive(extra, files, tmp_path, capsys):
+    out = tmp_path / "f.csv"
+    code, stdout, err = _run(["discover", files["table"], *extra, "-o", out], capsys)
+    assert code == 2 and stdout == "" and not out.exists()
+    assert f"{extra[0]} applies to 'discover --derive' only" in err and "add --derive" in err
+
+
+def test_compare_labels_only_sizes_it_trained_on(tmp_path, capsys):
+    """--n-train 500 on a table of 24 rows was labelled 500 though it trained on 22 rows."""
+    table = tmp_path / "small.csv"
+    simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"], tp=(1, 2), pp=(1,),
+                      batch_size=(8, 32, 128), input_tokens=(128, 1024), output_tokens=(64, 512),
+                      seed=0).to_csv(table, index=False)
+    code, out, err = _run(["compare", table, "--n-train", "6", "500", "--seeds", "1",
+                           "--quiet"], capsys)
+    assert code == 0, err
+    res = _csv(out)
+    assert set(res["n_train"]) == {6}
+    ok = res[res["fit_failed"] == 0]
+    assert (ok["n_fit"] == 6).all() and (ok["n_test"] == 18).all()
+    assert "--n-train 500 left out" in err and "at most 22 can train" in err
+    code, out, err = _run(["compare", table, "--n-train", "500", "--seeds", "1"], capsys)
+    assert code == 2 and out == "" and "--n-train 500" in err

@@ -1,5 +1,7 @@
 """Outputs that cannot be written are refused before any work (every command that writes,
-through one check), and a write that fails names the user's path, not a temporary file."""
+through one check), a write that fails names the user's path, not a temporary file, two
+outputs of one command never share a path, ``-o -`` writes a table to standard output (and is
+refused for anything else), and a plot is written in the format of its suffix."""
 
 from __future__ import annotations
 
@@ -115,3 +117,71 @@ def test_a_real_folder_that_takes_no_files(data, capsys):
     out, err = capsys.readouterr()
     assert code == 2 and "'/proc/energylens-x.csv' cannot be written" in err
     assert out == ""  # refused before the table was read and summarised
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--models", "Llama-3.2-1B", "--gpus", "L4"],
+    ["grid", "--model", "Llama-3.2-1B", "--gpu", "L4", "--tp", "1"],
+    ["predict", "{model}", "{cand}"],
+    ["select", "{model}", "{cand}"],
+    ["discover", "{table}", "--engine", "terms"],
+    ["compare", "{table}", "--n-train", "10", "--seeds", "1"],
+    ["sweetspot", "{table}", "--where", "tp=1", "--where", "batch_size=32"],
+])
+def test_dash_writes_the_table_to_standard_output(args, data, tmp_path, monkeypatch, capsys):
+    """-o - wrote a file named '-', and the next run was refused: "'-' exists"."""
+    monkeypatch.chdir(tmp_path)
+    command = [a.format(**data) for a in args]
+    for _ in range(2):
+        capsys.readouterr()
+        code = main([*command, "-o", "-", "--quiet"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert out.count("\n") > 1 and "," in out.splitlines()[0]
+        assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, said", [
+    (["fit", "{table}"], "the model file needs a file name"),
+    (["fit", "{table}", "--by", "model"], "the grouped model is written to a folder"),
+    (["discover", "{table}", "--derive"], "the model file needs a file name"),
+    (["discover", "{table}", "--derive", "--per-group"], "the grouped model is written to a folder"),
+    (["report", "{table}", "--quick"], "the report is written to a folder"),
+    (["validate", "{table}"], "validate prints its summary on standard output"),
+])
+def test_dash_is_refused_where_no_table_is_written(args, said, data, tmp_path, monkeypatch,
+                                                   capsys):
+    monkeypatch.chdir(tmp_path)
+    code, err = _run([*[a.format(**data) for a in args], "-o", "-"], capsys)
+    assert code == 2 and said in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_outputs_of_one_command_never_share_a_path(data, tmp_path, capsys):
+    """sweetspot -o ss.png --plot ss.png exited 0 with the table overwritten by the plot."""
+    for plot, output in (("ss.png", "ss.png"), ("ss.png", "./ss.png")):
+        code, err = _run(["sweetspot", data["table"], "-o", tmp_path / output, "--plot",
+                          tmp_path / plot], capsys)
+        assert code == 2 and "is also the output of -o/--output" in err, err
+        assert list(tmp_path.iterdir()) == []
+    with pytest.raises(BadInput, match="is also the output of --plot"):
+        outs = Outputs([data["table"]])
+        outs.file(str(tmp_path / "a.png"), flag="--plot")
+        outs.file(str(tmp_path / "a.png"))
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"),
+                                           (".svg", b"<?xml"), (".PDF", b"%PDF")])
+def test_the_plot_is_in_the_format_of_its_suffix(suffix, magic, data, tmp_path, capsys):
+    """--plot ss.pdf held PNG bytes."""
+    plot = tmp_path / f"ss{suffix}"
+    code, err = _run(["sweetspot", data["table"], "--where", "tp=1", "--where",
+                      "batch_size=32", "--plot", plot, "--quiet"], capsys)
+    assert code == 0, err
+    assert plot.read_bytes().startswith(magic)
+
+
+def test_a_plot_name_without_a_known_suffix_is_refused(data, tmp_path, capsys):
+    for name in ("ss.jpg", "ss", "-"):
+        code, err = _run(["sweetspot", data["table"], "--plot", name], capsys)
+        assert code == 2 and "argument --plot: expected a file name ending in .png, .pdf" in err

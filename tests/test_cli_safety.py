@@ -32,7 +32,7 @@ def test_never_writes_over_an_input(data, capsys):
     before = data.read_bytes()
     for args in (["fit", data, "-o", data], ["validate", data, "-o", data, "--force"],
                  ["fit", data, "-o", data, "--force"],
-                 ["sweetspot", data, "--plot", data, "--force"],
+                 ["sweetspot", data, "-o", data, "--force"],
                  ["discover", data, "-o", data, "--force"]):
         code, err = _run(args, capsys)
         assert code == 2 and "is an input of this command" in err, (args, err)

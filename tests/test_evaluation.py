@@ -180,6 +180,29 @@ def test_no_test_row_in_training(table):
         evaluate_split(Spy(), table.iloc[:10], table.iloc[5:20], scenario=["model"])
 
 
+def test_sizes_no_group_can_hold_are_left_out_with_a_warning(table):
+    """n_train=500 on groups of 60 rows was labelled 500 though each group trained on 58."""
+    from energylens import EnergyLensWarning
+
+    table = table.iloc[:100]  # groups a (60 rows) and b (40)
+    models = {"W": WilkinsModel()}
+    with pytest.warns(EnergyLensWarning, match=r"n_train=\[59, 500\] left out: no group of "
+                                                r"model has more than 60 rows, so at most 58"):
+        r = sample_efficiency(models, table, n_train=[10, 50, 58, 59, 500], seeds=1,
+                              group=["model"], scenario=["model"])
+    assert set(r.n_train) == {10, 50, 58}
+    fitted = r[r.metric == "n_fit"].set_index("n_train")["value"]
+    # n per group, all but two rows of a group too small for n (b has 40)
+    assert fitted.to_dict() == {10: 20.0, 50: 88.0, 58: 96.0}
+    with pytest.warns(EnergyLensWarning, match=r"n_train=\[99\] left out: the table has 100 "
+                                                r"rows.*no size is left"):
+        empty = sample_efficiency(models, table, n_train=[99], seeds=1, scenario=["model"])
+    assert empty.empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnergyLensWarning)
+        sample_efficiency(models, table, n_train=[98], seeds=1, scenario=["model"])
+
+
 def test_extrapolation_splits(table):
     models = {"EL": GroupedModel(EnergyLensModel(), by=["model"])}
     rb = extrapolate(models, table, split="batch", group=["model"], scenario=["model"])

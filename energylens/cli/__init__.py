@@ -2,8 +2,9 @@
 
 Subcommands: ``validate``, ``simulate``, ``grid``, ``discover``, ``fit``, ``predict``,
 ``select``, ``sweetspot``, ``compare`` and ``report``; every one has ``--help`` with an
-example on each option. Tables go to standard output (or ``-o``) as CSV or JSON; messages,
-warnings (once per kind) and progress go to standard error.
+example on each option. Tables go to standard output (or to ``-o FILE``; ``-o -`` is standard
+output too) as CSV or JSON; messages, warnings (once per kind) and progress go to standard
+error.
 
 - :mod:`~energylens.cli.parser`: the arguments (imports nothing heavy: ``--help`` is fast);
 - :mod:`~energylens.cli.main`: logging, warnings and exit codes;

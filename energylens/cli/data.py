@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from .files import BadInput, Outputs, parse_pairs, read_table, write_table
+from .files import STDOUT, BadInput, Outputs, parse_pairs, read_table, write_table
 from .messages import log
 
 __all__ = ["cmd_validate", "cmd_simulate", "cmd_grid"]
@@ -58,6 +58,10 @@ def _print_summary(s: dict) -> None:
 
 def cmd_validate(args, summary) -> int:
     """Check a table and summarise it; ``-o`` writes the canonical table."""
+    if args.output == STDOUT:
+        raise BadInput("validate prints its summary on standard output, so -o - would mix the "
+                       "canonical table into it; give the table a file name, e.g. -o "
+                       "canonical.csv.")
     out = Outputs([args.table], args.force).file(args.output)
     df = read_table(args)
     s = _summary(df, args)
@@ -71,11 +75,27 @@ def cmd_validate(args, summary) -> int:
     return 0
 
 
+def _check_catalogue_names(names, flag: str) -> None:
+    """Refuse a name of ``--models`` or ``--gpus`` the catalogue does not know, by its flag."""
+    from ..core.catalogue import resolve_gpu, resolve_model
+    from ..exceptions import CatalogueError
+    from .messages import cli_text
+
+    resolve = resolve_model if flag == "--models" else resolve_gpu
+    for name in names or []:
+        try:
+            resolve(name)
+        except CatalogueError as exc:
+            raise BadInput(f"{flag} {name}: {cli_text(str(exc))}") from exc
+
+
 def cmd_simulate(args, summary) -> int:
     """A synthetic profiling table from the physics simulator."""
     from ..simulate import simulate_profiles
 
     out = Outputs([], args.force).file(args.output)
+    _check_catalogue_names(args.models, "--models")
+    _check_catalogue_names(args.gpus, "--gpus")
     kwargs: dict = {"seed": args.seed, "noise": args.noise}
     if args.models:
         kwargs["models"] = args.models

@@ -11,6 +11,9 @@ Rules for every output (checked before any reading or fitting):
   ``groups.json``), or, with ``--force``, any folder; never over a file;
 - the folder that will hold an output takes a new file (one is created and removed there), so
   that a read-only place fails at once rather than after the work;
+- two outputs of one command never share a path (``sweetspot -o ss.png --plot ss.png``);
+- ``-`` names standard output for a table (``-o -``); a model file, a folder or a plot
+  cannot go there and is refused;
 - every write is atomic (a temporary file beside the destination, then one rename), and a
   write that fails names the output, not the temporary file.
 """
@@ -29,13 +32,18 @@ from ..core.io import energylens_format
 
 __all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "check_by", "cli_spelling", "parse_pairs", "read_table",
            "read_candidates", "write_table", "write_bytes", "writing", "check_writable", "Outputs",
-           "REPORT_MARKER"]
+           "REPORT_MARKER", "STDOUT"]
 
 #: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
 #: ``--help`` does not import pandas; a test keeps the two in step).
 LAYOUT_CHOICES = ("auto", "mlenergy-v2", "mlenergy-v3", "wilkins", "tokenpowerbench", "splitwise")
 #: File a report folder holds, so that a later report may replace it.
 REPORT_MARKER = ".energylens-report"
+#: The output name that means standard output (``-o -``), for tables.
+STDOUT = "-"
+#: What each kind of output is called in messages.
+_KIND_NOUN = {"report": "report", "grouped": "grouped model",
+              "energylens.model": "model file"}
 
 
 class BadInput(Exception):
@@ -77,15 +85,61 @@ def parse_pairs(items: Sequence[str] | None, flag: str, example: str) -> dict[st
     return out
 
 
-def read_table(args):
+def read_table(args, *, energy: bool = True):
     """The profiling table of ``args.table``, read with ``--layout``, ``--units``,
-    ``--duplicates`` and ``--encoding``."""
+    ``--duplicates`` and ``--encoding``.
+
+    With ``energy=False`` (a latency fit), a folder whose layout records no energy (a
+    Splitwise folder) is read as measured configurations without energy. A folder that
+    records no energy, given where energy is needed, is refused with the command that reads
+    it."""
+    from ..exceptions import SchemaError
     from ..tables import read_profiles
 
     units = parse_pairs(getattr(args, "units", None), "--units", "energy=kWh")
-    return read_profiles(Path(args.table), layout=getattr(args, "layout", "auto"),
-                         units=units or None, duplicates=getattr(args, "duplicates", "raise"),
-                         encoding=getattr(args, "encoding", None))
+    layout = getattr(args, "layout", "auto")
+    encoding = getattr(args, "encoding", None)
+    if not energy and _layout_without_energy(args.table, layout):
+        from ..tables import read_candidates as _read
+
+        return _read(Path(args.table), layout=layout, units=units or None, encoding=encoding)
+    try:
+        return read_profiles(Path(args.table), layout=layout, units=units or None,
+                             duplicates=getattr(args, "duplicates", "raise"), encoding=encoding)
+    except SchemaError as exc:
+        found = _layout_without_energy(args.table, layout)
+        if found:
+            raise BadInput(_no_energy_text(args.table, found, args.command)) from exc
+        raise
+
+
+def _layout_without_energy(table: str, layout: str) -> str | None:
+    """The layout of ``table`` when it is a folder whose layout records no energy, else None."""
+    from ..exceptions import SchemaError
+    from ..tables import LAYOUTS, detect_layout
+
+    path = Path(table)
+    if layout == "auto":
+        if not path.is_dir():
+            return None
+        try:
+            layout = detect_layout(path)
+        except (SchemaError, OSError):
+            return None
+    spec = LAYOUTS.get(layout)
+    return layout if spec is not None and not spec.energy else None
+
+
+def _no_energy_text(table: str, layout: str, command: str) -> str:
+    """Why a folder of latency measurements is not a profiling table, and the commands that
+    read it."""
+    from ..tables import LAYOUTS
+
+    return (f"'{table}' is a folder of {LAYOUTS[layout].title}: 'energylens {command}' needs "
+            "energy measurements, which it does not hold. Fit a latency model with 'energylens "
+            f"fit {table} --target tpot_s --by model,gpu -o tpot' (or --target ttft_s, "
+            "latency_s), or pass the folder as the candidates of 'energylens predict' or "
+            "'energylens select'.")
 
 
 #: How the table readers open their messages, and how the command line names candidates.
@@ -132,7 +186,7 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
 
 
 def write_table(df, out: str | os.PathLike | None, fmt: str = "csv") -> None:
-    """A table to ``out`` (atomically) or to standard output."""
+    """A table to ``out`` (atomically) or, when ``out`` is None, to standard output."""
     from ..core.io import atomic_write
 
     text = _table_text(df, fmt)
@@ -179,7 +233,8 @@ def _same(a: Path, b: Path) -> bool:
 
 
 class Outputs:
-    """Checks output paths of one command against its inputs and the files already there.
+    """Checks output paths of one command against its inputs, against each other and against
+    the files already there.
 
     Parameters
     ----------
@@ -192,6 +247,7 @@ class Outputs:
     def __init__(self, inputs: Sequence[str | os.PathLike | None], force: bool = False):
         self.inputs = [Path(p) for p in inputs if p]
         self.force = force
+        self._taken: list[tuple[Path, str]] = []  # outputs already checked, with their flag
 
     def _not_an_input(self, path: Path, flag: str) -> None:
         for src in self.inputs:
@@ -202,12 +258,29 @@ class Outputs:
                 raise BadInput(f"{flag} '{path}' lies inside the input folder '{src}'; choose an "
                                "output outside it.")
 
-    def file(self, path: str | None, *, flag: str = "-o/--output",
-             kind: str | None = None) -> Path | None:
+    def _not_taken(self, path: Path, flag: str) -> None:
+        """Refuse a second output at the path of an earlier one (or inside its folder)."""
+        for other, other_flag in self._taken:
+            if _real(path) == _real(other) or _real(path).is_relative_to(_real(other)):
+                raise BadInput(f"{flag} '{path}' is also the output of {other_flag}; one would "
+                               "overwrite the other. Give each output its own name.")
+        self._taken.append((path, flag))
+
+    def file(self, path: str | None, *, flag: str = "-o/--output", kind: str | None = None,
+             stdout: bool | None = None) -> Path | None:
         """Check a file output; ``kind`` (``"energylens.model"``) names the energylens
-        format that may be replaced without ``--force``."""
+        format that may be replaced without ``--force``.
+
+        Returns None for no output, and for ``-`` (standard output) where ``stdout`` allows
+        it (by default for a table, ``kind=None``); ``-`` elsewhere is refused."""
         if not path:
             return None
+        if path == STDOUT:
+            if stdout if stdout is not None else kind is None:
+                return None
+            what = f"the {_KIND_NOUN[kind]}" if kind in _KIND_NOUN else flag.split("/")[0]
+            raise BadInput(f"{flag} -: '-' means standard output, which takes tables only; "
+                           f"{what} needs a file name, e.g. {_example(flag, kind)}.")
         p = Path(path)
         self._not_an_input(p, flag)
         if p.is_dir():
@@ -218,6 +291,7 @@ class Outputs:
             what = f"is not an energylens {kind.split('.')[-1]} file" if kind else "exists"
             raise BadInput(f"{flag} '{p}' {what}; energylens does not replace it. Pass --force "
                            "to replace it, or choose another name.")
+        self._not_taken(p, flag)
         check_writable(p.parent, p, flag)
         return p
 
@@ -225,10 +299,15 @@ class Outputs:
                writes: Sequence[str] = ()) -> Path:
         """Check a folder output: ``kind`` is ``"report"`` or ``"grouped"``; ``writes`` names
         the files it will hold (none may be an input)."""
+        noun = _KIND_NOUN.get(kind, kind)
+        if path == STDOUT:
+            raise BadInput(f"{flag} -: '-' means standard output, which takes tables only; the "
+                           f"{noun} is written to a folder: give its name, e.g. "
+                           f"{_example(flag, kind)}.")
         p = Path(path)
         self._not_an_input(p, flag)
         if p.exists() and not p.is_dir():
-            raise BadInput(f"{flag} '{p}' is a file; the {kind} is written to a folder. Choose "
+            raise BadInput(f"{flag} '{p}' is a file; the {noun} is written to a folder. Choose "
                            "a folder name (it is created).")
         if not p.parent.is_dir() and not p.exists():
             raise BadInput(f"{flag} '{p}': the folder '{p.parent}' does not exist.")
@@ -241,6 +320,7 @@ class Outputs:
             raise BadInput(f"{flag} '{p}' is a folder that energylens did not write (it holds "
                            f"other files); energylens does not write into it. Pass --force to "
                            "write into it anyway, or choose a new folder.")
+        self._not_taken(p, flag)
         check_writable(p if p.is_dir() else p.parent, p, flag)
         return p
 
@@ -249,3 +329,10 @@ class Outputs:
         if kind == "report":
             return (p / REPORT_MARKER).is_file()
         return energylens_format(p / "groups.json") == "energylens.grouped"
+
+
+def _example(flag: str, kind: str | None) -> str:
+    """An example of ``flag`` with a name fit for ``kind``."""
+    name = {"report": "report", "grouped": "models", "energylens.model": "model.json"}.get(
+        kind or "", "ss.png" if flag == "--plot" else "out.csv")
+    return f"{flag.split('/')[0]} {name}"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .files import BadInput, cli_spelling
 from .messages import WarningSummary, cli_text, log, setup_logging
-from .parser import build_parser
+from .parser import build_parser, check_args
 
 __all__ = ["main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_BAD_INPUT", "COMMAND_MODULES"]
 
@@ -59,6 +59,7 @@ def _bad_input_types() -> tuple[type, ...]:
 
 
 def _run(args) -> int:
+    check_args(args)
     summary = WarningSummary()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -65,7 +65,22 @@ _CLI_OPTIONS = (
     (re.compile(r"\bunits=\{'([^']*)': '([^']*)'\}"), r"--units \1=\2"),
     (re.compile(r"\bunits=(?![{'\w])"), "--units"),
     (re.compile(r"\blatency_model=\{'(\w+)': \w+\}"), r"--latency-model \1=FILE"),
+    (re.compile(r"\bn_train=\[([\d, ]+)\]"), lambda m: "--n-train " + m[1].replace(",", "")),
+    # derive_model's advice to refit per group: discover --derive --per-group does it
+    (re.compile(r"GroupedModel\(model, by=\[[^\]]*\]\)"), "--per-group (with --derive)"),
+    # a closed form's advice to fit per setting: fit --by does it
+    (re.compile(r"\(GroupedModel\(by=\[\.\.\., '(\w+)'\]\)\)"), r"(--by ...,\1)"),
 )
+#: The catalogue's advice to register a GPU or model from Python; the command line cannot,
+#: so it says where the catalogue is listed instead.
+_CATALOGUE_ADVICE = (
+    re.compile(r"\s*Add it with energylens\.core\.catalogue\.register_\w+\(.*?"
+               r"see docs/catalogue\.md\.", re.S),
+    re.compile(r"[;,]?\s*[Aa]dd (?:it|them) with energylens\.core\.catalogue\.register_\w+"
+               r"\(pd\.DataFrame\(\{.*?\}\)\)\.?", re.S),
+)
+_CATALOGUE_CLI = (" The command line knows the GPUs and models of energylens's catalogue "
+                  "(docs/catalogue.md lists them and says how to add one from Python).")
 
 
 def cli_text(message: str) -> str:
@@ -75,9 +90,18 @@ def cli_text(message: str) -> str:
     "invalid --units: no column 'foo'"
     >>> cli_text("Pass duplicates='mean' or declare units={'energy_j': 'kWh'}.")
     'Pass --duplicates mean or declare --units energy_j=kWh.'
+    >>> cli_text("Unknown model 'x'. Add it with energylens.core.catalogue.register_models("
+    ...          "pd.DataFrame({'name': ['x'], ...})) (columns ...); see docs/catalogue.md.")
+    "Unknown model 'x'. The command line knows the GPUs and models of energylens's catalogue \
+(docs/catalogue.md lists them and says how to add one from Python)."
     """
     for pattern, replacement in _CLI_OPTIONS:
         message = pattern.sub(replacement, message)
+    cut = message
+    for pattern in _CATALOGUE_ADVICE:
+        cut = pattern.sub("", cut)
+    if cut != message:
+        message = cut.rstrip() + ("" if cut.rstrip().endswith(".") else ".") + _CATALOGUE_CLI
     return message
 
 

@@ -71,7 +71,7 @@ def cmd_fit(args, summary) -> int:
     out = (outs.folder(args.output, kind="grouped") if by
            else outs.file(args.output, kind="energylens.model"))
     model = _model_from_args(args)
-    df = read_table(args)
+    df = read_table(args, energy=args.target == "energy_j")
     check_by(by, df, args.table)
     if args.target not in df.columns:
         raise BadInput(f"--target {args.target}: '{args.table}' has no {args.target} column; "
@@ -146,13 +146,39 @@ def _target(model) -> str:
     return model_target(model) or "energy_j"
 
 
-def _predict(model, cand, level: float):
+#: Suffix of a candidate column kept beside the prediction that replaces it (as
+#: ``select_config`` keeps a measured latency column).
+MEASURED = "_measured"
+
+
+def _check_measured_free(cand, columns, where: str) -> None:
+    """Refuse candidates holding both a column the output replaces and its ``_measured``
+    name: keeping the first would overwrite the second."""
+    clash = [c for c in columns if c in cand.columns and f"{c}{MEASURED}" in cand.columns]
+    if clash:
+        raise BadInput(f"Candidates '{where}' hold both {clash[0]} and {clash[0]}{MEASURED}: the "
+                       f"prediction replaces {clash[0]}, which is kept as {clash[0]}{MEASURED}, "
+                       "where a column already is. Drop or rename one of them.")
+
+
+def _note_measured(kept, where: str) -> None:
+    if kept:
+        log.info(f"the candidates '{where}' hold {', '.join(kept)}; the output replaces "
+                 f"{'it' if len(kept) == 1 else 'them'} with predictions and keeps the given "
+                 f"values as {', '.join(c + MEASURED for c in kept)}")
+
+
+def _predict(model, cand, level: float, where: str = "candidates"):
     """Predictions with their interval, in columns named after the model's target:
     ``energy_j, energy_lower_j, energy_upper_j`` (and energy per output token), or for a
-    latency model e.g. ``tpot_s, tpot_lower_s, tpot_upper_s``."""
+    latency model e.g. ``tpot_s, tpot_lower_s, tpot_upper_s``, after the candidates'
+    columns. A candidate column of the same name (a measured ``energy_j``) is kept as
+    ``energy_j_measured``."""
+    import pandas as pd
+
     target = _target(model)
     stem, _, unit = target.rpartition("_")
-    pred = cand.copy()
+    pred = pd.DataFrame(index=cand.index)
     if hasattr(model, "predict_interval"):
         pi = model.predict_interval(cand, level=level)
         pred[target] = pi[target].to_numpy()
@@ -164,8 +190,51 @@ def _predict(model, cand, level: float):
     else:
         pred[target] = model.predict(cand)
     if target == "energy_j":
-        pred["energy_per_output_token_j"] = pred["energy_j"] / pred["output_tokens"]
-    return pred
+        pred["energy_per_output_token_j"] = pred["energy_j"] / cand["output_tokens"]
+    _check_measured_free(cand, pred.columns, where)
+    kept = [c for c in pred.columns if c in cand.columns]
+    _note_measured(kept, where)
+    out = cand.rename(columns={c: f"{c}{MEASURED}" for c in kept})
+    return pd.concat([out, pred], axis=1)
+
+
+#: Columns ``select_config`` fills from the energy model: the rank, the prediction, its
+#: interval and the columns ``predict_interval`` adds (a latency column of
+#: ``--latency-model`` it keeps as ``_measured`` itself).
+_SELECT_PREDICTS = ("rank", "energy_j", "energy_lower_j", "energy_upper_j",
+                    "energy_per_output_token_j", "stderr", "log_sd", "extrapolated",
+                    "extrapolated_by", "wide")
+
+
+def _differs(a, b) -> bool:
+    """Whether two columns of the same rows differ anywhere (NaN equal to NaN)."""
+    import pandas as pd
+
+    a, b = pd.Series(a).reset_index(drop=True), pd.Series(b).reset_index(drop=True)
+    return not bool(((a == b) | (a.isna() & b.isna())).all())
+
+
+def _select_keeping_measured(model, cand, where: str, latency_targets, **kwargs):
+    """``select_config``, with each candidate column its output replaces by a prediction
+    kept beside it as ``COLUMN_measured`` (the convention ``select_config`` follows for a
+    measured latency column)."""
+    from ..selection import select_config
+
+    _check_measured_free(cand, [*_SELECT_PREDICTS, *latency_targets], where)
+    held = [c for c in _SELECT_PREDICTS if c in cand.columns]
+    ranked = select_config(model, cand.rename(columns={c: f"{c}{MEASURED}" for c in held}),
+                           **kwargs)
+    kept = [c for c in held if c in ranked.columns]
+    ranked = ranked.rename(columns={f"{c}{MEASURED}": c for c in held if c not in kept})
+    # any other column the output fills anew (one a model adds to its interval)
+    given = cand.loc[ranked.index] if cand.index.is_unique else cand.iloc[:0]
+    for c in given.columns:
+        if (c in ranked.columns and c not in ("feasible", "reason", *held)
+                and f"{c}{MEASURED}" not in ranked.columns and _differs(ranked[c], given[c])):
+            ranked[f"{c}{MEASURED}"] = given[c].to_numpy()
+            kept.append(c)
+    _note_measured(kept, where)
+    return ranked
 
 
 def cmd_predict(args, summary) -> int:
@@ -175,7 +244,7 @@ def cmd_predict(args, summary) -> int:
     model = _load(args.model_file)
     cand = read_candidates(args.candidates, args.layout)
     check_groups(model, cand, args.candidates)
-    pred = _predict(model, cand, args.level)
+    pred = _predict(model, cand, args.level, args.candidates)
     write_table(pred, str(out) if out else None, args.format)
     return 0
 
@@ -209,8 +278,6 @@ def _latency_models(files: dict[str, str]) -> dict:
 
 def cmd_select(args, summary) -> int:
     """Candidates ranked by predicted energy, under constraints."""
-    from ..selection import select_config
-
     latency_files = _latency_files(args)
     out = Outputs([args.model_file, args.candidates, *latency_files.values()],
                   args.force).file(args.output)
@@ -235,9 +302,11 @@ def cmd_select(args, summary) -> int:
                            f"candidates '{args.candidates}'.")
     if args.max_gpus is not None:
         constraints["max_gpus"] = args.max_gpus
-    ranked = select_config(model, cand, objective=args.objective,
-                           constraints=constraints or None, latency_model=latency_model,
-                           top=args.top, level=args.level)
+    ranked = _select_keeping_measured(model, cand, args.candidates, list(latency_files),
+                                      objective=args.objective,
+                                      constraints=constraints or None,
+                                      latency_model=latency_model, top=args.top,
+                                      level=args.level)
     write_table(ranked, str(out) if out else None, args.format)
     return 0
 
@@ -274,7 +343,7 @@ def _sweetspot_plot(m, df, inputs, path: Path) -> None:
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     sweetspot_curves(m, input_tokens=inputs, data=df, ax=fig.subplots())
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format=path.suffix.lower().lstrip("."), dpi=120)
     write_bytes(path, buf.getvalue())
     log.info(f"wrote {path}")
 
@@ -292,22 +361,46 @@ def _optimum_words(r) -> str:
     return str(r.note)
 
 
+def _grid_columns(m, table, inputs, outputs, tolerance: float) -> None:
+    """Add, per input length, the best output length of the ``--outputs`` grid, its
+    efficiency, and the range of grid lengths within ``--tolerance`` of it (in place)."""
+    import numpy as np
+
+    surf = m.efficiency_surface(inputs, outputs).to_numpy()
+    surf = np.where(np.isfinite(surf) & (surf > 0), surf, np.nan)
+    so = np.asarray(outputs, dtype=float)
+    rows = []
+    for eff in surf:
+        if np.isnan(eff).all():  # no positive efficiency on the grid at this input length
+            rows.append((np.nan, np.nan, np.nan, np.nan))
+            continue
+        best = np.nanmax(eff)
+        near = so[eff >= tolerance * best]
+        rows.append((so[np.nanargmax(eff)], best, near.min(), near.max()))
+    for name, values in zip(("grid_output_tokens", "grid_tokens_per_joule",
+                             "near_optimal_output_min", "near_optimal_output_max"), zip(*rows)):
+        table[name] = values
+
+
 def cmd_sweetspot(args, summary) -> int:
-    """SweetSpot model of one configuration; optimal output length per input length."""
+    """SweetSpot model of one configuration; optimal output length per input length, and
+    the best output length of a grid with the near-optimal range around it."""
     import numpy as np
 
     from ..models import SweetSpotModel
 
     outs = Outputs([args.table], args.force)
     out = outs.file(args.output)
-    plot = outs.file(args.plot, flag="--plot")
+    plot = outs.file(args.plot, flag="--plot", stdout=False)
     df = _filter(read_table(args), args)
     m = SweetSpotModel().fit(df)
     inputs = np.asarray(args.inputs or sorted(df["input_tokens"].unique())[:8], float)
-    outputs = args.outputs or sorted(df["output_tokens"].unique())
+    outputs = np.asarray(sorted(set(args.outputs or df["output_tokens"].unique())), float)
     spot = m.sweet_spot(inputs, outputs, tolerance=args.tolerance)
-    # The optimum, its kind, interval and efficiency: the table the report shows too.
+    # The optimum, its kind, interval and efficiency: the table the report shows too; then
+    # the best of the --outputs grid and the lengths within --tolerance of it.
     table = m.optimum(inputs)
+    _grid_columns(m, table, inputs, outputs, args.tolerance)
     for r in table.itertuples():
         log.info(f"input {r.input_tokens:g}: {_optimum_words(r)}")
     log.info(f"best on the grid of output lengths: input {spot['input_tokens']:g}, output "

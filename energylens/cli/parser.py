@@ -7,16 +7,24 @@ Nothing heavy is imported here (no numpy, pandas or scikit-learn), so that
 from __future__ import annotations
 
 import argparse
+import codecs
+import os
 
 from .._version import __version__
-from .files import LAYOUT_CHOICES
+from .files import LAYOUT_CHOICES, BadInput
 
-__all__ = ["build_parser", "COMMANDS", "TARGETS", "LATENCY_TARGETS"]
+__all__ = ["build_parser", "check_args", "COMMANDS", "TARGETS", "LATENCY_TARGETS",
+           "PLOT_FORMATS"]
 
 #: ``fit --target`` values: energy, then the latency columns a LatencyModel predicts (seconds).
 TARGETS = ("energy_j", "ttft_s", "tpot_s", "latency_s")
 #: The latency columns, which ``select`` bounds with ``--ttft-s``, ``--tpot-s`` and ``--latency-s``.
 LATENCY_TARGETS = TARGETS[1:]
+
+#: ``sweetspot --plot`` file suffixes, each saved in its own format.
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+#: ``discover`` options that only ``--derive`` reads, with their defaults.
+DERIVE_DEFAULTS = {"resamples": 20, "by": ["model,gpu"], "per_group": False}
 
 #: Subcommands, in the order ``--help`` lists them.
 COMMANDS = ("validate", "simulate", "grid", "discover", "fit", "predict", "select", "sweetspot",
@@ -80,6 +88,38 @@ def _non_negative(text: str) -> float:
     return x
 
 
+def _fraction(text: str) -> float:
+    """A share above 0 and at most 1 (``--tolerance``)."""
+    x = _number(text)
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction above 0 and at most 1, e.g. 0.9, "
+                                         f"got {text!r}")
+    return x
+
+
+def _encoding(text: str) -> str:
+    """``--encoding``: a text encoding Python's codecs know (not ``rot13`` or ``base64``,
+    which are codecs of text to text or bytes to bytes)."""
+    try:
+        codecs.lookup(text)
+        "".encode(text)  # a codec that is not a text encoding raises LookupError here
+    except (LookupError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected a text encoding Python knows, e.g. utf-8, latin-1, cp1252 or utf-16; "
+            f"got {text!r}") from None
+    return text
+
+
+def _plot_file(text: str) -> str:
+    """``--plot``: a file name whose suffix says the format."""
+    suffix = os.path.splitext(text)[1].lower()
+    if suffix not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"expected a file name ending in {', '.join(PLOT_FORMATS[:-1])} or "
+            f"{PLOT_FORMATS[-1]} (the suffix sets the format), got {text!r}")
+    return text
+
+
 def _level(text: str) -> float:
     """``--level``: a coverage strictly between 0 and 1."""
     x = _number(text)
@@ -102,18 +142,19 @@ def _table(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
                    help="how to read TABLE: auto (default) reads a file as a table and "
                         "detects the layout of a folder, e.g. --layout wilkins")
-    p.add_argument("--units", nargs="*", metavar="COLUMN=UNIT",
+    p.add_argument("--units", nargs="+", metavar="COLUMN=UNIT",
                    help="units of source columns, e.g. --units energy=kWh latency=ms")
     p.add_argument("--duplicates", choices=("raise", "mean", "keep"), default="raise",
                    help="rows repeating a configuration with different energies: raise "
                         "(default), average them or keep them all, e.g. --duplicates mean")
-    p.add_argument("--encoding", default=None,
-                   help="text encoding of a CSV (default UTF-8), e.g. --encoding latin-1")
+    p.add_argument("--encoding", type=_encoding, default=None,
+                   help="text encoding of a CSV (default UTF-8; a byte-order mark wins), e.g. "
+                        "--encoding latin-1")
 
 
 def _output(p: argparse.ArgumentParser, formats=("csv", "json"), what="the table") -> None:
     p.add_argument("-o", "--output", help=f"write {what} to this file instead of standard "
-                                          "output, e.g. -o out.csv")
+                                          "output ('-' for standard output), e.g. -o out.csv")
     p.add_argument("--format", choices=formats, default=formats[0],
                    help=f"format of {what} (default {formats[0]}), e.g. --format {formats[-1]}")
     _force(p)
@@ -123,7 +164,10 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_file", help="model from 'energylens fit': a JSON file, or the folder "
                                       "written with --by, e.g. model.json or models/")
     p.add_argument("candidates", help="configurations to predict: a CSV, parquet or JSON-lines "
-                                      "table (from 'energylens grid' or by hand), e.g. cand.csv")
+                                      "table (from 'energylens grid' or by hand); a column of "
+                                      "it that the output replaces with a prediction (a "
+                                      "measured energy_j, tpot_s ...) is kept beside it as "
+                                      "COLUMN_measured, e.g. cand.csv")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
                    help="how to read CANDIDATES (a Splitwise folder reads as candidates), "
                         "e.g. --layout splitwise")
@@ -151,9 +195,9 @@ def _add_simulate(sub, common) -> None:
                        description="Example: energylens simulate --models Llama-3.1-8B "
                                    "--gpus H100-SXM -o synthetic.csv")
     _output(s)
-    s.add_argument("--models", nargs="*", help="model names of the catalogue, e.g. --models "
+    s.add_argument("--models", nargs="+", help="model names of the catalogue, e.g. --models "
                                                "Llama-3.1-8B Llama-3.2-1B")
-    s.add_argument("--gpus", nargs="*", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
+    s.add_argument("--gpus", nargs="+", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0), e.g. --seed 3")
     s.add_argument("--noise", type=_non_negative, default=0.02,
                    help="relative measurement noise, a standard deviation (default 0.02), "
@@ -198,7 +242,7 @@ def _add_grid(sub, common) -> None:
     s.add_argument("--drop-infeasible", action="store_true",
                    help="leave infeasible rows out instead of flagging them, e.g. "
                         "--drop-infeasible")
-    s.add_argument("--set", nargs="*", metavar="COLUMN=VALUE", dest="extra",
+    s.add_argument("--set", nargs="+", metavar="COLUMN=VALUE", dest="extra",
                    help="constant columns to add, e.g. --set workload=chat precision=bf16")
     _output(s, what="the candidates")
 
@@ -215,7 +259,7 @@ def _add_discover(sub, common) -> None:
                         "--engine terms")
     s.add_argument("--target", default="energy_j",
                    help="column to explain (default energy_j), e.g. --target latency_s")
-    s.add_argument("--features", nargs="*",
+    s.add_argument("--features", nargs="+",
                    help="variables the formulas may use (default: the engine's), e.g. "
                         "--features input_tokens output_tokens batch_size")
     s.add_argument("--selection", choices=("best", "accuracy", "score", "criterion"),
@@ -227,10 +271,10 @@ def _add_discover(sub, common) -> None:
                    help="derive a named closed form instead (stable terms of a physical library, "
                         "pooled over groups) and write it as a model file that predict and "
                         "select read, e.g. --derive -o model.json")
-    s.add_argument("--resamples", type=_positive_int, default=20,
+    s.add_argument("--resamples", type=_positive_int, default=None,
                    help="with --derive: bootstrap resamples of the stability selection "
                         "(default 20), e.g. --resamples 50")
-    s.add_argument("--by", default=["model,gpu"], nargs="+",
+    s.add_argument("--by", default=None, nargs="+",
                    help="with --derive: columns whose groups get a scale of their own before the "
                         "pooled search (default model,gpu), e.g. --by model")
     s.add_argument("--per-group", action="store_true",
@@ -290,7 +334,7 @@ def _add_select(sub, common) -> None:
                    default="energy_j", help="what to minimise: energy per request (default) or "
                                             "per output token, e.g. --objective "
                                             "energy_per_output_token_j")
-    s.add_argument("--latency-model", nargs="*", metavar="TARGET=FILE",
+    s.add_argument("--latency-model", nargs="+", metavar="TARGET=FILE",
                    help="latency models from 'energylens fit TABLE --target TARGET' (TARGET: "
                         "ttft_s, tpot_s or latency_s), for the bounds below, e.g. "
                         "--latency-model tpot_s=tpot.json ttft_s=ttft.json")
@@ -320,17 +364,20 @@ def _add_sweetspot(sub, common) -> None:
     s.add_argument("--where", action="append", metavar="COLUMN=VALUE",
                    help="keep rows where COLUMN equals VALUE (repeatable; the model describes "
                         "one configuration), e.g. --where tp=1 --where batch_size=32")
-    s.add_argument("--inputs", nargs="*", type=float,
-                   help="input lengths (tokens) to tabulate (default: those measured), e.g. "
-                        "--inputs 128 1024")
-    s.add_argument("--outputs", nargs="*", type=float,
-                   help="output lengths (tokens) of the grid (default: those measured), e.g. "
-                        "--outputs 64 256 1024")
-    s.add_argument("--tolerance", type=float, default=0.9,
-                   help="fraction of the best efficiency that counts as near-optimal (default "
-                        "0.9), e.g. --tolerance 0.95")
-    s.add_argument("--plot", default=None, help="save sweet-spot curves to this PNG, e.g. "
-                                                "--plot ss.png")
+    s.add_argument("--inputs", nargs="+", type=_positive,
+                   help="input lengths (tokens) to tabulate, one row each (default: the first "
+                        "8 measured), e.g. --inputs 128 1024")
+    s.add_argument("--outputs", nargs="+", type=_positive,
+                   help="output lengths (tokens) searched at each input length: the best of "
+                        "them is grid_output_tokens, with its efficiency grid_tokens_per_joule "
+                        "(default: those measured), e.g. --outputs 64 256 1024")
+    s.add_argument("--tolerance", type=_fraction, default=0.9,
+                   help="share of the best efficiency on the --outputs grid at an input length "
+                        "that counts as near-optimal: near_optimal_output_min and _max bound "
+                        "the output lengths reaching it (default 0.9), e.g. --tolerance 0.95")
+    s.add_argument("--plot", type=_plot_file, default=None,
+                   help="save sweet-spot curves to this file, in the format of its suffix "
+                        "(.png, .pdf or .svg), e.g. --plot ss.png")
 
 
 def _add_compare(sub, common) -> None:
@@ -341,8 +388,11 @@ def _add_compare(sub, common) -> None:
                                    "data.csv --n-train 10 20 --seeds 3")
     _table(s)
     _output(s)
-    s.add_argument("--n-train", nargs="*", type=_positive_int, default=[10, 20, 50],
-                   help="training rows per group (default 10 20 50), e.g. --n-train 5 10")
+    s.add_argument("--n-train", nargs="+", type=_positive_int, default=[10, 20, 50],
+                   help="training rows per group (default 10 20 50); a group too small to keep "
+                        "two rows to test trains on all but two of its rows (n_fit gives the "
+                        "rows each fit used, all groups together), and a size that leaves no "
+                        "group two rows to test is left out with a warning, e.g. --n-train 5 10")
     s.add_argument("--seeds", type=_positive_int, default=3,
                    help="random draws per size (default 3), e.g. --seeds 5")
     s.add_argument("--long", action="store_true",
@@ -393,3 +443,22 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_select, _add_sweetspot, _add_compare, _add_report):
         add(sub, common)
     return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Checks between options, after parsing: ``discover`` options that only ``--derive``
+    reads are refused without it (they would be ignored), and get their defaults with it."""
+    if getattr(args, "command", None) != "discover":
+        return
+    given = [f"--{k.replace('_', '-')}" for k in DERIVE_DEFAULTS
+             if getattr(args, k) not in (None, False)]
+    if given and not args.derive:
+        one = len(given) == 1
+        names = given[0] if one else f"{', '.join(given[:-1])} and {given[-1]}"
+        raise BadInput(f"{names} appl{'ies' if one else 'y'} to 'discover "
+                       f"--derive' only and would be ignored without it: add --derive (it writes "
+                       f"a model file, e.g. --derive -o model.json) or leave "
+                       f"{'it' if one else 'them'} out.")
+    for k, v in DERIVE_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, list(v) if isinstance(v, list) else v)

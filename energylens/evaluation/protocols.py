@@ -10,8 +10,9 @@ Metrics recorded per fit (see :mod:`energylens.evaluation.metrics`): ``mape`` an
 ``median_ape`` (percent) on the held-out rows (not for a model that only ranks, such as
 :class:`~energylens.evaluation.reference.RuleOfThumbModel`); ``top1``, ``pairwise``, ``regret``,
 ``within5`` and ``random_top1`` over the held-out candidates of each scenario with at least
-two of them; ``fit_time_s``; ``n_test``. With ``errors=True``, an ``error`` column says why
-a fit failed (empty on every other row), so that no ``fit_failed`` goes without a reason.
+two of them; ``fit_time_s``; ``n_fit`` and ``n_test``, the rows fitted on and tested on. With
+``errors=True``, an ``error`` column says why a fit failed (empty on every other row), so that
+no ``fit_failed`` goes without a reason.
 
 The tables are small (tens to thousands of rows), where the OpenMP and BLAS threads of
 scikit-learn's tree ensembles cost far more than they save (a histogram gradient boosting
@@ -34,6 +35,7 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from ..core.progress import progress
+from ..exceptions import EnergyLensWarning
 from . import metrics as M
 
 __all__ = ["sample_efficiency", "extrapolate", "evaluate_split", "RESULT_COLUMNS"]
@@ -73,7 +75,8 @@ def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: 
     y = test[target].to_numpy(dtype=float)
     if not np.all(np.isfinite(pred)):
         return {"fit_failed": 1.0, "error": "non-finite predictions", "fit_time_s": fit_time}
-    out = {"fit_failed": 0.0, "fit_time_s": fit_time, "n_test": float(len(test))}
+    out = {"fit_failed": 0.0, "fit_time_s": fit_time, "n_fit": float(len(train)),
+           "n_test": float(len(test))}
     if not getattr(est, "ranks_only", False):  # a ranking score has no percentage error
         out.update(mape=M.mape(y, pred), median_ape=M.median_ape(y, pred))
     labels = _scenario_labels(test, scenario)
@@ -112,6 +115,32 @@ def _rows(name, dataset, protocol, n_train, seed, values, **extra):
                      "seed": seed, "metric": metric, "value": float(value),
                      "error": error if metric == "fit_failed" else "", **extra})
     return rows
+
+
+def _largest_size(df: pd.DataFrame, group: Sequence[str] | None, min_test: int = 2) -> int:
+    """The most training rows a draw can take from one group (or the whole table) while
+    leaving ``min_test`` rows to test."""
+    largest = int(df.groupby(list(group), sort=False).size().max()) if group and len(df) \
+        else len(df)
+    return largest - min_test
+
+
+def _usable_sizes(df: pd.DataFrame, n_train: Sequence[int], group: Sequence[str] | None,
+                  min_test: int = 2) -> list[int]:
+    """The training sizes some group can hold with ``min_test`` rows left to test; each other
+    size is left out with a warning (its draws would only repeat a smaller size's rows under
+    a larger label)."""
+    largest = _largest_size(df, group, min_test)
+    keep = [int(n) for n in n_train if n <= largest]
+    dropped = [int(n) for n in n_train if n > largest]
+    if dropped:
+        where = (f"no group of {', '.join(group)} has more than {largest + min_test} rows"
+                 if group else f"the table has {len(df)} rows")
+        warnings.warn(f"sample_efficiency: n_train={dropped} left out: {where}, so at most "
+                      f"{max(largest, 0)} can train with {min_test} left to test"
+                      + (f"; training on n_train={keep} only." if keep else "; no size is left."),
+                      EnergyLensWarning, stacklevel=3)
+    return keep
 
 
 def _draws(df, n_train, seed, group) -> list[tuple[int, pd.Index]]:
@@ -156,7 +185,10 @@ def sample_efficiency(
     df : DataFrame
         Canonical profiling table; its index must be unique.
     n_train : sequence of int
-        Training-set sizes; with ``group``, rows per group.
+        Training-set sizes; with ``group``, rows per group. A group too small to keep two
+        rows to test trains on all but two of its rows (the ``n_fit`` metric counts the rows
+        each fit used); a size that no group (or, without ``group``, the table) can hold
+        with two rows left to test is left out, with an :class:`~energylens.EnergyLensWarning`.
     seeds : int or sequence of int
         Number of seeds (0, 1, ...) or the seeds themselves.
     scenario : sequence of str
@@ -196,6 +228,7 @@ def sample_efficiency(
     if not df.index.is_unique:
         raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    n_train = _usable_sizes(df, n_train, group)
     # One task per (seed, size, model), in that order: the draws are made here, so the
     # results do not depend on how the tasks are spread over workers, and a slow model does
     # not hold a whole seed on one worker. Each draw's rows are split once, for all models,

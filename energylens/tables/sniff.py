@@ -7,6 +7,8 @@ looked at before any parser sees them:
 * a byte-order mark (UTF-8, UTF-16, UTF-32) sets the encoding; NUL bytes without one
   (UTF-16 saved without a mark, or a binary file) and bytes that are not UTF-8 (a Latin-1
   export) are errors naming the line;
+* a given ``encoding`` must be a text encoding Python's codecs know, and bytes it does not
+  decode are errors naming the file and the option (with the encoding the bytes suggest);
 * blank lines and ``#`` comment lines before the header are skipped;
 * the delimiter is read from the header line (comma, semicolon, tab or ``|``);
 * a header that names a column twice is an error (a parser would silently rename the
@@ -29,7 +31,7 @@ from typing import IO
 from ..core.progress import logger
 from .problems import file_error
 
-__all__ = ["TextFile", "sniff_text", "decode_error", "read_bytes_lines"]
+__all__ = ["TextFile", "sniff_text", "decode_error", "read_bytes_lines", "check_encoding"]
 
 _HEAD = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -84,9 +86,68 @@ def _head(path: Path, where: str, gz: bool) -> bytes:
         raise file_error(where, f"cannot be read ({exc.strerror or exc})", code="file") from exc
 
 
+def check_encoding(encoding: str) -> str:
+    """``encoding`` itself if it is a text encoding Python's codecs know, else a ValueError
+    naming the option (``rot13`` and ``base64`` are codecs, but not of bytes to text).
+
+    >>> check_encoding("latin-1")
+    'latin-1'
+    >>> check_encoding("rot13")
+    Traceback (most recent call last):
+    ...
+    ValueError: encoding='rot13' is not a text encoding Python knows; give one such as 'utf-8', \
+'latin-1', 'cp1252' or 'utf-16'.
+    """
+    try:
+        codecs.lookup(encoding)
+        "".encode(encoding)  # a codec that is not a text encoding raises LookupError here
+    except (LookupError, ValueError):
+        raise ValueError(f"encoding={encoding!r} is not a text encoding Python knows; give one "
+                         "such as 'utf-8', 'latin-1', 'cp1252' or 'utf-16'.") from None
+    return encoding
+
+
+def _wide(encoding: str) -> bool:
+    """Whether ``encoding`` is UTF-16 or UTF-32 (two or four bytes to an ASCII character)."""
+    return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+
+
+def _bytes_look_like(head: bytes) -> str | None:
+    """The encoding the bytes of a table suggest: UTF-16 or UTF-32 without a byte-order mark
+    from where its NUL bytes fall, else UTF-8 if they decode as UTF-8, else None."""
+    if b"\x00" in head:
+        if head[1:4] == b"\x00\x00\x00":
+            return "utf-32-le"
+        if head[:3] == b"\x00\x00\x00":
+            return "utf-32-be"
+        return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be" if head[:1] == b"\x00" \
+            else None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not only a character cut at the end of the sample
+            return None
+    return "utf-8"
+
+
+def _wrong_encoding(where: str, head: bytes, given: str, reason: str) -> Exception:
+    """A SchemaError for a file the ``encoding`` given does not read, naming the option and
+    the encoding its bytes suggest."""
+    name = codecs.lookup(given).name.upper()
+    guess = _bytes_look_like(head)
+    advice = []
+    if guess and codecs.lookup(guess).name != codecs.lookup(given).name:
+        advice = [{"option": "encoding", "value": guess,
+                   "effect": f"(the bytes read as {guess.upper()}"
+                             + ("; the default" if guess == "utf-8" else "") + ")"}]
+    return file_error(where, f"the file is not {name} text, as encoding={given!r} says: "
+                             f"{reason}", code="file.encoding", advice=advice)
+
+
 def decode_error(where: str, data: bytes, exc: UnicodeDecodeError, encoding: str,
-                 line_base: int = 1) -> Exception:
-    """A SchemaError for bytes that do not decode, naming the line, the byte and a guess."""
+                 line_base: int = 1, given: bool = False) -> Exception:
+    """A SchemaError for bytes that do not decode, naming the line, the byte and a guess
+    (and the ``encoding`` option, when the encoding was ``given``)."""
     line = line_base + data.count(b"\n", 0, exc.start)
     start = data.rfind(b"\n", 0, exc.start) + 1
     bad = data[exc.start: exc.start + 1]
@@ -98,6 +159,8 @@ def decode_error(where: str, data: bytes, exc: UnicodeDecodeError, encoding: str
     except UnicodeDecodeError:
         guess, advice = "it is not text in a known encoding", []
     name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
+    if given:
+        name += f" (as encoding={encoding!r} says)"
     return file_error(
         where, f"line {line} is not valid {name}: byte 0x{bad.hex() or '??'} at character "
                f"{exc.start - start + 1} ({exc.reason}); {guess}",
@@ -117,25 +180,41 @@ def _encoding(head: bytes, where: str, given: str | None) -> str:
                 logger.info("%s: read as %s (byte-order mark)", where, name.upper())
             return name
     if given:
+        if _wide(given) and head and b"\x00" not in head:
+            raise _wrong_encoding(where, head, given, "it holds no NUL bytes, which a table in "
+                                  "UTF-16 or UTF-32 always has (every ASCII character takes "
+                                  "two or four bytes, all but one of them zero)")
         return given
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
+        guess = _bytes_look_like(head)
         raise file_error(where, f"the file holds NUL bytes (first on line {line}): it looks "
                                 "like UTF-16 or UTF-32 text without a byte-order mark, or a "
                                 "binary file", code="file.encoding", lines=[line],
-                         detail="Save it as UTF-8 text.")
+                         detail="Save it as UTF-8 text.",
+                         advice=[{"option": "encoding", "value": guess,
+                                  "effect": f"to read it as {guess.upper()}"}]
+                         if guess and guess != "utf-8" else ())
     return "utf-8"
 
 
-def _decoded_head(head: bytes, where: str, encoding: str, complete: bool) -> str:
+def _decoded_head(head: bytes, where: str, encoding: str, complete: bool,
+                  given: bool = False) -> str:
+    """The sample decoded; ``given``: the encoding is the caller's, not the byte-order
+    mark's or the default."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
         return decoder.decode(head, final=complete)
     except UnicodeDecodeError as exc:
+        if given and _wide(encoding):
+            raise _wrong_encoding(where, head, encoding, exc.reason) from exc
         if encoding in ("utf-16", "utf-32"):
             raise file_error(where, f"the file is not valid {encoding.upper()} ({exc.reason})",
                              code="file.encoding") from exc
-        raise decode_error(where, head, exc, encoding) from exc
+        raise decode_error(where, head, exc, encoding, given=given) from exc
+    except UnicodeError as exc:  # a UTF-16 or UTF-32 stream without its byte-order mark
+        raise _wrong_encoding(where, head, encoding, f"it has no byte-order mark, so its "
+                                                    f"byte order is unknown ({exc})") from exc
 
 
 def _fields(line: str, delimiter: str) -> list[str]:
@@ -171,6 +250,8 @@ def sniff_text(path: Path, where: str, *, encoding: str | None = None,
         For a broken gzip stream, NUL bytes, bytes that are not in the encoding, a file
         with no header, or a header that names a column twice.
     """
+    if encoding is not None:
+        check_encoding(encoding)
     with open(path, "rb") as fh:
         magic = fh.read(2)
     gz = magic == _GZIP_MAGIC
@@ -179,13 +260,14 @@ def sniff_text(path: Path, where: str, *, encoding: str | None = None,
     head = _head(path, where, gz)
     complete = len(head) < _HEAD
     enc = _encoding(head, where, encoding)
+    given = encoding is not None and enc == encoding  # not overridden by a byte-order mark
     tf = TextFile(path, where, "gzip" if gz else None, enc)
     if gz and path.suffix.lower() != ".gz":
         logger.info("%s: gzip-compressed content; decompressed while reading", where)
     if not delimited:
-        _decoded_head(head, where, enc, complete)
+        _decoded_head(head, where, enc, complete, given)
         return tf
-    text = _decoded_head(head, where, enc, complete).lstrip("\ufeff")
+    text = _decoded_head(head, where, enc, complete, given).lstrip("\ufeff")
     comments = 0
     lines = _LINE_BREAK.split(text)  # as the parsers count lines: \r\n, \r or \n
     for i, raw in enumerate(lines):
