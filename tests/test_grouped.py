@@ -9,10 +9,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 import energylens
-from energylens.exceptions import ModelFileError
-from energylens.models import EnergyLensModel, GroupedModel, SweetSpotModel, WilkinsModel
+from energylens.exceptions import ExtrapolationWarning, ModelFileError, PoorFitWarning
+from energylens.models import (
+    EnergyLensModel,
+    GroupedModel,
+    LatencyModel,
+    SweetSpotModel,
+    WilkinsModel,
+)
 
 from .test_models import THETA, make_table
 
@@ -222,3 +229,79 @@ def test_another_host_of_the_same_gpu_is_not_a_spelling(table):
     np.testing.assert_array_equal(g.predict(rows.assign(gpu="A100-SXM4-40GB (Swing)")), g.predict(rows))
     with pytest.raises(ValueError, match="No fitted model for group"):
         g.predict(rows.assign(gpu="A100-40GB (Palmetto)"))
+
+
+# --------------------------------------------------------------------------- settings and warnings
+def test_save_and_load_keep_the_constructor_parameters(table, tmp_path):
+    t = table.assign(tpot_s=0.02 + 1e-4 * table["batch_size"])
+    g = _fit(GroupedModel(LatencyModel(target="tpot_s"), by=["model"], fallback="pooled",
+                          min_rows=4), t)
+    back = energylens.load_model(g.save(tmp_path / "g"))
+    p = back.get_params(deep=False)
+    assert type(p["estimator"]) is LatencyModel and p["estimator"].target == "tpot_s"
+    assert p["fallback"] == "pooled" and p["min_rows"] == 4 and list(p["by"]) == ["model"]
+    again = _fit(clone(back), t)
+    assert {type(m) for m in again.models_.values()} == {LatencyModel}
+    np.testing.assert_allclose(again.predict(t), g.predict(t), rtol=1e-9)
+    other = _fit(GroupedModel(EnergyLensModel(loss="log"), fallback=WilkinsModel()), table)
+    p = energylens.load_model(other.save(tmp_path / "o")).get_params(deep=False)
+    assert p["estimator"].loss == "log" and type(p["fallback"]) is WilkinsModel
+
+
+def test_a_folder_without_constructor_parameters_still_loads(table, tmp_path):
+    g = _fit(GroupedModel(WilkinsModel(), by=["model", "gpu"]), table)
+    folder = g.save(tmp_path / "g")
+    index = json.loads((folder / "groups.json").read_text())
+    del index["init_params"]
+    (folder / "groups.json").write_text(json.dumps({**index, "format_version": 1}))
+    back = energylens.load_model(folder)
+    assert list(back.by) == ["model", "gpu"] and back.estimator is None
+    np.testing.assert_array_equal(back.predict(table), g.predict(table))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"estimator": {"class": "os.system", "init_params": {}}}, "known 'class'"),
+    ({"estimator": {"class": "WilkinsModel", "init_params": {"nope": 1}}}, "cannot rebuild"),
+    ({"min_rows": 0}, "cannot rebuild GroupedModel"),
+    ("x", "'init_params' must be an object"),
+])
+def test_tampered_constructor_parameters_are_refused(table, tmp_path, params, message):
+    folder = _fit(GroupedModel(WilkinsModel()), table).save(tmp_path / "g")
+    index = json.loads((folder / "groups.json").read_text())
+    index["init_params"] = {**index["init_params"], **params} if isinstance(params, dict) else params
+    (folder / "groups.json").write_text(json.dumps(index))
+    with pytest.raises(ModelFileError, match=message):
+        energylens.load_model(folder)
+
+
+def test_group_warnings_are_summed_up_once_per_category(table):
+    noisy = table.copy()
+    m2 = noisy["model"] == "m2"
+    noisy.loc[m2, "energy_j"] *= np.exp(np.random.default_rng(0).normal(0, 1.0, int(m2.sum())))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = GroupedModel(EnergyLensModel()).fit(noisy)
+    poor = [w for w in caught if issubclass(w.category, PoorFitWarning)]
+    assert len(poor) == 1 and poor[0].filename == __file__
+    assert "PoorFitWarning from 1 of 3 fit(s): m2 / H100" in str(poor[0].message)
+    assert "PoorFitWarning" in g.groups_.set_index("model").loc["m2", "warnings"]
+    categories = [w.category for w in caught]
+    assert len(categories) == len(set(categories))
+
+
+def test_bad_overrides_are_one_clear_error_before_any_group(table):
+    with pytest.raises(ValueError, match=r"unknown parameters \['c99'\]"):
+        GroupedModel(EnergyLensModel(fixed={"c99": 0.0})).fit(table)
+    with pytest.raises(ValueError, match=r"c3 = -5.0 outside the bounds"):
+        GroupedModel(SweetSpotModel(), fallback=EnergyLensModel(fixed={"c3": -5.0})).fit(table)
+
+
+def test_grouped_warnings_point_at_the_callers_line(table):
+    g = _fit(GroupedModel(EnergyLensModel()), table)
+    far = table.head(2).assign(tp=64)
+    for call in (g.predict, g.predict_interval, g.predict_components):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(far)
+        ext = [w for w in caught if issubclass(w.category, ExtrapolationWarning)]
+        assert len(ext) == 1 and ext[0].filename == __file__, call.__name__

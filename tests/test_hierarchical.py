@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 import energylens as el
 from energylens.exceptions import CatalogueError, ExtrapolationWarning, ModelFileError
@@ -201,7 +202,7 @@ def _edited(packed: dict, i: int, value: float) -> dict:
 
 
 @pytest.mark.parametrize("edit", ["coef-text", "coef-huge", "no-posterior", "negative-variance",
-                                  "column-index", "terms", "class", "truncated"])
+                                  "column-index", "terms", "class", "truncated", "placeholders"])
 def test_tampered_files_are_refused(tmp_path, edit):
     table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=4)
     path = _fit(el.HierarchicalEnergyModel(), table).save(tmp_path / "hier.json")
@@ -221,6 +222,8 @@ def test_tampered_files_are_refused(tmp_path, edit):
         data["fit"]["terms"]["drain"] = "yes"
     elif edit == "truncated":
         extra["posterior"]["coupling"]["float64"] = extra["posterior"]["coupling"]["float64"][:-12]
+    elif edit == "placeholders":
+        data["fit"]["assumed_input_tokens"] = {"chat": ["256"]}
     else:
         data["class"] = "NoSuchModel"
     path.write_text(json.dumps(data))
@@ -430,3 +433,71 @@ def test_an_unseen_model_starts_from_its_family():
     without = tuple(lv for lv in DEFAULT_LEVELS if lv[0] != ("model_family",))
     with_family, without_family = error("default"), error(without)
     assert with_family < 0.15 < without_family
+
+
+# --------------------------------------------------------------------------- input lengths
+@pytest.fixture(scope="module")
+def assumed():
+    """A table whose chat rows give a nominal prompt length flagged as assumed."""
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=10, seed=5)
+    chat = (table["workload"] == "chat").to_numpy()
+    table["input_tokens_assumed"] = chat
+    table.loc[chat, "input_tokens"] = 1000.0
+    return table, _fit(el.HierarchicalEnergyModel(), table)
+
+
+@pytest.mark.parametrize("value", [np.nan, 0, -5, "abc", np.inf])
+def test_an_invalid_input_length_is_an_error_naming_column_and_rows(assumed, value):
+    table, m = assumed
+    rows = table[table["workload"] == "code"].head(2)
+    bad = rows.astype({"input_tokens": object})
+    bad.loc[bad.index[1], "input_tokens"] = value
+    with pytest.raises(ValueError, match=rf"column 'input_tokens' has 1 value.*rows \[{bad.index[1]}\]"):
+        m.predict(bad)
+    with pytest.raises(ValueError, match="column 'input_tokens'"):
+        el.HierarchicalEnergyModel().fit(pd.concat([table, bad]))
+
+
+def test_a_length_given_on_a_row_flagged_assumed_is_not_used_and_says_so(assumed, tmp_path):
+    table, m = assumed
+    row = table[table["input_tokens_assumed"]].head(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the training placeholder: nothing to say
+        base = m.predict(row)
+        assert m.predict(row.assign(input_tokens=np.nan)) == base
+    for model in (m, el.load_model(m.save(tmp_path / "h.json"))):
+        with pytest.warns(el.EnergyLensWarning, match=r"does not use \(first at rows \[\d+\]: "
+                                                      r"\[9000.0\]\).*input_tokens_assumed=False"):
+            assert model.predict(row.assign(input_tokens=9000.0)) == base
+    given = _quiet(m.predict, row.assign(input_tokens=9000.0, input_tokens_assumed=False))
+    assert given > 2 * base
+
+
+def test_set_params_after_fit_changes_the_next_fit_only(assumed, tmp_path):
+    table, m = assumed
+    new = table.head(3).assign(gpu="L40S")  # a GPU the fit never saw: new_gpu_spread applies
+    pi = _quiet(m.predict_interval, new)
+    m2 = _fit(el.HierarchicalEnergyModel(), table)
+    m2.set_params(new_gpu_spread=3.0, by=("model", "gpu", "workload"), poor_fit_mape=1e-3)
+    pd.testing.assert_frame_equal(_quiet(m2.predict_interval, new), pi)
+    back = el.load_model(m2.save(tmp_path / "h.json"))
+    assert back.get_params()["new_gpu_spread"] == 0.3 and list(back.get_params()["by"]) == ["model", "gpu"]
+    pd.testing.assert_frame_equal(_quiet(back.predict_interval, new), pi)
+    assert "poor fit" not in m2.fit_report()
+    with pytest.warns(el.PoorFitWarning) as caught:  # at the next fit, pointed at its caller
+        again = clone(m2).fit(table)
+    assert "poor fit" in again.fit_report()
+    assert [w.filename for w in caught if w.category is el.PoorFitWarning] == [__file__]
+
+
+def test_an_interval_spanning_orders_of_magnitude_is_flagged(assumed):
+    table, m = assumed
+    rows = table[table["workload"] == "code"].head(2)
+    far = rows.assign(input_tokens=[512.0, 1e7])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pi = m.predict_interval(far)
+    assert pi["wide"].tolist() == [False, True] and pi["upper"].iloc[1] > 10 * pi["lower"].iloc[1]
+    assert all(issubclass(w.category, el.EnergyLensWarning) for w in caught)
+    wide = [w for w in caught if "spanning more than a factor of 10" in str(w.message)]
+    assert len(wide) == 1 and wide[0].filename == __file__

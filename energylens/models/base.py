@@ -44,6 +44,7 @@ from .least_squares import (
     profile_scalar,
 )
 from .parameters import Parameter, check_overrides, resolve
+from .settings import FittedParams, snapshot
 from .start import positive_start
 from .state import FitState
 
@@ -60,7 +61,7 @@ def _param_names(cls) -> list[str]:
     return BaseEstimator._get_param_names.__func__(cls)
 
 
-class ParametricModel(RegressorMixin, BaseEstimator):
+class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
     """Base class of closed-form energy models fitted by nonlinear least squares.
 
     Subclasses declare ``_parameters`` (a tuple of
@@ -89,6 +90,12 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         Evaluation budget of the optimiser.
     poor_fit_mape : float, default=25.0
         In-sample MAPE (percent) above which the fit warns :class:`~energylens.PoorFitWarning`.
+
+    Notes
+    -----
+    As in scikit-learn, ``set_params`` on a fitted model takes effect at the next ``fit``:
+    predictions, intervals, reports and files keep using the parameters the model was fitted
+    with (``fitted_params_``).
     """
 
     _parameters: ClassVar[tuple[Parameter, ...]] = ()
@@ -188,21 +195,27 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
-        check_overrides(type(self).__name__, self.parameter_names, fixed=self.fixed,
-                        bounds=self.bounds, init=self.init)
-        if isinstance(X, pd.DataFrame):
-            self._check_table(X)
-        data = training_data(
-            X, y, sample_weight, variables=self._model_variables(), uses_batch=self._uses_batch(),
-            target=self._target_name, unit=self._target_unit, owner=type(self).__name__,
-            read=self._read_variables)
-        self._fit_data(data)
+        with self._fitting():
+            self._check_settings()
+            if isinstance(X, pd.DataFrame):
+                self._check_table(X)
+            data = training_data(
+                X, y, sample_weight, variables=self._model_variables(), uses_batch=self._uses_batch(),
+                target=self._target_name, unit=self._target_unit, owner=type(self).__name__,
+                read=self._read_variables)
+            self._fit_data(data)
         return self
+
+    def _check_settings(self) -> None:
+        """Validate the constructor parameters, and the ``fixed``, ``bounds`` and ``init``
+        overrides against the parameters (``ValueError`` naming parameter and value)."""
+        self._validate_params()
+        check_overrides(type(self).__name__, self._param_specs(), fixed=self.fixed,
+                        bounds=self.bounds, init=self.init)
 
     def _fit_data(self, data: TrainingData) -> None:
         """Fit from arrays (``fit`` and grouped fits end here); sets the fitted attributes."""
-        with single_blas_thread():
+        with self._fitting(), single_blas_thread():
             self._fit_arrays(data)
 
     def _fit_arrays(self, data: TrainingData) -> None:
@@ -270,8 +283,10 @@ class ParametricModel(RegressorMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         check_fitted(self, "coef_")
 
-    def _predict_variables(self, X, *, warn: bool = True) -> tuple[dict, Extrapolation]:
-        """Kernel variables of new rows, and which rows lie outside the training domain."""
+    def _predict_variables(self, X, *, warn: bool = True, stacklevel: int = 3
+                           ) -> tuple[dict, Extrapolation]:
+        """Kernel variables of new rows, and which rows lie outside the training domain (the
+        warning's ``stacklevel`` counted from here: 3 is the caller of a public method)."""
         self._check_fitted()
         st = self._state_
         names = self._model_variables()
@@ -289,7 +304,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__}: {int(ext.mask.sum())} of {len(ext.mask)} row(s) lie outside "
                 f"the training data ({ext.describe()}); these predictions extrapolate.",
-                ExtrapolationWarning, stacklevel=3)
+                ExtrapolationWarning, stacklevel=stacklevel)
         return V, ext
 
     def _checked_output(self, f: np.ndarray, X) -> np.ndarray:
@@ -345,22 +360,15 @@ class ParametricModel(RegressorMixin, BaseEstimator):
         self._check_fitted()
         return int(self._state_.free.sum())
 
-    def _information(self, kind: str) -> float:
-        self._check_fitted()
-        n, k = self._state_.n, self.n_free_params_
-        rss = max(2 * self._state_.cost, 1e-300)
-        penalty = 2.0 if kind == "aic" else float(np.log(max(n, 1)))
-        return float(n * np.log(rss / n) + penalty * k)
-
     @property
     def aic_(self) -> float:
         """Akaike information criterion of the fit (Gaussian residuals of the loss)."""
-        return self._information("aic")
+        return self.fit_stats_["aic"]
 
     @property
     def bic_(self) -> float:
         """Bayesian information criterion of the fit."""
-        return self._information("bic")
+        return self.fit_stats_["bic"]
 
     @property
     def batch_rule_(self) -> str:
@@ -423,6 +431,7 @@ class ParametricModel(RegressorMixin, BaseEstimator):
     def _restore(self, coef: np.ndarray, lower: np.ndarray, upper: np.ndarray, state: FitState) -> None:
         """Set the fitted state read from a model file (checked by the caller)."""
         self.coef_, self._lo_, self._hi_, self._state_ = coef, lower, upper, state
+        self.fitted_params_ = snapshot(self)
         self.n_features_in_ = len(self._model_variables())
         self.at_bound_ = at_bound(coef, lower, upper, state.free, state.cov, self.parameter_names)
 

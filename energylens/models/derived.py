@@ -264,13 +264,14 @@ class DerivedEnergyModel(LinearFormModel):
         return cls(terms=sorted(terms, key=lambda t: t == "1"), **kwargs)
 
     def _parsed(self) -> dict:
-        key = None if self.terms is None else tuple(self.terms)
+        terms, freq = self._setting("terms"), self._setting("selection_frequency")
+        key = None if terms is None else tuple(terms)
         cache = self.__dict__.get("_cache")
-        if cache is not None and cache["key"] == key and cache["freq"] == self.selection_frequency:
+        if cache is not None and cache["key"] == key and cache["freq"] == freq:
             return cache
         if key is None or not key or any(not isinstance(t, str) for t in key):
             raise ValueError("The 'terms' parameter of DerivedEnergyModel must be a non-empty "
-                             f"sequence of term texts (e.g. ['si', 'so/B']). Got {self.terms!r} instead.")
+                             f"sequence of term texts (e.g. ['si', 'so/B']). Got {terms!r} instead.")
         infos = [term_info(t) for t in key]
         seen: dict[sympy.Expr, str] = {}
         for t, info in zip(key, infos):
@@ -285,14 +286,14 @@ class DerivedEnergyModel(LinearFormModel):
         specs = tuple(self._spec(info) for info in infos)
         variables = tuple(str(s) for s in _ordered({s for i in infos for s in i["expr"].free_symbols}))
         fns = [sympy.lambdify(_ordered(i["expr"].free_symbols), i["expr"], "numpy") for i in infos]
-        cache = {"key": key, "freq": self.selection_frequency, "infos": infos, "specs": specs,
+        cache = {"key": key, "freq": freq, "infos": infos, "specs": specs,
                  "variables": variables, "fns": fns}
         self.__dict__["_cache"] = cache
         return cache
 
     def _spec(self, info: dict) -> Parameter:
         meaning = info["meaning"]
-        freq = (self.selection_frequency or {}).get(info["term"])
+        freq = (self._setting("selection_frequency") or {}).get(info["term"])
         if freq is not None:
             meaning += f"; selected in {float(freq):.0%} of bootstrap resamples"
         return Parameter(info["name"], 1.0, 0.0, np.inf, info["unit"], meaning,
@@ -329,7 +330,7 @@ class DerivedEnergyModel(LinearFormModel):
     # ------------------------------------------------------------------ presentation
     @property
     def formula(self) -> str:  # type: ignore[override]
-        if self.terms is None:
+        if self._setting("terms") is None:
             return ""
         P = self._parsed()
         parts = [_times(i["name"], i["expr"]) for i in P["infos"]]
@@ -376,7 +377,7 @@ class DerivedEnergyModel(LinearFormModel):
     def terms_table(self) -> pd.DataFrame:
         """One row per term: parameter, term, unit, phase, selection frequency, meaning."""
         P = self._parsed()
-        freq = self.selection_frequency or {}
+        freq = self._setting("selection_frequency") or {}
         return pd.DataFrame([{"parameter": i["name"], "term": i["term"], "unit": i["unit"],
                               "phase": i["phase"], "frequency": freq.get(i["term"], np.nan),
                               "meaning": i["meaning"]} for i in P["infos"]])

@@ -242,10 +242,12 @@ class EnergyLensModel(ParametricModel):
                          f_scale=f_scale, max_nfev=max_nfev, poor_fit_mape=poor_fit_mape)
         self.size_covariate = size_covariate
 
+    def _sized(self) -> bool:
+        return self._setting("size_covariate") is not None
+
     def _model_variables(self) -> tuple[str, ...]:
-        if self.size_covariate is None:
-            return self._variables
-        return (*self._variables, _SIZE_VARIABLE[self.size_covariate])
+        size = self._setting("size_covariate")
+        return self._variables if size is None else (*self._variables, _SIZE_VARIABLE[size])
 
     def _read_variables(self, X, names, fill, owner):
         """Read the variables; an active-parameter count falls back to the total for dense
@@ -256,14 +258,14 @@ class EnergyLensModel(ParametricModel):
         return table_variables(X, names, fill=fill, owner=owner, check=False)
 
     def _kernel(self, V, theta):
-        return energylens_kernel(V, theta, self.size_covariate is not None)
+        return energylens_kernel(V, theta, self._sized())
 
     def _jacobian(self, V, theta):
-        return energylens_jacobian(V, theta, self.size_covariate is not None)
+        return energylens_jacobian(V, theta, self._sized())
 
     def _jacobian_into(self, V, theta, out):
-        energylens_jacobian(V, theta, self.size_covariate is not None, out=out)
+        energylens_jacobian(V, theta, self._sized(), out=out)
 
     def _components(self, V, theta):
-        pre, dec, sta = _terms(V, theta, self.size_covariate is not None)
+        pre, dec, sta = _terms(V, theta, self._sized())
         return pd.DataFrame({"prefill_j": pre, "decode_j": dec, "static_j": sta})

@@ -116,6 +116,7 @@ class EnsembleEnergyModel(RegressorMixin, BaseEstimator):
         else:
             target = y
         self.pipeline_.fit(data, target)
+        self.log_target_ = bool(self.log_target)  # set_params after fit changes the next fit only
         self.n_features_in_ = data.shape[1]
         return self
 
@@ -141,7 +142,7 @@ class EnsembleEnergyModel(RegressorMixin, BaseEstimator):
                 raise ValueError(f"X has {data.shape[1]} features, but {type(self).__name__} is "
                                  f"expecting {self.n_features_in_} features as input.")
         pred = self.pipeline_.predict(data)
-        return np.exp(pred) if self.log_target else pred
+        return np.exp(pred) if self.log_target_ else pred
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -184,22 +184,23 @@ class ExpressionModel(ParametricModel):
         return state
 
     def _parsed(self) -> dict:
+        text = self._setting("expression")
         cache = self.__dict__.get("_cache")
-        if cache is not None and cache["text"] == self.expression:
+        if cache is not None and cache["text"] == text:
             return cache
-        if not isinstance(self.expression, str) or not self.expression.strip():
+        if not isinstance(text, str) or not text.strip():
             raise ValueError("The 'expression' parameter of ExpressionModel must be a non-empty "
-                             f"formula str. Got {self.expression!r} instead.")
-        tree = _names_in(self.expression)
+                             f"formula str. Got {text!r} instead.")
+        tree = _names_in(text)
         names = _known_variables()
         for n in tree:
             if n not in names and (_PARAM.match(n) or _IDENT.match(n)):
                 names[n] = _sym(n)
-        expr = parse_expression(self.expression, names)
+        expr = parse_expression(text, names)
         params = sorted((str(s) for s in expr.free_symbols if _PARAM.match(str(s))),
                         key=lambda s: int(s[1:]))
         if not params:
-            raise ValueError(f"the expression {self.expression!r} has no parameter a0, a1, ...")
+            raise ValueError(f"the expression {text!r} has no parameter a0, a1, ...")
         variables = sorted((str(s) for s in expr.free_symbols if not _PARAM.match(str(s))),
                            key=_variable_order)
         vs = [_sym(v) for v in variables]
@@ -208,7 +209,7 @@ class ExpressionModel(ParametricModel):
         grads = [sympy.lambdify(vs + ps, sympy.diff(expr, p), "numpy") for p in ps]
         parts = sympy.Add.make_args(expr)
         linear = {p for p in params if _sym(p) not in sympy.diff(expr, _sym(p)).free_symbols}
-        cache = {"text": self.expression, "expr": expr, "params": params, "variables": tuple(variables),
+        cache = {"text": text, "expr": expr, "params": params, "variables": tuple(variables),
                  "f": f, "grads": grads, "parts": parts, "linear": linear}
         self.__dict__["_cache"] = cache
         return cache
@@ -220,14 +221,15 @@ class ExpressionModel(ParametricModel):
 
     @property
     def formula(self) -> str:  # type: ignore[override]
-        return f"E = {self.expression}" if self.expression else ""
+        text = self._setting("expression")
+        return f"E = {text}" if text else ""
 
     def _model_variables(self) -> tuple[str, ...]:
         return self._parsed()["variables"]
 
     def _param_specs(self) -> tuple[Parameter, ...]:
         P = self._parsed()
-        starts = self.starts or {}
+        starts = self._setting("starts") or {}
         unknown = set(starts) - set(P["params"])
         if unknown:
             raise ValueError(f"The 'starts' parameter of ExpressionModel names unknown parameters "
@@ -282,7 +284,7 @@ class ExpressionModel(ParametricModel):
     # ------------------------------------------------------------------ persistence
     def _get_extra_state(self) -> dict:
         P = self._parsed()
-        return {"expression": self.expression, "variables": list(P["variables"]),
+        return {"expression": self._setting("expression"), "variables": list(P["variables"]),
                 "parameters": list(P["params"])}
 
     @classmethod

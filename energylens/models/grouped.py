@@ -26,9 +26,10 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from ..core.options import Integral, Interval, check_fitted
 from ..core.threads import single_blas_thread
-from ..exceptions import EnergyLensWarning, ExtrapolationWarning, FitError
+from ..exceptions import EnergyLensWarning, FitError, ModelFileError
 from . import registry
 from .design import training_data
+from .settings import FittedParams, snapshot
 
 __all__ = ["GroupedModel", "fit_groups"]
 
@@ -75,8 +76,25 @@ def _run(fit, key):
             model, error = fit(), None
         except Exception as exc:  # noqa: BLE001 - recorded per group, re-raised if all fail
             model, error = None, f"{type(exc).__name__}: {exc}"
-    return key, model, error, [f"{w.category.__name__}: {w.message}" for w in caught], \
+    return key, model, error, [(w.category, str(w.message)) for w in caught], \
         time.perf_counter() - t0
+
+
+def _warn_summary(named: list[tuple[str, list]]) -> None:
+    """One warning per category of the fits' warnings (``(name, [(category, message)])``
+    per fit), naming the fits that gave it and quoting the first message; pointed at the
+    caller of ``GroupedModel.fit``."""
+    found: dict[type, dict[str, str]] = {}
+    for name, warns in named:
+        for category, message in warns:
+            found.setdefault(category, {}).setdefault(name, message)
+    for category, fits in found.items():
+        names = list(fits)
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        first = fits[names[0]].split(": ", 1)[-1]
+        warnings.warn(f"GroupedModel: {category.__name__} from {len(names)} of {len(named)} "
+                      f"fit(s): {shown} (the first: {first[:300]}); every group's warnings are "
+                      "in groups_['warnings'].", category, stacklevel=4)
 
 
 def _fit_arrays(estimator, params, data, key):
@@ -100,7 +118,7 @@ def _fast(estimator) -> bool:
             and type(estimator)._check_table is ParametricModel._check_table)
 
 
-class GroupedModel(RegressorMixin, BaseEstimator):
+class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
     """Fit one clone of ``estimator`` per group of rows and predict with the matching one.
 
     Parameters
@@ -129,6 +147,13 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         One row per group: key columns, ``n_rows``, ``fitted``, ``error``, ``warnings``,
         ``fit_time_s`` and, for closed forms, the fit statistics (``mape_pct``, ``aic`` ...).
     fallback_ : estimator or None
+    fitted_params_ : dict
+        The constructor parameters of the fit (saved with the model).
+
+    Notes
+    -----
+    The groups' warnings are recorded per group in ``groups_["warnings"]`` and summed up by
+    one warning per category that names the groups (e.g. which groups fit poorly).
     """
 
     _parameter_constraints: dict = {
@@ -169,11 +194,20 @@ class GroupedModel(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None):
         """Fit one model per group; ``y`` defaults to ``X["energy_j"]``."""
+        with self._fitting():
+            self._fit(X, y)
+        return self
+
+    def _fit(self, X: pd.DataFrame, y) -> None:
         self._validate_params()
         if isinstance(self.fallback, str) and self.fallback not in ("error", "pooled"):
             raise ValueError(f"The 'fallback' parameter of GroupedModel must be 'error', 'pooled' or "
                              f"an estimator. Got {self.fallback!r} instead.")
-        est, by = self._estimator(), self._by(X)
+        # a fresh copy: an estimator fitted before keeps the settings of its own fit
+        est, by = clone(self._estimator()), self._by(X)
+        for m in (est, self.fallback):  # once here, not once per group
+            if hasattr(m, "_check_settings"):
+                clone(m)._check_settings()
         target = getattr(est, "_target_name", "energy_j")
         y = (X[target].to_numpy(float) if y is None and target in X.columns
              else np.asarray(y, dtype=float))
@@ -187,11 +221,12 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         self.by_, self.estimator_ = by, est
         self.models_ = {key: m for key, m, *_ in results if m is not None}
         self.groups_ = self._table(by, results, small)
-        self.fallback_ = self._fit_fallback(est, X, y)
+        self.fallback_, fallback_warns = self._fit_fallback(est, X, y)
         if not self.models_ and self.fallback_ is None:
             errors = "; ".join(e for *_, e, _, _ in results if e)[:2000]
             raise FitError(f"GroupedModel could not fit any group: {errors or 'every group is too small'}")
-        return self
+        named = [(" / ".join(map(str, key)), warns) for key, _, _, warns, _ in results]
+        _warn_summary(named + ([] if fallback_warns is None else [("the fallback", fallback_warns)]))
 
     def _fit_groups(self, est, X, y, todo):
         if _fast(est):
@@ -213,7 +248,8 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         for key, model, error, warns, seconds in results:
             row = dict(zip(by, key))
             row.update({"n_rows": 0, "fitted": model is not None, "error": error or "",
-                        "warnings": " | ".join(warns), "fit_time_s": seconds})
+                        "warnings": " | ".join(f"{c.__name__}: {m}" for c, m in warns),
+                        "fit_time_s": seconds})
             stats = getattr(model, "fit_stats_", None) if model is not None else None
             if isinstance(stats, dict):
                 row.update({k: v for k, v in stats.items() if np.isscalar(v)})
@@ -229,16 +265,16 @@ class GroupedModel(RegressorMixin, BaseEstimator):
     def _fit_fallback(self, est, X, y):
         if isinstance(self.fallback, str):
             if self.fallback == "error":
-                return None
+                return None, None
             fb = est
         else:
             fb = self.fallback
-        key, model, error, _, _ = _fit_table(fb, X, y, ("<fallback>",))
+        key, model, error, warns, _ = _fit_table(fb, X, y, ("<fallback>",))
         if model is None:
             warnings.warn(f"GroupedModel: the fallback model could not be fitted ({error}); "
                           "rows of unfitted groups cannot be predicted.", EnergyLensWarning,
-                          stacklevel=3)
-        return model
+                          stacklevel=4)
+        return model, warns
 
     # ------------------------------------------------------------------ prediction
     def _model_for(self, key):
@@ -263,7 +299,9 @@ class GroupedModel(RegressorMixin, BaseEstimator):
                 if c in ("model", "gpu")}
         return aliased(X, seen) if seen else X
 
-    def _collect(self, method: str, X: pd.DataFrame, **kwargs):
+    def _collect(self, method: str, X: pd.DataFrame, stacklevel: int, **kwargs):
+        """``method``'s output per group of rows, with the groups' warnings merged into one
+        per category (``stacklevel`` counted from here: 3 is the caller of ``predict``)."""
         check_fitted(self, "models_")
         if not isinstance(X, pd.DataFrame):
             raise ValueError("GroupedModel needs a canonical table (DataFrame) to find each row's group.")
@@ -273,31 +311,32 @@ class GroupedModel(RegressorMixin, BaseEstimator):
                              f"{list(map(str, X.columns))}.")
         X = self._spelt_as_trained(X)
         groups = X.groupby(self.by_, sort=False, dropna=False).indices if self.by_ else {(): np.arange(len(X))}
-        parts, notes = [], []
+        parts, notes = [], {}
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ExtrapolationWarning)
+            warnings.simplefilter("always", EnergyLensWarning)
             for key, idx in groups.items():
                 model = self._model_for(_key(key))
                 out = getattr(model, method)(X.iloc[idx], **kwargs)
                 parts.append((np.asarray(idx), out))
         for w in caught:
-            if issubclass(w.category, ExtrapolationWarning):
-                notes.append(str(w.message).split(": ", 1)[-1])
+            if issubclass(w.category, EnergyLensWarning):
+                notes.setdefault(w.category, []).append(str(w.message).split(": ", 1)[-1])
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if notes:
-            warnings.warn(f"GroupedModel: {'; '.join(notes)}", ExtrapolationWarning, stacklevel=3)
+        for category, texts in notes.items():
+            warnings.warn(f"GroupedModel: {'; '.join(dict.fromkeys(texts))}", category,
+                          stacklevel=stacklevel)
         return parts
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predict each row with the model of its group; unknown groups raise ``ValueError``."""
         out = np.full(len(X), np.nan)
-        for idx, pred in self._collect("predict", X):
+        for idx, pred in self._collect("predict", X, 3):
             out[idx] = pred
         return out
 
     def _frame(self, method: str, X, **kwargs) -> pd.DataFrame:
-        parts = self._collect(method, X, **kwargs)
+        parts = self._collect(method, X, 4, **kwargs)
         if not parts:  # no rows: the columns any group's model gives
             model = next(iter(self.models_.values()), self.fallback_)
             return getattr(model, method)(X, **kwargs)
@@ -347,9 +386,16 @@ class GroupedModel(RegressorMixin, BaseEstimator):
         return save_grouped(self, directory, force=force)
 
     @classmethod
-    def _from_saved(cls, by, models, fallback, table, where: str) -> GroupedModel:
-        """Rebuild from a saved folder's content (checked by the loader)."""
-        g = cls(by=tuple(by))
+    def _from_saved(cls, by, models, fallback, table, where: str,
+                    params: dict | None = None) -> GroupedModel:
+        """Rebuild from a saved folder's content (checked by the loader); ``params``: the
+        constructor arguments (None for a folder that predates them: ``by`` only)."""
+        try:
+            g = cls(**params) if params is not None else cls(by=tuple(by))
+            g._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: cannot rebuild GroupedModel: {exc}") from exc
+        g.fitted_params_ = snapshot(g)
         g.by_, g.models_, g.fallback_ = list(by), dict(models), fallback
         try:
             g.groups_ = pd.DataFrame(table) if isinstance(table, dict) else pd.DataFrame(

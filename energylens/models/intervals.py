@@ -14,10 +14,16 @@ width). This is a stated heuristic, not a derived result: a closed form that hol
 its data is assumed to hold outside with an error that grows with the distance. A row of a
 model or GPU the fit never saw gets no interval at all (NaN bounds): a fit of other groups
 says nothing about the spread between groups; the hierarchical model does.
+
+An interval whose upper bound is more than :data:`WIDE_RATIO` times its lower bound spans
+orders of magnitude: it is flagged in the column ``wide`` and by one warning
+(:func:`flag_wide`), never printed as if it meant something (its upper bound may be
+infinite, where the spread overflows a float).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -29,10 +35,41 @@ from ..core.domain import Domain
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..core.progress import progress
 from ..core.threads import single_blas_thread
-from ..exceptions import FitError
+from ..exceptions import EnergyLensWarning, FitError
 from .least_squares import Problem, residual_functions
 
-__all__ = ["predict_interval", "distance_outside"]
+__all__ = ["predict_interval", "distance_outside", "flag_wide", "WIDE_RATIO"]
+
+#: Ratio of an interval's upper to its lower bound above which it is flagged ``wide``: it
+#: spans more than an order of magnitude, and says little beyond the order of the value.
+WIDE_RATIO = 10.0
+
+
+def flag_wide(lower: np.ndarray, upper: np.ndarray, owner: str, level: float, *,
+              stacklevel: int) -> np.ndarray:
+    """Rows whose interval spans more than :data:`WIDE_RATIO` (an upper bound above
+    ``WIDE_RATIO`` times the lower one: a lower bound of 0 or an infinite upper one
+    included; rows without an interval, NaN, are not flagged), warned once
+    (:class:`~energylens.EnergyLensWarning`; ``stacklevel`` as seen from the caller).
+
+    Examples
+    --------
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     flag_wide(np.array([1.0, 1.0, 0.0, np.nan]), np.array([2.0, 50.0, 3.0, np.nan]),
+    ...               "M", 0.9, stacklevel=2).tolist()
+    [False, True, True, False]
+    """
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = ~(np.isnan(lower) | np.isnan(upper)) & (upper > WIDE_RATIO * lower)
+    if wide.any():
+        warnings.warn(
+            f"{owner}: {int(wide.sum())} of {len(wide)} row(s) have a {level:.0%} interval "
+            f"spanning more than a factor of {WIDE_RATIO:g} (upper / lower bound; flagged in the "
+            "column 'wide'): it gives the order of magnitude at best, not a usable range.",
+            EnergyLensWarning, stacklevel=stacklevel + 1)
+    return wide
 
 
 def distance_outside(V: dict[str, np.ndarray], domain: Domain) -> np.ndarray:
@@ -68,9 +105,10 @@ def _bootstrap_variance(model, V, n_boot: int, random_state) -> np.ndarray:
     Vt, yt, wt = train
     rng = np.random.default_rng(random_state)
     f_train = model._kernel(Vt, model.coef_)
-    if model.loss == "absolute":
+    loss = model._setting("loss")
+    if loss == "absolute":
         resid = yt - f_train
-    elif model.loss == "log":
+    elif loss == "log":
         resid = np.log(yt) - np.log(f_train)
     else:
         resid = (yt - f_train) / f_train
@@ -78,11 +116,11 @@ def _bootstrap_variance(model, V, n_boot: int, random_state) -> np.ndarray:
     preds = []
     for _ in progress(range(n_boot), desc="bootstrap refits", unit="fit"):
         r = rng.choice(resid, size=len(resid), replace=True)
-        yb = f_train + r if model.loss == "absolute" else (
-            f_train * np.exp(r) if model.loss == "log" else f_train * (1 + r))
-        if model.loss != "absolute":
+        yb = f_train + r if loss == "absolute" else (
+            f_train * np.exp(r) if loss == "log" else f_train * (1 + r))
+        if loss != "absolute":
             yb = np.maximum(yb, 1e-12 * np.max(np.abs(yb)))
-        problem = Problem(model._kernel, model._jacobian, Vt, yb, wt, model.loss, model.f_scale)
+        problem = Problem(model._kernel, model._jacobian, Vt, yb, wt, loss, model._setting("f_scale"))
         fun, jac = residual_functions(problem, model.coef_.copy(), free)
         res = optimize.least_squares(fun, np.clip(model.coef_[free], lo, hi), jac=jac,
                                      bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=200)
@@ -121,15 +159,16 @@ def predict_interval(model, X, level: float = 0.9, *,
     -------
     DataFrame
         ``energy_j`` (the prediction; the target's name for other models), ``lower``,
-        ``upper``, ``stderr``, ``extrapolated`` (bool) and ``extrapolated_by`` (the columns
-        outside the training data, ``""`` inside). Bounds are NaN where they cannot be
-        estimated (no degrees of freedom, or a model/GPU never seen).
+        ``upper``, ``stderr``, ``extrapolated`` (bool), ``extrapolated_by`` (the columns
+        outside the training data, ``""`` inside) and ``wide`` (bool: the interval spans more
+        than a factor of :data:`WIDE_RATIO`, see :func:`flag_wide`). Bounds are NaN where they
+        cannot be estimated (no degrees of freedom, or a model/GPU never seen).
     """
     check_options("predict_interval", {
         "level": [LEVEL], "kind": [StrOptions({"prediction", "confidence"})],
         "method": [StrOptions({"delta", "bootstrap"})], "n_boot": [POSITIVE_INT]},
         {"level": level, "kind": kind, "method": method, "n_boot": n_boot})
-    V, ext = model._predict_variables(X)
+    V, ext = model._predict_variables(X, stacklevel=4)  # the caller of model.predict_interval
     f = model._checked_output(in_row_blocks(model._kernel, V, model.coef_), X)
     st = model._state_
     free = st.free
@@ -143,15 +182,16 @@ def predict_interval(model, X, level: float = 0.9, *,
         with single_blas_thread():
             var_mean = _bootstrap_variance(model, V, n_boot, random_state)
     var = var_mean.copy()
+    absolute = model._setting("loss") == "absolute"
     if kind == "prediction":
-        noise = np.full_like(f, st.sigma) if model.loss == "absolute" else st.sigma * np.abs(f)
+        noise = np.full_like(f, st.sigma) if absolute else st.sigma * np.abs(f)
         var = var + noise**2
     sd = np.sqrt(var) * (1.0 + distance_outside(V, st.domain))
     z = stats.t.ppf(0.5 + level / 2, st.dof) if st.dof > 0 else np.nan
-    if model.loss == "absolute":
-        lower, upper = np.maximum(f - z * sd, 0.0), f + z * sd
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if absolute:
+            lower, upper = np.maximum(f - z * sd, 0.0), f + z * sd
+        else:
             rel = np.where(f > 0, sd / f, np.inf)
             lower, upper = f * np.exp(-z * rel), f * np.exp(z * rel)
     unseen = np.zeros(len(f), dtype=bool)
@@ -159,8 +199,9 @@ def predict_interval(model, X, level: float = 0.9, *,
         if col in st.domain.labels:
             unseen |= m
     lower, upper = np.where(unseen, np.nan, lower), np.where(unseen, np.nan, upper)
+    wide = flag_wide(lower, upper, type(model).__name__, level, stacklevel=3)
     out = pd.DataFrame({model._target_name: f, "lower": lower, "upper": upper, "stderr": sd,
-                        "extrapolated": ext.mask, "extrapolated_by": ext.per_row})
+                        "extrapolated": ext.mask, "extrapolated_by": ext.per_row, "wide": wide})
     if isinstance(X, pd.DataFrame):
         out.index = X.index
     return out

@@ -92,13 +92,14 @@ class LatencyModel(ParametricModel):
 
     @property
     def _target_name(self) -> str:  # type: ignore[override]
-        return self.target
+        return self._setting("target")
 
     def _used(self) -> list[int]:
         """Indices of the parameters that the target depends on."""
-        if self.target not in _TARGETS:
+        target = self._setting("target")
+        if target not in _TARGETS:
             self._validate_params()
-        return {"ttft_s": [0, 1, 2, 3, 9, 10], "tpot_s": [4, 5, 6, 7, 8]}.get(self.target, list(range(11)))
+        return {"ttft_s": [0, 1, 2, 3, 9, 10], "tpot_s": [4, 5, 6, 7, 8]}.get(target, list(range(11)))
 
     def _param_specs(self):
         return tuple(self._parameters[i] for i in self._used())
@@ -119,9 +120,10 @@ class LatencyModel(ParametricModel):
 
     def _kernel(self, V, th):
         pre, step, _ = self._parts(V, self._full(th))
-        if self.target == "ttft_s":
+        target = self._setting("target")
+        if target == "ttft_s":
             return pre
-        if self.target == "tpot_s":
+        if target == "tpot_s":
             return step
         return pre + V["so"] * step
 
@@ -145,9 +147,10 @@ class LatencyModel(ParametricModel):
         Js[:, 6] = (a5 / t + a6 * B * ctx / (t * p)) * (p - 1)
         Js[:, 7] = t - 1
         Js[:, 8] = 1.0
-        if self.target == "ttft_s":
+        target = self._setting("target")
+        if target == "ttft_s":
             J = Jp
-        elif self.target == "tpot_s":
+        elif target == "tpot_s":
             J = Js
         else:
             J = Jp + so[:, None] * Js

@@ -65,24 +65,67 @@ class Resolved:
     fixed_by_user: set[str]
 
 
-def check_overrides(owner: str, names: Sequence[str], **overrides: Mapping | None) -> None:
-    """Check that ``fixed=``, ``bounds=`` and ``init=`` only name known parameters."""
-    known = set(names)
+def check_overrides(owner: str, specs: Sequence[Parameter], **overrides: Mapping | None) -> None:
+    """Check the ``fixed=``, ``bounds=`` and ``init=`` overrides of a fit.
+
+    They must name known parameters; bounds are ``(lower, upper)`` numbers with ``lower <=
+    upper``; fixed and start values are finite numbers, and a fixed value lies within its
+    parameter's bounds (after the ``bounds=`` overrides): a value outside them is an error,
+    never silently moved onto the bound.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the value and, for a fixed value, its bounds.
+
+    Examples
+    --------
+    >>> check_overrides("M", [Parameter("a", 1.0, 0.0, 5.0)], fixed={"a": 9.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'fixed' parameter of M holds a = 9.0 outside the bounds [0, 5] of a; fix it within them or widen them with bounds={'a': (lower, upper)}.
+    """
+    names = [p.name for p in specs]
     for arg, given in overrides.items():
         if given is None:
             continue
         if not isinstance(given, Mapping):
             raise ValueError(f"The '{arg}' parameter of {owner} must be a dict or None. Got "
                              f"{given!r} instead.")
-        unknown = set(given) - known
+        unknown = set(given) - set(names)
         if unknown:
             raise ValueError(f"The '{arg}' parameter of {owner} names unknown parameters "
-                             f"{sorted(unknown)}; parameters are {list(names)}.")
+                             f"{sorted(unknown)}; parameters are {names}.")
+    bounds = {p.name: (p.lower, p.upper) for p in specs}
     for name, pair in (overrides.get("bounds") or {}).items():
-        ok = isinstance(pair, (tuple, list)) and len(pair) == 2 and float(pair[0]) <= float(pair[1])
-        if not ok:
+        lo, hi = (_number(v) for v in pair) if isinstance(pair, (tuple, list)) and len(pair) == 2 \
+            else (None, None)
+        if lo is None or hi is None or not lo <= hi:
             raise ValueError(f"The 'bounds' parameter of {owner} must map names to (lower, upper) "
-                             f"with lower <= upper; got {name}: {pair!r}.")
+                             f"numbers with lower <= upper; got {name}: {pair!r}.")
+        bounds[name] = (lo, hi)
+    for arg in ("fixed", "init"):
+        for name, v in (overrides.get(arg) or {}).items():
+            x = _number(v)
+            if x is None or not np.isfinite(x):
+                raise ValueError(f"The '{arg}' parameter of {owner} must map names to finite "
+                                 f"numbers; got {name}: {v!r}.")
+            lo, hi = bounds[name]
+            if arg == "fixed" and not lo <= x <= hi:
+                raise ValueError(
+                    f"The 'fixed' parameter of {owner} holds {name} = {v!r} outside the bounds "
+                    f"[{lo:g}, {hi:g}] of {name}; fix it within them or widen them with "
+                    f"bounds={{{name!r}: (lower, upper)}}.")
+
+
+def _number(v) -> float | None:
+    """``v`` as a float, None if it is not a real number (a bool, a string, None ...)."""
+    if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def resolve(specs: Sequence[Parameter], *, fixed: Mapping[str, float] | None = None,

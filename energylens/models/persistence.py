@@ -1,10 +1,12 @@
 """Saving fitted models as versioned JSON, and loading them back safely.
 
-A model file holds the class name, the constructor arguments, every parameter (value,
+A model file holds the class name, the constructor arguments of the fit, every parameter (value,
 standard error, bounds, unit, meaning, flags), the formula as text, the fit state needed
 for predictions and intervals (covariance, residual scale, effective-batch rule, training
 domain) and the library version. A grouped model is a folder: one model file per group,
-named after the group, and ``groups.json`` listing them.
+named after the group, and ``groups.json`` listing them with the grouped model's own
+constructor arguments (its estimator's class and arguments included; folders written
+before version 2 of the index restore ``by`` only).
 
 JSON has no NaN: a number that is legitimately undefined after a fit (the covariance and
 the residual scale of a fit without residual degrees of freedom) is written as ``null`` and
@@ -40,7 +42,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "GROUPED_FORMAT", "save_model", "load_mod
 FORMAT = "energylens.model"
 FORMAT_VERSION = 2
 GROUPED_FORMAT = "energylens.grouped"
-GROUPED_VERSION = 1
+GROUPED_VERSION = 2
 #: Largest model file read (bytes): a model file is a few kilobytes.
 MAX_FILE_BYTES = 20_000_000
 _REQUIRED = ("format", "format_version", "energylens_version", "class", "init_params",
@@ -77,11 +79,54 @@ def model_to_dict(model) -> dict:
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "energylens_version": __version__,
         "class": type(model).__name__,
-        "init_params": _jsonable(model.get_params(deep=False), "constructor argument"),
+        "init_params": _jsonable(_fitted_params(model), "constructor argument"),
         "formula": str(model.formula), "parameters": params,
         "fit": model._state_.to_dict(),
         "extra": _jsonable(model._get_extra_state(), "model state"),
     }
+
+
+def _fitted_params(model) -> dict:
+    """The constructor arguments the model was fitted with (see
+    :class:`~energylens.models.settings.FittedParams`)."""
+    return dict(getattr(model, "fitted_params_", None) or model.get_params(deep=False))
+
+
+def _estimator_to_json(est, where: str):
+    """An unfitted estimator as its class name and constructor arguments (None and strings
+    as themselves)."""
+    if est is None or isinstance(est, str):
+        return est
+    if registry.lookup(type(est).__name__) is not type(est):
+        raise ModelFileError(f"Cannot store a {type(est).__name__} ({where}) in a model file: only "
+                             f"energylens models can be; known classes are {registry.known()}.")
+    return {"class": type(est).__name__,
+            "init_params": _jsonable(est.get_params(deep=False), f"{where} argument")}
+
+
+def _estimator_from_json(entry, where: str):
+    """Rebuild (unfitted) what :func:`_estimator_to_json` wrote; checked."""
+    if entry is None or isinstance(entry, str):
+        return entry
+    ok = isinstance(entry, dict) and isinstance(entry.get("class"), str) and isinstance(
+        entry.get("init_params"), dict)
+    cls = registry.lookup(entry["class"]) if ok else None
+    if cls is None:
+        raise ModelFileError(f"{where}: an estimator must be given as its known 'class' and its "
+                             f"'init_params'; got {entry!r:.200}; known classes are {registry.known()}.")
+    params = dict(entry["init_params"])
+    try:
+        if hasattr(cls, "_from_extra_state"):
+            est = cls._from_extra_state(params, {})
+        else:
+            unknown = set(params) - set(cls().get_params(deep=False))
+            if unknown:
+                raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
+            est = cls(**params)
+        est._validate_params()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"{where}: cannot rebuild {entry['class']}: {exc}") from exc
+    return est
 
 
 def _envelope(data, where: str) -> type:
@@ -111,7 +156,7 @@ def _coefficients(model, params, where: str) -> tuple[np.ndarray, np.ndarray, np
     if not isinstance(params, list) or len(params) != len(specs):
         raise ModelFileError(f"Model file {where}: expected {len(specs)} parameters for "
                              f"{type(model).__name__}.")
-    res = resolve(specs, fixed=model.fixed, bounds=model.bounds)
+    res = resolve(specs, fixed=model._setting("fixed"), bounds=model._setting("bounds"))
     coef = []
     for i, (spec, p) in enumerate(zip(specs, params)):
         if not isinstance(p, dict) or "value" not in p:
@@ -245,6 +290,7 @@ def save_grouped(model, directory: str | os.PathLike, *, force: bool = False) ->
     """
     directory = check_folder_output(directory, index="groups.json", kind=GROUPED_FORMAT,
                                     what="grouped model", force=force)
+    params = _grouped_params(model)  # refused before anything is written
     taken: set[str] = set()
     files = [(_file_name(key, taken), m) for key, m in model.models_.items()]
     fallback = None
@@ -264,13 +310,36 @@ def save_grouped(model, directory: str | os.PathLike, *, force: bool = False) ->
                for key, (fname, _) in zip(model.models_, files)]
     index = {"format": GROUPED_FORMAT, "format_version": GROUPED_VERSION,
              "energylens_version": __version__, "by": list(model.by_), "groups": entries,
-             "fallback": fallback,
+             "fallback": fallback, "init_params": params,
              "groups_table": _jsonable(model.groups_.to_dict(orient="list"), "group table")}
     atomic_write(directory / "groups.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
     for fname in stale:  # groups of the model saved here before that this one does not have
         if energylens_format(directory / fname) == FORMAT:
             (directory / fname).unlink()
     return directory
+
+
+def _grouped_params(model) -> dict:
+    """A grouped model's constructor arguments of the fit, JSON-ready."""
+    params = _fitted_params(model)
+    for key in ("estimator", "fallback"):
+        params[key] = _estimator_to_json(params.get(key), f"GroupedModel {key}")
+    return _jsonable(params, "constructor argument")
+
+
+def _grouped_from_json(raw, where: str) -> dict | None:
+    """The constructor arguments of a grouped model's index (None for an index that predates
+    them), rebuilt and checked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{where}: 'init_params' must be an object.")
+    params = dict(raw)
+    for key in ("estimator", "fallback"):
+        params[key] = _estimator_from_json(params.get(key), f"{where}: init_params.{key}")
+    if isinstance(params.get("by"), list):
+        params["by"] = tuple(params["by"])
+    return params
 
 
 def _indexed_files(directory: Path) -> set[str]:
@@ -319,8 +388,10 @@ def load_grouped(directory: str | os.PathLike):
     if not ok:
         raise ModelFileError(f"{where}: expected format {GROUPED_FORMAT!r} with 'by' (column names) "
                              "and 'groups' (a list).")
-    if index.get("format_version") != GROUPED_VERSION:
-        raise ModelFileError(f"{where}: unsupported format_version {index.get('format_version')!r}.")
+    version = index.get("format_version")
+    if isinstance(version, bool) or version not in range(1, GROUPED_VERSION + 1):
+        raise ModelFileError(f"{where}: unsupported format_version {version!r}; this energylens "
+                             f"({__version__}) reads versions 1 to {GROUPED_VERSION}.")
     models = {}
     for e in index["groups"]:
         if not isinstance(e, dict) or not isinstance(e.get("key"), list) or len(e["key"]) != len(index["by"]):
@@ -331,8 +402,9 @@ def load_grouped(directory: str | os.PathLike):
     fallback = index.get("fallback")
     fallback = None if fallback is None else load_model(_inside(directory, fallback, where))
     cls = registry.lookup("GroupedModel")
+    params = _grouped_from_json(index.get("init_params") if version >= 2 else None, where)
     return cls._from_saved(index["by"], models, fallback, _numeric_columns(index.get("groups_table")),
-                           where)
+                           where, params)
 
 
 def _numeric_columns(table):

@@ -36,7 +36,7 @@ def params_table(model) -> pd.DataFrame:
     se = np.full(len(specs), np.nan)
     if st.free.any():
         se[st.free] = np.sqrt(np.maximum(np.diag(st.cov), 0))
-    fixed_by_user = set(model.fixed or {})
+    fixed_by_user = set(model._setting("fixed") or {})
     rows = []
     for i, p in enumerate(specs):
         value = float(model.coef_[i])
@@ -75,7 +75,7 @@ def fit_stats(model) -> dict:
     fit_term = st.n * np.log(max(2 * st.cost, 1e-300) / st.n)  # as aic_ and bic_, once
     return {
         "n": st.n, "n_params": len(model.coef_), "n_free": k, "rank": st.rank,
-        "converged": st.success, "nfev": st.nfev, "loss": model.loss, "sigma": st.sigma,
+        "converged": st.success, "nfev": st.nfev, "loss": model._setting("loss"), "sigma": st.sigma,
         "mape_pct": st.mape_pct, "aic": float(fit_term + 2.0 * k),
         "bic": float(fit_term + np.log(max(st.n, 1)) * k), "fit_time_s": st.fit_time_s,
         "batch_rule": st.batch_rule, "batch_k": st.batch_k,
@@ -96,8 +96,9 @@ def _warnings(model) -> list[str]:
         warn.append("no degrees of freedom left: standard errors undefined")
     if st.batch_k_at_bound:
         warn.append("batch constant k at the edge of its search range")
-    if st.mape_pct > model.poor_fit_mape:
-        warn.append(f"POOR FIT (in-sample MAPE {st.mape_pct:.1f}% > {model.poor_fit_mape:g}%)")
+    limit = model._setting("poor_fit_mape")
+    if st.mape_pct > limit:
+        warn.append(f"POOR FIT (in-sample MAPE {st.mape_pct:.1f}% > {limit:g}%)")
     return warn
 
 
@@ -107,11 +108,11 @@ def _header(model) -> list[str]:
     lines = [f"[[{type(model).__name__} fit]]"]
     if model.formula:
         lines.append(f"    formula: {model.formula}")
-    lines.append(f"    loss = {model.loss}, n = {st.n}, parameters = {n_par} "
+    lines.append(f"    loss = {model._setting('loss')}, n = {st.n}, parameters = {n_par} "
                  f"(free {model.n_free_params_}, fixed {n_par - model.n_free_params_})")
     lines.append(f"    converged: {'yes' if st.success else 'NO'} (nfev {st.nfev}); "
                  f"Jacobian rank {st.rank} of {model.n_free_params_}")
-    lines.append(f"    residual sd ({model.loss}) = {st.sigma:.4g}; in-sample MAPE = "
+    lines.append(f"    residual sd ({model._setting('loss')}) = {st.sigma:.4g}; in-sample MAPE = "
                  f"{st.mape_pct:.2f}%; AIC = {model.aic_:.2f}; BIC = {model.bic_:.2f}")
     if model._uses_batch():
         btxt = f"    effective batch: {st.batch_rule}"
@@ -165,7 +166,7 @@ def html_report(model) -> str:
     st = model._state_
     P = params_table(model)
     head = (f"<p><b>{html.escape(type(model).__name__)}</b> &mdash; n = {st.n}, loss = "
-            f"{html.escape(model.loss)}, converged = {st.success}, in-sample MAPE = "
+            f"{html.escape(model._setting('loss'))}, converged = {st.success}, in-sample MAPE = "
             f"{st.mape_pct:.2f}%, AIC = {model.aic_:.2f}, BIC = {model.bic_:.2f}</p>")
     if model.formula:
         head += f"<p><code>{html.escape(model.formula)}</code></p>"
@@ -212,7 +213,7 @@ def fit_warnings(model) -> list[tuple[type, str]]:
                                             "no degrees of freedom are left to estimate the scatter, "
                                             "so standard errors and intervals are undefined (NaN)."))
     out += unmodelled_settings(model)
-    out += poor_fit(st.mape_pct, model.poor_fit_mape)
+    out += poor_fit(st.mape_pct, model._setting("poor_fit_mape"))
     return out
 
 

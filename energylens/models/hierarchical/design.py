@@ -25,7 +25,7 @@ from .form import PARAMETER_NAMES, PRIOR_SD, WORKLOAD_PARAMETERS
 
 __all__ = ["DEFAULT_LEVELS", "RICH_LEVELS", "RANDOM", "AUTO_RICH_ROWS", "Level", "Design",
            "expand_levels", "resolve_levels", "build_design", "level_keys", "UNSEEN", "SEP",
-           "flag_unseen", "IDENTITY_COLUMNS"]
+           "flag_unseen", "IDENTITY_COLUMNS", "check_levels"]
 
 Spec = tuple[tuple[str, ...], tuple[str, ...]]
 #: Groups deviate in scale only; the GPU in its shape, the source in its overheads, the
@@ -108,6 +108,25 @@ def level_keys(labels: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     for c in cols[1:]:
         out = out + SEP + labels[c].to_numpy(dtype=object)
     return np.asarray(out, dtype=object)
+
+
+def check_levels(levels) -> None:
+    """Check a ``levels`` argument: a name, or (columns, parameters) pairs of strings whose
+    parameters may deviate by level (``ValueError`` otherwise)."""
+    if isinstance(levels, str):
+        return
+    for lv in levels:
+        ok = (isinstance(lv, (tuple, list)) and len(lv) == 2
+              and all(isinstance(c, str) for c in lv[0]) and all(isinstance(n, str) for n in lv[1]))
+        if not ok:
+            raise ValueError("The 'levels' parameter of HierarchicalEnergyModel must be 'auto', "
+                             "'default', 'rich' or a sequence of (columns, parameters) pairs; got "
+                             f"{lv!r}.")
+        bad = [n for n in lv[1] if n not in PARAMETER_NAMES or n in WORKLOAD_PARAMETERS]
+        if bad:
+            raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel names parameters "
+                             f"{bad} that cannot deviate by level; parameters are "
+                             f"{[p for p in PARAMETER_NAMES if p not in WORKLOAD_PARAMETERS]}.")
 
 
 def expand_levels(levels: Sequence[Spec], group: Sequence[str]) -> list[Spec]:

@@ -11,7 +11,6 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 from joblib import effective_n_jobs
-from scipy import stats
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ...core.batch import effective_batch
@@ -23,7 +22,7 @@ from ...core.threads import single_blas_thread
 from ...exceptions import ExtrapolationWarning, FitError
 from .. import registry
 from ..design import checked_prediction
-from ..intervals import distance_outside
+from ..settings import FittedParams
 from .chunks import make_chunks, row_log_theta, touched_columns
 from .design import (
     AUTO_RICH_ROWS,
@@ -32,6 +31,7 @@ from .design import (
     RICH_LEVELS,
     UNSEEN,
     build_design,
+    check_levels,
     expand_levels,
     flag_unseen,
 )
@@ -42,18 +42,19 @@ from .form import (
     PHASE_PREFILL,
     WORKLOAD_PARAMETERS,
     energy_components,
-    energy_jacobian,
     energy_kernel,
     resolve_terms,
 )
 from .pooling import Layout, fit_pooled
-from .uncertainty import new_level_variance, parameter_variance
+from .uncertainty import interval_table
 from .variables import (
     LABEL_COLUMNS,
+    assumed_lengths,
     form_variables,
     label_values,
     phase_rows,
     row_labels,
+    warn_overridden,
 )
 
 __all__ = ["HierarchicalEnergyModel"]
@@ -62,24 +63,7 @@ _EXTRA_GROUP_COLUMNS = ("precision", "source")
 _LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "model_family", "group")
 
 
-def _check_levels(levels) -> None:
-    if isinstance(levels, str):
-        return
-    for lv in levels:
-        ok = (isinstance(lv, (tuple, list)) and len(lv) == 2
-              and all(isinstance(c, str) for c in lv[0]) and all(isinstance(n, str) for n in lv[1]))
-        if not ok:
-            raise ValueError("The 'levels' parameter of HierarchicalEnergyModel must be 'auto', "
-                             "'default', 'rich' or a sequence of (columns, parameters) pairs; got "
-                             f"{lv!r}.")
-        bad = [n for n in lv[1] if n not in PARAMETER_NAMES or n in WORKLOAD_PARAMETERS]
-        if bad:
-            raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel names parameters "
-                             f"{bad} that cannot deviate by level; parameters are "
-                             f"{[p for p in PARAMETER_NAMES if p not in WORKLOAD_PARAMETERS]}.")
-
-
-class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
+class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
     """One energy form for a whole table, with partially pooled group parameters.
 
     Each row's parameters are a population value, scaled through the physics of the form by
@@ -131,6 +115,14 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         records both (the total alone does not identify the split). ``"auto"`` does so when
         the table has both columns; True requires them.
 
+    Notes
+    -----
+    ``input_tokens`` must be a number > 0 on every row but those that ``input_tokens_assumed``
+    flags as placeholders: these are read at their workload's fitted prompt length, and a
+    flagged prediction row giving a value other than the placeholders training saw warns
+    that the value is not used (set the flag to False to predict at the given length). As in
+    scikit-learn, ``set_params`` on a fitted model takes effect at the next ``fit``.
+
     Attributes
     ----------
     params_ : DataFrame
@@ -150,6 +142,11 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         Chunks of groups the per-group work was split into (one per joblib worker).
     phases_ : int
         Rows whose prefill and decode energies were fitted jointly (0: totals only).
+    assumed_input_tokens_ : dict or None
+        Placeholder ``input_tokens`` of the training rows flagged as assumed, per workload
+        (None: read from a file that does not record them).
+    fitted_params_ : dict
+        The constructor parameters of the fit.
 
     Examples
     --------
@@ -245,8 +242,12 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         -------
         self
         """
+        with self._fitting():
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         self._validate_params()
-        _check_levels(self.levels)
+        check_levels(self.levels)
         t0 = time.perf_counter()
         terms = resolve_terms(self.terms)
         if not isinstance(X, pd.DataFrame):
@@ -318,6 +319,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
         self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
         self.gpus_ = sorted(labels["gpu"].unique())
+        self.assumed_input_tokens_ = assumed_lengths(X, labels["workload"].to_numpy())
         self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))  # per phase, if split
         from .report import compute_group_table
 
@@ -332,7 +334,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         from .report import fit_warnings
 
         for category, message in fit_warnings(self):
-            warnings.warn(f"HierarchicalEnergyModel: {message}", category, stacklevel=3)
+            warnings.warn(f"HierarchicalEnergyModel: {message}", category, stacklevel=4)
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
@@ -347,13 +349,16 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
                              f"model and GPU columns; got {type(X).__name__}.")
         X = aliased(X, self.domain_.labels)
         V = form_variables(X, self.terms_)
-        missing = [c for c in self.by if c not in X.columns]
+        missing = [c for c in self._setting("by") if c not in X.columns]
         if missing:
             raise ValueError(f"HierarchicalEnergyModel needs the group column(s) {missing} in X; "
                              f"columns are {list(map(str, X.columns))}.")
         labels = self._labels(X, self.group_columns_)
         cols, groups = self.design_.row_columns(labels, self.group_columns_)
-        return X, V, self._log_theta(cols), cols, labels, groups
+        LT = self._log_theta(cols)
+        warn_overridden(X, labels["workload"].to_numpy(), getattr(self, "assumed_input_tokens_", None),
+                        np.exp(LT[:, PARAMETER_NAMES.index("si")]), stacklevel=3)  # predict's caller
+        return X, V, LT, cols, labels, groups
 
     def _log_theta(self, cols: np.ndarray) -> np.ndarray:
         d = self.design_
@@ -413,7 +418,9 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         -------
         DataFrame
             ``energy_j``, ``lower``, ``upper``, ``log_sd`` (sd of log energy), ``stderr``
-            (J, ``energy_j * log_sd``), ``extrapolated`` and ``extrapolated_by``.
+            (J, ``energy_j * log_sd``), ``extrapolated``, ``extrapolated_by`` and ``wide``
+            (the interval spans more than a factor of 10, warned once; see
+            :func:`energylens.models.intervals.flag_wide`).
 
         Examples
         --------
@@ -429,15 +436,7 @@ class HierarchicalEnergyModel(RegressorMixin, BaseEstimator):
         check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
         X, V, LT, cols, labels, groups = self._rows(X)
         ext = self._extrapolation(X, V, labels, cols, warn=True)
-        logE, D = energy_jacobian(V, np.exp(LT), self.terms_)
-        var = parameter_variance(self, cols, groups, D) + self.sigma_**2
-        var = var + new_level_variance(self, labels, D)
-        sd = np.sqrt(var) * (1.0 + distance_outside(self._domain_variables(X, V), self.domain_))
-        zq = stats.norm.ppf(0.5 + level / 2)
-        f = checked_prediction(np.exp(logE), X, type(self).__name__)
-        return pd.DataFrame({"energy_j": f, "lower": f * np.exp(-zq * sd), "upper": f * np.exp(zq * sd),
-                             "log_sd": sd, "stderr": f * sd, "extrapolated": ext.mask,
-                             "extrapolated_by": ext.per_row}, index=X.index)
+        return interval_table(self, X, V, LT, (cols, labels, groups), ext, level)
 
     # ------------------------------------------------------------------ reports and files
     @property

@@ -27,6 +27,7 @@ from ..._version import __version__
 from ...core.domain import Domain
 from ...core.io import atomic_write, check_file_output
 from ...exceptions import ModelFileError
+from ..settings import snapshot
 from .design import Design, Level
 from .form import FORMULA, PARAMETER_NAMES, TERMS
 from .pooling import Layout, Posterior
@@ -91,6 +92,8 @@ def model_to_file(model) -> dict:
            "log_evidence": float(model.log_evidence_), "group_columns": list(model.group_columns_),
            "terms": dict(model.terms_), "gpus": list(model.gpus_), "n_features_in": model.n_features_in_,
            "domain": model.domain_.to_dict()}
+    if getattr(model, "assumed_input_tokens_", None) is not None:
+        fit["assumed_input_tokens"] = {k: list(v) for k, v in model.assumed_input_tokens_.items()}
     groups = model._groups_table.reset_index()
     extra = {"version": FILE_VERSION, "design": _design_dict(model.design_), "coef": _pack(model.coef_),
              "tau": [[lv, name, float(t)] for (lv, name), t in model.tau_map_.items()],
@@ -102,7 +105,8 @@ def model_to_file(model) -> dict:
              "groups_table": {c: _num(groups[c].to_numpy()) if groups[c].dtype.kind in "fiub"
                               else groups[c].astype(str).tolist() for c in groups.columns}}
     params_init = {k: (list(v) if isinstance(v, tuple) else v)
-                   for k, v in model.get_params(deep=False).items()}
+                   for k, v in (getattr(model, "fitted_params_", None)
+                                or model.get_params(deep=False)).items()}
     if not isinstance(params_init["levels"], str):
         params_init["levels"] = [[list(c), list(n)] for c, n in params_init["levels"]]
     return {"format": "energylens.model", "format_version": 2, "energylens_version": __version__,
@@ -309,6 +313,19 @@ def model_from_file(cls, data: dict, where: str):
     return model
 
 
+def _assumed_lengths(R: _Reader, fit: dict) -> dict[str, list[float]] | None:
+    """The placeholder prompt lengths per workload (None where the file predates them)."""
+    if "assumed_input_tokens" not in fit:
+        return None
+    raw = R.get(fit, "assumed_input_tokens", dict)
+    ok = all(isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                         and math.isfinite(x) for x in v)
+             for v in raw.values())
+    if not ok:
+        raise R.fail("'fit.assumed_input_tokens' must map workloads to lists of numbers")
+    return {str(k): [float(x) for x in v] for k, v in raw.items()}
+
+
 def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None:
     terms = R.get(fit, "terms", dict)
     if set(terms) != set(TERMS) or not all(isinstance(v, bool) for v in terms.values()):
@@ -342,6 +359,8 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     model.n_train_ = int(R.get(fit, "n_train", int))
     model.n_features_in_ = int(R.get(fit, "n_features_in", int))
     model.gpus_ = [str(g) for g in R.get(fit, "gpus", list)]
+    model.assumed_input_tokens_ = _assumed_lengths(R, fit)
+    model.fitted_params_ = snapshot(model)
     model.history_ = []
     missing = [c for c in model.group_columns_ if c not in table.columns]
     if missing or len(table) != len(design.groups):

@@ -55,7 +55,7 @@ def fit_warnings(model) -> list[tuple[type[Warning], str]]:
                     f"{model.n_train_} row(s) inform none of the form's parameters beyond the "
                     "scale of each level: every other value is its prior (the catalogue's "
                     "physics), not a measurement; the fit report marks each one prior-driven."))
-    return out + poor_fit(model.train_mape_, model.poor_fit_mape)
+    return out + poor_fit(model.train_mape_, model._setting("poor_fit_mape"))
 
 
 def population_table(model) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def spread_table(model) -> pd.DataFrame:
     for lv in model.design_.levels:
         for name in lv.names:
             tau = model.tau_map_[(lv.label, name)]
-            estimated = model.pooling == "partial" and len(lv.values) >= MIN_LEVELS
+            estimated = model._setting("pooling") == "partial" and len(lv.values) >= MIN_LEVELS
             rows.append({"level": lv.label, "parameter": name, "tau": tau,
                          "n_values": len(lv.values), "estimated": estimated,
                          "pooled": bool(estimated and tau <= TAU_FLOOR * 1.0001)})
@@ -165,7 +165,7 @@ def group_table(model) -> pd.DataFrame:
 
 def _summary(model) -> list[str]:
     d = model.design_
-    return [f"HierarchicalEnergyModel(pooling={model.pooling!r}, structure={model.structure_!r})",
+    return [f"HierarchicalEnergyModel(pooling={model._setting('pooling')!r}, structure={model.structure_!r})",
             f"  rows {model.n_train_}, groups {len(d.groups)} (by {', '.join(model.group_columns_)}), "
             f"unknowns {d.n_columns} ({d.n_global} global)",
             f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from ..design import checked_prediction
+from ..intervals import distance_outside, flag_wide
 from .design import UNSEEN, level_keys
-from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS
+from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian
 from .pooling import MIN_LEVELS
 
-__all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form"]
+__all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form",
+           "interval_table"]
 
 _BLOCK = 2048
 
@@ -112,5 +116,26 @@ def new_level_variance(model, labels: pd.DataFrame, D: np.ndarray) -> np.ndarray
             var += np.where(unseen, (t * D[:, PARAMETER_NAMES.index(name)]) ** 2, 0.0)
     if not gpu_spread_known:
         new_gpu = ~np.isin(labels["gpu"].to_numpy(dtype=object), model.gpus_)
-        var += np.where(new_gpu, model.new_gpu_spread**2, 0.0)
+        var += np.where(new_gpu, model._setting("new_gpu_spread")**2, 0.0)
     return var
+
+
+def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple, ext,
+                   level: float) -> pd.DataFrame:
+    """The table of :meth:`HierarchicalEnergyModel.predict_interval
+    <energylens.models.hierarchical.HierarchicalEnergyModel.predict_interval>` from the rows'
+    variables, log-parameters, ``(columns, labels, groups)`` and extrapolation flags; the
+    warning of wide intervals points at the caller of ``predict_interval``."""
+    cols, labels, groups = rows
+    logE, D = energy_jacobian(V, np.exp(LT), model.terms_)
+    var = parameter_variance(model, cols, groups, D) + model.sigma_**2
+    var = var + new_level_variance(model, labels, D)
+    sd = np.sqrt(var) * (1.0 + distance_outside(model._domain_variables(X, V), model.domain_))
+    zq = stats.norm.ppf(0.5 + level / 2)
+    f = checked_prediction(np.exp(logE), X, type(model).__name__)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lower, upper, stderr = f * np.exp(-zq * sd), f * np.exp(zq * sd), f * sd
+    wide = flag_wide(lower, upper, type(model).__name__, level, stacklevel=3)
+    return pd.DataFrame({"energy_j": f, "lower": lower, "upper": upper, "log_sd": sd,
+                         "stderr": stderr, "extrapolated": ext.mask,
+                         "extrapolated_by": ext.per_row, "wide": wide}, index=X.index)

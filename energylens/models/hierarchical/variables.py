@@ -14,8 +14,9 @@ Variables (SI units, one value per row):
 ``B``      requests in flight over the unit: the running batch per replica (the cap where
            not measured) times ``dp``
 ``so``     output tokens per request
-``si_obs`` recorded prompt length (NaN where the table flags it as assumed: the model then
-           fits one latent length per workload)
+``si_obs`` recorded prompt length (NaN where the table flags it as assumed, or has no
+           ``input_tokens`` column: the model then fits one latent length per workload; any
+           other value must be a number > 0, see :func:`input_tokens`)
 ``nreq``   requests of the whole run (NaN where not recorded)
 ``bw``     memory bandwidth, bytes/s; ``F``: dense tensor FLOP/s at the weights' precision;
            ``P``: TDP, W
@@ -30,17 +31,20 @@ Variables (SI units, one value per row):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from ...core.batch import effective_batch
 from ...core.catalogue import descriptors
 from ...core.variables import check_variables
-from ...exceptions import FitError
+from ...exceptions import EnergyLensWarning, FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
-           "label_values",
+           "label_values", "input_tokens", "assumed_lengths", "overridden_lengths",
+           "warn_overridden",
            "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
@@ -93,12 +97,118 @@ def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
     return V
 
 
+def _assumed(X: pd.DataFrame) -> np.ndarray:
+    """Rows whose ``input_tokens`` the table flags as assumed (a nominal placeholder)."""
+    if "input_tokens_assumed" not in X.columns:
+        return np.zeros(len(X), dtype=bool)
+    return X["input_tokens_assumed"].fillna(False).to_numpy(dtype=bool)
+
+
+def input_tokens(X: pd.DataFrame) -> np.ndarray:
+    """The recorded prompt length of each row (``si_obs``), checked.
+
+    NaN where the row flags its value as assumed (``input_tokens_assumed``: the model uses
+    its workload's fitted length) or the table has no ``input_tokens`` column; every other
+    value must be a number > 0.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, the rows and their values, where a value is missing, not a
+        number or not positive on a row that does not flag it as assumed.
+
+    Examples
+    --------
+    >>> input_tokens(pd.DataFrame({"input_tokens": [512, 0], "input_tokens_assumed": [False, True]}))
+    array([512.,  nan])
+    """
+    if "input_tokens" not in X.columns:
+        return np.full(len(X), np.nan)
+    si = pd.to_numeric(X["input_tokens"], errors="coerce").to_numpy(dtype=float)
+    assumed = _assumed(X)
+    bad = ~assumed & ~(np.isfinite(si) & (si > 0))
+    if bad.any():
+        first = np.flatnonzero(bad)[:5]
+        rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[first]]
+        values = [v.item() if isinstance(v, np.generic) else v for v in X["input_tokens"].iloc[first]]
+        raise ValueError(
+            f"HierarchicalEnergyModel: column 'input_tokens' has {int(bad.sum())} value(s) that "
+            f"are not a number > 0 (first at rows {rows}: {values}); give every row its prompt "
+            "length, or flag a row whose length is not known with input_tokens_assumed=True "
+            "(the model then uses its workload's fitted length).")
+    return np.where(assumed, np.nan, si)
+
+
+def _given_lengths(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows flagged as assumed give an ``input_tokens`` value, and the values as
+    numbers (NaN where not a number)."""
+    if "input_tokens" not in X.columns:
+        return np.zeros(len(X), dtype=bool), np.full(len(X), np.nan)
+    given = _assumed(X) & X["input_tokens"].notna().to_numpy()
+    return given, pd.to_numeric(X["input_tokens"], errors="coerce").to_numpy(dtype=float)
+
+
+def assumed_lengths(X: pd.DataFrame, workloads: np.ndarray) -> dict[str, list[float]]:
+    """The nominal ``input_tokens`` of the rows flagged as assumed, per workload label.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"input_tokens": [512, 512, 100], "input_tokens_assumed": [True, True, False]})
+    >>> assumed_lengths(t, np.array(["chat", "chat", "code"], dtype=object))
+    {'chat': [512.0]}
+    """
+    given, si = _given_lengths(X)
+    given &= np.isfinite(si)
+    out: dict[str, set[float]] = {}
+    for wl, v in zip(workloads[given], si[given]):
+        out.setdefault(str(wl), set()).add(float(v))
+    return {wl: sorted(v) for wl, v in out.items()}
+
+
+def overridden_lengths(X: pd.DataFrame, workloads: np.ndarray,
+                       known: dict[str, list[float]]) -> np.ndarray:
+    """Rows flagged as assumed whose ``input_tokens`` is none of the nominal values that
+    training saw for their workload (for a workload without any, for any workload): a value
+    the model does not use, since it predicts these rows at the fitted length.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"input_tokens": [512, 9000, 9000], "input_tokens_assumed": [True, True, False]})
+    >>> overridden_lengths(t, np.array(["chat"] * 3, dtype=object), {"chat": [512.0]}).tolist()
+    [False, True, False]
+    """
+    given, si = _given_lengths(X)
+    out = np.zeros(len(X), dtype=bool)
+    every = [v for vals in known.values() for v in vals]
+    for i in np.flatnonzero(given):
+        nominal = known.get(str(workloads[i]), every)
+        out[i] = not np.any(np.isclose(si[i], nominal, rtol=1e-9, atol=0.0))
+    return out
+
+
+def warn_overridden(X: pd.DataFrame, workloads: np.ndarray, known: dict[str, list[float]] | None,
+                    fitted: np.ndarray, *, stacklevel: int) -> None:
+    """Warn (:class:`~energylens.EnergyLensWarning`) about the rows of
+    :func:`overridden_lengths`, with the fitted prompt lengths (``fitted``, per row) they are
+    predicted at; ``stacklevel`` as seen from the caller. Nothing where ``known`` is None
+    (a model file that does not record the training placeholders)."""
+    over = overridden_lengths(X, workloads, known) if known is not None else np.zeros(0, bool)
+    if not over.any():
+        return
+    first = np.flatnonzero(over)[:5]
+    rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[first]]
+    values = [v.item() if isinstance(v, np.generic) else v for v in X["input_tokens"].iloc[first]]
+    warnings.warn(
+        f"HierarchicalEnergyModel: {int(over.sum())} row(s) flagged input_tokens_assumed give "
+        f"an input_tokens that the model does not use (first at rows {rows}: {values}); it "
+        f"predicts them at their workload's fitted prompt length "
+        f"({np.round(fitted[first]).tolist()} tokens). Set input_tokens_assumed=False to "
+        "predict at the given length.",
+        EnergyLensWarning, stacklevel=stacklevel + 1)
+
+
 def _prompt_and_run(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    si = _column(X, "input_tokens", np.nan)
-    if "input_tokens_assumed" in X.columns:
-        assumed = X["input_tokens_assumed"].fillna(False).to_numpy(dtype=bool)
-        si = np.where(assumed, np.nan, si)
-    si = np.where(np.isfinite(si) & (si > 0), si, np.nan)
+    si = input_tokens(X)
     nreq = _column(X, "n_requests", np.nan)
     return si, np.where(np.isfinite(nreq) & (nreq > 0), nreq, np.nan)
 
