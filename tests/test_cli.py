@@ -173,6 +173,7 @@ def test_fit_predict_select_round_trip(table, tmp_path, capsys):
     p = pd.read_csv(pred)
     assert (p.energy_lower_j <= p.energy_j).all() and (p.energy_j <= p.energy_upper_j).all()
     assert "extrapolated" in p.columns and not p["extrapolated"].any()
+    assert "wide" in p.columns and not p["wide"].any()  # the interval flag of predict_interval
     ranked = tmp_path / "ranked.csv"
     assert main(["select", str(model), str(cand), "-o", str(ranked), "--max-gpus", "1"]) == 0
     r = pd.read_csv(ranked)

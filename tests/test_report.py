@@ -606,3 +606,17 @@ def test_accuracy_figures_draw_the_mean_the_tables_show(monkeypatch):
     line = fig.axes[0].get_lines()[0]
     assert line.get_ydata()[0] == pytest.approx(cmp.summary["mape"].iloc[0]) == pytest.approx(5.0)
     assert "means over 3 seeds" in caption and "median" not in caption
+
+
+def test_a_grouped_fit_lists_each_groups_warnings_once():
+    """The report reads the groups' warnings from groups_; GroupedModel's summary of the same
+    warnings was recorded beside them, so each was listed twice."""
+    from energylens import EnergyLensModel, GroupedModel, simulate_profiles
+    from energylens.report.analysis import _fit, _Steps
+
+    df = simulate_profiles(models=["Llama-3.1-8B", "Qwen2.5-14B"], gpus=["H100-SXM"], seed=3)
+    small = pd.concat([df[df.model == "Llama-3.1-8B"], df[df.model == "Qwen2.5-14B"].head(4)])
+    steps = _Steps()
+    steps.run("fit", _fit, GroupedModel(EnergyLensModel(), by=["model"]), small, steps)
+    assert any(g == "Qwen2.5-14B" and c == "IdentifiabilityWarning" for c, _, g in steps.warnings)
+    assert not any("fit(s):" in m for _, m, _ in steps.warnings)

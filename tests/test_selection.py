@@ -334,3 +334,10 @@ def test_suggest_next_does_not_invent_probabilities_without_intervals(sim):
     assert sel.score.isna().all() and (sel.reason.str.contains("unknown")).all()
     unc = suggest_next(m, cand, k=3)
     assert np.isinf(unc.score).all() and unc.reason.str.contains("no finite").all()
+
+
+def test_suggest_next_warnings_point_at_the_callers_line(h100):
+    g, m, _ = h100
+    with pytest.warns(ExtrapolationWarning) as caught:
+        suggest_next(m, g.head(4).assign(tp=64), k=2)
+    assert {w.filename for w in caught} == {__file__}

@@ -188,3 +188,12 @@ def test_an_optimum_whose_interval_reaches_zero_is_not_determined():
     r = m.optimum([64.0]).iloc[0]
     assert r["optimal_output_lower"] == 0.0 and np.isfinite(r["optimal_output_upper"])
     assert r["status"] == "not determined" and "reaches zero" in r["note"]
+
+
+def test_per_token_warnings_point_at_the_callers_line(demo):
+    m = _fit(_sweep(demo, "Llama-3.1-8B", "A100-80GB"))
+    far = _grid(si=(64.0,), so=(1e5,))
+    for method in (m.predict_per_token, m.efficiency):
+        with pytest.warns(ExtrapolationWarning) as caught:
+            method(far)
+        assert {w.filename for w in caught} == {__file__}

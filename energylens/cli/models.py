@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import warnings
 from pathlib import Path
 
 from .files import (
@@ -47,9 +48,15 @@ def _model_from_args(args):
 
 def _fit_grouped(model, df, by, args, out, summary) -> None:
     from ..models import GroupedModel
+    from ..models.grouped import is_group_summary
 
     log.info(f"fitting one {type(model).__name__} per group of {', '.join(by)} ...")
-    g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
+    for w in caught:  # the groups' own warnings come from groups_, once each
+        if not is_group_summary(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     summary.add_group_table(g.groups_, by)
     with writing(out):
         g.save(out, force=args.force)
@@ -184,7 +191,7 @@ def _predict(model, cand, level: float, where: str = "candidates"):
         pred[target] = pi[target].to_numpy()
         pred[f"{stem}_lower_{unit}"] = pi["lower"].to_numpy()
         pred[f"{stem}_upper_{unit}"] = pi["upper"].to_numpy()
-        for col in ("extrapolated", "extrapolated_by"):
+        for col in ("extrapolated", "extrapolated_by", "wide"):
             if col in pi.columns:
                 pred[col] = pi[col].to_numpy()
     else:

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import difflib
 import gc
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -95,6 +96,16 @@ def _warn_summary(named: list[tuple[str, list]]) -> None:
         warnings.warn(f"GroupedModel: {category.__name__} from {len(names)} of {len(named)} "
                       f"fit(s): {shown} (the first: {first[:300]}); every group's warnings are "
                       "in groups_['warnings'].", category, stacklevel=4)
+
+
+def is_group_summary(message: object) -> bool:
+    """Whether a warning is the summary :meth:`GroupedModel.fit` gives of its groups'
+    warnings (which ``groups_["warnings"]`` lists group by group): a caller that reports that
+    column leaves these out rather than say everything twice."""
+    return bool(_SUMMARY.match(str(message)))
+
+
+_SUMMARY = re.compile(r"^GroupedModel: \w+ from \d+ of \d+ fit\(s\): ")
 
 
 def _fit_arrays(estimator, params, data, key):

@@ -156,12 +156,13 @@ class SweetSpotModel(LinearFormModel):
     # ------------------------------------------------------------------ sweet spot
     def predict_per_token(self, X) -> np.ndarray:
         """Energy per output token (J/token) for each row of ``X``."""
-        V, _ = self._predict_variables(X, warn=False)
-        return self.predict(X) / V["so"]
+        V, _ = self._predict_variables(X)  # its warning at the caller's line
+        return self._checked_output(self._kernel(V, self.coef_), X) / V["so"]
 
     def efficiency(self, X) -> np.ndarray:
         """Output tokens per joule for each row of ``X``."""
-        return 1.0 / self.predict_per_token(X)
+        V, _ = self._predict_variables(X)
+        return V["so"] / self._checked_output(self._kernel(V, self.coef_), X)
 
     def _per_token(self, si, so):
         t0, t1, t2, t3, t4, t5 = self.coef_

@@ -136,7 +136,11 @@ def suggest_next(
     if cand.empty:
         raise ValueError("No unmeasured candidate left to suggest.")
     rng = np.random.default_rng(random_state)
-    pi = model.predict_interval(cand, level=level)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pi = model.predict_interval(cand, level=level)
+    for w in caught:  # said where suggest_next was called, not deep inside it
+        warnings.warn(w.message, w.category, stacklevel=2)
     f = pi["energy_j"].to_numpy(dtype=float)
     z = stats.norm.ppf(0.5 + level / 2)
     with np.errstate(invalid="ignore", over="ignore"):
