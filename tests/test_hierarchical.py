@@ -405,6 +405,7 @@ def test_measured_phases_are_fitted_jointly():
             assert np.all(m.predict(t) > 0)
     assert m.phases_ == len(t)  # every row's split was used
     assert m.groups_["n_rows"].sum() == len(t)  # counted once, not once per phase
+    assert f"rows {len(t)} ({2 * len(t)} observations" in m.fit_report()  # it said rows {2n}
     assert errors["auto"] < 0.002 and errors["auto"] <= errors[False]
     with pytest.raises(FitError, match="phases=True"):
         el.HierarchicalEnergyModel(phases=True).fit(t.drop(columns=["prefill_energy_j"]))

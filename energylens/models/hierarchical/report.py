@@ -163,10 +163,19 @@ def group_table(model) -> pd.DataFrame:
     return model._groups_table.copy()
 
 
+def _table_rows(model) -> str:
+    """The training table's rows, and the observations fitted where a row's prefill and
+    decode energies count apart (each such row is two observations)."""
+    rows = model.n_train_ - model.phases_
+    if not model.phases_:
+        return f"{rows}"
+    return f"{rows} ({model.n_train_} observations: prefill and decode of {model.phases_} rows apart)"
+
+
 def _summary(model) -> list[str]:
     d = model.design_
     return [f"HierarchicalEnergyModel(pooling={model._setting('pooling')!r}, structure={model.structure_!r})",
-            f"  rows {model.n_train_}, groups {len(d.groups)} (by {', '.join(model.group_columns_)}), "
+            f"  rows {_table_rows(model)}, groups {len(d.groups)} (by {', '.join(model.group_columns_)}), "
             f"unknowns {d.n_columns} ({d.n_global} global)",
             f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "
             f"converged {model.converged_}, fit {model.fit_time_s_:.2f} s",
