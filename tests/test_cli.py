@@ -325,3 +325,27 @@ def test_jobs_must_be_a_non_zero_integer(command, value, table, tmp_path, capsys
     assert main([command, str(table), *extra, *out, "--jobs", value]) == 2
     assert f"--jobs: expected a non-zero integer (-1 for all cores), got '{value}'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_fit_the_hierarchical_model_and_select_with_it(tmp_path, capsys):
+    """The report's model for tables of many groups, from the command line too (fit had only
+    closed forms, so select could not reproduce the report's choices)."""
+    table = tmp_path / "t.csv"
+    simulate_profiles(models=["Llama-3.1-8B", "Qwen2.5-14B"], gpus=["H100-SXM", "A100-80GB"],
+                      tp=(1, 2), pp=(1,), batch_size=(8, 64), input_tokens=(512,),
+                      output_tokens=(128, 512), seed=2).to_csv(table, index=False)
+    model = tmp_path / "h.json"
+    assert main(["fit", str(table), "--model", "hierarchical", "-o", str(model), "--quiet"]) == 0
+    assert "HierarchicalEnergyModel" in capsys.readouterr().out
+    cand = tmp_path / "c.csv"
+    assert main(["grid", "--model", "Qwen2.5-14B", "--gpu", "H100-SXM", "--tp", "1", "2",
+                 "--batch-size", "8", "64", "--input-tokens", "512", "--output-tokens", "128",
+                 "-o", str(cand), "--quiet"]) == 0
+    ranked = tmp_path / "r.csv"
+    assert main(["select", str(model), str(cand), "-o", str(ranked), "--quiet"]) == 0
+    r = pd.read_csv(ranked)
+    assert r["rank"].iloc[0] == 1 and (r.energy_lower_j < r.energy_j).all()
+    for extra in (["--by", "model"], ["--loss", "log"], ["--size-covariate", "params_b"]):
+        assert main(["fit", str(table), "--model", "hierarchical", "-o",
+                     str(tmp_path / "x.json"), *extra]) == 2
+        assert f"leave out {extra[0]}" in capsys.readouterr().err

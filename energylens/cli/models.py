@@ -25,10 +25,28 @@ from .parser import LATENCY_TARGETS
 __all__ = ["cmd_fit", "cmd_predict", "cmd_select", "cmd_sweetspot", "check_groups"]
 
 
+def _hierarchical_from_args(args):
+    from ..models import HierarchicalEnergyModel
+
+    given = [opt for opt, v in (("--by", args.by), ("--loss", args.loss),
+                                ("--batch-rule", args.batch_rule),
+                                ("--size-covariate", args.size_covariate)) if v]
+    if given:
+        raise BadInput(f"--model hierarchical fits one model over all the table's groups with its "
+                       f"own loss and batch terms; leave out {', '.join(given)}.")
+    if args.target != "energy_j":
+        raise BadInput(f"--model hierarchical is a model of energy; --target {args.target} fits a "
+                       "LatencyModel. Leave --model out.")
+    return HierarchicalEnergyModel(n_jobs=args.jobs)
+
+
 def _model_from_args(args):
     from ..models import EnergyLensModel, LatencyModel, SweetSpotModel, WilkinsModel
 
-    common = {"loss": args.loss}
+    if args.model == "hierarchical":
+        return _hierarchical_from_args(args)
+    common = {"loss": args.loss or "relative"}
+    rule = args.batch_rule or "auto"
     if args.target != "energy_j":
         if args.model != "energylens":
             raise BadInput(f"--model {args.model} is a closed form of energy; --target "
@@ -37,9 +55,9 @@ def _model_from_args(args):
         if args.size_covariate:
             raise BadInput(f"--size-covariate applies to energy models; --target {args.target} "
                            "fits a LatencyModel without it. Leave --size-covariate out.")
-        return LatencyModel(target=args.target, batch_rule=args.batch_rule, **common)
+        return LatencyModel(target=args.target, batch_rule=rule, **common)
     if args.model == "energylens":
-        return EnergyLensModel(batch_rule=args.batch_rule, size_covariate=args.size_covariate,
+        return EnergyLensModel(batch_rule=rule, size_covariate=args.size_covariate,
                                **common)
     if args.model == "sweetspot":
         return SweetSpotModel(**common)

@@ -292,8 +292,13 @@ def _add_fit(sub, common) -> None:
     _table(s)
     s.add_argument("-o", "--output", required=True,
                    help="model file (JSON), or a folder when --by is given, e.g. -o model.json")
-    s.add_argument("--model", choices=("energylens", "sweetspot", "wilkins"), default="energylens",
-                   help="closed form of energy to fit (default energylens), e.g. --model wilkins")
+    s.add_argument("--model", choices=("energylens", "sweetspot", "wilkins", "hierarchical"),
+                   default="energylens",
+                   help="model of energy to fit (default energylens, a closed form per table or "
+                        "--by group); hierarchical fits one HierarchicalEnergyModel over all the "
+                        "table's models and GPUs, the report's model for tables of many groups "
+                        "(with --jobs; not with --by, --loss, --batch-rule or "
+                        "--size-covariate), e.g. --model hierarchical")
     s.add_argument("--target", choices=TARGETS, default="energy_j",
                    help="column to model: energy_j (default) fits an energy model; a latency "
                         "column (ttft_s, tpot_s or latency_s, in seconds) fits a LatencyModel, "
@@ -301,12 +306,12 @@ def _add_fit(sub, common) -> None:
     s.add_argument("--by", default=None, nargs="+",
                    help="fit one model per group of these columns (commas or spaces), e.g. --by "
                         "model,gpu")
-    s.add_argument("--loss", choices=("relative", "log", "absolute", "robust"), default="relative",
+    s.add_argument("--loss", choices=("relative", "log", "absolute", "robust"), default=None,
                    help="residuals minimised: relative (default), log, absolute or robust "
                         "(soft-L1 on relative), e.g. --loss log")
     s.add_argument("--batch-rule", choices=("auto", "running", "littles_law", "saturating", "cap"),
-                   default="auto", help="how the batch column becomes the running batch "
-                                        "(default auto: from the table), e.g. --batch-rule cap")
+                   default=None, help="how the batch column becomes the running batch "
+                                      "(default auto: from the table), e.g. --batch-rule cap")
     s.add_argument("--size-covariate", choices=("params_b", "active_params_b"), default=None,
                    help="scale terms by model size (for tables pooling models), e.g. "
                         "--size-covariate params_b")
