@@ -217,6 +217,113 @@ def test_bad_rows_are_reported_at_once(tmp_path):
     assert "A" not in gpu_table().index  # nothing half-registered
 
 
+def test_a_spelling_of_a_catalogue_name_updates_that_entry():
+    n = len(gpu_table())
+    register_gpus(pd.DataFrame({"name": ["h100-sxm"], "memory_gb": [96]}))
+    assert len(gpu_table()) == n  # no second H100-SXM
+    assert {resolve_gpu(s) for s in ("H100 SXM", "H100-SXM", "h100-sxm", "H100")} == {"H100-SXM"}
+    assert gpu_spec("H100 SXM").memory_gb == gpu_spec("H100-SXM").memory_gb == 96.0
+    m = len(model_table())
+    register_models(pd.DataFrame({"name": ["meta-llama/Llama-3.1-8B-Instruct"], "score": [1.0]}))
+    assert len(model_table()) == m and model_table().loc["Llama-3.1-8B", "score"] == 1.0
+    cases = [
+        (register_gpus, {"name": ["h100-sxm", "H100 SXM"], "memory_gb": [96, 94]},
+         r"rows \[0, 1\]: \['h100-sxm', 'H100 SXM'\] all name the catalogue's GPU 'H100-SXM'"),
+        (register_gpus, {"name": ["Lab X1", "lab-x1"]}, r"all name one new entry"),
+        (register_gpus, {"name": ["A100-40GB (lab)"], "tdp_w": [250]},
+         r"'A100-40GB \(lab\)' is the catalogue's GPU 'A100-40GB' on a host"),
+        (register_gpus, {"name": ["MyCard"], "aliases": ["A100 80GB"]},
+         r"'A100 80GB' is the name of the catalogue's GPU 'A100-80GB'"),
+        (register_models, {"name": ["org/Llama-3.1-8B-FP8"], "precision": ["fp8"]},
+         r"column 'precision', rows \[0\]: 'org/Llama-3.1-8B-FP8' is the catalogue's model "
+         r"'Llama-3.1-8B' read in fp8"),
+    ]
+    for register, rows, match in cases:
+        with pytest.raises(CatalogueError, match=match):
+            register(pd.DataFrame(rows))
+    assert resolve_gpu("A100 80GB") == "A100-80GB" and model_spec("Llama-3.1-8B").precision == "bf16"
+    # A new entry may still take over a shipped alias that is no entry's name.
+    register_gpus(pd.DataFrame({"name": ["Lab-H100"], "aliases": ["H100"], "memory_gb": [94]}))
+    assert resolve_gpu("H100") == "Lab-H100" and resolve_gpu("H100 SXM") == "H100-SXM"
+
+
+@pytest.mark.parametrize("register, row, match", [
+    (register_gpus, {"memory_gb": 0}, r"'memory_gb', rows \[0\] \(values \[0\]\): expected numbers > 0"),
+    (register_gpus, {"bf16_flop_s": 0}, r"'bf16_flop_s'.*numbers > 0"),
+    (register_gpus, {"memory_bw_bytes_s": 0}, r"'memory_bw_bytes_s'.*numbers > 0"),
+    (register_gpus, {"link_bw_bytes_s": 0}, r"'link_bw_bytes_s'.*numbers > 0"),
+    (register_gpus, {"tdp_w": 300, "idle_w": 500},
+     r"columns 'idle_w' and 'tdp_w', rows \[0\] \('X'\): idle_w=500 is not below tdp_w=300"),
+    (register_models, {"heads": 0, "kv_heads": 0},
+     r"'heads', rows \[0\] \(values \[0\]\): expected integers >= 1.*'kv_heads'"),
+    (register_models, {"layers": 0}, r"'layers'.*integers >= 1"),
+    (register_models, {"heads": 8, "kv_heads": 16}, r"kv_heads=16 is above heads=8"),
+    (register_models, {"params_b": 1, "active_params_b": 5},
+     r"active_params_b=5 is above params_b=1"),
+    (register_models, {"layers": 4, "attn_layers": 6}, r"attn_layers=6 is above layers=4"),
+])
+def test_registration_refuses_impossible_values(register, row, match):
+    with pytest.raises(CatalogueError, match=match):
+        register(pd.DataFrame([{"name": "X", **row}]))
+    assert "X" not in gpu_table().index and "X" not in model_table().index
+
+
+def test_registration_checks_updates_against_the_values_kept(tmp_path):
+    with pytest.raises(CatalogueError, match=r"\('L4'\): idle_w=80 is not below tdp_w=72"):
+        register_gpus(pd.DataFrame({"name": ["L4"], "idle_w": [80]}))
+    path = tmp_path / "models.csv"
+    path.write_text("name,kv_heads\nLlama-3.1-8B,8\nLlama-3.2-1B,64\n")
+    with pytest.raises(CatalogueError, match=rf"{path}.*lines \[3\] \('Llama-3.2-1B'\): "
+                                             r"kv_heads=64 is above heads=32"):
+        register_models(path)
+    register_gpus(pd.DataFrame({"name": ["L4"], "idle_w": [0.0]}))  # zero idle power is allowed
+    assert gpu_spec("L4").idle_w == 0.0
+    # The shipped rows satisfy every rule.
+    g, m = gpu_table(), model_table()
+    assert not (g.idle_w >= g.tdp_w).any() and not (m.kv_heads > m.heads).any()
+    assert not (m.active_params_b > m.params_b).any() and not (m.attn_layers > m.layers).any()
+
+
+def _docs_gpu_row(r) -> str:
+    def f(v, scale=1.0):
+        return "–" if pd.isna(v) else f"{v / scale:g}"
+
+    flops = " / ".join(f(r[c], 1e12) for c in ("bf16_flop_s", "fp16_flop_s", "fp8_flop_s"))
+    link = r.interconnect + ("" if pd.isna(r.link_bw_bytes_s) else f" {r.link_bw_bytes_s / 1e9:g}")
+    return (f"| {r['name']} | {f(r.memory_gb)} | {f(r.memory_bw_bytes_s, 1e12)} | {flops} | "
+            f"{f(r.tdp_w)} | {link} | {f(r.idle_w)} | {r.source} |")
+
+
+def _docs_model_row(r) -> str:
+    def f(v):
+        return "–" if pd.isna(v) else f"{v:g}"
+
+    params = f(r.params_b) if pd.isna(r.active_params_b) or r.active_params_b == r.params_b \
+        else f"{f(r.params_b)}, {f(r.active_params_b)}"
+    layers = f(r.layers) + ("" if pd.isna(r.attn_layers) else f" ({f(r.attn_layers)} attention)")
+    heads = f"{f(r.heads)} / {f(r.kv_heads)} × {f(r.head_dim)}" + (
+        "" if pd.isna(r.kv_dim) else f" (latent KV {f(r.kv_dim)})")
+    experts = "" if pd.isna(r.experts) else f"{f(r.experts)} ({f(r.active_experts)})"
+    return (f"| {r['name']} | {r.architecture} | {params} | {layers} | {f(r.hidden)} | {heads} | "
+            f"{f(r.vocab)} | {experts} | {r.precision} |")
+
+
+def test_docs_tables_say_what_the_catalogue_files_hold():
+    """Each row of the tables in docs/catalogue.md is the shipped CSV row, written out."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "catalogue.md").read_text()
+    data = root / "energylens" / "core" / "data"
+    wrong = [row for _, r in pd.read_csv(data / "gpus.csv").iterrows()
+             if (row := _docs_gpu_row(r)) not in text]
+    wrong += [row for _, r in pd.read_csv(data / "models.csv").iterrows()
+              if (row := _docs_model_row(r)) not in text]
+    assert wrong == []
+    columns = {c for f in ("gpus.csv", "models.csv") for c in pd.read_csv(data / f, nrows=0)}
+    assert [c for c in sorted(columns) if f"`{c}`" not in text] == []
+
+
 # --- descriptors --------------------------------------------------------------------------
 
 def test_descriptors_match_specs_row_by_row():
@@ -287,6 +394,15 @@ def test_one_rule_for_simulator_and_selection():
     direct = cat.feasibility_reason(model_spec("Llama-3.1-70B"), gpu_spec("L4"), 1, 1, 8, 512, 128,
                                     bytes_per_weight=2.0)
     assert sim == grid == direct
+    # The precision word of a name sets the weights' bytes; the KV cache stays in 16 bits.
+    fp8 = model_spec("Llama-3.1-405B-FP8")
+    assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256) == ""
+    assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256,
+                                  precision="bf16").startswith("needs 104.6 GB")
+    kv = fp8.kv_bytes_per_token(2.0) * 64 * 768 / 8 / 1e9
+    assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256, share=0.01) \
+        .startswith(f"needs {405.85 / 8 + kv:.1f} GB")
+    assert cat.cache_bytes_per_value("fp8") == 2.0 and cat.cache_bytes_per_value("fp32") == 4.0
     assert direct.startswith("needs 142.9 GB per GPU") and "90% of 24 GB" in direct
     # The boundary: weights plus KV cache exactly at 90% fits, a byte more does not.
     assert cat.memory_reason(weight_bytes=72e9, kv_bytes_per_token=0.0, batch=1, tokens=1,

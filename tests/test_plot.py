@@ -169,6 +169,74 @@ def test_pareto_front_choice_limit_and_words():
     assert any("TPOT limit 2.5 s" in x.get_text() for x in tpot.get_legend().get_texts())
 
 
+def test_pareto_says_which_column_it_needs_and_how_to_get_it():
+    ranked = pd.DataFrame({"rank": [1, 2], "energy_j": [5.0, 6.0], "tpot_s": [0.02, 0.01]})
+    with pytest.raises(ValueError, match=r"x='latency_s', a column the table lacks.*"
+                                         r"The table has \['tpot_s'\]: pass x='tpot_s'"):
+        elp.pareto(ranked, ax=_axes())
+    with pytest.raises(ValueError, match=r"latency_model=energylens.LatencyModel\("
+                                         r"target='latency_s'\)"):
+        elp.pareto(ranked.drop(columns="tpot_s"), ax=_axes())
+    with pytest.raises(ValueError, match=r"y='energy_j'"):
+        elp.pareto(ranked.drop(columns="energy_j"), x="tpot_s", ax=_axes())
+
+
+def test_pareto_with_repeated_index_labels():
+    t = pd.DataFrame({"latency_s": [1, 2, 3, 2.5], "energy_j": [10, 6, 5, 8]}, index=[0, 1, 1, 2])
+    ax = elp.pareto(t, ax=_axes())
+    front = ax.collections[1].get_offsets()
+    assert sorted(map(tuple, np.asarray(front))) == [(1, 10), (2, 6), (3, 5)]
+    ax = elp.pareto(t, chosen=2, ax=_axes())
+    assert tuple(np.asarray(ax.collections[-1].get_offsets())[0]) == (2.5, 8)
+    with pytest.raises(ValueError, match="chosen=1 labels several rows"):
+        elp.pareto(t, chosen=1, ax=_axes())
+    with pytest.raises(ValueError, match="chosen=7 is not a row label"):
+        elp.pareto(t, chosen=7, ax=_axes())
+    with pytest.raises(ValueError, match="labels repeat"):
+        elp.pareto(t, front=pd.Series([True] * 4, index=t.index), ax=_axes())
+
+
+def test_pareto_star_says_whether_the_chosen_row_meets_the_limit():
+    t = pd.DataFrame({"latency_s": [1, 2, 3], "energy_j": [10, 6, 5]})
+
+    def star(chosen):
+        ax = elp.pareto(t, chosen=chosen, limit=2.5, ax=_axes())
+        return [x.get_text() for x in ax.get_legend().get_texts()][-1]
+
+    assert star(1) == "least energy within the limit"
+    assert star(2) == "chosen (beyond the limit)"
+    assert elp.pareto(t, chosen=2, ax=_axes()).get_legend().get_texts()[-1].get_text() == "chosen"
+
+
+def test_parity_refuses_energies_a_log_axis_cannot_draw():
+    with pytest.raises(ValueError, match=r"y_true has 1 that are not \(positions \[1\]: \[0.0\]\)"):
+        elp.parity([1.0, 0.0, 2.0], [1.0, 1.0, 2.0], ax=_axes())
+    with pytest.raises(ValueError, match=r"y_pred has 1 that are not .*nan"):
+        elp.parity([1.0, 2.0], [1.0, np.nan], ax=_axes())
+    with pytest.raises(ValueError, match="empty"):
+        elp.parity([], [], ax=_axes())
+
+
+def test_a_failed_plot_leaves_no_figure_open(fitted):
+    import matplotlib.pyplot as plt
+
+    df, m = fitted
+    t = pd.DataFrame({"energy_j": [5.0, 6.0]})
+    before = plt.get_fignums()
+    calls = [(elp.pareto, (t,), {}), (elp.parity, ([0.0, 1.0], [1.0, 1.0]), {}),
+             (elp.sample_efficiency, (_results(),), {"metric": "top1"}),
+             (elp.components, (object(), df.head(3)), {}),  # fails after its figure is made
+             (elp.extrapolation, (df, df.drop(columns="energy_j"), m), {}),
+             (elp.sweetspot_curves, (m,), {})]
+    for fn, args, kwargs in calls:
+        with pytest.raises((ValueError, TypeError, AttributeError)):
+            fn(*args, **kwargs)
+        assert plt.get_fignums() == before, fn.__name__
+    ax = elp.parity([1.0, 2.0], [1.1, 1.9])  # a call that works keeps its figure
+    assert plt.get_fignums() == [*before, ax.figure.number]
+    plt.close(ax.figure)
+
+
 def test_pareto_front_from_pareto_front_is_aligned_by_label():
     """pareto_front returns rows sorted by latency; the plot must match them by label."""
     from energylens import pareto_front

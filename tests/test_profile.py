@@ -410,6 +410,85 @@ def test_out_must_be_a_sweep_file_with_its_columns(tmp_path):
         _sweep(BASE, tmp_path)
 
 
+@pytest.mark.parametrize("content", [
+    b"experiment,notes\nrun1,important result",  # a last line without its newline
+    b"my only line, precious",  # one line, not a sweep's header
+    b"model,gpu,tp\n1,2",  # a header of other columns
+    b"PAR1\x00\x15\x04\n\xff\xfe\x00PAR1",  # a binary file (Parquet)
+])
+def test_a_file_that_is_not_a_sweep_file_is_refused_untouched(tmp_path, content):
+    mine = tmp_path / "results.csv"
+    mine.write_bytes(content)
+    clock = FakeClock()
+    gpu = FakeGPU(clock)
+    with pytest.raises(SchemaError, match="not a file written by profile_grid|not UTF-8"):
+        profile_grid(gpu, BASE, meter=_meter(gpu, clock), out=mine, progress=False)
+    assert mine.read_bytes() == content
+    assert not (tmp_path / "results.csv.torn").exists() and gpu.calls == []
+
+
+def test_a_torn_line_of_a_sweep_file_with_bad_rows_is_left_in_place(tmp_path):
+    """The file is checked whole before its torn last line is moved."""
+    out = tmp_path / "s.csv"
+    _sweep({**BASE, "batch_size": [1, 2]}, out)
+    lines = out.read_text().splitlines(keepends=True)
+    broken = lines[0] + lines[1].rstrip("\n") + lines[2] + lines[2][:10]
+    out.write_text(broken)
+    with pytest.raises(SchemaError, match="line 2"):
+        _sweep(BASE, out)
+    assert out.read_text() == broken and not (tmp_path / "s.csv.torn").exists()
+
+
+def test_run_fn_failure_names_the_configuration_and_keeps_the_rows(tmp_path):
+    from energylens.profile import RunFailedError
+
+    grid = {**BASE, "batch_size": [1, 2, 4]}
+
+    def oom_at(cap):
+        clock = FakeClock(0.0)
+        gpu = FakeGPU(clock)
+
+        def run_fn(batch_size, input_tokens, output_tokens):
+            if batch_size == cap:
+                raise MemoryError("CUDA out of memory")
+            gpu(batch_size, input_tokens, output_tokens)
+
+        return run_fn, _meter(gpu, clock)
+
+    run_fn, meter = oom_at(4)
+    with pytest.raises(RunFailedError, match=r"configuration \{'batch_size': 4, .*"
+                       r"MemoryError: CUDA out of memory.*'table' attribute") as info:
+        profile_grid(run_fn, grid, meter=meter, repeats=1, warmup=0, progress=False)
+    assert isinstance(info.value.__cause__, MemoryError)
+    assert info.value.config["batch_size"] == 4
+    assert list(info.value.table.batch_size) == [1.0, 2.0]  # nothing measured is lost
+    out = tmp_path / "s.csv"
+    run_fn, meter = oom_at(2)
+    with pytest.raises(RunFailedError, match=str(out)):
+        profile_grid(run_fn, grid, meter=meter, out=out, repeats=1, warmup=0, progress=False)
+    assert list(pd.read_csv(out).batch_size) == [1]
+    # on_error="skip": the failing configuration is left out, named, and tried again later
+    run_fn, meter = oom_at(2)
+    with pytest.warns(energylens_warning(), match=r"'batch_size': 2.*skipped"):
+        df = profile_grid(run_fn, grid, meter=meter, out=out, repeats=1, warmup=0,
+                          progress=False, on_error="skip")
+    assert sorted(df.batch_size) == [1, 4]
+    assert [f["config"]["batch_size"] for f in df.attrs["failed"]] == [2]
+    assert "MemoryError" in df.attrs["failed"][0]["error"]
+    assert sorted(pd.read_csv(out).batch_size) == [1, 4]
+    run_fn, meter = oom_at(None)
+    df = profile_grid(run_fn, grid, meter=meter, out=out, repeats=1, warmup=0, progress=False)
+    assert sorted(df.batch_size) == [1, 2, 4] and df.attrs["failed"] == []
+    with pytest.raises(ValueError, match="on_error"):
+        profile_grid(run_fn, grid, meter=meter, progress=False, on_error="ignore")
+
+
+def energylens_warning():
+    from energylens.exceptions import EnergyLensWarning
+
+    return EnergyLensWarning
+
+
 def test_failed_append_leaves_whole_lines_and_reports_the_row(tmp_path, monkeypatch):
     out = tmp_path / "s.csv"
     grid = {"batch_size": [1, 2, 4], "input_tokens": [8], "output_tokens": [4]}

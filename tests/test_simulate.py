@@ -97,7 +97,7 @@ def test_bad_options_raise():
     with pytest.raises(ValueError, match="noise"):
         simulate_profiles(noise=-0.1)
     with pytest.raises(ValueError, match="precision"):
-        simulate_profiles(precision="int4")
+        simulate_profiles(precision="int3")
     with pytest.raises(ValueError, match="Unknown GPU"):
         simulate_profiles(gpus=["TPU-v9"])
 
@@ -171,6 +171,123 @@ def test_saturated_rows_run_at_the_cap(table):
     assert (table.ttft_s < table.latency_s).all()
     np.testing.assert_allclose(table.latency_s, table.ttft_s + table.output_tokens * table.tpot_s,
                                rtol=1e-10)
+    # Power x time = energy: the cohort's GPUs over the cohort's time, per running request.
+    np.testing.assert_allclose(table.power_w * table.latency_s / (table.running_batch * table.dp),
+                               table.energy_j, rtol=1e-10)
+
+
+def test_saturated_rows_prefilled_in_several_passes_keep_littles_law():
+    """128 prompts of 1,024 tokens take 16 passes of 8,192 tokens: every request waits for all
+    of them, and the running batch, latency and power agree."""
+    df = simulate_profiles(models=["Llama-3.1-70B"], gpus=["A100-80GB"], tp=[8], pp=[1],
+                           batch_size=[128], input_tokens=[1024], output_tokens=[64], noise=0.0)
+    r = df.iloc[0]
+    assert r.running_batch == 128
+    assert r.power_w * r.latency_s / (r.running_batch * r.dp) == pytest.approx(r.energy_j,
+                                                                              rel=1e-10)
+    comp = SimulatorOracle().fit(df).predict_components(df).iloc[0]
+    cohort_s = comp.static_j * 128 / (8 * GPU_SPECS["A100-80GB"].idle_w)
+    assert r.latency_s == pytest.approx(cohort_s, rel=1e-10)
+
+
+def test_precision_is_read_from_the_model_name():
+    df = simulate_profiles(models=["Llama-3.1-8B-FP8", "Llama-3.1-8B"], gpus=["H100-SXM"],
+                           tp=[1], pp=[1], batch_size=[8], input_tokens=[512],
+                           output_tokens=[128], noise=0.0)
+    fp8, bf16 = (df[df.precision == p].iloc[0] for p in ("fp8", "bf16"))
+    assert fp8.model == bf16.model == "Llama-3.1-8B"
+    assert fp8.energy_j < 0.8 * bf16.energy_j  # half the weight bytes, memory-bound decode
+    # The oracle reads a name's precision as the table does.
+    cfg = df[["model", "gpu", "tp", "batch_size", "input_tokens", "output_tokens"]].assign(
+        model=["Llama-3.1-8B-FP8", "Llama-3.1-8B"])
+    np.testing.assert_allclose(SimulatorOracle().fit(cfg).predict(cfg), df.energy_j, rtol=1e-12)
+    # An explicit precision applies to every model; a bad one is named.
+    one = simulate_profiles(models=["Llama-3.1-8B-FP8"], gpus=["H100-SXM"], tp=[1], pp=[1],
+                            batch_size=[8], input_tokens=[512], output_tokens=[128],
+                            noise=0.0, precision="bf16")
+    assert one.energy_j.iloc[0] == pytest.approx(bf16.energy_j)
+    with pytest.raises(ValueError, match="Column 'precision'.*rows \\[1\\].*'int3'"):
+        energylens.simulate.simulate_configurations(cfg.assign(precision=["fp8", "int3"]))
+
+
+def test_simulator_and_candidate_grid_agree_on_feasibility():
+    models = ["Llama-3.1-405B-FP8", "Llama-3.1-405B", "Llama-3.1-70B-FP8", "Llama-3.1-70B",
+              "Llama-3.1-8B", "Mixtral-8x7B", "Qwen3-30B-A3B"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cand = energylens.candidate_grid(model=models, gpu=["H100-SXM", "A100-40GB", "L4"],
+                                         tp=(1, 2, 4, 8), batch_size=(1, 64, 256),
+                                         input_tokens=(512, 4096), output_tokens=256)
+    sim = energylens.simulate.simulate_configurations(cand)
+    assert cand.feasible.any() and not cand.feasible.all()
+    np.testing.assert_array_equal(sim.reason == "", cand.feasible)
+    big = (cand.model == "Llama-3.1-405B-FP8") & (cand.gpu == "H100-SXM") & (cand.tp == 8) \
+        & (cand.batch_size == 1)
+    assert cand[big].feasible.all() and sim[big].energy_j.notna().all()
+    e = SimulatorOracle().fit(cand).predict(cand)
+    np.testing.assert_array_equal(np.isfinite(e), cand.feasible)
+    df = simulate_profiles(models=["Llama-3.1-405B-FP8"], gpus=["H100"], tp=[8], pp=[1],
+                           batch_size=[1], noise=0.0)
+    assert (df.precision == "fp8").all() and len(df) == 4
+
+
+def test_request_pools_split_over_replicas_and_repeats_are_refused():
+    kw = dict(models=["Llama-3.2-1B"], gpus=["H100-SXM"], tp=[1], pp=[1], batch_size=[8],
+              input_tokens=[128], output_tokens=[64])
+    with pytest.raises(ValueError, match=r"n_requests must split evenly.*n_requests=3 with dp=2"):
+        simulate_profiles(**kw, dp=[2], n_requests=[3])
+    with pytest.raises(ValueError, match=r"n_requests=5 with dp=2"):
+        simulate_profiles(**kw, dp=[1, 2], n_requests=[4, 5])
+    df = simulate_profiles(**kw, dp=[2], n_requests=[4, 6])
+    assert sorted(df.n_requests) == [4, 6]  # as asked, never rounded
+    cfg = pd.DataFrame({"model": ["Llama-3.2-1B"], "gpu": ["L4"], "tp": [1], "dp": [2],
+                        "batch_size": [8.0], "input_tokens": [128.0], "output_tokens": [64.0],
+                        "n_requests": [3.0]})
+    with pytest.raises(ValueError, match=r"Row 0: n_requests=3 does not split evenly over dp=2"):
+        energylens.simulate.simulate_configurations(cfg)
+    with pytest.raises(ValueError, match=r"batch_size must hold whole numbers with n_requests"):
+        simulate_profiles(**{**kw, "batch_size": [1.5]}, n_requests=[100])
+    with pytest.raises(ValueError, match=r"Row 0: with n_requests, batch_size .* whole"):
+        energylens.simulate.simulate_configurations(cfg.assign(n_requests=4.0, batch_size=1.5))
+    for arg, value, match in [
+            ("batch_size", [8, 8.0], r"batch_size repeats a value: 8.0 is there more than once"),
+            ("tp", [1, 1], r"tp repeats a value"),
+            ("models", ["Llama-3.2-1B", "meta-llama/Llama-3.2-1B-Instruct"],
+             r"models repeats a value: 'Llama-3.2-1B' and 'meta-llama/Llama-3.2-1B-Instruct' are "
+             r"both the catalogue's model Llama-3.2-1B"),
+            ("gpus", ["H100", "H100-SXM"], r"gpus repeats a value: 'H100' and 'H100-SXM'"),
+            ("gpus", ["H100-SXM", "h100 sxm"], r"gpus repeats a value")]:
+        with pytest.raises(ValueError, match=match):
+            simulate_profiles(**{**kw, arg: value})
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(seed=-1), "'seed' parameter"), (dict(seed=1.5), "'seed' parameter"),
+    (dict(noise=None), "'noise' parameter"), (dict(noise=float("nan")), "'noise' parameter"),
+    (dict(max_rows="5"), "'max_rows' parameter"), (dict(max_rows=2.7), "'max_rows' parameter"),
+    (dict(models=[]), "models must name at least one model"),
+    (dict(gpus=[]), "gpus must name at least one GPU"),
+    (dict(models=[None]), "models must hold non-empty names"),
+    (dict(tp=[True]), "tp must hold numbers"),
+    (dict(precision="int3"), "precision must be one of"),
+    (dict(workload=None), "'workload' parameter"),
+])
+def test_bad_arguments_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_profiles(**{"models": ["Llama-3.2-1B"], "gpus": ["H100-SXM"], **kw})
+
+
+def test_hybrid_attention_flops_count_attention_layers_only():
+    from energylens.core.catalogue import model_spec
+    from energylens.simulate.physics import _MFU_PREFILL, _Physics
+
+    m, g = model_spec("NVIDIA-Nemotron-Nano-12B-v2"), gpu_spec("H100-SXM")
+    assert m.attn_layers == 6 and m.layers == 62
+    ph = _Physics(m, g, 1, 1, 2.0)
+    si, n = 8192.0, 4.0  # compute-bound: four long prompts, one GPU, no pipeline
+    flops = n * (2 * m.active_b * 1e9 * si + 2 * 6 * m.heads * m.head_dim * si**2)
+    time, _ = ph.prefill(si, n)
+    assert float(time) == pytest.approx(flops / (g.flops * _MFU_PREFILL), rel=1e-12)
 
 
 def test_module_examples_run():

@@ -2,7 +2,8 @@
 
 Every function takes ``ax=None`` (a new pyplot figure is made when omitted), returns the
 :class:`matplotlib.axes.Axes`, labels its axes in words with units, and never calls
-``show()``. Pass the axes of a :class:`matplotlib.figure.Figure` to stay clear of pyplot
+``show()``. Arguments are checked before a figure is made, and a call that fails leaves no
+figure open in pyplot. Pass the axes of a :class:`matplotlib.figure.Figure` to stay clear of pyplot
 altogether (as the HTML report does). matplotlib is imported on first use, so
 ``import energylens`` does not load it.
 

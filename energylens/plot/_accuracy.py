@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ._base import axes, label, plain_ticks
+from ._base import axes, label, plain_ticks, plot_function
 
 __all__ = ["parity", "sample_efficiency", "extrapolation"]
 
@@ -16,6 +16,7 @@ _METRIC_LABELS = {"mape": "MAPE on held-out rows (%)", "median_ape": "median APE
                   "pairwise": "pairwise accuracy (fraction)"}
 
 
+@plot_function
 def parity(y_true, y_pred, *, band: float = 0.10, hue=None, ax=None, label: str = "energy per request"):
     """Predicted against measured energy on log axes, with a +-``band`` relative band.
 
@@ -40,11 +41,21 @@ def parity(y_true, y_pred, *, band: float = 0.10, hue=None, ax=None, label: str 
     """
     from ..core.metrics import mape
 
-    ax = axes(ax, figsize=(5.0, 5.0))
     y_true = np.asarray(y_true, float)
     y_pred = np.asarray(y_pred, float)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} and {y_pred.shape}.")
+    if y_true.size == 0:
+        raise ValueError("parity needs at least one energy; y_true and y_pred are empty.")
+    for name, v in (("y_true", y_true), ("y_pred", y_pred)):
+        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
+        if bad.size:
+            raise ValueError(
+                f"parity draws energies on log axes, so each must be a finite number > 0; "
+                f"{name} has {bad.size} that are not (positions {bad[:5].tolist()}: "
+                f"{v[bad[:5]].tolist()}). Leave those rows out, e.g. y_true[mask], "
+                "y_pred[mask] with mask = (y_true > 0) & (y_pred > 0).")
+    ax = axes(ax, figsize=(5.0, 5.0))
     lo = min(y_true.min(), y_pred.min()) * 0.8
     hi = max(y_true.max(), y_pred.max()) * 1.25
     grid = np.geomspace(lo, hi, 50)
@@ -79,6 +90,7 @@ def _band(s, band: str):
     return mid, mid - sd, mid + sd, "mean +- one standard deviation"
 
 
+@plot_function
 def sample_efficiency(results: pd.DataFrame, *, metric: str = "mape",
                       band: Literal["auto", "iqr", "range", "sd"] = "auto", ax=None):
     """A metric against training-set size, one line per model, with a band over seeds.
@@ -107,10 +119,10 @@ def sample_efficiency(results: pd.DataFrame, *, metric: str = "mape",
     """
     if band not in ("auto", "iqr", "range", "sd"):
         raise ValueError(f"band must be 'auto', 'iqr', 'range' or 'sd'; got {band!r}.")
-    ax = axes(ax)
     sub = results[results["metric"] == metric]
     if sub.empty:
         raise ValueError(f"No rows with metric {metric!r}; metrics are {sorted(results['metric'].unique())}.")
+    ax = axes(ax)
     n_seeds = int(sub["seed"].nunique())
     band = ("iqr" if n_seeds >= 5 else "range") if band == "auto" else band
     # Average within a seed first (over scenarios or datasets), then band over seeds.
@@ -132,6 +144,7 @@ def sample_efficiency(results: pd.DataFrame, *, metric: str = "mape",
     return ax
 
 
+@plot_function
 def extrapolation(train: pd.DataFrame, test: pd.DataFrame, model, *, x: str = "batch_size",
                   y: str = "energy_j", ax=None):
     """Measured and predicted energy against ``x`` for training rows and extrapolated rows.
@@ -140,6 +153,10 @@ def extrapolation(train: pd.DataFrame, test: pd.DataFrame, model, *, x: str = "b
     --------
     >>> ax = extrapolation(small_batches, large_batches, model)  # doctest: +SKIP
     """
+    for name, t in (("train", train), ("test", test)):
+        missing = [c for c in (x, y) if c not in t.columns]
+        if missing:
+            raise ValueError(f"extrapolation: {name} lacks the columns {missing}.")
     ax = axes(ax)
     ax.scatter(train[x], train[y], s=16, color="C0", label="training (measured)")
     ax.scatter(test[x], test[y], s=16, color="C1", label="held out (measured)")

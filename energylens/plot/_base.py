@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from contextvars import ContextVar
+
 from .._optional import import_optional
 
-__all__ = ["axes", "LABELS", "label", "plain_ticks"]
+__all__ = ["axes", "LABELS", "label", "plain_ticks", "plot_function"]
+
+#: Figures made by :func:`axes` during the current plot call (None outside one).
+_MADE: ContextVar[list | None] = ContextVar("energylens_plot_figures", default=None)
 
 #: Column -> axis label in words, with its unit.
 LABELS = {
@@ -32,8 +39,36 @@ def axes(ax, figsize=(6.0, 4.0)):
     if ax is not None:
         return ax
     plt = import_optional("matplotlib.pyplot", purpose="draw energylens plots")
-    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    made = _MADE.get()
+    if made is not None:
+        made.append(fig)
     return ax
+
+
+def plot_function(fn):
+    """Decorate a plot function: a pyplot figure it made is closed if it then fails.
+
+    Arguments are checked before any figure is made; this covers what fails later (a
+    model's prediction, a column a computation needs), so that a failed call never leaves
+    an empty figure open in pyplot.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        made: list = []
+        token = _MADE.set(made)
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            plt = sys.modules.get("matplotlib.pyplot")
+            for fig in made if plt is not None else ():
+                plt.close(fig)
+            raise
+        finally:
+            _MADE.reset(token)
+
+    return wrapper
 
 
 def plain_ticks(axis, values) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._base import axes, label
+from ._base import axes, label, plot_function
 
 if TYPE_CHECKING:
     from ..discovery import DiscoveryResult
@@ -20,8 +20,14 @@ def _front_mask(table: pd.DataFrame, x: str, y: str, front) -> np.ndarray:
     if front is None:
         from ..selection import pareto_front
 
-        front = pareto_front(table, x=x, y=y)["pareto"]
+        # by position: pareto_front sorts the rows, and labels may repeat
+        flat = table[[x, y]].reset_index(drop=True)
+        return pareto_front(flat, x=x, y=y)["pareto"].sort_index().to_numpy(dtype=bool)
     if isinstance(front, pd.Series):  # align by label: pareto_front returns rows sorted by x
+        if not table.index.is_unique or not front.index.is_unique:
+            raise ValueError("front is a Series aligned by index label, but labels repeat in "
+                             "the table or in front; give front as a boolean array in the "
+                             "table's row order, or reset the table's index.")
         return front.reindex(table.index).fillna(False).to_numpy(dtype=bool)
     on = np.asarray(front, dtype=bool)
     if on.shape != (len(table),):
@@ -29,10 +35,39 @@ def _front_mask(table: pd.DataFrame, x: str, y: str, front) -> np.ndarray:
     return on
 
 
+_LATENCY = ("latency_s", "ttft_s", "tpot_s")
+
+
+def _check_pareto(table, x: str, y: str, chosen) -> None:
+    """Say what a table given to :func:`pareto` lacks, and how to get it."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"pareto needs a DataFrame of candidates; got {type(table).__name__}.")
+    for axis, col in (("x", x), ("y", y)):
+        if col in table.columns:
+            continue
+        hint = ""
+        if col in _LATENCY:
+            have = [c for c in _LATENCY if c in table.columns]
+            hint = (f" The table has {have}: pass x={have[0]!r}." if have else
+                    " select_config adds predicted latency only with a latency model: "
+                    "select_config(model, candidates, latency_model=energylens.LatencyModel("
+                    f"target={col!r}).fit(table)); or measure it (a column {col!r}).")
+        raise ValueError(f"pareto draws {axis}={col!r}, a column the table lacks (columns: "
+                         f"{list(table.columns)[:12]}{' ...' if table.shape[1] > 12 else ''})."
+                         + hint)
+    if chosen is not None:
+        if chosen not in table.index:
+            raise ValueError(f"chosen={chosen!r} is not a row label of the table.")
+        if not table.index.is_unique and np.sum(table.index == chosen) > 1:
+            raise ValueError(f"chosen={chosen!r} labels several rows of the table; reset its "
+                             "index (table.reset_index(drop=True)) and choose one.")
+
+
 #: What a limit on each latency column is called in a legend.
 _LIMIT_NAMES = {"latency_s": "latency", "tpot_s": "TPOT", "ttft_s": "TTFT"}
 
 
+@plot_function
 def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", chosen=None,
            front: pd.Series | None = None, limit: float | None = None,
            log: bool | None = None, ax=None):
@@ -41,11 +76,15 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     Parameters
     ----------
     table : DataFrame
-        Candidates with columns ``x`` and ``y`` (e.g. from :func:`energylens.select_config`).
+        Candidates with columns ``x`` and ``y`` (e.g. from :func:`energylens.select_config`
+        given a ``latency_model`` whose ``target`` is ``x``: without one it predicts no
+        latency, and the error says so).
     x, y : str
         Columns on the axes (labelled in words with their units).
     chosen : index label, optional
-        Row of the chosen configuration (drawn as a star).
+        Row of the chosen configuration (drawn as a star; named "least energy within the
+        limit" where ``limit`` is given and it meets it, "chosen (beyond the limit)" where it
+        does not).
     front : boolean Series, optional
         Which rows are on the Pareto front; computed here when omitted.
     limit : float, optional
@@ -58,15 +97,23 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
     -------
     matplotlib Axes
 
+    Raises
+    ------
+    ValueError
+        A column ``x`` or ``y`` the table lacks (saying how to get a latency column), a
+        ``chosen`` label that is not one row, or a ``front`` that does not fit the table;
+        checked before any figure is made.
+
     Examples
     --------
     >>> import pandas as pd
     >>> t = pd.DataFrame({"latency_s": [1, 2, 3], "energy_j": [10, 6, 5]})
     >>> ax = pareto(t, chosen=1, limit=2.5)  # doctest: +SKIP
     """
-    ax = axes(ax)
+    _check_pareto(table, x, y, chosen)
     xs, ys = table[x].to_numpy(float), table[y].to_numpy(float)
     on = _front_mask(table, x, y, front)
+    ax = axes(ax)
     ax.scatter(xs[~on], ys[~on], s=14, color="0.6", label="dominated")
     idx = np.flatnonzero(on)
     idx = idx[np.argsort(xs[idx])]
@@ -79,8 +126,14 @@ def pareto(table: pd.DataFrame, *, x: str = "latency_s", y: str = "energy_j", ch
                    label="beyond the limit")
     if chosen is not None:
         r = table.loc[chosen]
+        if limit is None:
+            what = "chosen"
+        elif float(r[x]) <= limit:
+            what = "least energy within the limit"
+        else:
+            what = "chosen (beyond the limit)"
         ax.scatter([r[x]], [r[y]], marker="*", s=220, color="C3", edgecolor="black", zorder=4,
-                   label="least energy within the limit" if limit is not None else "chosen")
+                   label=what)
     if log is None:
         log = bool(xs.min() > 0 and ys.min() > 0
                    and max(xs.max() / xs.min(), ys.max() / ys.min()) > 20)
@@ -109,6 +162,7 @@ def _front_table(equations, selected):
     return eq, (res.best_index_ if selected is None else selected), bool(getattr(res, "log", False))
 
 
+@plot_function
 def discovery_front(equations: DiscoveryResult | pd.DataFrame, *, selected: int | None = None,
                     ax=None):
     """Complexity against loss of the discovered formulas, with the selected one marked.
@@ -157,6 +211,7 @@ def discovery_front(equations: DiscoveryResult | pd.DataFrame, *, selected: int 
     return ax
 
 
+@plot_function
 def components(model, candidates: pd.DataFrame, *, labels: Sequence[str] | None = None,
                ax=None):
     """Stacked prefill, decode and static energy per request across candidates.

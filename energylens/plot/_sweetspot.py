@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ._base import axes, plain_ticks
+from ._base import axes, plain_ticks, plot_function
 
 __all__ = ["sweetspot_curves", "sweetspot_heatmap"]
 
@@ -94,6 +94,7 @@ def _legend(ax) -> None:
               borderaxespad=0.0)
 
 
+@plot_function
 def sweetspot_curves(
     model,
     input_tokens: Sequence[float] | None = None,
@@ -173,6 +174,7 @@ def sweetspot_curves(
     return ax
 
 
+@plot_function
 def sweetspot_heatmap(model, input_grid: Sequence[float] | None = None,
                       output_grid: Sequence[float] | None = None, *, ax=None):
     """Efficiency (output tokens per joule) over input and output length; a star marks the

@@ -12,12 +12,12 @@
 """
 
 from .backends import CounterUnavailable, GpuTrace, NvmlBackend, ReplayBackend, SampleError
-from .grid import expand_grid, profile_grid
+from .grid import RunFailedError, expand_grid, profile_grid
 from .hf import HF_PRESETS, make_hf_run_fn
 from .meter import EnergyMeter, Measurement, counter_delta_mj, integrate_power
 
 __all__ = [
     "EnergyMeter", "Measurement", "integrate_power", "counter_delta_mj",
     "NvmlBackend", "ReplayBackend", "GpuTrace", "CounterUnavailable", "SampleError",
-    "profile_grid", "expand_grid", "make_hf_run_fn", "HF_PRESETS",
+    "profile_grid", "expand_grid", "RunFailedError", "make_hf_run_fn", "HF_PRESETS",
 ]

@@ -18,16 +18,36 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from ..core.options import Integral, Interval, Real, check_options
+from ..core.options import Integral, Interval, Real, StrOptions, check_options
 from ..core.progress import logger
 from ..core.progress import progress as progress_bar
-from ..exceptions import ImplausibleValueWarning, SchemaError
+from ..exceptions import EnergyLensError, EnergyLensWarning, ImplausibleValueWarning, SchemaError
 from ..schema import validate
 from .configs import Plan, expand_grid, plan_sweep, sweep_columns
 from .meter import EnergyMeter, Measurement
 from .sweepfile import SweepFile
 
-__all__ = ["profile_grid", "expand_grid"]
+__all__ = ["profile_grid", "expand_grid", "RunFailedError"]
+
+
+class RunFailedError(EnergyLensError, RuntimeError):
+    """``run_fn`` raised on a configuration of :func:`profile_grid`.
+
+    The message names the configuration; the original exception is the ``__cause__``.
+
+    Attributes
+    ----------
+    config : dict
+        The configuration ``run_fn`` was called with.
+    table : DataFrame
+        The rows measured before it in this call (not validated; with ``out`` they are also
+        in that file, and a resumed sweep skips them).
+    """
+
+    def __init__(self, message: str, config: dict, table: pd.DataFrame):
+        super().__init__(message)
+        self.config = config
+        self.table = table
 
 _CONSTRAINTS = {
     "run_fn": [callable],
@@ -44,6 +64,7 @@ _CONSTRAINTS = {
     "tp": [Interval(Integral, 1, None, closed="left"), None],
     "pp": [Interval(Integral, 1, None, closed="left"), None],
     "progress": ["boolean"],
+    "on_error": [StrOptions({"raise", "skip"})],
 }
 
 
@@ -64,6 +85,7 @@ def profile_grid(
     tp: int | None = None,
     pp: int | None = None,
     progress: bool = True,
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Measure ``run_fn`` over ``grid`` and return the canonical profiling table.
 
@@ -104,6 +126,13 @@ def profile_grid(
         different value, is an error.
     progress : bool
         Show a progress bar (on a terminal) and log each configuration at INFO level.
+    on_error : {"raise", "skip"}
+        What an exception raised by ``run_fn`` does (``KeyboardInterrupt`` always stops the
+        sweep as it is). ``"raise"``: stop with a :class:`RunFailedError` naming the
+        configuration, the rows measured so far in its ``table`` (and in ``out``).
+        ``"skip"``: warn, leave the configuration out (not written to ``out``, so a resumed
+        sweep tries it again) and go on, e.g. past configurations that run out of memory;
+        the returned table lists them in ``attrs["failed"]``.
 
     Returns
     -------
@@ -111,11 +140,16 @@ def profile_grid(
         Canonical table (``energylens.schema``) with per-request energies, latency, time to
         first token, time per output token, mean power, ``n_requests`` and the sweep's extra
         columns (``repeats``, ``energy_rel_sd``, ``idle_power_w``, ``method``, ``measured_at``).
+        ``attrs["failed"]`` lists the configurations skipped with ``on_error="skip"``
+        (dicts ``{"config": ..., "error": ...}``; empty otherwise).
 
     Raises
     ------
     InvalidParameterError
         An option or the grid is invalid (every problem named), before anything runs.
+    RunFailedError
+        ``run_fn`` raised (``on_error="raise"``); the message names the configuration, the
+        error's ``table`` holds the rows measured before it.
     SchemaError
         ``out`` exists and cannot be resumed (the message names the lines), or the measured
         table breaks the schema (the rows are in ``out``, or in the error's ``table``).
@@ -126,6 +160,8 @@ def profile_grid(
         A configuration whose GPUs (``tp * pp * dp``) are not the measured GPUs, and a
         configuration whose measured energy is not positive (not recorded; a resumed sweep
         measures it again).
+    EnergyLensWarning
+        A configuration skipped because ``run_fn`` raised (``on_error="skip"``).
 
     Examples
     --------
@@ -162,12 +198,31 @@ def profile_grid(
     settings = dict(repeats=repeats, warmup=warmup, measure_prefill=measure_prefill,
                     idle=idle, tolerance=idle_tolerance, timeout_s=idle_timeout_s)
     rows: list[dict] = []
+    failed: list[dict] = []
     t0 = time.perf_counter()
     for i, plan in enumerate(progress_bar(todo, desc="profile_grid", unit="config",
                                           enabled=None if progress else False), 1):
         if progress:
             logger.info("[%d/%d] %.1fs %s", i, len(todo), time.perf_counter() - t0, plan.config)
-        row = _measure_plan(run_fn, plan, meter, **settings)
+        try:
+            row = _measure_plan(run_fn, plan, meter, **settings)
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's run_fn
+            what = f"{type(exc).__name__}: {exc}"
+            if on_error == "raise":
+                kept = (f"The {len(rows)} row(s) measured before it are in '{out}' and in this "
+                        "error's 'table' attribute; a resumed sweep skips them"
+                        if sweep is not None else
+                        f"The {len(rows)} row(s) measured before it are in this error's 'table' "
+                        "attribute")
+                raise RunFailedError(
+                    f"profile_grid: run_fn failed on configuration {plan.config} ({what}). "
+                    f"{kept}. on_error='skip' leaves failing configurations out and goes on.",
+                    dict(plan.config), pd.DataFrame(rows)) from exc
+            failed.append({"config": dict(plan.config), "error": what})
+            warnings.warn(f"profile_grid: run_fn failed on configuration {plan.config} ({what}); "
+                          "skipped (not recorded: a resumed sweep tries it again).",
+                          EnergyLensWarning, stacklevel=2)
+            continue
         if row is not None:
             rows.append(row)
             if sweep is not None:
@@ -176,7 +231,13 @@ def profile_grid(
         table, lines = sweep.table({p.key for p in plans})
     else:
         table, lines = pd.DataFrame(rows), None
-    return _validated(table, str(out) if out is not None else "<profile_grid>", lines)
+    where = str(out) if out is not None else "<profile_grid>"
+    if failed and len(table) == 0:
+        raise SchemaError(f"profile_grid {where}: no configuration has a usable measurement; "
+                          f"run_fn failed on all {len(failed)}: {failed[:3]}.")
+    df = _validated(table, where, lines)
+    df.attrs["failed"] = failed
+    return df
 
 
 def _warn_gpu_count(plans: list[Plan], meter: EnergyMeter) -> None:

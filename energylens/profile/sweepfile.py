@@ -5,6 +5,7 @@ synced before the next configuration starts. A line cut short by a crash or a fu
 found when the file is next opened: it is moved, as it was, to ``<name>.torn`` beside the
 table and reported, so that the next row starts on a fresh line. A new file is created
 with its header before anything is measured, so a path that cannot be written fails first.
+An existing file that is not a sweep's file is refused before anything touches it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class SweepFile:
     def open(self, resume: bool) -> set[str]:
         """Check the file (creating it with its header if needed); return the stored keys.
 
+        An existing file is read and checked whole before anything is written: a file that
+        is not a sweep's file is refused as it is, never truncated or overwritten. Only then
+        is a torn last line of a sweep's file set aside.
+
         Raises
         ------
         FileExistsError
@@ -74,15 +79,30 @@ class SweepFile:
                                   "remove it.")
         if self.path.exists():
             data = self.path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                data = self._set_aside(data)
-            if data:
-                self._read(data)
+            whole = data[: data.rfind(b"\n") + 1]
+            if whole:
+                self._read(whole)  # raises, touching nothing, unless it is a sweep's file
+                if len(whole) < len(data):
+                    self._set_aside(data)
                 return {key for _, _, key in self.records}
+            if data and not self._torn_header(data):
+                raise SchemaError(
+                    f"'{self.path}' exists and is not a file written by profile_grid (one line "
+                    "without the sweep's header); out must name a new file or an earlier "
+                    "sweep's file. The file is left as it was.")
+            if data:
+                self._set_aside(data)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.header = list(self.columns)
         atomic_write(self.path, self._line(dict(zip(self.header, self.header))))
         return set()
+
+    def _torn_header(self, data: bytes) -> bool:
+        """Whether ``data`` (one incomplete line) is the start of this sweep's header: what
+        a sweep leaves when it stops while creating the file."""
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator=self.newline).writerow(self.columns)
+        return buf.getvalue().encode("utf-8").startswith(data.rstrip(b"\r"))
 
     def _set_aside(self, data: bytes) -> bytes:
         """Move the incomplete last line to the ``.torn`` file; return what is left."""
@@ -112,7 +132,11 @@ class SweepFile:
         first = text.split("\n", 1)[0]
         self.newline = "\r\n" if first.endswith("\r") else "\n"
         reader = csv.reader(io.StringIO(text, newline=""))
-        self.header = next(reader)
+        try:
+            self.header = next(reader)
+        except csv.Error as exc:
+            raise SchemaError(f"{where} line 1 cannot be read as CSV ({exc}); it is not a file "
+                              "written by profile_grid. Use a new file.") from None
         self._check_header(where)
         bad, last = [], 1
         while True:
@@ -148,7 +172,7 @@ class SweepFile:
         if "config_key" not in self.header:
             raise SchemaError(f"{where} exists and is not a file written by profile_grid (no "
                               "'config_key' column); out must name a new file or an earlier "
-                              "sweep's file.")
+                              "sweep's file. The file is left as it was.")
         missing = [c for c in self.columns if c not in self.header]
         if missing:
             raise SchemaError(f"{where} has columns {self.header}; this sweep also writes "

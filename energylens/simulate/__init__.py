@@ -8,9 +8,11 @@ gives the same equations with the sources of every hardware and model number.
 
 Notation: a replica has :math:`t \times p` GPUs (tensor, pipeline degree), a configuration
 :math:`d` replicas, so :math:`n_\mathrm{gpu} = t p d`. A model has :math:`N` parameters
-(:math:`N_a` active per token), :math:`L` layers, hidden size :math:`h`, attention width
-:math:`a = n_\mathrm{heads} d_h` and KV bytes per token :math:`k = 2 L n_{kv} d_h \beta_w`
-with :math:`\beta_w` bytes per value (2 in bf16), weights :math:`W = N \beta_w`. A GPU has
+(:math:`N_a` active per token), :math:`L` layers (:math:`L_a` with attention, fewer in a
+hybrid), hidden size :math:`h`, attention width :math:`a = n_\mathrm{heads} d_h` and KV bytes
+per token :math:`k = 2 L_a n_{kv} d_h \beta_a`, weights :math:`W = N \beta_w` with
+:math:`\beta_w` bytes per weight (2 in bf16, 1 in fp8) and :math:`\beta_a = 2` bytes per
+activation and KV value. A GPU has
 peak dense FLOP/s :math:`F`, HBM bandwidth :math:`B_m` (of which a share
 :math:`\eta_m = 0.75` is reached), link bandwidth :math:`\lambda`, collective latency
 :math:`\alpha`, idle and maximum power :math:`P_0, P_1`.
@@ -18,10 +20,10 @@ peak dense FLOP/s :math:`F`, HBM bandwidth :math:`B_m` (of which a share
 Prefill of :math:`n` prompts of :math:`s_i` tokens, split into :math:`m = \min(n, 4p)`
 micro-batches::
 
-    FLOPs   = n (2 N_a s_i + 2 L a s_i^2)                     (dense + causal attention)
+    FLOPs   = n (2 N_a s_i + 2 L_a a s_i^2)                   (dense + causal attention)
     compute = FLOPs / (t p F mfu_p),  weights = m W / (t p eta_m B_m)
     work    = max(compute, weights)
-    comm    = 2 (L/p) [2 (t-1)/t * A / lambda + m alpha]     (t > 1; A = n s_i h bytes)
+    comm    = 2 (L/p) [2 (t-1)/t * A / lambda + m alpha]     (t > 1; A = n s_i h beta_a)
     send    = A / lambda + m alpha                            (p > 1)
     time    = (work + comm + send) (m + p - 1) / m            (pipeline fill and drain)
 
@@ -29,10 +31,10 @@ One decode step with :math:`b` running sequences of mean context :math:`c = s_i 
 split into :math:`m = \min(b, p)` micro-batches of :math:`b/m`::
 
     memory  = (W + (b/m) c k) / (t p eta_m B_m)              (weights once per micro-batch)
-    compute = (b/m) (2 N_a + 4 L a c) / (t p F mfu_d)
+    compute = (b/m) (2 N_a + 4 L_a a c) / (t p F mfu_d)
     work    = max(memory, compute)
-    comm    = 2 (L/p) [alpha + 2 (t-1)/t * (b/m) h beta_w / lambda]
-    send    = alpha + (b/m) h beta_w / lambda                 (p > 1)
+    comm    = 2 (L/p) [alpha + 2 (t-1)/t * (b/m) h beta_a / lambda]
+    send    = alpha + (b/m) h beta_a / lambda                 (p > 1)
     time    = p (work + comm + send)
 
 A step of the whole batch takes :math:`p` micro-batch slots, of which each stage works
@@ -46,8 +48,10 @@ compute-bound) and :math:`u = 0.3` while it waits on a collective or a send.
 
 Requests: admitted prompts are prefilled in passes of at most 8,192 prompt tokens (vLLM's
 ``max_num_batched_tokens``), a request counting as running from the start of its pass. With
-``n_requests=None`` every replica is saturated: a cohort of ``cap`` requests is prefilled and
-decoded for :math:`s_o` steps at the full cap. With a finite pool, each replica's
+``n_requests=None`` every replica is saturated: a cohort of ``cap`` requests is admitted at
+once, prefilled and decoded for :math:`s_o` steps at the full cap; each request runs from the
+start of the cohort's prefill, so the running batch is the cap and the latency the cohort's
+time. With a finite pool, each replica's
 :math:`R = n/d` requests are queued at time 0 with output lengths spread around the mean
 (gamma, shape 2, seeded by the pool itself, so that every configuration serves the same
 requests); at most the cap run at once, a finished sequence is replaced from the queue, the

@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..core.options import check_fitted
-from .specs import Precision, _bytes_per_value
+from .specs import Precision, _precision
 from .table import _CONFIG_NEEDS, _simulate_rows
 
 __all__ = ["SimulatorOracle"]
@@ -21,9 +21,12 @@ class SimulatorOracle(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    precision : {"bf16", "fp16", "fp8"} or None
-        Precision the simulator assumes; None reads each row's ``precision`` column
-        (``"bf16"`` where absent or missing).
+    precision : str or None
+        Precision of the weights the simulator assumes for every row (``"bf16"``,
+        ``"fp8"``, ...). None reads each row's precision as
+        :func:`~energylens.simulate.simulate_configurations` does: its ``precision``
+        column where given, else the model name's precision word (``-FP8``), else the
+        checkpoint's.
 
     Attributes
     ----------
@@ -50,21 +53,12 @@ class SimulatorOracle(RegressorMixin, BaseEstimator):
         missing = [c for c in _CONFIG_NEEDS if c not in X.columns]
         if missing:
             raise ValueError(f"SimulatorOracle.fit: the table lacks the columns {missing}.")
-        if self.precision is not None:
-            _bytes_per_value(self.precision)
-        self.precision_ = self.precision
+        self.precision_ = None if self.precision is None else _precision(self.precision)
         return self
 
     def _sim(self, X: pd.DataFrame) -> pd.DataFrame:
         check_fitted(self, "precision_")
-        if self.precision_ is not None:
-            prec: str | list[str] = self.precision_
-        elif "precision" in X.columns:
-            prec = [v if isinstance(v, str) and v else "bf16"
-                    for v in X["precision"].astype(object)]
-        else:
-            prec = "bf16"
-        return _simulate_rows(X, prec)
+        return _simulate_rows(X, self.precision_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Noise-free energy per request (J) of each configuration; NaN where infeasible."""

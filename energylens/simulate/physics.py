@@ -23,13 +23,15 @@ _PREFILL_TOKENS = 8192
 class _Physics:
     """Roofline times and dynamic energies of one replica (no noise, no static power)."""
 
-    def __init__(self, m: ModelSpec, g: GpuSpec, t: int, p: int, bpp: float):
-        self.m, self.g, self.t, self.p, self.bpp = m, g, t, p, bpp
-        self.W = m.params_b * 1e9 * bpp
+    def __init__(self, m: ModelSpec, g: GpuSpec, t: int, p: int, bpw: float, bpa: float = 2.0):
+        # bpw: bytes per weight; bpa: bytes per activation and KV-cache value (16 bits)
+        self.m, self.g, self.t, self.p, self.bpp = m, g, t, p, bpa
+        self.W = m.params_b * 1e9 * bpw
         # KV bytes per token over the replica, heads replicated where tp exceeds them
-        self.kvb = m.kv_values_per_token * bpp * kv_replication(m, t)
+        self.kvb = m.kv_values_per_token * bpa * kv_replication(m, t)
         self.attn = m.heads * m.head_dim
-        self.L = m.layers
+        self.L = m.layers  # layers: the collectives of tensor parallelism
+        self.La = m.attn_layers or m.layers  # layers with attention (fewer in hybrids)
         self.static_w = t * p * g.idle_w  # idle power of the replica
         self.dyn_w = g.max_w - g.idle_w
 
@@ -42,7 +44,7 @@ class _Physics:
         m, g, t, p = self.m, self.g, self.t, self.p
         n = np.asarray(n, dtype=float)
         mb = np.clip(np.minimum(n, 4.0 * p), 1.0, None)
-        flops = n * (2 * m.active_b * 1e9 * si + 2 * self.L * self.attn * si**2)
+        flops = n * (2 * m.active_b * 1e9 * si + 2 * self.La * self.attn * si**2)
         compute = flops / (t * p * g.flops * _MFU_PREFILL)
         work = np.maximum(compute, mb * self.W / (t * p * g.hbm_bw * _BW_EFF))
         act = n * si * m.hidden * self.bpp
@@ -59,7 +61,7 @@ class _Physics:
         mb = np.clip(np.minimum(b, p), 1.0, None)
         per = b / mb
         memory = (self.W + per * ctx * self.kvb) / (t * p * g.hbm_bw * _BW_EFF)
-        compute = per * (2 * m.active_b * 1e9 + 4 * self.L * self.attn * ctx) / (
+        compute = per * (2 * m.active_b * 1e9 + 4 * self.La * self.attn * ctx) / (
             t * p * g.flops * _MFU_DECODE)
         work = np.maximum(memory, compute)
         comm = (2 * (self.L / p) * (g.link_latency_s + 2 * (t - 1) / t * per * m.hidden * self.bpp
@@ -121,11 +123,14 @@ def _prefill_groups(ph: _Physics, si: float, admitted) -> tuple[np.ndarray, ...]
 
 
 def _saturated(ph: _Physics, d: int, cap: float, si: float, so: float) -> dict:
-    c, t_c, pre_t, pre_dyn, ramp = (np.asarray(v).item() for v in _prefill_groups(ph, si, cap))
+    _, _, pre_t, pre_dyn, _ = (np.asarray(v).item() for v in _prefill_groups(ph, si, cap))
     st_t, st_dyn = (float(v) for v in ph.step(cap, si + so / 2))
-    ttft = ramp / cap  # mean time from a request's chunk start to the first decode step
-    latency = ttft + so * st_t
-    cohort_t = pre_t + so * st_t  # one cohort of ``cap`` requests, prefill to last token
+    # The whole cohort of ``cap`` requests is admitted at once and runs from the start of its
+    # prefill to its last token: the cap is full all along (Little's law: cap requests per
+    # cohort time, each for the cohort time, is cap running), and every request waits for
+    # the cohort's whole prefill before its first decode step.
+    cohort_t = pre_t + so * st_t
+    ttft, latency = pre_t, cohort_t
     out = {
         "_prefill_dyn": pre_dyn / cap, "_decode_dyn": so * st_dyn / cap,
         "_static": ph.static_w * cohort_t / cap,
@@ -139,7 +144,7 @@ def _saturated(ph: _Physics, d: int, cap: float, si: float, so: float) -> dict:
 
 
 def _pooled(ph: _Physics, d: int, cap: float, si: float, so: float, n_requests: float) -> dict:
-    R = max(1, int(round(n_requests / d)))
+    R = int(n_requests) // d  # whole requests per replica (the callers check n_requests % d)
     lengths = _lengths(so, R)
     running, start = _running_profile(lengths, int(cap))
     K = len(running)

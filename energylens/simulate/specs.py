@@ -15,21 +15,23 @@ from collections.abc import Iterator, Mapping
 from typing import Generic, Literal, TypeVar
 
 from ..core.catalogue import (
+    BYTES_PER_VALUE,
     GpuSpec,
     ModelSpec,
+    cache_bytes_per_value,
     feasibility_reason,
     gpu_spec,
     gpu_table,
     model_spec,
     model_table,
+    normalize_precision,
 )
 from ..exceptions import CatalogueError
 
 __all__ = ["GPU_SPECS", "MODEL_SPECS", "Precision"]
 
-Precision = Literal["bf16", "fp16", "fp8"]
+Precision = Literal["bf16", "fp16", "fp8", "int8", "mxfp4", "int4", "fp32"]
 
-_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 #: What the simulator needs of a GPU and of a model (catalogue columns, spec attributes).
 _GPU_NEEDS = {"bf16_flop_s (or fp16_flop_s)": "flops", "memory_bw_bytes_s": "hbm_bw",
               "memory_gb": "memory_gb", "idle_w": "idle_w", "tdp_w": "max_w",
@@ -66,10 +68,18 @@ GPU_SPECS: Mapping[str, GpuSpec] = _View(gpu_table, gpu_spec)
 MODEL_SPECS: Mapping[str, ModelSpec] = _View(model_table, model_spec)
 
 
+def _precision(value, what: str = "precision") -> str:
+    """The catalogue's name of a precision (``"FP8"`` is ``"fp8"``); an error naming ``what``."""
+    p = normalize_precision(value)
+    if p is None:
+        raise ValueError(f"{what} must be one of {sorted(BYTES_PER_VALUE)} (or None: each "
+                         f"model's own precision); got {value!r}.")
+    return p
+
+
 def _bytes_per_value(precision: str) -> float:
-    if precision not in _BYTES:
-        raise ValueError(f"precision must be one of {sorted(_BYTES)}; got {precision!r}.")
-    return _BYTES[precision]
+    """Bytes per weight at ``precision``."""
+    return BYTES_PER_VALUE[_precision(precision)]
 
 
 def _sim_gpu(name: str) -> GpuSpec:
@@ -100,7 +110,13 @@ def _sim_model(name: str) -> ModelSpec:
 
 
 def _feasible(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
-              bpp: float) -> tuple[bool, str]:
-    """Whether a configuration can run, and why not (weights and KV cache at ``bpp``)."""
-    why = feasibility_reason(m, g, t, p, cap, si, so, bytes_per_weight=bpp)
+              precision: str) -> tuple[bool, str]:
+    """Whether a configuration can run, and why not: the catalogue's one rule, weights at
+    ``precision`` and the KV cache in 16 bits."""
+    why = feasibility_reason(m, g, t, p, cap, si, so, precision=precision)
     return not why, why
+
+
+def _cache_bytes(precision: str) -> float:
+    """Bytes per KV-cache and activation value (16 bits whatever the weights)."""
+    return cache_bytes_per_value(precision)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...exceptions import CatalogueError
 from .registry import _GPUS, _MODELS, _model_key
-from .specs import _FLOP_ORDER, BYTES_PER_VALUE, normalize_precision
+from .specs import _FLOP_ORDER, BYTES_PER_VALUE, cache_bytes_per_value, normalize_precision
 
 __all__ = ["DESCRIPTOR_COLUMNS", "descriptors"]
 
@@ -108,7 +108,7 @@ def _per_combination(g: np.ndarray, m: np.ndarray, prec: list[str]) -> dict[str,
     per = np.where(np.isfinite(kv_dim), kv_dim, 2 * cols["model_kv_heads"] * cols["model_head_dim"])
     cols["bytes_per_weight"] = np.array([BYTES_PER_VALUE[p] for p in prec], dtype=float)
     cols["weight_bytes"] = cols["model_params_b"] * 1e9 * cols["bytes_per_weight"]
-    value_bytes = np.array([4.0 if p == "fp32" else 2.0 for p in prec])
+    value_bytes = np.array([cache_bytes_per_value(p) for p in prec])
     cols["kv_bytes_per_token"] = layers * per * value_bytes
     cols["weight_read_s"] = cols["weight_bytes"] / cols["gpu_memory_bw_bytes_s"]
     cols["token_compute_s"] = 2e9 * cols["model_active_params_b"] / flop

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ...exceptions import CatalogueError
+from .rows import _TEXT, GPU_NUMERIC, MODEL_NUMERIC, _at, _read_rows, check_order
 from .specs import GpuSpec, ModelSpec, normalize_precision
 
 __all__ = ["resolve_gpu", "resolve_model", "gpu_spec", "model_spec", "gpu_table", "model_table",
@@ -20,76 +21,6 @@ _DATA = Path(__file__).resolve().parents[1] / "data"
 _GPU_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon", "apple"}
 _VARIANT_WORDS = {"instruct", "it", "chat", "hf", "base", "thinking"}
 _PRECISION_WORDS = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
-
-
-GPU_NUMERIC = ("memory_gb", "memory_bw_bytes_s", "bf16_flop_s", "fp16_flop_s", "fp8_flop_s",
-               "tdp_w", "link_bw_bytes_s", "idle_w", "link_latency_s")
-MODEL_NUMERIC = ("params_b", "active_params_b", "layers", "attn_layers", "hidden",
-                 "intermediate", "heads", "kv_heads", "head_dim", "kv_dim", "vocab", "experts",
-                 "active_experts", "full_attn_layers", "state_values")
-_TEXT = ("aliases", "vendor", "interconnect", "assumed", "source", "note", "hf_id",
-         "architecture", "precision")
-
-
-def _to_float(v) -> float | None:
-    """A number, NaN for an empty cell, None for anything else."""
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return float("nan")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _check_numeric(df: pd.DataFrame, c: str, lines: bool, problems: list[str]) -> None:
-    vals = [_to_float(v) for v in df[c]]
-    bad = [i for i, v in enumerate(vals) if v is None or v < 0 or np.isinf(v)
-           or (c in MODEL_NUMERIC[2:] and v == v and v != int(v))]
-    if bad:
-        kind = "integers >= 0" if c in MODEL_NUMERIC[2:] else "numbers >= 0"
-        at = f"lines {[i + 2 for i in bad[:5]]}" if lines else f"rows {bad[:5]}"
-        problems.append(f"column {c!r}, {at} (values {[df[c].iat[i] for i in bad[:5]]}): "
-                        f"expected {kind} or an empty cell")
-    df[c] = np.array([np.nan if v is None else v for v in vals], dtype=float)
-
-
-def _read_rows(rows, kind: str, numeric: tuple[str, ...]) -> pd.DataFrame:
-    """Read and check catalogue rows from a CSV path or a DataFrame (all problems at once)."""
-    if isinstance(rows, (str, os.PathLike)):
-        where = str(rows)
-        try:
-            df = pd.read_csv(rows, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as e:
-            raise CatalogueError(f"Cannot read {kind} catalogue rows from {where!r}: {e}") from e
-    elif isinstance(rows, pd.DataFrame):
-        where, df = "<DataFrame>", rows.reset_index(drop=True).copy()
-    else:
-        raise CatalogueError(f"{kind} catalogue rows must be a DataFrame or a CSV path; got "
-                             f"{type(rows).__name__}.")
-    if "name" not in df.columns:
-        raise CatalogueError(f"{where}: {kind} catalogue rows need a 'name' column; columns "
-                             f"are {list(df.columns)}.")
-    problems: list[str] = []
-    df["name"] = [v.strip() if isinstance(v, str) else v for v in df["name"]]
-    bad = [i for i, v in enumerate(df["name"]) if not isinstance(v, str) or not v]
-    if bad:
-        problems.append(f"column 'name', rows {bad[:5]}: expected a non-empty name")
-    dup = df["name"][df["name"].duplicated(keep=False)]
-    if len(dup):
-        problems.append(f"column 'name', rows {list(dup.index[:5])}: repeated {sorted(set(dup))[:5]}")
-    for c in df.columns:
-        if c in numeric:
-            _check_numeric(df, c, where != "<DataFrame>", problems)
-        elif c in _TEXT:
-            df[c] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
-                     for v in df[c]]
-        elif c != "name" and not pd.api.types.is_numeric_dtype(df[c]):
-            vals = [_to_float(v) for v in df[c]]
-            if all(v is not None for v in vals) and not all(np.isnan(v) for v in vals):
-                df[c] = np.array(vals, dtype=float)  # a user's numeric column from a CSV
-    if problems:
-        raise CatalogueError(f"{where}: bad {kind} catalogue rows: " + "; ".join(problems) + ".")
-    return df
 
 
 class _Table:
@@ -156,8 +87,63 @@ class _Table:
         return self.df.loc[canon]
 
     def register(self, rows) -> None:
-        self.user.append(_read_rows(rows, self.kind, self.numeric))
+        new = _read_rows(rows, self.kind, self.numeric)
+        problems: list[str] = []
+        new["name"] = self._entries(new, problems)
+        if not problems:
+            merged = _merge(self.df.reset_index(drop=True), new).set_index("name", drop=False)
+            check_order(merged, new, self.kind, problems)
+        if problems:
+            raise CatalogueError(f"{new.attrs['where']}: bad {self.kind} catalogue rows: "
+                                 + "; ".join(problems) + ".")
+        self.user.append(new)
         self._df = None
+
+    def _entries(self, new: pd.DataFrame, problems: list[str]) -> list[str]:
+        """The entry each row registers: an existing one wherever the catalogue resolves the
+        row's name (``"h100-sxm"``, ``"H100 SXM"`` are ``H100-SXM``), else a new one."""
+        df = self.df
+        own = {self.key(n): n for n in df.index}  # the entries' own names, as keys
+        names, target_rows = [], {}
+        for i, name in enumerate(new["name"]):
+            canon = self.resolve(name)
+            names.append(canon if canon is not None else name)
+            target_rows.setdefault(canon if canon is not None else ("new", self.key(name)),
+                                   []).append(i)
+            if canon is None or canon == name:
+                continue
+            if self.kind == "GPU" and re.search(r"\([^)]*\)", name):
+                problems.append(
+                    f"column 'name', {_at(new, [i])}: {name!r} is the catalogue's GPU {canon!r} "
+                    "on a host named in brackets, and the catalogue keeps one entry per GPU: "
+                    f"name it {canon!r} to change that entry, or give a card of its own a name "
+                    "without brackets")
+            word = _model_key(name)[1] if self.kind == "model" else None
+            given = normalize_precision(new["precision"].iat[i]) if word and \
+                "precision" in new.columns else None
+            if given and given != normalize_precision(df.at[canon, "precision"]):
+                problems.append(
+                    f"column 'precision', {_at(new, [i])}: {name!r} is the catalogue's model "
+                    f"{canon!r} read in {word} (its name's precision word), and the entry's "
+                    f"precision is its published checkpoint's ({df.at[canon, 'precision']!r}); "
+                    "leave precision empty, or name the row "
+                    f"{canon!r} to change the checkpoint's precision")
+        for target, rows in target_rows.items():
+            if len(rows) > 1:
+                what = (f"the catalogue's {self.kind} {target!r}" if isinstance(target, str)
+                        else "one new entry")
+                problems.append(f"column 'name', {_at(new, rows)}: "
+                                f"{[new['name'].iat[i] for i in rows]} all name {what}")
+        if "aliases" in new.columns:
+            for i, (entry, aliases) in enumerate(zip(names, new["aliases"])):
+                for a in _split(aliases):
+                    other = own.get(self.key(a))
+                    if other is not None and other != entry:
+                        problems.append(
+                            f"column 'aliases', {_at(new, [i])}: {a!r} is the name of the "
+                            f"catalogue's {self.kind} {other!r}, so it cannot be another name "
+                            f"of {entry!r}")
+        return names
 
     def reset(self) -> None:
         self.user.clear()
@@ -356,15 +342,20 @@ def register_gpus(rows: pd.DataFrame | str | os.PathLike) -> None:
     ----------
     rows : DataFrame or path of a CSV file
         A ``name`` column and any of the catalogue's columns (``docs/catalogue.md``) or new
-        ones. A row whose ``name`` is a catalogue name updates the values it gives (its
-        ``aliases`` are added to the row's); any other row is a new GPU. ``aliases`` holds
-        other names separated by ``;``.
+        ones. A row whose ``name`` the catalogue resolves (an entry's name, one of its
+        aliases, or another spelling of either: ``"h100-sxm"``, ``"H100 SXM"``) updates
+        that entry with the values it gives (its ``aliases`` are added to the entry's);
+        any other row is a new GPU. ``aliases`` holds other names separated by ``;``.
 
     Raises
     ------
     CatalogueError
-        A missing or repeated name, or a value that is not a number >= 0 in a numeric
-        column (all problems at once, with the file, column and rows).
+        All problems at once, with the file, column and rows (CSV lines); nothing is
+        registered. A missing name, or two rows naming one entry; a name with a host in
+        brackets (``"A100-40GB (lab)"``: the catalogue keeps one entry per GPU); an alias
+        that is another entry's name; a value that is not a number in a numeric column, or
+        not > 0 where 0 means nothing (memory, bandwidth, FLOP/s, TDP, link bandwidth;
+        idle power and link latency may be 0); an idle power not below the TDP.
 
     Examples
     --------
@@ -380,6 +371,15 @@ def register_gpus(rows: pd.DataFrame | str | os.PathLike) -> None:
 
 def register_models(rows: pd.DataFrame | str | os.PathLike) -> None:
     """Add models, or columns, to the catalogue for this process (as :func:`register_gpus`).
+
+    A row whose name the catalogue resolves updates that entry:
+    ``"meta-llama/Llama-3.1-8B-Instruct"`` is ``Llama-3.1-8B`` (one entry per architecture).
+    Counts (``layers``, ``heads``, ...) are whole numbers >= 1 and sizes (``params_b``, ...)
+    > 0; ``kv_heads`` may not exceed ``heads``, nor ``active_params_b`` ``params_b``, nor
+    ``attn_layers`` or ``full_attn_layers`` ``layers``, nor ``active_experts`` ``experts``.
+    A name with a precision word (``"org/Llama-3.1-8B-FP8"``) may not change the entry's
+    ``precision`` (its published checkpoint's; the word already sets the precision of that
+    name).
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .specs import GpuSpec, ModelSpec
+from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
 __all__ = ["MEMORY_SHARE", "kv_replication", "layout_reason", "memory_reason",
            "feasibility_reason"]
@@ -66,26 +66,36 @@ def memory_reason(*, weight_bytes: float, kv_bytes_per_token: float, batch: floa
 
 def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
                        input_tokens: float, output_tokens: float, *,
-                       bytes_per_weight: float, kv_bytes_per_value: float | None = None,
+                       precision: str | None = None, bytes_per_weight: float | None = None,
+                       kv_bytes_per_value: float | None = None,
                        share: float = MEMORY_SHARE) -> str:
     """Why a configuration cannot run ('' when it can): :func:`layout_reason`, then
-    :func:`memory_reason` with the model's weights and KV cache (KV values at
-    ``kv_bytes_per_value``, default ``bytes_per_weight``; replicated KV heads counted).
+    :func:`memory_reason` with the model's weights and KV cache (replicated KV heads counted).
+
+    The weights take the bytes of ``precision`` (default: the model's, from its name's
+    precision word or its checkpoint), or ``bytes_per_weight`` where given; the KV cache
+    takes :func:`~energylens.core.catalogue.cache_bytes_per_value` (16 bits, as vLLM keeps
+    it also for FP8 weights), or ``kv_bytes_per_value`` where given.
 
     Examples
     --------
     >>> from energylens.core.catalogue import gpu_spec, model_spec
-    >>> feasibility_reason(model_spec("Llama-3.1-70B"), gpu_spec("L4"), 1, 1, 8, 512, 128,
-    ...                    bytes_per_weight=2.0)
+    >>> feasibility_reason(model_spec("Llama-3.1-70B"), gpu_spec("L4"), 1, 1, 8, 512, 128)
     'needs 142.9 GB per GPU for weights and KV cache, more than 90% of 24 GB'
+    >>> feasibility_reason(model_spec("Llama-3.1-405B-FP8"), gpu_spec("H100"), 8, 1, 64, 512, 256)
+    ''
     """
     why = layout_reason(model, tp, pp)
     if why:
         return why
-    kvb = model.kv_bytes_per_token(kv_bytes_per_value or bytes_per_weight)
+    prec = normalize_precision(precision) if precision is not None else model.precision
+    if prec is None:
+        raise ValueError(f"precision must be one of {sorted(BYTES_PER_VALUE)}; got {precision!r}.")
+    bpw = BYTES_PER_VALUE[prec] if bytes_per_weight is None else bytes_per_weight
+    kvb = model.kv_bytes_per_token(cache_bytes_per_value(prec) if kv_bytes_per_value is None
+                                   else kv_bytes_per_value)
     rep = kv_replication(model, tp)
-    return memory_reason(weight_bytes=model.params_b * 1e9 * bytes_per_weight,
+    return memory_reason(weight_bytes=model.params_b * 1e9 * bpw,
                          kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
                          tokens=input_tokens + output_tokens, gpus=tp * pp,
                          memory_gb=gpu.memory_gb, share=share)
-

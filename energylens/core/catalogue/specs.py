@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BYTES_PER_VALUE", "GpuSpec", "ModelSpec", "normalize_precision"]
+__all__ = ["BYTES_PER_VALUE", "GpuSpec", "ModelSpec", "cache_bytes_per_value",
+           "normalize_precision"]
 
 #: Bytes per stored value of each precision (MXFP4: 4 bits plus a shared 8-bit scale per 32).
 BYTES_PER_VALUE: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0,
@@ -33,6 +34,20 @@ def normalize_precision(value) -> str | None:
     v = value.strip().lower()
     v = _PRECISION_ALIASES.get(v, v)
     return v if v in BYTES_PER_VALUE else None
+
+
+def cache_bytes_per_value(precision) -> float:
+    """Bytes per KV-cache (and activation) value of a model whose weights are at ``precision``.
+
+    16 bits whatever the weights: vLLM keeps the cache and the activations in the model's
+    compute precision unless told otherwise, also for FP8 or MXFP4 weights; 32 bits for FP32.
+
+    Examples
+    --------
+    >>> cache_bytes_per_value("fp8"), cache_bytes_per_value("bf16"), cache_bytes_per_value("fp32")
+    (2.0, 2.0, 4.0)
+    """
+    return 4.0 if normalize_precision(precision) == "fp32" else 2.0
 
 
 @dataclass(frozen=True)
