@@ -341,3 +341,26 @@ def test_suggest_next_warnings_point_at_the_callers_line(h100):
     with pytest.warns(ExtrapolationWarning) as caught:
         suggest_next(m, g.head(4).assign(tp=64), k=2)
     assert {w.filename for w in caught} == {__file__}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"model": None}, "model must be names"), ({"gpu": ""}, "gpu must be names"),
+    ({"batch_size": ("abc",)}, "batch_size must be finite numbers > 0"),
+    ({"batch_size": (None,)}, "batch_size must be finite numbers > 0"),
+    ({"precision": "int3"}, "unknown precision 'int3'"),
+])
+def test_candidate_grid_names_a_bad_argument(kwargs, match):
+    """None or '' gave a feasible row, 'abc' a bare float() error, an unknown precision was
+    silently ignored."""
+    args = {"model": "Llama-3.1-8B", "gpu": "H100-SXM", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        candidate_grid(**args)
+
+
+def test_a_precision_given_to_candidate_grid_sizes_the_weights():
+    """The precision column was added after the memory rule ran, so FP8 weights were sized as
+    BF16 ones: 70B at TP 2 on two 48 GB L40S was refused."""
+    bf16 = candidate_grid(model="Llama-3.1-70B", gpu="L40S", tp=(2,), batch_size=(8,))
+    fp8 = candidate_grid(model="Llama-3.1-70B", gpu="L40S", tp=(2,), batch_size=(8,),
+                         precision="fp8")
+    assert not bf16.feasible.iloc[0] and fp8.feasible.iloc[0] and fp8.precision.iloc[0] == "fp8"

@@ -62,6 +62,11 @@ def _positive_int(text: str) -> int:
     return _integer(text, lambda n: n >= 1, "a positive integer (1, 2, ...)")
 
 
+def _seed(text: str) -> int:
+    """``--seed``: a non-negative integer (numpy's seeds)."""
+    return _integer(text, lambda n: n >= 0, "a non-negative integer (0, 1, ...)")
+
+
 def _number(text: str) -> float:
     try:
         x = float(text)
@@ -198,7 +203,7 @@ def _add_simulate(sub, common) -> None:
     s.add_argument("--models", nargs="+", help="model names of the catalogue, e.g. --models "
                                                "Llama-3.1-8B Llama-3.2-1B")
     s.add_argument("--gpus", nargs="+", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0), e.g. --seed 3")
+    s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0), e.g. --seed 3")
     s.add_argument("--noise", type=_non_negative, default=0.02,
                    help="relative measurement noise, a standard deviation (default 0.02), "
                         "e.g. --noise 0")
@@ -265,7 +270,7 @@ def _add_discover(sub, common) -> None:
     s.add_argument("--selection", choices=("best", "accuracy", "score", "criterion"),
                    default="best", help="rule choosing the one selected formula (marked in "
                                         "the 'selected' column), e.g. --selection accuracy")
-    s.add_argument("--seed", type=int, default=0,
+    s.add_argument("--seed", type=_seed, default=0,
                    help="random seed of the genetic engines (default 0), e.g. --seed 1")
     s.add_argument("--derive", action="store_true",
                    help="derive a named closed form instead (stable terms of a physical library, "

@@ -12,6 +12,7 @@ import pandas as pd
 from ..core.catalogue import (
     BYTES_PER_VALUE,
     ModelSpec,
+    cache_bytes_per_value,
     gpu_memory_gb,
     kv_replication,
     layout_reason,
@@ -40,13 +41,21 @@ def _spec(model) -> ModelSpec | None:
         return None
 
 
+def _positive_number(v) -> bool:
+    """A finite number above zero (text, None and booleans are not)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    return bool(np.isfinite(v) and v > 0)
+
+
 def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
                    kv_bytes_per_token: float | None = None) -> list[str | None]:
     """The catalogue's memory rule for every candidate row ('' fits, None cannot be checked).
 
     The weights take ``bytes_per_param`` per parameter (default: the row's ``precision``,
     else the model name's precision suffix, else the checkpoint's precision); the KV cache
-    takes ``kv_bytes_per_token`` (default: from the model's architecture, in 16 bits;
+    takes ``kv_bytes_per_token`` (default: from the model's architecture, at the cache's
+    precision, :func:`~energylens.core.catalogue.cache_bytes_per_value`;
     0 for a model the catalogue does not know, so only weights are checked). The parameter
     count is the row's ``params_b`` where given, else the catalogue's. A row whose GPU
     memory or parameter count is unknown gives None.
@@ -68,7 +77,8 @@ def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
         bpw = bytes_per_param if bytes_per_param is not None else BYTES_PER_VALUE[prec]
         kvb = kv_bytes_per_token
         if kvb is None:
-            kvb = spec.kv_bytes_per_token(2.0) * kv_replication(spec, int(r.tp)) if spec else 0.0
+            kvb = (spec.kv_bytes_per_token(cache_bytes_per_value(prec))
+                   * kv_replication(spec, int(r.tp)) if spec else 0.0)
             kvb = 0.0 if not np.isfinite(kvb) else kvb
         out.append(memory_reason(weight_bytes=size * 1e9 * bpw, kv_bytes_per_token=kvb,
                                  batch=float(r.batch_size),
@@ -143,7 +153,8 @@ def candidate_grid(
     drop_infeasible : bool
         Drop infeasible rows instead of flagging them.
     **extra
-        Further constant columns (e.g. ``workload="chat"``).
+        Further constant columns (e.g. ``workload="chat"``); a ``precision`` must be one the
+        catalogue knows, and the memory rule reads it (the weights' bytes).
 
     Returns
     -------
@@ -169,10 +180,17 @@ def candidate_grid(
     for name, values in axes.items():
         if not _as_seq(values):
             raise ValueError(f"candidate_grid: {name} holds no value; give at least one.")
-    for name in ("batch_size", "input_tokens", "output_tokens"):
-        bad = [v for v in _as_seq(axes[name]) if not (np.isfinite(float(v)) and float(v) > 0)]
+    for name in ("model", "gpu"):
+        bad = [v for v in _as_seq(axes[name]) if not (isinstance(v, str) and v.strip())]
         if bad:
-            raise ValueError(f"candidate_grid: {name} must be finite and > 0; got {bad}.")
+            raise ValueError(f"candidate_grid: {name} must be names (non-empty text); got {bad}.")
+    for name in ("batch_size", "input_tokens", "output_tokens"):
+        bad = [v for v in _as_seq(axes[name]) if not _positive_number(v)]
+        if bad:
+            raise ValueError(f"candidate_grid: {name} must be finite numbers > 0; got {bad}.")
+    if "precision" in extra and normalize_precision(extra["precision"]) is None:
+        raise ValueError(f"candidate_grid: unknown precision {extra['precision']!r}; expected one "
+                         f"of {sorted(BYTES_PER_VALUE)}.")
     for name in ("tp", "pp", "dp"):
         bad = [v for v in _as_seq(axes[name]) if not _whole(v)]
         if bad:
@@ -190,6 +208,8 @@ def candidate_grid(
     df.insert(8, "params_b", [params_b if params_b is not None else
                               (specs[m].params_b if specs[m] else np.nan) for m in df["model"]])
     df.insert(9, "n_gpus", df["tp"] * df["pp"] * df["dp"])
+    for k, v in extra.items():  # before the memory rule, which reads a precision column
+        df[k] = [v] * len(df)
     reasons: list[list[str]] = [[] for _ in range(len(df))]
     for i, (m, t, p, n) in enumerate(df[["model", "tp", "pp", "n_gpus"]].itertuples(index=False)):
         if gpus_available is not None and n > gpus_available:
@@ -211,8 +231,6 @@ def candidate_grid(
                           "kept as feasible.", EnergyLensWarning, stacklevel=2)
     df["feasible"] = [not r for r in reasons]
     df["reason"] = ["; ".join(r) for r in reasons]
-    for k, v in extra.items():
-        df[k] = [v] * len(df)
     if drop_infeasible:
         df = df[df["feasible"]].reset_index(drop=True)
     return df
