@@ -345,8 +345,8 @@ def test_suggest_next_warnings_point_at_the_callers_line(h100):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"model": None}, "model must be names"), ({"gpu": ""}, "gpu must be names"),
-    ({"batch_size": ("abc",)}, "batch_size must be finite numbers > 0"),
-    ({"batch_size": (None,)}, "batch_size must be finite numbers > 0"),
+    ({"batch_size": ("abc",)}, "batch_size must be finite and > 0"),
+    ({"batch_size": (None,)}, "batch_size must be finite and > 0"),
     ({"precision": "int3"}, "unknown precision 'int3'"),
 ])
 def test_candidate_grid_names_a_bad_argument(kwargs, match):
