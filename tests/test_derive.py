@@ -344,3 +344,56 @@ def test_saturating_batch_rule_table():
         m = derive_model(df, n_resamples=2)
     assert m.derivation_.batch_rule == "saturating" and m.batch_rule_ == "saturating"
     assert m.batch_k_ is not None and m.batch_k_ > 0
+
+
+# ---- what the fronts predict, phases that do not add up, options ----------------------------
+def test_fronts_predict_joules_of_the_groups_searched(derived, planted):
+    """The fronts' formulas are of energy divided by each group's scale (here 0.4 to 4
+    between groups); their predictions were that ratio, labelled energy_j."""
+    front = derived.derivation_.fronts["total"]
+    ratio = front.predict(planted) / planted["energy_j"]
+    assert 0.8 < ratio.min() and ratio.max() < 1.25
+    assert "energy_j/scale = " in front.summary()
+    with pytest.raises(ValueError, match="groups of .* without a scale"), \
+            pytest.warns(energylens.ExtrapolationWarning, match="model 'other' not seen"):
+        front.predict(planted.head(2).assign(model="other"))
+
+
+def _phase_table(rows=40):
+    df = planted_table(rows=rows, groups=1)
+    df["prefill_energy_j"] = 0.01 * df.input_tokens + 1.0
+    df["decode_energy_j"] = 0.5 * df.output_tokens / df.batch_size + 0.03 * df.output_tokens
+    df["energy_j"] = df["prefill_energy_j"] + df["decode_energy_j"]
+    return df
+
+
+def test_phases_that_do_not_add_up_to_the_energy_are_named():
+    df = _phase_table()
+    df.loc[[4, 9], "energy_j"] *= 1.5
+    with pytest.raises(ValueError, match=r"differs from prefill_energy_j \+ decode_energy_j by more "
+                                         r"than 5% in 2 row\(s\) \(first: 4 \("):
+        derive_model(df, phases=True, n_resamples=2, by=())
+    with pytest.warns(energylens.EnergyLensWarning, match=r"2 row\(s\).*searching the total"):
+        m = derive_model(df, n_resamples=2, by=(), batch_rule="cap")
+    assert m.derivation_.phases == ("total",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert derive_model(_phase_table(), n_resamples=2, by=()).derivation_.phases == (
+            "prefill", "decode")
+
+
+def test_a_by_column_the_table_lacks_is_an_error(planted):
+    with pytest.raises(ValueError, match=r"\['modle'\].*did you mean 'model'"):
+        derive_model(planted, by=["modle"], n_resamples=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = derive_model(planted.drop(columns="gpu"), n_resamples=2, batch_rule="cap")
+    assert list(m.derivation_.scales.columns[:1]) == ["model"]  # the default skips gpu
+
+
+def test_a_form_of_constants_alone_fits():
+    df = planted_table(rows=10, groups=1)
+    with pytest.warns(PoorFitWarning):  # a constant does not describe these energies
+        m = DerivedEnergyModel(terms=["1"]).fit(df)
+    assert m.coef_[0] > 0 and np.allclose(m.predict(df), m.coef_[0])
+    assert m.formula == "E = k_const"

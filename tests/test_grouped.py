@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -305,3 +306,20 @@ def test_grouped_warnings_point_at_the_callers_line(table):
             call(far)
         ext = [w for w in caught if issubclass(w.category, ExtrapolationWarning)]
         assert len(ext) == 1 and ext[0].filename == __file__, call.__name__
+
+
+def test_groups_too_small_to_fit_are_warned_and_named_at_predict(table):
+    small = pd.concat([table, table.head(2).assign(model="m3")], ignore_index=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = GroupedModel(WilkinsModel()).fit(small)
+    said = [str(w.message) for w in caught if "min_rows" in str(w.message)]
+    assert len(said) == 1 and re.search(r"1 group\(s\) have fewer than min_rows=3 rows and are not "
+                                        r"fitted: m3 / H100 \(2 rows\).*fallback='pooled'", said[0])
+    with pytest.raises(ValueError, match=r"'m3 / H100'.*2 rows in training, fewer than "
+                                         r"min_rows=3.*fallback='pooled'"):
+        g.predict(small.tail(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pooled = GroupedModel(WilkinsModel(), fallback="pooled").fit(small)
+        assert np.all(pooled.predict(small.tail(2)) > 0)

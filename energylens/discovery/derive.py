@@ -35,6 +35,7 @@ the whole table and returned; refit it on new data, per group with
 
 from __future__ import annotations
 
+import difflib
 import time
 import warnings
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ import pandas as pd
 import sympy
 
 from ..core.batch import resolve_batch_rule
+from ..core.domain import Domain
 from ..core.expressions import parse_expression, symbol
 from ..core.options import HasMethods, Interval, StrOptions, check_options
 from ..core.progress import progress as progress_bar
@@ -54,14 +56,24 @@ from ..core.variables import SCHEMA_DEFAULTS, VARIABLE_COLUMNS, table_variables
 from ..exceptions import EnergyLensWarning, PoorFitWarning
 from ..models.derived import DerivedEnergyModel, term_info
 from .base import DiscoveryResult, equations_table, make_row
-from .derive_library import PHASE_BASES, VARIABLES, group_codes, initial_offsets, physical_library
+from .derive_library import (
+    _PHASE_COLUMNS,
+    PHASE_BASES,
+    PHASE_TOLERANCE,
+    VARIABLES,
+    group_codes,
+    initial_offsets,
+    physical_library,
+    search_targets,
+)
 from .engines import ENGINES, Engine, TermSearch, resolve_engine
 
-__all__ = ["derive_model", "default_derive_engine", "physical_library", "Derivation", "PHASE_BASES"]
+__all__ = ["derive_model", "default_derive_engine", "physical_library", "Derivation", "PHASE_BASES",
+           "PHASE_TOLERANCE"]
 
 #: Fewest rows the pooled search needs.
 MIN_ROWS = 8
-_PHASE_COLUMNS = {"prefill": "prefill_energy_j", "decode": "decode_energy_j"}
+_DEFAULT_BY = ("model", "gpu")
 
 
 def default_derive_engine() -> TermSearch:
@@ -88,8 +100,10 @@ class Derivation:
         of the bootstrap resamples selecting it), ``full_data`` (selected on all rows) and
         ``kept``.
     fronts : dict
-        Phase -> :class:`~energylens.discovery.DiscoveryResult` of the search on all rows
-        (energies divided by the group scales), to inspect the Pareto front.
+        Phase -> :class:`~energylens.discovery.DiscoveryResult` of the search on all rows,
+        to inspect the Pareto front. Its formulas are of energy divided by the group's scale
+        (printed ``energy_j/scale = ...``); its ``predict`` multiplies by the scale of each
+        row's group, so that it gives joules for the groups searched.
     scales : DataFrame
         Per group: its key, ``n_rows``, ``scale`` (the multiplicative offset) and ``searched``.
     n_resamples, threshold, random_state, engine, phases, batch_rule :
@@ -184,6 +198,9 @@ def _stability(search: _Search, scale, phases, n_resamples, rng, progress) -> di
 
 # ----------------------------------------------------------------------------- the function
 def _check(df, target, engine, by, phases, n_resamples, threshold, random_state, min_group_rows):
+    if isinstance(engine, type):
+        raise TypeError(f"derive_model: engine={engine.__name__} is a class; pass an instance, "
+                        f"e.g. engine={engine.__name__}().")
     check_options("derive_model", {
         "target": [str], "engine": [StrOptions(set(ENGINES)), HasMethods(["search"]), None],
         "by": ["array-like"], "phases": ["boolean", None],
@@ -196,43 +213,15 @@ def _check(df, target, engine, by, phases, n_resamples, threshold, random_state,
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"derive_model needs a canonical profiling table (DataFrame); got "
                          f"{type(df).__name__}.")
-
-
-def _positive(df: pd.DataFrame, column: str) -> np.ndarray | None:
-    y = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-    return y if np.all(np.isfinite(y) & (y > 0)) else None
-
-
-def _targets(df: pd.DataFrame, target: str, phases: bool | None) -> dict[str, np.ndarray]:
-    """``{"total": y}`` or ``{"prefill": ..., "decode": ...}``, checked."""
-    if not str(target).endswith("_j"):  # units in the name: energy columns end in _j
-        raise ValueError(f"derive_model builds an energy model (J per request); the target "
-                         f"'{target}' is not an energy column (its name does not end in '_j'). "
-                         "For a latency use LatencyModel (on the command line: energylens fit "
-                         f"--target {target}), or discover(df, target='{target}') for its formula.")
-    if target not in df.columns:
-        raise ValueError(f"derive_model: target column '{target}' is not in the table (columns "
-                         f"{list(map(str, df.columns))}).")
-    y = _positive(df, target)
-    if y is None:
-        bad = df.index[~(pd.to_numeric(df[target], errors="coerce") > 0)][:5].tolist()
-        raise ValueError(f"derive_model: column '{target}' must hold finite energies > 0 (J); "
-                         f"rows {bad} do not.")
-    have = all(c in df.columns for c in _PHASE_COLUMNS.values()) and target == "energy_j"
-    if phases is None:
-        phases = have and all(_positive(df, c) is not None for c in _PHASE_COLUMNS.values())
-    if not phases:
-        return {"total": y}
-    if not have:
-        raise ValueError("derive_model(phases=True) needs the target 'energy_j' and the columns "
-                         f"{list(_PHASE_COLUMNS.values())}; the table has {list(map(str, df.columns))}.")
-    out = {}
-    for phase, col in _PHASE_COLUMNS.items():
-        out[phase] = _positive(df, col)
-        if out[phase] is None:
-            raise ValueError(f"derive_model(phases=True): column '{col}' must hold finite "
-                             "energies > 0 (J) in every row.")
-    return out
+    missing = [c for c in by if c not in df.columns]
+    if missing and tuple(by) != _DEFAULT_BY:
+        lower = {str(c).lower(): str(c) for c in df.columns}
+        close = {c: difflib.get_close_matches(str(c).lower(), list(lower), n=1, cutoff=0.6)
+                 for c in missing}
+        hint = "; ".join(f"{c!r}: did you mean {lower[m[0]]!r}?" for c, m in close.items() if m)
+        raise ValueError(f"derive_model: by={list(by)} names column(s) {missing} that the table "
+                         f"lacks{' (' + hint + ')' if hint else ''}; columns are "
+                         f"{list(map(str, df.columns))}.")
 
 
 def _variables(df: pd.DataFrame, rule: str) -> dict[str, np.ndarray]:
@@ -266,7 +255,8 @@ def _term_table(counts, full, search, n_resamples, threshold) -> pd.DataFrame:
     return table.sort_values("phase", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
 
 
-def _fronts(search: _Search, fronts, df_target: str, rule: str) -> dict[str, DiscoveryResult]:
+def _fronts(search: _Search, fronts, df_target: str, rule: str, scale: dict[str, Any],
+            domain: Domain) -> dict[str, DiscoveryResult]:
     out = {}
     for phase, front in fronts.items():
         _, defs = search.libraries[phase]
@@ -278,7 +268,7 @@ def _fronts(search: _Search, fronts, df_target: str, rule: str) -> dict[str, Dis
         out[phase] = DiscoveryResult(table, engine=getattr(search.engine, "name", "") or
                                      type(search.engine).__name__, selection=selection,
                                      target=target, features=list(VARIABLES), batch_rule=rule,
-                                     info=dict(front.info))
+                                     info=dict(front.info), scale=scale, domain=domain)
     return out
 
 
@@ -343,11 +333,14 @@ def derive_model(
         ``"terms"`` mean it too). A genetic engine searches formulas over the library's
         columns; the additive terms of its chosen formula are the candidates.
     by : sequence of str, default=("model", "gpu")
-        Columns whose groups get a scale of their own (those absent are ignored; none:
-        one pooled group).
+        Columns whose groups get a scale of their own (empty: one pooled group). Every
+        column named must be in the table, except with the default, whose absent columns
+        are ignored (a table of one GPU groups by model).
     phases : bool, optional
         Search prefill and decode energy apart (default: where the table has
-        ``prefill_energy_j`` and ``decode_energy_j`` and ``target`` is ``energy_j``).
+        ``prefill_energy_j`` and ``decode_energy_j`` and ``target`` is ``energy_j``). Where
+        ``energy_j`` differs from their sum by more than 5% in a row, ``phases=True`` is an
+        error naming the rows, and the default searches the total with a warning.
     n_resamples : int, default=20
         Bootstrap resamples of the stability selection.
     threshold : float, default=0.5
@@ -374,8 +367,12 @@ def derive_model(
     Raises
     ------
     ValueError
-        For a table without the length columns or a positive target, or with fewer than
-        8 rows in groups of at least ``min_group_rows`` rows.
+        For a table without the length columns or a positive target, with fewer than
+        8 rows in groups of at least ``min_group_rows`` rows, a ``by`` column it lacks, or
+        phases that do not add up to ``energy_j`` (``phases=True``).
+    TypeError
+        For an engine class instead of an engine object (``TermSearch`` for
+        ``TermSearch()``).
 
     Examples
     --------
@@ -398,7 +395,7 @@ def derive_model(
     [0.05, 2.5]
     """
     _check(df, target, engine, by, phases, n_resamples, threshold, random_state, min_group_rows)
-    targets = _targets(df, target, phases)
+    targets = search_targets(df, target, phases)
     y = (targets["prefill"] + targets["decode"]) if "prefill" in targets else targets["total"]
     rule = resolve_batch_rule(df, batch_rule) if "batch_size" in df.columns else "cap"
     V = _variables(df, rule)
@@ -433,8 +430,14 @@ def derive_model(
     _fit_pooled(model, df, target, int((groups["n_rows"] > 0).sum()), list(by))
     scales = groups.assign(scale=np.nan, searched=groups["n_rows"] >= min_group_rows)
     scales.loc[scales["searched"], "scale"] = np.exp(offsets - offsets.mean())
+    # The fronts' formulas are of energy / exp(offset); predict multiplies back.
+    key_cols = [c for c in by if c in df.columns]
+    front_scale = {"by": key_cols, "table": scales.loc[scales["searched"], key_cols].assign(
+        scale=np.exp(offsets)).reset_index(drop=True)}
     model.derivation_ = Derivation(
-        terms=table, fronts=_fronts(search, fronts, target, rule), scales=scales,
+        terms=table, fronts=_fronts(search, fronts, target, rule, front_scale,
+                                    Domain.from_training({}, df[used], settings=Vu)),
+        scales=scales,
         n_resamples=n_resamples, threshold=threshold, random_state=random_state,
         engine=getattr(search.engine, "name", "") or type(search.engine).__name__,
         phases=tuple(targets), batch_rule=rule, engine_time_s=search.seconds,

@@ -29,6 +29,7 @@ from ..core.variables import (
     TRANSFORM_ALIASES,
     TRANSFORMS,
     VARIABLE_COLUMNS,
+    check_variables,
     table_variables,
     variable_name,
 )
@@ -73,10 +74,18 @@ def transform_expression(name: str) -> sympy.Expr:
 def default_features(df: pd.DataFrame) -> list[str]:
     """Short names of the :data:`DEFAULT_VARIABLES` whose column in ``df`` varies.
 
+    A column without a single number counts as absent; one with some missing or infinite
+    values is an error naming the column and rows (as for features named explicitly), never
+    a variable silently left out of the search.
+
     Examples
     --------
     >>> default_features(pd.DataFrame({"tp": [1, 2], "input_tokens": [5.0, 5.0]}))
     ['t']
+    >>> default_features(pd.DataFrame({"tp": [1.0, float("nan")]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: discover: column 'tp' has 1 missing, non-numeric or infinite value(s) (first at rows [1]).
     """
     out = []
     for v in DEFAULT_VARIABLES:
@@ -87,7 +96,12 @@ def default_features(df: pd.DataFrame) -> list[str]:
             a = effective_batch(df, resolve_batch_rule(df, "auto"), k=1.0)
         else:
             a = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-        if np.all(np.isfinite(a)) and np.ptp(a) > 0:
+        finite = np.isfinite(a)
+        if not finite.any():
+            continue
+        if not finite.all():
+            check_variables({v: a}, df.index, "discover")
+        if np.ptp(a) > 0:
             out.append(v)
     return out
 

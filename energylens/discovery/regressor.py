@@ -17,10 +17,14 @@ import pandas as pd
 import sympy
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ..core.domain import Domain
 from ..core.options import HasMethods, Interval, Real, StrOptions, check_fitted
-from .base import SELECTIONS, DiscoveryResult, Selection, equations_table, make_row
+from ..core.variables import VARIABLE_COLUMNS, VARIABLES, table_variables
+from ..exceptions import EnergyLensWarning, PoorFitWarning
+from .base import SELECTIONS, DiscoveryResult, Selection, energy_of, equations_table, make_row
 from .engines import ENGINES, Engine, resolve_engine
 from .features import default_features, feature_table, target_values
+from .presentation import digits_needed
 
 __all__ = ["SymbolicEnergyRegressor", "discover", "discover_phases", "DEFAULT_TRANSFORMS",
            "LEGACY_SETTINGS"]
@@ -48,9 +52,15 @@ def _is_table(X) -> bool:
     return isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)
 
 
+def _array_columns(names: Sequence[str]) -> list[str]:
+    """Columns of the table made from an array: a short name (``t``, ``B``, ``si`` ...) is
+    its canonical column, any other name stays as given."""
+    return [VARIABLE_COLUMNS.get(n, n) for n in names]
+
+
 def _as_table(X, features: Sequence[str] | None, owner: str) -> tuple[pd.DataFrame, list[str] | None]:
     """A canonical table from ``X``; a 2-D array's columns are the ``features`` (or
-    ``x0, x1, ...``) in order."""
+    ``x0, x1, ...``) in order, short names read as their canonical columns."""
     if _is_table(X):
         return X, None
     from sklearn.utils.validation import check_array
@@ -60,7 +70,23 @@ def _as_table(X, features: Sequence[str] | None, owner: str) -> tuple[pd.DataFra
     if len(names) != a.shape[1]:
         raise ValueError(f"X has {a.shape[1]} features, but {owner} is expecting {len(names)} "
                          f"features as input (features={names}).")
-    return pd.DataFrame(a, columns=names), names
+    return pd.DataFrame(a, columns=_array_columns(names)), names
+
+
+def checked_engine(engine, model_selection: str | None = None, owner: str = "discover"):
+    """The engine object of ``engine`` (a name or an object), checked before any search:
+    a class instead of an instance, or ``model_selection="criterion"`` with an engine that
+    reports no criterion, is an error now rather than after the search."""
+    if isinstance(engine, type):
+        raise TypeError(f"{owner}: engine={engine.__name__} is a class; pass an instance, e.g. "
+                        f"engine={engine.__name__}() (its settings go in the parentheses).")
+    resolved = resolve_engine(engine)
+    if model_selection == "criterion" and getattr(resolved, "reports_criterion", None) is False:
+        name = getattr(resolved, "name", "") or type(resolved).__name__
+        raise ValueError(f"{owner}: model_selection='criterion' needs an information criterion for "
+                         f"each formula, which only the term search reports, not the {name} "
+                         "engine; use 'best', 'accuracy' or 'score', or engine='terms'.")
+    return resolved
 
 
 class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
@@ -98,9 +124,13 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         Constant of the ``"saturating"`` batch rule.
     model_selection : {"best", "accuracy", "score", "criterion"}, default="best"
         Rule choosing the one selected formula
-        (:func:`~energylens.discovery.base.select_index`).
+        (:func:`~energylens.discovery.base.select_index`; ``"criterion"`` with the term
+        search only, checked before the search).
     progress : bool, optional
         Progress display of long searches (None: only when standard error is a terminal).
+    poor_fit_mape : float, default=25.0
+        In-sample MAPE (%) of the selected formula above which ``fit`` warns
+        (:class:`~energylens.PoorFitWarning`), the closed forms' threshold.
 
     Attributes
     ----------
@@ -137,13 +167,15 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         "batch_k": [Interval(Real, 0, None, closed="neither")],
         "model_selection": [StrOptions(set(SELECTIONS))],
         "progress": ["boolean", None],
+        "poor_fit_mape": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, *, target: str = "energy_j", features: Sequence[str] | None = None,
                  engine: str | Engine = "auto", transforms: Sequence[str] = DEFAULT_TRANSFORMS,
                  per: Literal["request", "token"] = "request", log: bool = False,
                  batch_rule: str = "auto", batch_k: float = 1.0,
-                 model_selection: Selection = "best", progress: bool | None = None):
+                 model_selection: Selection = "best", progress: bool | None = None,
+                 poor_fit_mape: float = 25.0):
         self.target = target
         self.features = features
         self.engine = engine
@@ -154,6 +186,16 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         self.batch_k = batch_k
         self.model_selection = model_selection
         self.progress = progress
+        self.poor_fit_mape = poor_fit_mape
+
+    def set_params(self, **params):
+        """Set parameters; ``engine__<setting>`` on an engine given by name first turns the
+        name into its engine object (``"auto"`` into the engine it resolves to)."""
+        if any(k.startswith("engine__") for k in params):
+            engine = params.get("engine", self.engine)
+            if isinstance(engine, str):
+                params = {"engine": checked_engine(engine, owner=type(self).__name__), **params}
+        return super().set_params(**params)
 
     def fit(self, X, y=None, sample_weight=None):
         """Search formulas of ``y`` (default: ``X[target]``) over the table ``X``.
@@ -172,6 +214,7 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        engine = checked_engine(self.engine, self.model_selection, type(self).__name__)
         df, names = _as_table(X, self.features, type(self).__name__)
         if y is None and names is not None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
@@ -188,7 +231,8 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
             features = default_features(df)
             if not features:
                 raise ValueError("no configuration column varies in the table; pass features=[...].")
-        self.result_ = self._search(df, list(features), sample_weight)
+        self.result_ = self._search(df, list(features), sample_weight, engine)
+        self._warn_poor_fit()
         self.equations_ = self.result_.equations_
         self.engine_ = self.result_.engine_
         self.features_in_ = names
@@ -198,7 +242,8 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
             del self.n_features_in_
         return self
 
-    def _search(self, df: pd.DataFrame, features: list[str], sample_weight) -> DiscoveryResult:
+    def _search(self, df: pd.DataFrame, features: list[str], sample_weight,
+                engine) -> DiscoveryResult:
         transforms = list(self.transforms)
         if self.per == "token" and "inv_so" not in transforms:
             transforms.append("inv_so")
@@ -206,19 +251,38 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
                                       batch_k=self.batch_k)
         base_vars = sorted({str(s) for e in defs.values() for s in e.free_symbols})
         y = target_values(df, self.target, per=self.per, log=self.log)
-        engine = resolve_engine(self.engine)
         self.search_engine_ = engine
         front = engine.search(F, y, definitions=defs, sample_weight=sample_weight,
                               relative=not self.log, progress=self.progress)
-        rows = [make_row(c.expression, c.loss, c.complexity, **c.extra) for c in front]
+        batch_k = self.batch_k if rule == "saturating" else None
+        used = (np.ones(len(df), dtype=bool) if sample_weight is None
+                else np.asarray(sample_weight, dtype=float).reshape(-1) > 0)
+        V = {v: F[v].to_numpy(dtype=float)[used] for v in base_vars if v in F.columns}
+        energy = pd.to_numeric(df[self.target], errors="coerce").to_numpy(dtype=float)[used]
+        rows = []
+        for c in front:
+            digits, f = digits_needed(energy_of(c.expression, self.per, self.log), V,
+                                      return_values=True)
+            rows.append(make_row(c.expression, c.loss, c.complexity, mape_pct=_mape(f, energy),
+                                 digits=digits, **c.extra))
         info = dict(front.info)
         if front.selected is not None:
             info["engine_choice"] = front.selected
         name = getattr(engine, "name", "") or type(engine).__name__
         return DiscoveryResult(equations_table(rows), engine=name, selection=self.model_selection,
                                target=self.target, per=self.per, log=self.log, features=base_vars,
-                               batch_rule=rule, batch_k=self.batch_k if rule == "saturating" else None,
-                               info=info)
+                               batch_rule=rule, batch_k=batch_k, info=info,
+                               domain=_training_domain(df[used], base_vars, rule, batch_k))
+
+    def _warn_poor_fit(self) -> None:
+        res = self.result_
+        r = res.equations_.iloc[res.best_index_]
+        mape = float(r.get("mape_pct", np.nan))
+        if mape > self.poor_fit_mape:
+            warnings.warn(f"{type(self).__name__}: poor fit, the selected formula's in-sample MAPE "
+                          f"{mape:.1f}% exceeds {self.poor_fit_mape:g}%: it does not describe the "
+                          "data well (compare the front, res.table(), or fit a closed form).",
+                          PoorFitWarning, stacklevel=3)
 
     def _table(self, X) -> pd.DataFrame:
         check_fitted(self, "result_")
@@ -233,12 +297,21 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         if a.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {a.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
-        return pd.DataFrame(a, columns=self.features_in_)
+        return pd.DataFrame(a, columns=_array_columns(self.features_in_))
 
     def predict(self, X) -> np.ndarray:
-        """Energy per request (J) from the selected equation."""
+        """Energy per request (J) from the selected equation; rows outside the training
+        data are flagged by an :class:`~energylens.ExtrapolationWarning`
+        (:meth:`DiscoveryResult.predict`)."""
         table = self._table(X)
-        return self.result_.predict(table)
+        self.result_._flag(table, stacklevel=2)
+        return self.result_._evaluate(table, None)
+
+    def predict_interval(self, X, level: float = 0.9) -> pd.DataFrame:
+        """The prediction with the columns of the closed forms' ``predict_interval``: NaN
+        bounds, and the rows outside the training data flagged
+        (:meth:`DiscoveryResult.predict_interval`)."""
+        return self.result_.predict_interval(self._table(X), level)
 
     def sympy(self, index: int | None = None) -> sympy.Expr:
         """The selected (or ``index``-th) formula as sympy."""
@@ -262,17 +335,46 @@ class SymbolicEnergyRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
+def _mape(f: np.ndarray | None, y: np.ndarray) -> float:
+    """In-sample MAPE (%) of predictions ``f`` of ``y`` (NaN where there are none)."""
+    if f is None or not len(y):
+        return float("nan")
+    with np.errstate(all="ignore"):
+        out = 100.0 * float(np.mean(np.abs(f - y) / y))
+    return out if np.isfinite(out) else float("inf")
+
+
+def _training_domain(df: pd.DataFrame, base_vars: Sequence[str], rule: str,
+                     batch_k: float | None) -> Domain:
+    """Ranges of every configuration variable of the table (those the search did not use
+    too) and the labels seen."""
+    names = [v for v in VARIABLES if VARIABLE_COLUMNS[v] in df.columns]
+    names += [v for v in base_vars if v not in names and VARIABLE_COLUMNS.get(v, v) in df.columns]
+    V = table_variables(df, names, batch_rule=rule, batch_k=batch_k, check=False, owner="discover")
+    return Domain.from_training({}, df, settings=V)
+
+
 def _engine_from_legacy(engine: str | Engine, legacy: Mapping[str, Any]) -> str | Engine:
     unknown = sorted(set(legacy) - _LEGACY_NAMES)
     if unknown:
         raise TypeError(f"discover() got unexpected keyword argument(s) {unknown}.")
     if not legacy:
         return engine
-    if isinstance(engine, Engine):
+    if isinstance(engine, (Engine, type)):
+        name = engine.__name__ if isinstance(engine, type) else type(engine).__name__
         raise TypeError(f"discover(): set {sorted(legacy)} on the engine object itself "
-                        f"(e.g. engine={type(engine).__name__}(...)).")
-    resolved = resolve_engine(engine)
-    mapping = LEGACY_SETTINGS.get(getattr(resolved, "name", ""), {})
+                        f"(e.g. engine={name}(...)).")
+    resolved = checked_engine(engine)
+    name = getattr(resolved, "name", "")
+    mapping = LEGACY_SETTINGS.get(name, {})
+    ignored = sorted(k for k, v in legacy.items() if k not in mapping and v is not None)
+    if ignored:
+        msg = (f"discover(): {ignored} do(es) not apply to the {name} engine "
+               f"({type(resolved).__name__}, settings {sorted(resolved.get_params())})")
+        if engine != "auto":
+            raise ValueError(msg + ".")
+        warnings.warn(msg + ", which engine='auto' chose here: ignored.", EnergyLensWarning,
+                      stacklevel=3)
     params = {mapping[k]: (dict(v) if k == "engine_options" and v is not None else v)
               for k, v in legacy.items() if k in mapping and v is not None}
     example = ", ".join(f"{k}={v!r}" for k, v in params.items())
@@ -296,6 +398,7 @@ def discover(
     model_selection: Selection = "best",
     progress: bool | None = None,
     sample_weight=None,
+    poor_fit_mape: float = 25.0,
     **deprecated: Any,
 ) -> DiscoveryResult:
     """Discover closed-form structure of energy over a profiling table.
@@ -312,7 +415,8 @@ def discover(
     ----------
     df : DataFrame
         Canonical profiling table.
-    target, features, engine, transforms, per, log, batch_rule, batch_k, model_selection, progress :
+    target, features, engine, transforms, per, log, batch_rule, batch_k, model_selection, progress, \
+poor_fit_mape :
         As for :class:`SymbolicEnergyRegressor`.
     sample_weight : array of shape (n,), optional
         Row weights (whole counts of a bootstrap resample work with every engine).
@@ -336,15 +440,20 @@ def discover(
     >>> res.terms_found()
     ['si', 'so/B']
     >>> print(res)  # doctest: +NORMALIZE_WHITESPACE
-    selected (terms engine, rule 'best', complexity 2, loss 0; index 1 of equations_, 0 to 1):
+    selected (terms engine, rule 'best', complexity 2, loss 0, in-sample MAPE 0.0%; index 1 of
+      equations_, 0 to 1):
       energy_j = 0.01*si + 0.5*so/B
       where B = effective running batch per replica; si = input tokens per request; so = output
       tokens per request
     """
     settings = dict(target=target, features=features, transforms=transforms, per=per, log=log,
                     batch_rule=batch_rule, batch_k=batch_k, model_selection=model_selection,
-                    progress=progress)
-    if deprecated.pop("phases", False):
+                    progress=progress, poor_fit_mape=poor_fit_mape)
+    phases = deprecated.pop("phases", False)
+    if not isinstance(phases, (bool, np.bool_)):
+        raise ValueError(f"discover(phases=...) takes True or False, got {phases!r}; for one phase "
+                         "search its column, e.g. discover(df, target='prefill_energy_j').")
+    if phases:
         warnings.warn("discover(phases=True) is deprecated and will be removed: call "
                       "discover_phases(df, ...), which returns {'prefill': ..., 'decode': ...}.",
                       FutureWarning, stacklevel=2)
@@ -354,7 +463,12 @@ def discover(
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"discover needs a canonical profiling table (DataFrame); got {type(df).__name__}.")
     reg = SymbolicEnergyRegressor(engine=engine, **settings)
-    return reg.fit(df, sample_weight=sample_weight).result_
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = reg.fit(df, sample_weight=sample_weight).result_
+    for w in caught:  # said where discover was called
+        warnings.warn(w.message, w.category, stacklevel=2)
+    return res
 
 
 def discover_phases(df: pd.DataFrame, features: Sequence[str] | None = None,

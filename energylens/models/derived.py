@@ -284,10 +284,15 @@ class DerivedEnergyModel(LinearFormModel):
             if names[info["name"]] > 1:
                 info["name"] = f"{info['name']}_{i}"
         specs = tuple(self._spec(info) for info in infos)
-        variables = tuple(str(s) for s in _ordered({s for i in infos for s in i["expr"].free_symbols}))
+        symbols = tuple(str(s) for s in _ordered({s for i in infos for s in i["expr"].free_symbols}))
+        variables = symbols
+        if not variables:
+            # A form of constants alone (terms=["1"]) reads the output length, which every
+            # table has, for its rows; the energy per request does not depend on it.
+            variables = ("so",)
         fns = [sympy.lambdify(_ordered(i["expr"].free_symbols), i["expr"], "numpy") for i in infos]
         cache = {"key": key, "freq": freq, "infos": infos, "specs": specs,
-                 "variables": variables, "fns": fns}
+                 "variables": variables, "symbols": symbols, "fns": fns}
         self.__dict__["_cache"] = cache
         return cache
 
@@ -335,11 +340,11 @@ class DerivedEnergyModel(LinearFormModel):
         P = self._parsed()
         parts = [_times(i["name"], i["expr"]) for i in P["infos"]]
         text = "E = " + " + ".join(parts)
-        return f"{text}  (where {self.legend()})" if P["variables"] else text
+        return f"{text}  (where {self.legend()})" if P["symbols"] else text
 
     def legend(self) -> str:
         """What the symbols of the form mean (:func:`energylens.core.variables.legend`)."""
-        return legend(list(self._parsed()["variables"]))
+        return legend(list(self._parsed()["symbols"]))
 
     def _pieces(self, digits: int | None) -> list[sympy.Expr]:
         """Each term times its fitted constant (or its parameter before a fit), in order."""

@@ -144,7 +144,9 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         Parallel fits (joblib; ``-1`` for all cores; under a distributed joblib backend,
         None means all its workers).
     min_rows : int, default=3
-        Groups with fewer rows are not fitted (recorded in ``groups_``).
+        Groups with fewer rows are not fitted (recorded in ``groups_``, and named by an
+        :class:`~energylens.EnergyLensWarning` at ``fit``); predicting their rows needs a
+        ``fallback``, else the error says why the group has no model.
     fallback : {"error", "pooled"} or estimator, default="error"
         What predicts rows of a group without a fitted model: raise ``ValueError``; a clone
         of ``estimator`` fitted on every training row (``"pooled"``); or the given
@@ -228,6 +230,8 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         keys = {_key(k): np.asarray(v) for k, v in groups.items()}
         small = {k: len(v) for k, v in keys.items() if len(v) < self.min_rows}
         todo = {k: v for k, v in keys.items() if k not in small}
+        if small:
+            self._warn_small(small)
         results = self._fit_groups(est, X, y, todo)
         self.by_, self.estimator_ = by, est
         self.models_ = {key: m for key, m, *_ in results if m is not None}
@@ -238,6 +242,16 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
             raise FitError(f"GroupedModel could not fit any group: {errors or 'every group is too small'}")
         named = [(" / ".join(map(str, key)), warns) for key, _, _, warns, _ in results]
         _warn_summary(named + ([] if fallback_warns is None else [("the fallback", fallback_warns)]))
+
+    def _warn_small(self, small: dict) -> None:
+        names = [f"{' / '.join(map(str, k))} ({n} row{'s' * (n != 1)})" for k, n in small.items()]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        then = ("their rows are predicted by the fallback" if self.fallback != "error" else
+                "predicting their rows raises an error: pass fallback='pooled' (or a model) to "
+                "predict them with a model of every row, or lower min_rows")
+        warnings.warn(f"GroupedModel: {len(small)} group(s) have fewer than min_rows="
+                      f"{self.min_rows} rows and are not fitted: {shown}; {then}.",
+                      EnergyLensWarning, stacklevel=4)
 
     def _fit_groups(self, est, X, y, todo):
         if _fast(est):
@@ -288,12 +302,33 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         return model, warns
 
     # ------------------------------------------------------------------ prediction
+    def _too_small(self, key) -> int | None:
+        """Rows a group had in training if it was left unfitted for ``min_rows`` (else None)."""
+        table = getattr(self, "groups_", None)
+        if not isinstance(table, pd.DataFrame) or not {"fitted", "n_rows"} <= set(table.columns) \
+                or not all(c in table.columns for c in self.by_):
+            return None
+        want = tuple(str(v) for v in key)
+        for _, row in table[~table["fitted"].astype(bool)].iterrows():
+            if tuple(str(row[c]) for c in self.by_) == want and \
+                    str(row.get("error", "")).startswith("fewer than"):
+                return int(row["n_rows"])
+        return None
+
     def _model_for(self, key):
         model = self.models_.get(key, self.fallback_)
         if model is not None:
             return model
-        fitted = [" / ".join(map(str, k)) for k in self.models_]
         want = " / ".join(map(str, key))
+        n = self._too_small(key)
+        if n is not None:
+            min_rows = self._setting("min_rows")
+            raise ValueError(
+                f"No fitted model for group {want!r} (columns {self.by_}): it had {n} row"
+                f"{'s' * (n != 1)} in training, fewer than min_rows={min_rows}, so it was not "
+                "fitted. To predict its rows, refit with fallback='pooled' (a model of every "
+                "row) or fallback=<an estimator>, or with a lower min_rows.")
+        fitted = [" / ".join(map(str, k)) for k in self.models_]
         close = difflib.get_close_matches(want, fitted, n=3, cutoff=0.6)
         lower = [f for f in fitted if f.lower() == want.lower()]
         hint = f" Did you mean {', '.join(repr(c) for c in (lower or close))}?" if (lower or close) else ""

@@ -7,6 +7,15 @@ feature table and a target and returns a :class:`Front`: candidate formulas by i
 complexity, each with a loss computed the same way for every engine, reduced to the Pareto
 front (each candidate has a lower loss than every simpler one).
 
+Every engine's candidates pass the same two checks before they reach the front: a formula
+has at most ``(n - 1) // 2`` fitted constants on ``n`` distinct configurations (every
+constant counts, those inside a term too: see
+:func:`~energylens.discovery.engines.linear.fitted_constants`), and over the box the
+training rows span it is finite, positive for an energy, and free of poles
+(:class:`~energylens.discovery.engines.sanity.DomainCheck`). A candidate that fails either
+is left out and listed in ``front.info["rejected"]`` with the reason; where none passes,
+the front keeps them (with a ``defect`` column) and a warning says so.
+
 A search leaves the engine unchanged, so one engine object can be run many times, for
 example on bootstrap resamples given as row counts (``sample_weight``) in a
 stability-selection loop that reads the additive terms of each run's chosen formula from
@@ -16,11 +25,15 @@ Writing an engine: subclass :class:`Engine`, set ``name`` and ``_parameter_const
 store the settings in ``__init__`` and implement ``_search(F, y, weight, definitions,
 relative, progress)`` returning ``(rows, selected, info)``: ``rows`` a list of
 ``(expression, complexity, extra)`` with expressions in the column names of ``F`` (or, where
-``definitions`` are given, with those columns replaced by their formulas).
+``definitions`` are given, with those columns replaced by their formulas). An engine whose
+candidates carry an information criterion (``extra["criterion"]``) sets
+``reports_criterion = True``, so that ``model_selection="criterion"`` is accepted before its
+search runs.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -30,7 +43,9 @@ import pandas as pd
 import sympy
 from sklearn.base import BaseEstimator
 
-from .linear import additive_terms
+from ...exceptions import EnergyLensWarning
+from .linear import additive_terms, distinct_rows, fitted_constants, max_supported_terms
+from .sanity import DomainCheck
 
 __all__ = ["Candidate", "Front", "Engine", "candidate_loss", "pareto_rows", "check_search_inputs"]
 
@@ -152,17 +167,30 @@ def _repeat_rows(F: pd.DataFrame, y: np.ndarray, w: np.ndarray, owner: str):
     return F.iloc[idx].reset_index(drop=True), y[idx]
 
 
-def candidate_loss(expr: sympy.Expr, V: Mapping[str, np.ndarray], y: np.ndarray, *,
-                   relative: bool = True, weight: np.ndarray | None = None) -> float:
-    """Mean squared relative error of a formula (squared error without ``relative``);
-    ``inf`` where it is not finite on every row."""
+def _compiled(expr: sympy.Expr):
     names = sorted(str(s) for s in expr.free_symbols)
-    fn = sympy.lambdify([sympy.Symbol(n) for n in names], expr, "numpy")
+    return sympy.lambdify([sympy.Symbol(n) for n in names], expr, "numpy"), names
+
+
+def candidate_loss(expr: sympy.Expr, V: Mapping[str, np.ndarray], y: np.ndarray, *,
+                   relative: bool = True, weight: np.ndarray | None = None,
+                   compiled=None) -> float:
+    """Mean squared relative error of a formula (squared error without ``relative``);
+    ``inf`` where it is not finite on every row. ``compiled``: ``(function, names)`` of the
+    formula, where the caller has it already."""
+    fn, names = compiled if compiled is not None else _compiled(expr)
     with np.errstate(all="ignore"):
         f = np.broadcast_to(np.asarray(fn(*[V[n] for n in names]), float), y.shape)
         r = (f - y) / y if relative else f - y
         val = float(np.average(r**2, weights=weight))
     return val if np.isfinite(val) else np.inf
+
+
+def _lowest_criterion(rows: Sequence[Candidate], preferred: bool) -> int | None:
+    """Where the engine's own choice was refused: the lowest criterion left, if it reports one."""
+    if not preferred or not rows or not all("criterion" in r.extra for r in rows):
+        return None
+    return int(np.argmin([float(r.extra["criterion"]) for r in rows]))
 
 
 def pareto_rows(rows: Sequence[Candidate]) -> list[Candidate]:
@@ -189,6 +217,8 @@ class Engine(BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {}
     #: Whether ``_search`` takes row weights itself (else whole counts are repeated rows).
     _native_weights: ClassVar[bool] = False
+    #: Whether the candidates carry an information criterion (``model_selection="criterion"``).
+    reports_criterion: ClassVar[bool] = False
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -226,26 +256,64 @@ class Engine(BaseEstimator):
         Returns
         -------
         Front
+            The candidates that pass the checks of the module docstring (those that do not
+            are in ``info["rejected"]``).
         """
         self._validate_params()
         owner = type(self).__name__
         F, y, w = check_search_inputs(features, y, sample_weight, relative, owner)
+        n_configs = distinct_rows(F)
         if w is not None and not self._native_weights:
             F, y = _repeat_rows(F, y, w, owner)
             w = None
         defs = {k: v for k, v in dict(definitions or {}).items() if k in F.columns}
         raw, selected, info = self._search(F, y, w, defs, relative, progress)
         V = {str(c): F[c].to_numpy() for c in F.columns}
-        rows = [Candidate(sympy.sympify(e), int(c), candidate_loss(e, V, y, relative=relative, weight=w),
-                          dict(extra)) for e, c, extra in raw]
-        keep = pareto_rows(rows)
-        kept = [id(r) for r in keep]
-        chosen = None
-        if selected is not None and id(rows[selected]) in kept:
-            chosen = kept.index(id(rows[selected]))
+        # The box is over the variables the formulas are written in: with definitions, the
+        # columns that are not formulas of others.
+        plain = [c for c in F.columns if str(c) not in defs or defs[str(c)] == sympy.Symbol(str(c))]
+        check = DomainCheck(F[plain], relative)
+        cap = max_supported_terms(n_configs)
+        rows, reasons = [], []
+        for e, c, extra in raw:
+            expr = sympy.sympify(e)
+            compiled = _compiled(expr)
+            cand = Candidate(expr, int(c), candidate_loss(expr, V, y, relative=relative, weight=w,
+                                                          compiled=compiled), dict(extra))
+            k = int(extra.get("n_terms") or fitted_constants(expr))
+            why = None
+            if k > cap:
+                why = (f"{k} fitted constants on {n_configs} distinct configurations (at most "
+                       f"(n - 1) // 2 = {cap})")
+            elif np.isfinite(cand.loss):
+                why = check.defect(expr, *compiled)
+            rows.append(cand)
+            reasons.append(why)
+        sane = [r for r, why in zip(rows, reasons) if why is None]
+        info = dict(info)
+        info["rejected"] = [{"equation": r.equation, "reason": why}
+                            for r, why in zip(rows, reasons) if why is not None]
+        if not pareto_rows(sane) and pareto_rows(rows):
+            warnings.warn(
+                f"{owner}: none of the {len(rows)} formulas found is sane over the measured "
+                f"ranges ({n_configs} distinct configurations); the front keeps them with the "
+                f"defect of each (first: {next(r for r in reasons if r)}). Measure more "
+                "configurations, or use a closed form.", EnergyLensWarning, stacklevel=2)
+            sane = [Candidate(r.expression, r.complexity, r.loss, {**r.extra, "defect": why})
+                    for r, why in zip(rows, reasons)]
+            selected = None
+        elif selected is not None and reasons[selected] is None:
+            selected = next(i for i, r in enumerate(sane) if r is rows[selected])
+        else:
+            selected = _lowest_criterion(sane, selected is not None)
+        keep = pareto_rows(sane)
         if not keep:
             raise RuntimeError(f"the {self.name} engine found no finite formula.")
-        return Front(tuple(keep), chosen, dict(info))
+        kept = [id(r) for r in keep]
+        chosen = None
+        if selected is not None and id(sane[selected]) in kept:
+            chosen = kept.index(id(sane[selected]))
+        return Front(tuple(keep), chosen, info)
 
     def _search(self, F: pd.DataFrame, y: np.ndarray, weight: np.ndarray | None,
                 definitions: Mapping[str, sympy.Expr], relative: bool, progress: bool | None):

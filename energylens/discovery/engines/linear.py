@@ -3,8 +3,8 @@
 Energies span orders of magnitude, so coefficients are fitted on *relative* errors: each
 row is divided by its target (``relative=True``), optionally weighted by ``sample_weight``
 (a bootstrap resample is the vector of row counts). Model sizes are compared with an
-information criterion on the residual sum of squares ``RSS`` of ``n`` rows (the sum of the
-weights) and ``k`` terms out of a library of ``L``:
+information criterion on the residual sum of squares ``RSS`` of ``n`` rows and ``k`` fitted
+constants (terms, and the constants inside a term) out of a library of ``L`` terms:
 
 * ``"bic"``: ``n ln(RSS/n) + k ln n``;
 * ``"mdl"`` (default): ``n ln(RSS/n) + k ln n + 2 k ln L``, a two-part code length
@@ -22,7 +22,13 @@ negligible where rows outnumber terms (0.8 nats for 10 terms on 300 rows) and de
 where they do not (20 nats for 4 terms on 7 rows). Leave-one-out over the (model, GPU)
 groups of ML.ENERGY v2 and v3 (5 to 20 rows each; the term search, which also caps the
 terms at ``(n - 1) // 2``) bears it out: the size the corrected MDL prefers predicts a
-held-out row with a mean error of 6.4% (v2) and 9.6% (v3), against 19.9% and 45.9% before.
+held-out row with a mean error of 6.4% (v2) and 9.5% (v3), against 19.9% and 45.9% before.
+
+``n`` counts the distinct configurations (rows of the feature table) with a positive weight,
+and ``RSS`` is ``n`` times the weighted mean squared residual: a row repeated, or every
+weight multiplied by the same number, tells nothing new about which terms the data support,
+and leaves the criterion, the cap on terms and so the chosen formula unchanged (a bootstrap
+resample is judged on the configurations it drew).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from scipy import optimize
 from ...core.options import check_str_option
 
 __all__ = ["Criterion", "Design", "criterion_value", "additive_terms", "term_values",
-           "refit_additive", "simplify_formula"]
+           "refit_additive", "simplify_formula", "fitted_constants", "distinct_rows",
+           "max_supported_terms"]
 
 Criterion = Literal["bic", "mdl"]
 _CHUNK = 40_000
@@ -66,6 +73,77 @@ def criterion_value(rss: float, n: float, k: int, n_library: int, criterion: Cri
     return base if criterion == "bic" else base + 2 * k * math.log(max(n_library, 2))
 
 
+def max_supported_terms(n: float) -> int:
+    """Most fitted constants a formula may have on ``n`` distinct configurations:
+    ``(n - 1) // 2``, at least 1.
+
+    Examples
+    --------
+    >>> [max_supported_terms(n) for n in (3, 7, 8, 13, 300)]
+    [1, 3, 3, 6, 149]
+    """
+    return max(1, int((n - 1) // 2))
+
+
+def distinct_rows(columns, weight: np.ndarray | None = None) -> int:
+    """Distinct configurations among the rows with a positive weight: rows of ``columns``
+    (a DataFrame, a mapping of equal-length arrays or a 2-D array) that differ in a value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> distinct_rows({"B": np.array([8.0, 8.0, 16.0]), "si": np.array([1.0, 1.0, 1.0])})
+    2
+    >>> distinct_rows(np.array([[1.0], [2.0], [3.0]]), weight=np.array([1.0, 0.0, 4.0]))
+    2
+    """
+    if isinstance(columns, Mapping):
+        A = np.column_stack([np.asarray(v, float) for v in columns.values()]) if columns else None
+    else:
+        A = np.asarray(columns, float)
+        A = A.reshape(len(A), -1) if A.ndim else None
+    if A is None or A.shape[1] == 0:
+        n = len(weight) if weight is not None else 1
+        return int(n > 0 and (weight is None or np.any(weight > 0)))
+    if weight is not None:
+        A = A[np.asarray(weight, float) > 0]
+    if len(A) == 0:
+        return 0
+    return int(len(np.unique(np.round(A, 12), axis=0)))
+
+
+def fitted_constants(expr: sympy.Expr) -> int:
+    """Constants of a formula that a fit sets: its floating-point numbers, counted once per
+    absolute value (``0.5*t - 0.5`` is one constant, ``0.5*(t - 1)`` expanded), and not
+    counting whole-number exponents (``B**2.0``).
+
+    Examples
+    --------
+    >>> import sympy
+    >>> B = sympy.Symbol("B")
+    >>> fitted_constants(16.61 - 3.538e4 / (2.34e5 - 2.748 * B**2) + 587.6 / B)
+    5
+    >>> fitted_constants(sympy.Float(0.5) * (B - 1))
+    1
+    """
+    values: set[float] = set()
+
+    def walk(e):
+        if isinstance(e, sympy.Float):
+            values.add(abs(float(e)))
+            return
+        if isinstance(e, sympy.Pow):
+            walk(e.base)
+            if not (e.exp.is_Number and float(e.exp).is_integer()):
+                walk(e.exp)
+            return
+        for a in e.args:
+            walk(a)
+
+    walk(sympy.sympify(expr))
+    return len(values)
+
+
 class Design:
     """Weighted, column-scaled design ``A`` and target ``b``, and solvers of column subsets.
 
@@ -80,11 +158,14 @@ class Design:
     positive : bool
         Non-negative coefficients (:func:`scipy.optimize.nnls`).
     weight : array of shape (n,), optional
-        Row weights (counts); the criterion's ``n`` is their sum.
+        Row weights (counts).
+    n_configs : int, optional
+        Distinct configurations, the criterion's ``n`` (default: the distinct rows of ``T``
+        with a positive weight; see the module docstring).
     """
 
     def __init__(self, T: np.ndarray, y: np.ndarray, relative: bool, positive: bool,
-                 weight: np.ndarray | None = None):
+                 weight: np.ndarray | None = None, n_configs: int | None = None):
         w = 1.0 / y if relative else np.ones_like(y)
         if weight is not None:
             w = w * np.sqrt(weight)
@@ -97,7 +178,14 @@ class Design:
         self.g = self.A.T @ self.b
         self.bb = float(self.b @ self.b)
         self.positive = positive
-        self.n = float(len(y) if weight is None else np.sum(weight))
+        #: Sum of the weights: the loss is the weighted mean squared residual ``rss / total``.
+        self.total = float(len(y) if weight is None else np.sum(weight))
+        self.n = float(distinct_rows(T, weight) if n_configs is None else n_configs)
+
+    def criterion(self, rss: float, k: int, n_library: int, criterion: Criterion) -> float:
+        """:func:`criterion_value` of a subset's weighted ``rss`` with ``k`` constants, on the
+        distinct configurations (scale-free in the weights)."""
+        return criterion_value(rss * self.n / self.total, self.n, k, n_library, criterion)
 
     def solve(self, S: Sequence[int]) -> tuple[np.ndarray, float]:
         """Scaled coefficients and RSS of the subset ``S`` (exact solver)."""
@@ -203,7 +291,9 @@ def refit_additive(
 
     Tidies formulas returned by genetic-programming engines: a spurious intercept or a
     near-zero correction term disappears, the remaining coefficients are refitted on
-    relative errors.
+    relative errors. Every constant counts as a parameter of the criterion: a term's
+    coefficient and the constants inside it (``1/(2.34e5 - 2.748*B**2)`` carries two), which
+    are kept as found. ``n`` is the number of distinct configurations of ``V``.
 
     Examples
     --------
@@ -221,17 +311,19 @@ def refit_additive(
     cols, keep_terms = _term_columns(pairs, V, n)
     if not cols:
         return expr
-    D = Design(np.column_stack(cols), y, relative, positive, weight)
+    D = Design(np.column_stack(cols), y, relative, positive, weight,
+               n_configs=distinct_rows({k: v for k, v in V.items() if np.ndim(v)}, weight))
     L = max(n_library or len(cols), len(cols))
+    size = [1 + fitted_constants(t) for t in keep_terms]
     S = list(range(len(cols)))
     _, rss = D.solve(S)
-    crit = criterion_value(rss, D.n, len(S), L, criterion)
+    crit = D.criterion(rss, sum(size[j] for j in S), L, criterion)
     while len(S) > 1:
         trials = []
         for j in S:
             S2 = [s for s in S if s != j]
             _, r2 = D.solve(S2)
-            trials.append((criterion_value(r2, D.n, len(S2), L, criterion), S2))
+            trials.append((D.criterion(r2, sum(size[i] for i in S2), L, criterion), S2))
         c2, S2 = min(trials, key=lambda z: z[0])
         if c2 >= crit and math.isfinite(crit):  # more terms than the rows support: drop one
             break
