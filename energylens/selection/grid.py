@@ -187,7 +187,7 @@ def candidate_grid(
     for name in ("batch_size", "input_tokens", "output_tokens"):
         bad = [v for v in _as_seq(axes[name]) if not _positive_number(v)]
         if bad:
-            raise ValueError(f"candidate_grid: {name} must be finite and > 0 (numbers); got {bad}.")
+            raise ValueError(f"candidate_grid: {name} must be finite and > 0; got {bad}.")
     if "precision" in extra and normalize_precision(extra["precision"]) is None:
         raise ValueError(f"candidate_grid: unknown precision {extra['precision']!r}; expected one "
                          f"of {sorted(BYTES_PER_VALUE)}.")
