@@ -418,15 +418,10 @@ def test_a_new_report_removes_the_files_the_old_one_wrote_and_nothing_else(small
     assert (other / "sweet_spots.csv").read_text() == "someone else's"
 
 
-def test_a_front_on_time_per_output_token_says_so(small, monkeypatch):
-    """Without a request latency (ML.ENERGY), the front uses the time per output token: the
-    caption, the legend and the section name TPOT, never a request 'latency limit'."""
-    from types import SimpleNamespace
+def _drawn_figures(monkeypatch) -> list:
+    """The figures the report's sections draw, appended as they are drawn."""
+    from energylens.report import figures
 
-    from energylens.report import choices, figures, sections
-
-    tpot_only = small.drop(columns=["latency_s"])
-    f = choices.energy_latency_front(tpot_only)
     drawn = []
     real = figures.img
 
@@ -435,6 +430,19 @@ def test_a_front_on_time_per_output_token_says_so(small, monkeypatch):
         return real(fig, caption, **kw)
 
     monkeypatch.setattr(figures, "img", spy)
+    return drawn
+
+
+def test_a_front_on_time_per_output_token_says_so(small, monkeypatch):
+    """Without a request latency (ML.ENERGY), the front uses the time per output token: the
+    caption, the legend and the section name TPOT, never a request 'latency limit'."""
+    from types import SimpleNamespace
+
+    from energylens.report import choices, sections
+
+    tpot_only = small.drop(columns=["latency_s"])
+    f = choices.energy_latency_front(tpot_only)
+    drawn = _drawn_figures(monkeypatch)
     html = sections.front_section(SimpleNamespace(front=f))
     text = _text(html)
     assert "latency limit" not in text
@@ -563,18 +571,11 @@ def test_a_latency_limit_no_configuration_meets_marks_no_choice(small, monkeypat
     none meets it, and no star is drawn or claimed."""
     from types import SimpleNamespace
 
-    from energylens.report import choices, figures, sections
+    from energylens.report import choices, sections
 
     f = choices.energy_latency_front(small, max_latency_s=1e-6)
     assert f["chosen"] is None and f["n_within"] == 0
-    drawn = []
-    real = figures.img
-
-    def spy(fig, caption, **kw):
-        drawn.append(fig)
-        return real(fig, caption, **kw)
-
-    monkeypatch.setattr(figures, "img", spy)
+    drawn = _drawn_figures(monkeypatch)
     text = _text(sections.front_section(SimpleNamespace(front=f)))
     assert "the star is" not in text
     assert f"None of the {len(f['table'])} configurations meets the latency limit" in text

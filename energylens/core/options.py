@@ -46,6 +46,7 @@ __all__ = [
     "check_options",
     "check_str_option",
     "check_fitted",
+    "missing_columns_hint",
     "LEVEL",
     "POSITIVE",
     "POSITIVE_INT",
@@ -126,3 +127,15 @@ def check_fitted(estimator, attributes: str | tuple[str, ...] = ()) -> None:
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator.")
+
+
+def missing_columns_hint(missing, columns) -> str:
+    """``" ('modle': did you mean 'model'?)"`` for columns named but absent, matched against
+    the table's ``columns`` ignoring case ("" where none is close)."""
+    import difflib
+
+    lower = {str(c).lower(): str(c) for c in columns}
+    close = {c: difflib.get_close_matches(str(c).lower(), list(lower), n=1, cutoff=0.6)
+             for c in missing}
+    hint = "; ".join(f"{c!r}: did you mean {lower[m[0]]!r}?" for c, m in close.items() if m)
+    return f" ({hint})" if hint else ""

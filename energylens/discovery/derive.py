@@ -35,7 +35,6 @@ the whole table and returned; refit it on new data, per group with
 
 from __future__ import annotations
 
-import difflib
 import time
 import warnings
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ import sympy
 from ..core.batch import resolve_batch_rule
 from ..core.domain import Domain
 from ..core.expressions import parse_expression, symbol
-from ..core.options import HasMethods, Interval, StrOptions, check_options
+from ..core.options import HasMethods, Interval, StrOptions, check_options, missing_columns_hint
 from ..core.progress import progress as progress_bar
 from ..core.variables import SCHEMA_DEFAULTS, VARIABLE_COLUMNS, table_variables
 from ..exceptions import EnergyLensWarning, PoorFitWarning
@@ -215,12 +214,8 @@ def _check(df, target, engine, by, phases, n_resamples, threshold, random_state,
                          f"{type(df).__name__}.")
     missing = [c for c in by if c not in df.columns]
     if missing and tuple(by) != _DEFAULT_BY:
-        lower = {str(c).lower(): str(c) for c in df.columns}
-        close = {c: difflib.get_close_matches(str(c).lower(), list(lower), n=1, cutoff=0.6)
-                 for c in missing}
-        hint = "; ".join(f"{c!r}: did you mean {lower[m[0]]!r}?" for c, m in close.items() if m)
         raise ValueError(f"derive_model: by={list(by)} names column(s) {missing} that the table "
-                         f"lacks{' (' + hint + ')' if hint else ''}; columns are "
+                         f"lacks{missing_columns_hint(missing, df.columns)}; columns are "
                          f"{list(map(str, df.columns))}.")
 
 

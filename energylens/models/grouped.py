@@ -25,7 +25,7 @@ from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from ..core.options import Integral, Interval, check_fitted
+from ..core.options import Integral, Interval, check_fitted, missing_columns_hint
 from ..core.threads import single_blas_thread
 from ..exceptions import EnergyLensWarning, FitError, ModelFileError
 from . import registry
@@ -191,12 +191,8 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
             raise ValueError("GroupedModel needs a canonical table (DataFrame) to form groups.")
         missing = [c for c in self.by if c not in X.columns]
         if missing and tuple(self.by) != _DEFAULT_BY:
-            lower = {str(c).lower(): str(c) for c in X.columns}
-            close = {c: difflib.get_close_matches(str(c).lower(), list(lower), n=1, cutoff=0.6)
-                     for c in missing}
-            hint = "; ".join(f"{c!r}: did you mean {lower[m[0]]!r}?" for c, m in close.items() if m)
             raise ValueError(f"GroupedModel groups by {list(self.by)}, but the table lacks "
-                             f"{missing}{' (' + hint + ')' if hint else ''}; columns are "
+                             f"{missing}{missing_columns_hint(missing, X.columns)}; columns are "
                              f"{list(map(str, X.columns))}.")
         return [c for c in self.by if c in X.columns]
 
