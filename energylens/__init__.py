@@ -31,6 +31,7 @@ from .exceptions import (
     ModelFileError,
     NoDeviceError,
     PoorFitWarning,
+    RunFailedError,
     SchemaError,
 )
 
@@ -93,6 +94,7 @@ __all__ = [
     "FitError",
     "InfeasibleError",
     "NoDeviceError",
+    "RunFailedError",
     "EnergyLensWarning",
     "ConvergenceWarning",
     "IdentifiabilityWarning",

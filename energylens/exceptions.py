@@ -16,6 +16,7 @@ __all__ = [
     "FitError",
     "InfeasibleError",
     "NoDeviceError",
+    "RunFailedError",
     "CatalogueError",
     "EnergyLensWarning",
     "ConvergenceWarning",
@@ -61,6 +62,27 @@ class InfeasibleError(EnergyLensError, ValueError):
 
 class NoDeviceError(EnergyLensError, RuntimeError):
     """No NVIDIA driver or GPU is available for energy measurement."""
+
+
+class RunFailedError(EnergyLensError, RuntimeError):
+    """A user's ``run_fn`` raised on a configuration of
+    :func:`~energylens.profile.profile_grid`.
+
+    The message names the configuration; the original exception is the ``__cause__``.
+
+    Attributes
+    ----------
+    config : dict
+        The configuration ``run_fn`` was called with.
+    table : DataFrame
+        The rows measured before it in this call (not validated; with ``out`` they are also
+        in that file, and a resumed sweep skips them).
+    """
+
+    def __init__(self, message: str, config: dict, table):
+        super().__init__(message)
+        self.config = config
+        self.table = table
 
 
 class CatalogueError(EnergyLensError, ValueError):

@@ -21,33 +21,13 @@ import pandas as pd
 from ..core.options import Integral, Interval, Real, StrOptions, check_options
 from ..core.progress import logger
 from ..core.progress import progress as progress_bar
-from ..exceptions import EnergyLensError, EnergyLensWarning, ImplausibleValueWarning, SchemaError
+from ..exceptions import EnergyLensWarning, ImplausibleValueWarning, RunFailedError, SchemaError
 from ..schema import validate
 from .configs import Plan, expand_grid, plan_sweep, sweep_columns
 from .meter import EnergyMeter, Measurement
 from .sweepfile import SweepFile
 
 __all__ = ["profile_grid", "expand_grid", "RunFailedError"]
-
-
-class RunFailedError(EnergyLensError, RuntimeError):
-    """``run_fn`` raised on a configuration of :func:`profile_grid`.
-
-    The message names the configuration; the original exception is the ``__cause__``.
-
-    Attributes
-    ----------
-    config : dict
-        The configuration ``run_fn`` was called with.
-    table : DataFrame
-        The rows measured before it in this call (not validated; with ``out`` they are also
-        in that file, and a resumed sweep skips them).
-    """
-
-    def __init__(self, message: str, config: dict, table: pd.DataFrame):
-        super().__init__(message)
-        self.config = config
-        self.table = table
 
 _CONSTRAINTS = {
     "run_fn": [callable],
