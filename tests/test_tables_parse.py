@@ -310,3 +310,15 @@ def test_exact_decimals_are_numbers_and_complex_values_are_not():
     assert df.energy_j.tolist() == [40.5, 45.0, 50.0]
     with pytest.raises(SchemaError, match="'energy_j': non-numeric value"):
         read_profiles(pd.DataFrame({**base, "energy_j": np.array([40 + 1j, 45, 50])}))
+
+
+def test_a_late_decode_failure_names_the_encoding_option(tmp_path):
+    """Beyond the first 64 KiB, a file read with a given single-byte encoding was 'not valid
+    cp1252' without its line or the option that chose the encoding."""
+    rows = ["model,gpu,tp,batch_size,input_tokens,output_tokens,energy_j"]
+    rows += [f"m,H100,1,{b},512,128,{40 + b}" for b in range(1, 4000)]
+    f = tmp_path / "late.csv"
+    f.write_bytes(("\n".join(rows) + "\n").encode() + b"m\x81x,H100,1,9999,512,128,40\n")
+    with pytest.raises(SchemaError, match=r"line 4001 is not valid cp1252 \(as encoding='cp1252' "
+                                          r"says\)"):
+        read_profiles(f, encoding="cp1252")

@@ -163,14 +163,19 @@ def _ragged_error(tf: TextFile, parser_message: str) -> Exception:
 
 
 def _scan_decode(tf: TextFile, exc: UnicodeDecodeError) -> Exception:
-    if not tf.encoding.replace("-", "").lower().startswith("utf8"):
-        return file_error(tf.where, f"the file is not valid {tf.encoding} ({exc.reason})",
+    """The decode error of a file whose first 64 KiB decoded: the line that does not, and
+    the ``encoding`` option when the caller gave the encoding."""
+    if not tf.encoding.replace("-", "").lower().startswith("utf8") and tf.encoding.lower() in (
+            "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
+        option = f" (as encoding={tf.encoding!r} says)" if tf.given else ""
+        return file_error(tf.where, f"the file is not valid {tf.encoding}{option} ({exc.reason})",
                           code="file.encoding")
     for i, raw in enumerate(read_bytes_lines(tf), start=1):
         try:
             raw.decode(tf.encoding)
         except UnicodeDecodeError as line_exc:
-            return decode_error(tf.where, raw, line_exc, tf.encoding, line_base=i)
+            return decode_error(tf.where, raw, line_exc, tf.encoding, line_base=i,
+                                given=tf.given)
     return file_error(tf.where, f"the file is not valid UTF-8 ({exc.reason})",
                       code="file.encoding")
 

@@ -58,6 +58,7 @@ class TextFile:
     header: list[str] = field(default_factory=list)
     header_line: int = 1
     sample_widths: list[int] = field(default_factory=list)  # fields of the first data rows
+    given: bool = False  # the encoding is the caller's (encoding=), not a byte-order mark's
 
     def open_text(self, errors: str = "strict") -> IO[str]:
         """The decoded text, as csv and json parsers read it (newlines untranslated)."""
@@ -261,7 +262,7 @@ def sniff_text(path: Path, where: str, *, encoding: str | None = None,
     complete = len(head) < _HEAD
     enc = _encoding(head, where, encoding)
     given = encoding is not None and enc == encoding  # not overridden by a byte-order mark
-    tf = TextFile(path, where, "gzip" if gz else None, enc)
+    tf = TextFile(path, where, "gzip" if gz else None, enc, given=given)
     if gz and path.suffix.lower() != ".gz":
         logger.info("%s: gzip-compressed content; decompressed while reading", where)
     if not delimited:
