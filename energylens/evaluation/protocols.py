@@ -56,6 +56,37 @@ def _scenario_labels(df: pd.DataFrame, scenario: Sequence[str]) -> np.ndarray:
     return df.groupby(cols, sort=True, dropna=False).ngroup().to_numpy()
 
 
+_DEFAULT_SCENARIO = ("model", "gpu", "workload")
+
+
+def _check_inputs(owner: str, models: Mapping, df: pd.DataFrame, *, scenario: Sequence[str],
+                  target: str, columns: dict[str, Sequence[str] | None]) -> None:
+    """The arguments a protocol reads, checked before any draw: models to compare, a unique
+    index, the target column, and every named column (a scenario column the table lacks is
+    an error unless the scenario is the default one, whose absent columns are skipped, as a
+    table of one workload has no ``workload``)."""
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError(f"{owner}: models must be a non-empty dict of name -> estimator; got "
+                         f"{models!r}.")
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError(f"{owner} needs a non-empty table (DataFrame).")
+    if not df.index.is_unique:
+        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
+    if target not in df.columns:
+        raise ValueError(f"{owner}: target {target!r} is not a column of the table; columns are "
+                         f"{list(map(str, df.columns))}.")
+    named = dict(columns)
+    if tuple(scenario) != _DEFAULT_SCENARIO:
+        named["scenario"] = scenario
+    for arg, cols in named.items():
+        missing = [c for c in (cols or ()) if c not in df.columns]
+        if missing:
+            from ..core.options import missing_columns_hint
+
+            raise ValueError(f"{owner}: {arg}={list(cols)} names column(s) {missing} that the "
+                             f"table lacks{missing_columns_hint(missing, df.columns)}.")
+
+
 def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: Sequence[str],
                    target: str = "energy_j") -> dict[str, float]:
     """Fit a clone of ``model`` on ``train`` and score it on ``test``; returns metric values."""
@@ -192,7 +223,9 @@ def sample_efficiency(
     seeds : int or sequence of int
         Number of seeds (0, 1, ...) or the seeds themselves.
     scenario : sequence of str
-        Columns defining a selection scenario (its candidates are its held-out rows).
+        Columns defining a selection scenario (its candidates are its held-out rows). A
+        column the table lacks is an error, except in the default scenario, whose absent
+        columns are skipped (a table of one workload has no ``workload``).
     group : sequence of str, optional
         Draw ``n`` training rows within each group (e.g. ``["model", "gpu"]`` when the closed
         forms are fitted per group), leaving at least two rows of each group to test.
@@ -225,9 +258,18 @@ def sample_efficiency(
     >>> res.loc[res["metric"] == "fit_failed", ["value", "error"]].values.tolist()
     [[0.0, ''], [0.0, '']]
     """
-    if not df.index.is_unique:
-        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
+    _check_inputs("sample_efficiency", models, df, scenario=scenario, target=target,
+                  columns={"group": group})
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    if not seed_list or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
+                            for s in seed_list):
+        raise ValueError(f"sample_efficiency: seeds must be a positive count or a list of "
+                         f"non-negative integer seeds; got {seeds!r}.")
+    bad = [n for n in n_train if isinstance(n, bool) or not isinstance(n, (int, np.integer))
+           or n < 1]
+    if bad or not len(n_train):
+        raise ValueError(f"sample_efficiency: n_train must hold whole numbers of rows >= 1; got "
+                         f"{list(n_train)!r}.")
     n_train = _usable_sizes(df, n_train, group)
     # One task per (seed, size, model), in that order: the draws are made here, so the
     # results do not depend on how the tasks are spread over workers, and a slow model does
@@ -276,8 +318,10 @@ def extrapolate(
     """
     if split not in ("batch", "gpu", "model"):
         raise ValueError(f"split must be 'batch', 'gpu' or 'model'; got {split!r}.")
-    if not df.index.is_unique:
-        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
+    _check_inputs("extrapolate", models, df, scenario=scenario, target=target,
+                  columns={"group": group,
+                           "batch_column": [batch_column] if split == "batch" else None,
+                           "split": None if split == "batch" else [split]})
     folds: list[tuple[str, pd.Index, pd.Index]] = []
     if split == "batch":
         groups = df.groupby(list(group), sort=True) if group else [((), df)]
