@@ -216,6 +216,10 @@ def posterior(sys: System, layout: Layout, prec: np.ndarray) -> Posterior:
         dl = np.einsum("gcc->gc", Ainv) + np.einsum("gct,gts,gcs->gc", W, STT, W)
         diag[layout.local[layout.valid]] = dl[layout.valid]
         logdet += float(np.sum(np.linalg.slogdet(ALL)[1]))
+    # symmetric to the last bit, as a model file stores them (one triangle): a loaded model's
+    # intervals are then bit-identical to the fitted one's
+    Sinv = 0.5 * (Sinv + Sinv.T)
+    Ainv = 0.5 * (Ainv + Ainv.transpose(0, 2, 1))
     return Posterior(Sinv, Ainv, W, diag, logdet)
 
 
