@@ -502,3 +502,16 @@ def test_an_interval_spanning_orders_of_magnitude_is_flagged(assumed):
     assert all(issubclass(w.category, el.EnergyLensWarning) for w in caught)
     wide = [w for w in caught if "spanning more than a factor of 10" in str(w.message)]
     assert len(wide) == 1 and wide[0].filename == __file__
+
+
+@pytest.mark.parametrize("bad", [0.0, -5.0, np.nan, "abc"])
+def test_an_invalid_batch_size_is_an_error_even_beside_a_running_batch(bad):
+    """Where running_batch was given, batch_size was never read, so 0, -5, NaN or 'abc' passed
+    at fit and predict alike."""
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=1)
+    table = table.assign(running_batch=table["batch_size"] * 0.9)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 2 row\(s\)"):
+        m.predict(table.head(2).assign(batch_size=bad))
+    with pytest.raises(ValueError, match="'batch_size' must be a number > 0"):
+        el.HierarchicalEnergyModel().fit(table.assign(batch_size=bad))

@@ -87,9 +87,19 @@ def _check_names(X: pd.DataFrame) -> None:
 
 
 def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Configuration variables of the table, checked (finite, > 0)."""
+    """Configuration variables of the table, checked (finite, > 0). ``batch_size`` is checked
+    even where a measured ``running_batch`` sets the batch the form reads (an invalid cap
+    is an error, not ignored)."""
     for col in ("batch_size", "output_tokens"):
         _column(X, col, None)
+    cap = _column(X, "batch_size", None)
+    bad = ~(np.isfinite(cap) & (cap > 0))
+    if bad.any():
+        rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[np.flatnonzero(bad)[:5]]]
+        shown = [v.item() if isinstance(v, np.generic) else v
+                 for v in (X["batch_size"].iloc[i] for i in np.flatnonzero(bad)[:5])]
+        raise ValueError(f"HierarchicalEnergyModel: column 'batch_size' must be a number > 0; "
+                         f"{int(bad.sum())} row(s) are not (rows {rows}, values {shown}).")
     V = {short: _column(X, col, default) for col, (short, default) in _CONFIG.items()}
     V["B"] = effective_batch(X, "running")
     V["so"] = _column(X, "output_tokens", None)
