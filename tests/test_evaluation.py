@@ -304,3 +304,14 @@ def test_extrapolate_names_a_missing_column():
     df = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], seed=0).reset_index(drop=True)
     with pytest.raises(ValueError, match=r"batch_column=\['nope'\]"):
         extrapolate({"rule": RuleOfThumbModel()}, df, batch_column="nope")
+
+
+@pytest.mark.parametrize("batch", [0.0, -8.0, np.nan])
+def test_the_rule_of_thumb_refuses_a_batch_that_is_not_positive(batch):
+    """A batch of 0 scored inf and a negative one the best score of all."""
+    from energylens.evaluation import RuleOfThumbModel
+
+    cand = pd.DataFrame({"tp": [1, 2], "pp": [1, 1], "batch_size": [8.0, batch]})
+    rule = RuleOfThumbModel().fit(cand.head(1))
+    with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 1 row\(s\)"):
+        rule.predict(cand)

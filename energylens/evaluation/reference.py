@@ -61,11 +61,19 @@ class RuleOfThumbModel(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
-        """``tp * pp / batch_size`` per row (``pp`` is 1 where the table has none)."""
+        """``tp * pp / batch_size`` per row (``pp`` is 1 where the table has none); every
+        value must be a number > 0 (a batch of 0 would score inf, a negative one best)."""
         check_fitted(self, "fitted_")
         X = _table(X, "RuleOfThumbModel", ("tp", "batch_size"))
-        pp = X["pp"].to_numpy(float) if "pp" in X.columns else 1.0
-        return X["tp"].to_numpy(float) * pp / X["batch_size"].to_numpy(float)
+        cols = {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
+                for c in ("tp", "pp", "batch_size") if c in X.columns}
+        for c, v in cols.items():
+            bad = ~(np.isfinite(v) & (v > 0))
+            if bad.any():
+                raise ValueError(f"RuleOfThumbModel: column {c!r} must be a number > 0; "
+                                 f"{int(bad.sum())} row(s) are not (first at positions "
+                                 f"{np.flatnonzero(bad)[:5].tolist()}).")
+        return cols["tp"] * cols.get("pp", 1.0) / cols["batch_size"]
 
 
 class NoiseCeilingModel(RegressorMixin, BaseEstimator):
