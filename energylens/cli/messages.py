@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 __all__ = ["setup_logging", "log", "WarningSummary", "cli_text"]
 
@@ -137,18 +137,13 @@ class WarningSummary:
         for w in records:
             self.add(w.category, str(w.message), group)
 
-    def add_group_table(self, table, by: Sequence[str]) -> None:
-        """Add the ``warnings`` column of a :class:`~energylens.GroupedModel`'s ``groups_``
-        (``"Category: message | ..."`` per group)."""
-        if table is None or "warnings" not in getattr(table, "columns", ()):
-            return
-        for _, row in table.iterrows():
-            group = " / ".join(str(row[c]) for c in by if c in row.index)
-            for item in str(row["warnings"] or "").split(" | "):
-                if not item.strip():
-                    continue
-                category, sep, message = item.partition(": ")
-                self.add(category if sep else "EnergyLensWarning", message if sep else item, group)
+    def add_group_warnings(self, model) -> None:
+        """Add the warnings a :class:`~energylens.GroupedModel` recorded per group
+        (:func:`~energylens.models.grouped.group_warnings`)."""
+        from ..models.grouped import group_warnings
+
+        for category, message, group in group_warnings(model):
+            self.add(category, message, group)
 
     def __len__(self) -> int:
         return len(self._kinds)

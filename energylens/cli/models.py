@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import warnings
 from pathlib import Path
 
 from .files import (
@@ -66,16 +65,11 @@ def _model_from_args(args):
 
 def _fit_grouped(model, df, by, args, out, summary) -> None:
     from ..models import GroupedModel
-    from ..models.grouped import is_group_summary
+    from ..models.grouped import fit_listing_groups
 
     log.info(f"fitting one {type(model).__name__} per group of {', '.join(by)} ...")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        g = GroupedModel(model, by=by, n_jobs=args.jobs).fit(df)
-    for w in caught:  # the groups' own warnings come from groups_, once each
-        if not is_group_summary(w.message):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    summary.add_group_table(g.groups_, by)
+    g = fit_listing_groups(GroupedModel(model, by=by, n_jobs=args.jobs), df)
+    summary.add_group_warnings(g)
     with writing(out):
         g.save(out, force=args.force)
     stats = g.groups_

@@ -214,8 +214,8 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
                         bounds=self.bounds, init=self.init)
 
     def _fit_data(self, data: TrainingData) -> None:
-        """Fit from arrays (``fit`` and grouped fits end here); sets the fitted attributes."""
-        with self._fitting(), single_blas_thread():
+        """Fit from arrays (``fit`` and grouped fits end here, inside :meth:`_fitting`)."""
+        with single_blas_thread():
             self._fit_arrays(data)
 
     def _fit_arrays(self, data: TrainingData) -> None:

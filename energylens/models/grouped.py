@@ -98,14 +98,38 @@ def _warn_summary(named: list[tuple[str, list]]) -> None:
                       "in groups_['warnings'].", category, stacklevel=4)
 
 
-def is_group_summary(message: object) -> bool:
-    """Whether a warning is the summary :meth:`GroupedModel.fit` gives of its groups'
-    warnings (which ``groups_["warnings"]`` lists group by group): a caller that reports that
-    column leaves these out rather than say everything twice."""
-    return bool(_SUMMARY.match(str(message)))
-
-
 _SUMMARY = re.compile(r"^GroupedModel: \w+ from \d+ of \d+ fit\(s\): ")
+
+
+def group_warnings(model) -> list[tuple[str, str, str]]:
+    """The warnings a fitted grouped model recorded per group, as ``(category, message,
+    group)``, the group spelt ``"value / value"`` over ``by_`` (none for other models)."""
+    table = getattr(model, "groups_", None)
+    if table is None or "warnings" not in getattr(table, "columns", ()):
+        return []
+    by = [c for c in getattr(model, "by_", ()) if c in table.columns]
+    out = []
+    for _, row in table.iterrows():
+        group = " / ".join(str(row[c]) for c in by)
+        for item in str(row["warnings"] or "").split(" | "):
+            if item.strip():
+                category, sep, message = item.partition(": ")
+                out.append((category, message, group) if sep else ("EnergyLensWarning", item, group))
+    return out
+
+
+def fit_listing_groups(estimator, X, y=None):
+    """``estimator.fit(X, y)`` for a caller that lists the groups' warnings itself
+    (:func:`group_warnings`): the fit's warnings are passed on, except the summary
+    :meth:`GroupedModel.fit` gives of those same warnings, which would say everything twice."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = estimator.fit(X, y)
+    listed = "warnings" in getattr(getattr(model, "groups_", None), "columns", ())
+    for w in caught:
+        if not (listed and _SUMMARY.match(str(w.message))):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model
 
 
 def _fit_arrays(estimator, params, data, key):
@@ -113,7 +137,8 @@ def _fit_arrays(estimator, params, data, key):
         # A fresh instance with the (already validated) parameters: what clone does, without
         # reading the parameters again for every group.
         model = type(estimator)(**copy.deepcopy(params))
-        model._fit_data(data)
+        with model._fitting():
+            model._fit_data(data)
         return model
     return _run(fit, key)
 

@@ -103,24 +103,10 @@ class _Steps:
 
 
 def _fit(estimator, df: pd.DataFrame, steps: _Steps):
-    from ..models.grouped import is_group_summary
+    from ..models.grouped import fit_listing_groups, group_warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = estimator.fit(df)
-    groups = getattr(model, "groups_", None)
-    listed = groups is not None and "warnings" in groups.columns
-    for w in caught:  # a grouped fit's summary repeats what its groups_ table lists
-        if not (listed and is_group_summary(w.message)):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if groups is not None and "warnings" in groups.columns:
-        by = list(getattr(model, "by_", []))
-        for _, row in groups.iterrows():
-            label = " / ".join(str(row[c]) for c in by)
-            for item in str(row["warnings"] or "").split(" | "):
-                if item.strip():
-                    cat, _, msg = item.partition(": ")
-                    steps.warnings.append((cat, msg, label))
+    model = fit_listing_groups(estimator, df)
+    steps.warnings += group_warnings(model)
     return model
 
 
