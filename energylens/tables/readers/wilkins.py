@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..problems import file_error
 from ..validate import validate
+from ..values import missing_mask, plain, to_numeric
 from ._common import folder
 
 __all__ = ["read_wilkins", "WILKINS_EXPERIMENTS"]
@@ -43,13 +44,13 @@ def _csv(f) -> pd.DataFrame:
 def _numbers(d: pd.DataFrame, col: str, f, *, whole: bool = False) -> np.ndarray:
     """A numeric column of the kept rows; a missing or non-numeric cell is an error naming
     the file, the column and its lines (never a silently dropped or averaged row)."""
-    v = pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float)
+    v = to_numeric(d[col])
     bad = ~np.isfinite(v)
     if whole:
         bad |= np.isfinite(v) & (v != np.round(v))
     if bad.any():
         lines = (d.index[bad] + 2).tolist()[:5]  # the header is line 1
-        shown = [d[col].iloc[i] for i in np.flatnonzero(bad)[:5]]
+        shown = [plain(d[col].iloc[i]) for i in np.flatnonzero(bad)[:5]]
         raise file_error(f"'{f}'", f"column {col!r} has {int(bad.sum())} missing or non-numeric "
                          f"value(s) in inference rows (file lines {lines}: {shown})",
                          code="missing_value")
@@ -58,7 +59,7 @@ def _numbers(d: pd.DataFrame, col: str, f, *, whole: bool = False) -> np.ndarray
 
 def _labels(d: pd.DataFrame, col: str, f) -> np.ndarray:
     v = d[col]
-    bad = v.isna().to_numpy() | v.astype(str).str.strip().eq("").to_numpy()
+    bad = missing_mask(v)
     if bad.any():
         raise file_error(f"'{f}'", f"column {col!r} is blank in {int(bad.sum())} inference "
                          f"row(s) (file lines {(d.index[bad] + 2).tolist()[:5]})",
