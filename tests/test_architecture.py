@@ -162,8 +162,9 @@ def _function_lengths(path: Path):
 def test_module_and_function_sizes(mod):
     path = MODULES[mod]
     n = len(path.read_text().splitlines())
-    limit = MAX_BASE_LINES if mod == "energylens.models.base" else MAX_MODULE_LINES
-    assert n <= limit, f"{path} has {n} lines (limit {limit})"
+    if mod == "energylens.models.base":  # the issue: "under 450 lines"
+        assert n < MAX_BASE_LINES, f"{path} has {n} lines (must be under {MAX_BASE_LINES})"
+    assert n <= MAX_MODULE_LINES, f"{path} has {n} lines (limit {MAX_MODULE_LINES})"
     long = [f"{name} (line {line}): {length} lines" for name, line, length in _function_lengths(path)
             if length > MAX_FUNCTION_LINES]
     assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines of code: {long}"

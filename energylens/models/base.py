@@ -133,8 +133,7 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
 
     @classmethod
     def _get_param_names(cls):
-        # scikit-learn reads the constructor's signature on every get_params/clone; it never
-        # changes, so it is read once per class (clones of many group fits add up).
+        # read once per class: scikit-learn reads the signature on every get_params/clone
         return _param_names(cls)
 
     # ------------------------------------------------------------------ declaration
