@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .form import PARAMETER_NAMES, energy_jacobian, energy_kernel
+from .form import PARAMETER_NAMES, energy_jacobian, energy_kernel, link_slope, theta_from_link
 
 __all__ = ["Chunk", "SystemPart", "make_chunks", "chunk_system", "chunk_cost", "row_log_theta"]
 
@@ -133,7 +133,7 @@ def make_chunks(V, ly, row_cols, row_group, design, touched, n_chunks, terms) ->
             sel = cgroup == g
             tpos[sel] = np.searchsorted(touched[g], ccols[sel][:, glob])
         Vc = {k: v[rows] for k, v in V.items()}
-        theta = np.exp(row_log_theta(design.prior_mean, cols[order], design.slot_param))
+        theta = theta_from_link(row_log_theta(design.prior_mean, cols[order], design.slot_param))
         active = np.flatnonzero(np.any(energy_jacobian(Vc, theta, terms)[1] != 0, axis=0))
         chunks.append(Chunk(Vc, ly[rows], start, ccols, design.slot_param, glob, loc, cgroup - a,
                             lpos, tpos, int(b - a), design.n_global, cmax, touched.shape[1],
@@ -142,17 +142,22 @@ def make_chunks(V, ly, row_cols, row_group, design, touched, n_chunks, terms) ->
 
 
 def row_log_theta(z: np.ndarray, cols: np.ndarray, slot_param: np.ndarray) -> np.ndarray:
-    """Log-parameters of rows whose columns are ``cols`` (n, n_slots): the sum of their
-    columns' values per parameter."""
+    """Log-parameters (link values: the logit of a bounded one, see
+    :func:`~.form.theta_from_link`) of rows whose columns are ``cols`` (n, n_slots): the sum
+    of their columns' values per parameter."""
     K = len(PARAMETER_NAMES)
     onehot = np.zeros((len(slot_param), K))
     onehot[np.arange(len(slot_param)), slot_param] = 1.0
     return z[cols] @ onehot
 
 
+def _link(chunk: Chunk, z: np.ndarray) -> np.ndarray:
+    """Each row's link values."""
+    return np.repeat(row_log_theta(z, chunk.cell_cols, chunk.slot_param), chunk.counts, axis=0)
+
+
 def _theta(chunk: Chunk, z: np.ndarray) -> np.ndarray:
-    LT = row_log_theta(z, chunk.cell_cols, chunk.slot_param)
-    return np.exp(np.repeat(LT, chunk.counts, axis=0))
+    return theta_from_link(_link(chunk, z))
 
 
 def chunk_cost(chunk: Chunk, z: np.ndarray, sigma: float, z_ref: np.ndarray | None = None):
@@ -179,7 +184,9 @@ def chunk_system(chunk: Chunk, z: np.ndarray, sigma: float) -> SystemPart:
     >>> m.converged_  # its normal equations, solved through the Schur complement
     True
     """
-    logE, D = energy_jacobian(chunk.V, _theta(chunk, z), chunk.terms)
+    LT = _link(chunk, z)
+    logE, D = energy_jacobian(chunk.V, theta_from_link(LT), chunk.terms)
+    D = D * link_slope(LT)  # derivatives in the link values (the logit of a bounded one)
     r = (chunk.ly - logE) / sigma
     Dn = (D[:, chunk.active] / sigma).T  # (active parameters, rows)
     st, ka = chunk.cell_start, len(chunk.active)

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .form import PARAMETER_NAMES, PRIOR_SD, WORKLOAD_PARAMETERS
+from .form import PARAMETER_NAMES, PRIOR_SD, WORKLOAD_PARAMETERS, link_from_theta
+from .variables import LABEL_COLUMNS
 
 __all__ = ["DEFAULT_LEVELS", "RICH_LEVELS", "RANDOM", "AUTO_RICH_ROWS", "Level", "Design",
            "expand_levels", "resolve_levels", "build_design", "level_keys", "UNSEEN", "SEP",
-           "flag_unseen", "IDENTITY_COLUMNS", "check_levels"]
+           "flag_unseen", "IDENTITY_COLUMNS", "check_levels", "choose_specs", "LEVEL_COLUMNS"]
 
 Spec = tuple[tuple[str, ...], tuple[str, ...]]
 #: Groups deviate in scale only; the GPU in its shape, the source in its overheads, the
@@ -67,6 +68,8 @@ AUTO_RICH_ROWS = 4
 #: group is what the model is for.
 IDENTITY_COLUMNS: frozenset[str] = frozenset({"model", "gpu", "precision", "source",
                                               "model_family"})
+#: Columns a custom level may use besides the table's own ("group": the group columns).
+LEVEL_COLUMNS: tuple[str, ...] = (*LABEL_COLUMNS, "n_gpus", "dp", "model_family", "group")
 #: Column index meaning "a level value not seen in training" (its deviation is 0).
 UNSEEN = -1
 #: Separator of the values in a level key.
@@ -127,6 +130,38 @@ def check_levels(levels) -> None:
             raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel names parameters "
                              f"{bad} that cannot deviate by level; parameters are "
                              f"{[p for p in PARAMETER_NAMES if p not in WORKLOAD_PARAMETERS]}.")
+
+
+def choose_specs(pooling: str, levels, labels: pd.DataFrame,
+                 group_cols: list[str]) -> tuple[list[Spec], str]:
+    """The levels of a fit (group columns expanded) and the structure's name, from the
+    ``pooling`` and ``levels`` settings of
+    :class:`~energylens.models.hierarchical.HierarchicalEnergyModel`.
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"model": ["a", "b"], "gpu": ["X", "X"]})
+    >>> choose_specs("none", "auto", labels, ["model", "gpu"])[0]
+    [(('model', 'gpu'), ('pi0', 'am', 'ac', 'tau1', 'nu'))]
+    """
+    if pooling == "complete":
+        return [], "complete"
+    if pooling == "none":
+        return [(tuple(group_cols), RANDOM)], "none"
+    if isinstance(levels, str):
+        name = levels
+        if name == "auto":
+            per_group = labels.groupby(list(group_cols)).size().median()
+            name = "rich" if per_group >= AUTO_RICH_ROWS else "default"
+        specs = RICH_LEVELS if name == "rich" else DEFAULT_LEVELS
+    else:
+        name, specs = "custom", [(tuple(c), tuple(n)) for c, n in levels]
+        unknown = sorted({c for cols, _ in specs for c in cols} - set(LEVEL_COLUMNS)
+                         - set(labels.columns))
+        if unknown:
+            raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel uses columns "
+                             f"{unknown} that the table does not have.")
+    return expand_levels(specs, group_cols), name
 
 
 def expand_levels(levels: Sequence[Spec], group: Sequence[str]) -> list[Spec]:
@@ -208,8 +243,9 @@ class Design:
     slot_local : ndarray of bool
         Per slot: whether its columns are local.
     prior_mean, prior_sd : ndarray
-        Per column: prior mean of the log-value and the fixed prior spread of population
-        and workload columns (NaN for deviations: their spread is estimated).
+        Per column: prior mean of the log-value (of the logit for a bounded parameter, see
+        :func:`~.form.theta_from_link`) and the fixed prior spread of population and
+        workload columns (NaN for deviations: their spread is estimated).
     """
 
     levels: list[Level]
@@ -347,7 +383,8 @@ def build_design(labels: pd.DataFrame, specs: Sequence[Spec], group_cols: Sequen
     slot_param = list(range(len(PARAMETER_NAMES))) + [
         PARAMETER_NAMES.index(n) for lv in levels for n in lv.names]
     param_arr, kind_arr = np.asarray(param, dtype=np.int64), np.asarray(kind, dtype=object)
-    mean = np.where(kind_arr == "re", 0.0, np.log(np.asarray(inits, dtype=float)[param_arr]))
+    links = link_from_theta(np.asarray(inits, dtype=float))  # log, or logit of a bounded one
+    mean = np.where(kind_arr == "re", 0.0, links[param_arr])
     return Design(levels, workloads, [str(g) for g in groups], n_global, block_start, block_size,
                   kind_arr, np.asarray(level, dtype=np.int64), param_arr, value,
                   np.asarray(slot_level, dtype=np.int64), np.asarray(slot_param, dtype=np.int64),

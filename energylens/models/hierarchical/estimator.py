@@ -24,31 +24,22 @@ from .. import registry
 from ..design import checked_prediction
 from ..settings import FittedParams
 from .chunks import make_chunks, row_log_theta, touched_columns
-from .design import (
-    AUTO_RICH_ROWS,
-    DEFAULT_LEVELS,
-    RANDOM,
-    RICH_LEVELS,
-    UNSEEN,
-    build_design,
-    check_levels,
-    expand_levels,
-    flag_unseen,
-)
+from .design import UNSEEN, build_design, check_levels, choose_specs, flag_unseen
 from .form import (
     FORMULA,
     PARAMETER_NAMES,
     PARAMETERS,
     PHASE_PREFILL,
+    UPPER,
     WORKLOAD_PARAMETERS,
     energy_components,
     energy_kernel,
     resolve_terms,
+    theta_from_link,
 )
 from .pooling import Layout, fit_pooled
 from .uncertainty import interval_table
 from .variables import (
-    LABEL_COLUMNS,
     assumed_lengths,
     form_variables,
     label_values,
@@ -60,7 +51,6 @@ from .variables import (
 __all__ = ["HierarchicalEnergyModel"]
 
 _EXTRA_GROUP_COLUMNS = ("precision", "source")
-_LEVEL_COLUMNS = (*LABEL_COLUMNS, "n_gpus", "dp", "model_family", "group")
 
 
 class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
@@ -100,6 +90,13 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         Spread (sd of log energy) added to the interval of a GPU absent from training when
         the table has too few GPUs (fewer than 5) to estimate the spread between GPUs: 0.3
         is the size of the zero-shot GPU errors measured on ML.ENERGY v2 and v3.
+    new_precision_spread, new_source_spread : float, default=0.42, 1.4
+        The same for a weight precision (a source: engine, benchmark) absent from training
+        when no level of at least 5 values over it (alone or crossed with the GPU) estimates
+        the spread. Stated priors, not fits: a new precision is predicted at its nominal
+        bytes per weight and FLOP/s (a factor of 2 between neighbouring formats), and 0.42 =
+        ln 2 / 1.645 lets kernels realise none to twice of that at 90%; software stacks differ
+        by one to two orders of magnitude, so 1.4 = ln 10 / 1.645 (a factor of 10 at 90%).
     max_em : int, default=12
         Empirical-Bayes iterations (each a few Levenberg-Marquardt steps).
     tol : float, default=0.01
@@ -147,6 +144,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         (None: read from a file that does not record them).
     fitted_params_ : dict
         The constructor parameters of the fit.
+    upper_ : dict
+        Bounded parameters (fitted as a logit, :data:`~.form.UPPER`) and their bounds.
 
     Examples
     --------
@@ -164,6 +163,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         "levels": [StrOptions({"auto", "default", "rich"}), list, tuple],
         "terms": [dict, None],
         "new_gpu_spread": [Interval(Real, 0, None, closed="left")],
+        "new_precision_spread": [Interval(Real, 0, None, closed="left")],
+        "new_source_spread": [Interval(Real, 0, None, closed="left")],
         "max_em": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "n_jobs": [Integral, None],
@@ -174,13 +175,16 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
 
     def __init__(self, *, pooling: Literal["partial", "none", "complete"] = "partial",
                  by: Sequence[str] = ("model", "gpu"), levels="auto", terms: dict | None = None,
-                 new_gpu_spread: float = 0.3, max_em: int = 12, tol: float = 1e-2,
+                 new_gpu_spread: float = 0.3, new_precision_spread: float = 0.42,
+                 new_source_spread: float = 1.4, max_em: int = 12, tol: float = 1e-2,
                  n_jobs: int | None = None, poor_fit_mape: float = 25.0, phases="auto"):
         self.pooling = pooling
         self.by = by
         self.levels = levels
         self.terms = terms
         self.new_gpu_spread = new_gpu_spread
+        self.new_precision_spread = new_precision_spread
+        self.new_source_spread = new_source_spread
         self.max_em = max_em
         self.tol = tol
         self.n_jobs = n_jobs
@@ -207,24 +211,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         return labels
 
     def _specs(self, labels: pd.DataFrame, group_cols: list[str]) -> tuple[list, str]:
-        if self.pooling == "complete":
-            return [], "complete"
-        if self.pooling == "none":
-            return [(tuple(group_cols), RANDOM)], "none"
-        if isinstance(self.levels, str):
-            name = self.levels
-            if name == "auto":
-                per_group = labels.groupby(list(group_cols)).size().median()
-                name = "rich" if per_group >= AUTO_RICH_ROWS else "default"
-            specs = RICH_LEVELS if name == "rich" else DEFAULT_LEVELS
-        else:
-            name, specs = "custom", [(tuple(c), tuple(n)) for c, n in self.levels]
-            unknown = sorted({c for cols, _ in specs for c in cols} - set(_LEVEL_COLUMNS)
-                             - set(labels.columns))
-            if unknown:
-                raise ValueError(f"The 'levels' parameter of HierarchicalEnergyModel uses columns "
-                                 f"{unknown} that the table does not have.")
-        return expand_levels(specs, group_cols), name
+        return choose_specs(self.pooling, self.levels, labels, group_cols)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame, y=None):
@@ -314,7 +301,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self.posterior_, self.converged_, self.history_ = res.post, res.converged, res.history
         self.n_train_, self.n_features_in_ = len(ly), len(X.columns)
         self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet - len(ly) * np.log(res.sigma))
-        pred = np.exp(row_log_theta(res.z, row_cols, design.slot_param))
+        self.upper_ = dict(UPPER)
+        pred = theta_from_link(row_log_theta(res.z, row_cols, design.slot_param), self.upper_)
         Vd = self._domain_variables(X, V)
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
         self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
@@ -361,6 +349,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         return X, V, LT, cols, labels, groups
 
     def _log_theta(self, cols: np.ndarray) -> np.ndarray:
+        """Each row's link values: log-parameters, the logit of a bounded one."""
         d = self.design_
         z_ext = np.append(self.coef_, 0.0)
         LT = row_log_theta(z_ext, np.where(cols == UNSEEN, len(self.coef_), cols), d.slot_param)
@@ -391,7 +380,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         """
         X, V, LT, cols, labels, _ = self._rows(X)
         self._extrapolation(X, V, labels, cols, warn=True)
-        return checked_prediction(energy_kernel(V, np.exp(LT), self.terms_), X, type(self).__name__)
+        return checked_prediction(energy_kernel(V, theta_from_link(LT, self.upper_), self.terms_), X,
+                                  type(self).__name__)
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Prefill, decode and static energy of each row (J; they sum to :meth:`predict`), the
@@ -401,7 +391,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         the form and the priors, not on data (see :attr:`params_`)."""
         X, V, LT, cols, labels, _ = self._rows(X)
         self._extrapolation(X, V, labels, cols, warn=True)
-        comp = energy_components(V, np.exp(LT), self.terms_)
+        comp = energy_components(V, theta_from_link(LT, self.upper_), self.terms_)
         comp.index = X.index
         return comp
 
@@ -411,8 +401,10 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         The log-variance adds the parameters' posterior covariance, the residual variance
         and, for every level value not seen in training (a new model, GPU or group), the
         between-level spreads of its parameters (for a new GPU in a table of fewer than
-        5 GPUs: ``new_gpu_spread``). Outside the training ranges the sd grows by the
-        library's rule (:func:`energylens.models.intervals.distance_outside`).
+        5 GPUs: ``new_gpu_spread``; for a new precision or source whose spread training
+        could not estimate: ``new_precision_spread``, ``new_source_spread``). Outside the
+        training ranges the sd grows by the library's rule
+        (:func:`energylens.models.intervals.distance_outside`).
 
         Returns
         -------

@@ -29,14 +29,33 @@ token of context, ``\sigma_{st}`` a hybrid model's recurrent state per sequence 
 written), ``F = 2 N_\mathrm{active}`` the FLOPs per token, ``L`` the layers, ``d`` the hidden
 size, ``B_\mathrm{ref} = 256``. ``\rho`` is the drain of a finite benchmark run (one value per
 workload, or ``\kappa_N / N`` where the run's request count ``N`` is recorded). Every
-parameter is positive and fitted as its logarithm; :data:`PARAMETERS` gives each one's unit
-and meaning, :data:`PRIOR_SD` its prior spread, :data:`TERMS` the switches of the
-ablation.
+parameter is positive and fitted as its logarithm, except one with a physical upper bound
+(:data:`UPPER`: the pipeline share ``c_pp``), fitted as the logit of its share of the bound,
+so that it stays inside its range (see :func:`theta_from_link`); :data:`PARAMETERS` gives
+each one's unit, meaning and bounds, :data:`PRIOR_SD` its prior spread (of the log, or of the
+logit), :data:`TERMS` the switches of the ablation.
+
+**The pipeline share** ``c_pp``. A pipeline of ``pp`` stages puts ``1/pp`` of the layers on
+each group of ``tp`` GPUs, so every GPU of the ``n = tp pp dp`` streams its own share of the
+weights (and of the KV cache) at each step, in ``t_w`` (``t_{kv}``): the memory terms of
+``T`` above. If micro-batches keep every stage busy at once (perfect overlap), a step
+streams in ``t_w``: ``c_pp = 0``. If one stage works at a time while the others wait (no
+overlap), the ``pp`` stages take turns and a step streams in ``pp t_w``: ``c_pp = 1``.
+Between the two, ``c_pp`` is the share of the pipeline that runs sequentially, so it lies
+in [0, 1] by construction, and the idle stages' static power is charged through ``T``. A
+pipeline slower than one stage at a time is not a larger share but another cost (transfers
+between stages on different nodes, waits on the network) that this term does not describe;
+a fit that wants ``c_pp > 1`` reads such a cost, or the scale of the few pipelined groups,
+into it (ML.ENERGY v2: 17 rows of two groups, both 8 GPUs x 2 stages over two nodes, gave
+3.4 +/- 1.9 fitted as a log). Fitted as a logit it stays in range, and a value the data
+push against the bound is reported as the bound's, not measured
+(:func:`energylens.models.hierarchical.report.population_table`).
 
 The kernel is a pure numpy function of the row variables ``V`` (see
 :func:`energylens.models.hierarchical.variables.form_variables`) and a row-wise parameter
 matrix; :func:`energy_jacobian` returns ``log E`` and its analytic derivatives in the
-log-parameters.
+log-parameters (for a bounded parameter: in the log of its value, which
+:func:`link_slope` turns into the derivative in its logit).
 """
 
 from __future__ import annotations
@@ -45,13 +64,15 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from ...core.options import check_options
 from ..parameters import Parameter
 
 __all__ = ["PARAMETERS", "PARAMETER_NAMES", "PRIOR_SD", "WORKLOAD_PARAMETERS", "TERMS",
-           "B_REF", "FORMULA", "resolve_terms", "energy_kernel", "energy_jacobian",
-           "energy_components", "PHASE_TOTAL", "PHASE_PREFILL", "PHASE_DECODE"]
+           "B_REF", "FORMULA", "UPPER", "resolve_terms", "energy_kernel", "energy_jacobian",
+           "energy_components", "theta_from_link", "link_from_theta", "link_slope",
+           "PHASE_TOTAL", "PHASE_PREFILL", "PHASE_DECODE"]
 
 _INF = np.inf
 #: The parameters of the form, in kernel order (all positive; fitted as logarithms).
@@ -82,8 +103,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("dc", 0.8, 0.0, _INF, "1", "growth of decode compute time with the batch, "
               "t_c ~ B**dc (GEMMs get more efficient as the batch fills them; 1 = fixed "
               "efficiency)"),
-    Parameter("cpp", 0.05, 0.0, _INF, "1", "share of a pipeline that runs sequentially "
-              "(0 = perfect overlap, 1 = one stage at a time)"),
+    Parameter("cpp", 0.05, 0.0, 1.0, "1", "share of a pipeline that runs sequentially "
+              "(0 = perfect overlap, 1 = one stage at a time; bounded by 1)"),
     Parameter("rho", 3e-6, 0.0, _INF, "1/request", "drain of a finite run: extra run time per "
               "request in flight (one value per workload)"),
     Parameter("kappa", 0.5, 0.0, _INF, "1", "drain length in request lifetimes where the run's "
@@ -93,10 +114,13 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
 _IDX = {name: i for i, name in enumerate(PARAMETER_NAMES)}
-#: Spread (sd of the log) of the weak log-normal prior around each start value: 1 (a
-#: factor of e) by default, 1.5 for latencies, 2 for the drain, the latent prompt length
-#: and the pipeline share, 0.3 for the GEMM growth, 0.01 for the population scale (the
-#: scale belongs to the levels).
+#: Parameters with a finite physical upper bound, and the bound: each is fitted as the logit
+#: of its share of the bound (``log(theta / (upper - theta))``) instead of its logarithm.
+UPPER: dict[str, float] = {p.name: float(p.upper) for p in PARAMETERS if np.isfinite(p.upper)}
+#: Spread (sd of the log; of the logit for :data:`UPPER`) of the weak prior around each start
+#: value: 1 (a factor of e) by default, 1.5 for latencies, 2 for the drain, the latent prompt
+#: length and the pipeline share (whose 90% prior range is then 0.002 to 0.6), 0.3 for the
+#: GEMM growth, 0.01 for the population scale (the scale belongs to the levels).
 PRIOR_SD: dict[str, float] = {
     "s": 0.01, "pi0": 1.0, "pim": 1.0, "pic": 1.0, "am": 1.0, "ac": 1.0, "ap": 1.0, "ak": 1.0,
     "aa": 1.0, "nu": 1.5, "ltp": 1.5, "lep": 1.5, "tau1": 1.5, "dc": 0.3, "cpp": 2.0,
@@ -122,6 +146,64 @@ FORMULA = ("E = s*(s_o/B*(n*P*pi0*T*(1+rho*B) + P*pim*(am*M_w + ak*M_kv)/BW + P*
            " + (ap*s_i*F + aa*2*L*d*s_i^2)*P*(pi0+pic)/Phi), "
            "T = (am*M_w + ak*M_kv)/(n*BW)*(1+cpp*(pp-1)) + ac*B_c*F/(n*Phi)"
            " + L*(nu + ltp*(1-1/tp) + lep*(1-1/ep)) + tau1*B/dp")
+
+
+def _bounded(upper: Mapping[str, float] | None) -> list[tuple[int, float]]:
+    return [(_IDX[k], float(v)) for k, v in (UPPER if upper is None else upper).items()]
+
+
+def theta_from_link(LT: np.ndarray, upper: Mapping[str, float] | None = None) -> np.ndarray:
+    """Parameter values from their link values (the unknowns of a fit): ``exp`` of each
+    column, and for a parameter with an upper bound ``u`` (:data:`UPPER`, or the mapping
+    ``upper`` a model was fitted with) ``u * expit(x)``, which never leaves ``(0, u)``.
+
+    Examples
+    --------
+    >>> LT = link_from_theta(np.array([p.init for p in PARAMETERS]))
+    >>> theta = theta_from_link(LT + 20.0)  # pushed far up: cpp stays below its bound 1
+    >>> float(theta[PARAMETER_NAMES.index("cpp")]) < 1.0 < float(theta[PARAMETER_NAMES.index("s")])
+    True
+    """
+    LT = np.asarray(LT, dtype=float)
+    theta = np.exp(LT)
+    for k, u in _bounded(upper):
+        theta[..., k] = u * expit(LT[..., k])
+    return theta
+
+
+def link_from_theta(theta: np.ndarray, upper: Mapping[str, float] | None = None) -> np.ndarray:
+    """Link values of parameter values (the inverse of :func:`theta_from_link`): ``log``, or
+    ``log(theta / (u - theta))`` for a parameter bounded by ``u``.
+
+    Examples
+    --------
+    >>> theta = np.array([p.init for p in PARAMETERS])
+    >>> bool(np.allclose(theta_from_link(link_from_theta(theta)), theta))
+    True
+    """
+    theta = np.asarray(theta, dtype=float)
+    LT = np.log(theta)
+    for k, u in _bounded(upper):
+        LT[..., k] = np.log(theta[..., k]) - np.log(u - theta[..., k])
+    return LT
+
+
+def link_slope(LT: np.ndarray, upper: Mapping[str, float] | None = None) -> np.ndarray:
+    """``d log theta / d link`` of each column: 1, or ``1 - theta/u = expit(-x)`` for a
+    bounded parameter (the data lose their grip on it as it nears its bound). Multiplying the
+    columns of :func:`energy_jacobian` by it gives the derivatives in the link values.
+
+    Examples
+    --------
+    >>> LT = link_from_theta(np.array([p.init for p in PARAMETERS]))
+    >>> round(float(link_slope(LT)[PARAMETER_NAMES.index("cpp")]), 12)  # 1 - 0.05
+    0.95
+    """
+    LT = np.asarray(LT, dtype=float)
+    out = np.ones_like(LT)
+    for k, _ in _bounded(upper):
+        out[..., k] = expit(-LT[..., k])
+    return out
 
 
 def resolve_terms(terms: Mapping[str, bool] | None, owner: str = "HierarchicalEnergyModel") -> dict:

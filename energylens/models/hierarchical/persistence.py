@@ -4,7 +4,9 @@ The file shares the envelope of every energylens model file (``format``, ``class
 ``init_params``, ``formula``, ``parameters``, ``fit``, ``extra``;
 :mod:`energylens.models.persistence`), so :func:`energylens.load_model` reads it. ``extra``
 holds what predictions need: the layout of the unknowns (levels, their values and columns,
-groups, workloads), the fitted values, the spreads and the posterior in block form. The
+groups, workloads), the fitted values, the spreads, the posterior in block form and the
+parameters fitted through a bounded link (``upper``: since file version 2; a version-1 file
+fitted every parameter as its logarithm and loads so, predicting as it did). The
 large float arrays are stored as their exact float64 bytes in base64 (symmetric matrices by
 their upper triangle), so a loaded model predicts bit for bit what the saved one did and a
 model of a thousand groups stays near 13 MB. Loading checks every entry (types, sizes,
@@ -34,8 +36,11 @@ from .pooling import Layout, Posterior
 
 __all__ = ["model_to_file", "save_hierarchical", "model_from_file", "FILE_VERSION"]
 
-#: Version of the ``extra`` content written by this module.
-FILE_VERSION = 1
+#: Version of the ``extra`` content written by this module (2: ``upper``, the bounded
+#: parameters; version 1 files are read with none).
+FILE_VERSION = 2
+#: Versions of the ``extra`` content this module reads.
+READ_VERSIONS = (1, 2)
 #: Largest absolute log-parameter a file may hold (e**50 is beyond any physical value).
 MAX_LOG = 50.0
 
@@ -95,7 +100,8 @@ def model_to_file(model) -> dict:
     if getattr(model, "assumed_input_tokens_", None) is not None:
         fit["assumed_input_tokens"] = {k: list(v) for k, v in model.assumed_input_tokens_.items()}
     groups = model._groups_table.reset_index()
-    extra = {"version": FILE_VERSION, "design": _design_dict(model.design_), "coef": _pack(model.coef_),
+    extra = {"version": FILE_VERSION, "upper": {k: float(v) for k, v in model.upper_.items()},
+             "design": _design_dict(model.design_), "coef": _pack(model.coef_),
              "tau": [[lv, name, float(t)] for (lv, name), t in model.tau_map_.items()],
              "layout": {"local": _num(lay.local), "touched": _num(lay.touched)},
              "posterior": {"cov_global": _pack(post.cov_global, True),
@@ -288,8 +294,10 @@ def model_from_file(cls, data: dict, where: str):
     """
     R = _Reader(where)
     extra, fit = R.get(data, "extra", dict), R.get(data, "fit", dict)
-    if R.get(extra, "version", int) != FILE_VERSION:
-        raise R.fail(f"unsupported hierarchical file version {extra.get('version')!r}")
+    version = R.get(extra, "version", int)
+    if version not in READ_VERSIONS:
+        raise R.fail(f"unsupported hierarchical file version {version!r} (this energylens reads "
+                     f"versions {list(READ_VERSIONS)}; a newer one wrote it?)")
     init = dict(R.get(data, "init_params", dict))
     if isinstance(init.get("levels"), list):
         init["levels"] = tuple((tuple(c), tuple(n)) for c, n in init["levels"])
@@ -310,7 +318,18 @@ def model_from_file(cls, data: dict, where: str):
         raise R.fail("the group layout does not match the columns")
     post = _read_posterior(R, R.get(extra, "posterior", dict), design, lay)
     _restore_fit(model, R, fit, extra, design, coef, lay, post)
+    model.upper_ = _read_upper(R, extra) if version >= 2 else {}
     return model
+
+
+def _read_upper(R: _Reader, extra: dict) -> dict[str, float]:
+    """The parameters fitted through a bounded link, and their bounds (checked)."""
+    raw = R.get(extra, "upper", dict)
+    ok = all(k in PARAMETER_NAMES and isinstance(v, (int, float)) and not isinstance(v, bool)
+             and math.isfinite(v) and v > 0 for k, v in raw.items())
+    if not ok:
+        raise R.fail("'extra.upper' must map parameter names to positive bounds")
+    return {str(k): float(v) for k, v in raw.items()}
 
 
 def _assumed_lengths(R: _Reader, fit: dict) -> dict[str, list[float]] | None:

@@ -2,7 +2,9 @@
 
 A population value that the data do not inform (its posterior spread is more than half its
 prior spread, or its term is switched off) is flagged ``identifiable = False`` with the
-reason: it is the prior speaking, not the physics of the table.
+reason: it is the prior speaking, not the physics of the table. So is a bounded parameter
+(:data:`~.form.UPPER`) whose bound lies within one standard error of its value
+(``at_bound``): the data push it against its physical range, so they do not measure it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from scipy import sparse
 from ...exceptions import ConvergenceWarning, IdentifiabilityWarning
 from ..report import poor_fit
 from .design import SEP
-from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS
+from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS, link_slope, theta_from_link
 from .pooling import FINAL_ITERATIONS, MIN_LEVELS, TAU_FLOOR
 from .uncertainty import quadratic_form
 
@@ -30,13 +32,18 @@ _TERM_OF = {"lep": "ep", "cpp": "pipeline", "rho": "drain", "kappa": "drain", "d
             "pic": "roofline"}
 
 
-def _note(model, name: str, shrink: float) -> tuple[bool, bool, str]:
+def _note(model, name: str, shrink: float, at_bound: bool = False) -> tuple[bool, bool, str]:
     """(fixed, identifiable, note) of a population value."""
     if name == "s":
         return True, False, "held at 1: the energy scale belongs to the levels"
     term = _TERM_OF.get(name)
     if term is not None and not model.terms_.get(term, True):
         return True, False, f"term '{term}' switched off: not used"
+    if at_bound:
+        return False, False, (f"at its physical bound {model.upper_[name]:g}: the data push it "
+                              "beyond its range (another cost, confounded with the few groups "
+                              "that inform it), so they do not measure it; the value is the "
+                              "bound's, not physics")
     if shrink > PRIOR_DRIVEN:
         return False, False, (f"prior-driven: the data remove only {1 - shrink:.0%} of its prior "
                               "variance")
@@ -58,22 +65,38 @@ def fit_warnings(model) -> list[tuple[type[Warning], str]]:
     return out + poor_fit(model.train_mape_, model._setting("poor_fit_mape"))
 
 
+def _natural(model, k: int, link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of parameter ``k`` from link values, and ``d log value / d link``."""
+    LT = np.zeros((len(link), len(PARAMETER_NAMES)))
+    LT[:, k] = link
+    upper = model.upper_
+    return theta_from_link(LT, upper)[:, k], link_slope(LT, upper)[:, k]
+
+
 def population_table(model) -> pd.DataFrame:
-    """One row per population value (``rho[chat]`` style names per workload)."""
+    """One row per population value (``rho[chat]`` style names per workload).
+
+    ``log_sd`` and ``prior_log_sd`` are the posterior and prior sd of the fitted link (the
+    log, or for a bounded parameter the logit); ``stderr`` is the value's (delta method);
+    ``at_bound`` marks a bounded parameter whose bound lies within one ``stderr``.
+    """
     model._check_fitted()
     d, z, diag = model.design_, model.coef_, model.posterior_.diag
     rows, names = [], []
     for j in np.flatnonzero(d.kind != "re"):
-        p = PARAMETERS[d.param[j]]
+        k = int(d.param[j])
+        p = PARAMETERS[k]
         log_sd = float(np.sqrt(max(diag[j], 0.0)))
         shrink = float(diag[j] / d.prior_sd[j] ** 2)
-        fixed, ident, note = _note(model, p.name, shrink)
-        value = float(np.exp(z[j]))
+        (value, prior), (slope, _) = _natural(model, k, np.array([z[j], d.prior_mean[j]]))
+        value, stderr = float(value), float(value * slope * log_sd)
+        at_bound = p.name in model.upper_ and model.upper_[p.name] - value < stderr
+        fixed, ident, note = _note(model, p.name, shrink, at_bound)
         names.append(p.name if d.kind[j] == "pop" else f"{p.name}[{d.value[j]}]")
-        rows.append({"value": value, "stderr": value * log_sd, "log_sd": log_sd,
-                     "prior": float(np.exp(d.prior_mean[j])), "prior_log_sd": float(d.prior_sd[j]),
-                     "fixed": fixed, "identifiable": ident, "note": note, "unit": p.unit,
-                     "meaning": p.meaning})
+        rows.append({"value": value, "stderr": stderr, "log_sd": log_sd,
+                     "prior": float(prior), "prior_log_sd": float(d.prior_sd[j]),
+                     "fixed": fixed, "identifiable": ident, "at_bound": bool(at_bound),
+                     "note": note, "unit": p.unit, "meaning": p.meaning})
     return pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
 
 
@@ -146,8 +169,10 @@ def compute_group_table(model, row_cols: np.ndarray, row_group: np.ndarray) -> p
         r = np.repeat(row_group, len(slots))
         c = row_cols[:, slots].ravel()
         A = sparse.coo_matrix((1.0 / n_g[r], (r, c)), shape=(G, C)).tocsr()
-        out[name] = np.exp(A @ z)
-        out[f"{name}_log_sd"] = np.sqrt(quadratic_form(model, *_group_gradient(model, A), groups))
+        value, slope = _natural(model, k, A @ z)  # slope 1 but for a bounded parameter
+        out[name] = value
+        out[f"{name}_log_sd"] = slope * np.sqrt(quadratic_form(model, *_group_gradient(model, A),
+                                                               groups))
         aL = _group_gradient(model, A)[1]
         prior = np.einsum("gc,gc->g", aL**2, tau_local**2)
         if model.posterior_.local_inv.shape[1] and np.any(prior > 0):

@@ -28,21 +28,25 @@ TRUE_POPULATION: dict[str, float] = {
 GROUP_DEVIATIONS: tuple[str, ...] = ("s", "nu", "am", "tau1")
 
 
-def _configs(rng: np.random.Generator, n: int, workloads: Sequence[str]) -> dict:
+def _configs(rng: np.random.Generator, n: int, workloads: Sequence[str],
+             pipelined: float = 0.0) -> dict:
     cap = 2.0 ** rng.integers(3, 11, size=n)
-    return {"tp": 2 ** rng.integers(0, 3, size=n), "pp": np.ones(n, dtype=int),
+    out = {"tp": 2 ** rng.integers(0, 3, size=n), "pp": np.ones(n, dtype=int),
             "dp": np.ones(n, dtype=int), "batch_size": cap, "batch_kind": "cap",
             "running_batch": cap * rng.uniform(0.7, 1.0, size=n),
             "input_tokens": rng.choice([128.0, 512.0, 2048.0], size=n),
             "output_tokens": rng.uniform(100.0, 800.0, size=n),
             "workload": rng.choice(list(workloads), size=n)}
+    if pipelined > 0:  # drawn last and only when asked: the other tables stay as they were
+        out["pp"] = np.where(rng.uniform(size=n) < pipelined, 2, 1)
+    return out
 
 
 def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: int | Mapping = 20,
                spread: float = 0.2, noise: float = 0.02, seed: int = 0,
                population: Mapping[str, float] | None = None,
                workloads: Sequence[str] = ("chat", "code"),
-               phases: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+               phases: bool = False, pipelined: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A table of every (model, GPU) pair generated from the form, and its true parameters.
 
     Parameters
@@ -65,6 +69,10 @@ def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: in
         Also record the prefill and decode energy (``prefill_energy_j``, ``decode_energy_j``,
         each with its own noise; static energy belongs to decode), as a profiler that
         splits the phases does; ``energy_j`` is then their sum.
+    pipelined : float
+        Share of the rows run as a two-stage pipeline (``pp = 2``, twice the GPUs; 0: none).
+        With ``population={"cpp": ...}`` above 1 the table holds pipelines slower than one
+        stage at a time, beyond the pipeline share's physical range.
 
     Returns
     -------
@@ -91,7 +99,7 @@ def form_table(models: Sequence[str], gpus: Sequence[str], *, rows_per_group: in
             dev = np.zeros(len(PARAMETERS))
             for name in GROUP_DEVIATIONS:
                 dev[PARAMETER_NAMES.index(name)] = spread * rng.standard_normal()
-            rows = pd.DataFrame(_configs(rng, int(k), workloads))
+            rows = pd.DataFrame(_configs(rng, int(k), workloads, pipelined))
             rows.insert(0, "gpu", g)
             rows.insert(0, "model", m)
             parts.append((rows, base + dev))

@@ -22,13 +22,20 @@ from scipy import stats
 from ..design import checked_prediction
 from ..intervals import distance_outside, flag_wide
 from .design import UNSEEN, level_keys
-from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian
+from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian, link_slope, theta_from_link
 from .pooling import MIN_LEVELS
 
 __all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form",
-           "interval_table"]
+           "interval_table", "FALLBACK_SPREADS"]
 
 _BLOCK = 2048
+#: Label columns whose values absent from training widen the interval by a fixed spread (the
+#: setting named) where training could not estimate one: no level of at least
+#: :data:`~.pooling.MIN_LEVELS` values over that column alone or crossed with the GPU. A
+#: precision x GPU level is merged into the GPU level when training has one precision, and a
+#: source level dropped when it has one source: those tables know nothing of the spread.
+FALLBACK_SPREADS: dict[str, str] = {"gpu": "new_gpu_spread", "precision": "new_precision_spread",
+                                    "source": "new_source_spread"}
 
 
 def gradient_rows(model, cols: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,24 +106,47 @@ def parameter_variance(model, cols: np.ndarray, groups: np.ndarray, D: np.ndarra
 
 def new_level_variance(model, labels: pd.DataFrame, D: np.ndarray) -> np.ndarray:
     """Variance added by level values not seen in training: their deviations are unknown,
-    drawn from the level's estimated spread (a GPU absent from a table of fewer than
-    :data:`~.pooling.MIN_LEVELS` GPUs adds ``new_gpu_spread`` instead)."""
+    drawn from the level's estimated spread. A GPU, precision or source absent from
+    training whose spread training could not estimate (fewer than
+    :data:`~.pooling.MIN_LEVELS` values, or a level merged away: :data:`FALLBACK_SPREADS`)
+    adds its fixed spread instead: ``new_gpu_spread``, ``new_precision_spread``,
+    ``new_source_spread`` (sd of log energy). ``D`` holds the derivatives of each row's log
+    energy in its link values.
+
+    Examples
+    --------
+    >>> from energylens.models.hierarchical import HierarchicalEnergyModel, form_table
+    >>> t, _ = form_table(["Llama-3.1-8B"], ["H100-SXM", "A100-80GB"], rows_per_group=5)
+    >>> m = HierarchicalEnergyModel().fit(t)  # one precision (bf16): no spread between them
+    >>> labels = m._labels(t.head(1).assign(precision="fp8"), m.group_columns_)
+    >>> float(new_level_variance(m, labels, np.zeros((1, 18)))[0]) == 0.42**2
+    True
+    """
     d = model.design_
     var = np.zeros(len(labels))
-    gpu_spread_known = False
+    known: set[str] = set()
     for lv in d.levels:
         if len(lv.values) < MIN_LEVELS:
             continue
-        gpu_spread_known |= lv.columns == ("gpu",)
+        known |= {c for c in FALLBACK_SPREADS if c in lv.columns and set(lv.columns) <= {c, "gpu"}}
         unseen = ~np.isin(level_keys(labels, lv.columns), lv.values)
         if not unseen.any():
             continue
         for name in lv.names:
             t = model.tau_map_[(lv.label, name)]
             var += np.where(unseen, (t * D[:, PARAMETER_NAMES.index(name)]) ** 2, 0.0)
-    if not gpu_spread_known:
-        new_gpu = ~np.isin(labels["gpu"].to_numpy(dtype=object), model.gpus_)
-        var += np.where(new_gpu, model._setting("new_gpu_spread")**2, 0.0)
+    for col, setting in FALLBACK_SPREADS.items():
+        if col in known or col not in labels.columns:
+            continue
+        values = labels[col].to_numpy(dtype=object)
+        if col == "gpu":
+            new = ~np.isin(values, model.gpus_)
+        else:  # a value the rows do not give ("-") is not a new one
+            seen = model.domain_.labels.get(col)
+            if seen is None:
+                continue
+            new = (values != "-") & ~np.isin(values.astype(str), seen)
+        var += np.where(new, model._setting(setting) ** 2, 0.0)
     return var
 
 
@@ -127,7 +157,8 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     variables, log-parameters, ``(columns, labels, groups)`` and extrapolation flags; the
     warning of wide intervals points at the caller of ``predict_interval``."""
     cols, labels, groups = rows
-    logE, D = energy_jacobian(V, np.exp(LT), model.terms_)
+    logE, D = energy_jacobian(V, theta_from_link(LT, model.upper_), model.terms_)
+    D = D * link_slope(LT, model.upper_)  # in the link values, as the posterior is
     var = parameter_variance(model, cols, groups, D) + model.sigma_**2
     var = var + new_level_variance(model, labels, D)
     sd = np.sqrt(var) * (1.0 + distance_outside(model._domain_variables(X, V), model.domain_))
