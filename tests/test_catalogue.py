@@ -397,13 +397,17 @@ def test_one_rule_for_simulator_and_selection():
     # The precision word of a name sets the weights' bytes; the KV cache stays in 16 bits.
     fp8 = model_spec("Llama-3.1-405B-FP8")
     assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256) == ""
+    # What must fit is the weights and the KV cache of *one* sequence at its full length
+    # (768 tokens here), not of the whole cap of 64 (a cap the KV memory cannot hold runs
+    # memory-limited, see test_a_cap_beyond_the_kv_capacity_runs_memory_limited).
     assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256,
-                                  precision="bf16").startswith("needs 104.6 GB")
-    kv = fp8.kv_bytes_per_token(2.0) * 64 * 768 / 8 / 1e9
+                                  precision="bf16").startswith("needs 101.5 GB")
+    kv = fp8.kv_bytes_per_token(2.0) * 1 * 768 / 8 / 1e9
     assert cat.feasibility_reason(fp8, gpu_spec("H100"), 8, 1, 64, 512, 256, share=0.01) \
         .startswith(f"needs {405.85 / 8 + kv:.1f} GB")
     assert cat.cache_bytes_per_value("fp8") == 2.0 and cat.cache_bytes_per_value("fp32") == 4.0
-    assert direct.startswith("needs 142.9 GB per GPU") and "90% of 24 GB" in direct
+    assert direct.startswith("needs 141.4 GB per GPU for weights and KV cache (one sequence of "
+                             "640 tokens)") and "90% of 24 GB" in direct
     # The boundary: weights plus KV cache exactly at 90% fits, a byte more does not.
     assert cat.memory_reason(weight_bytes=72e9, kv_bytes_per_token=0.0, batch=1, tokens=1,
                              gpus=1, memory_gb=80) == ""

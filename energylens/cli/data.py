@@ -112,7 +112,7 @@ def cmd_simulate(args, summary) -> int:
 def _grid_extra(items) -> dict:
     extra = parse_pairs(items, "--set", "workload=chat")
     reserved = {"model", "gpu", "tp", "pp", "dp", "batch_size", "input_tokens", "output_tokens",
-                "params_b", "n_gpus", "feasible", "reason"}
+                "params_b", "n_gpus", "feasible", "reason", "running_batch", "memory_limited"}
     clash = sorted(set(extra) & reserved)
     if clash:
         raise BadInput(f"--set cannot set {clash}: use their own options (e.g. --tp 2).")
@@ -151,7 +151,10 @@ def cmd_grid(args, summary) -> int:
                         drop_infeasible=args.drop_infeasible, **_grid_extra(args.extra))
     write_table(df, str(out) if out else None, args.format)
     n_ok = int(df["feasible"].sum()) if len(df) else 0
-    log.info(f"{len(df)} candidate configurations, {n_ok} feasible")
+    n_lim = int((df["feasible"] & df["memory_limited"]).sum()) if "memory_limited" in df else 0
+    log.info(f"{len(df)} candidate configurations, {n_ok} feasible"
+             + (f", {n_lim} of them memory-limited (the KV cache holds fewer sequences than "
+                "the cap: see running_batch)" if n_lim else ""))
     if len(df) and n_ok == 0:
         log.warning("no candidate is feasible; first reasons: "
                     + " | ".join(df["reason"].drop_duplicates().head(3)))

@@ -192,14 +192,18 @@ def _predict(model, cand, level: float, where: str = "candidates"):
     ``energy_j, energy_lower_j, energy_upper_j`` (and energy per output token), or for a
     latency model e.g. ``tpot_s, tpot_lower_s, tpot_upper_s``, after the candidates'
     columns. A candidate column of the same name (a measured ``energy_j``) is kept as
-    ``energy_j_measured``."""
+    ``energy_j_measured``. A memory-limited candidate (``energylens grid``) is predicted at
+    its running batch."""
     import pandas as pd
+
+    from ..selection.rank import as_served
 
     target = _target(model)
     stem, _, unit = target.rpartition("_")
     pred = pd.DataFrame(index=cand.index)
+    served = as_served(cand)
     if hasattr(model, "predict_interval"):
-        pi = model.predict_interval(cand, level=level)
+        pi = model.predict_interval(served, level=level)
         pred[target] = pi[target].to_numpy()
         pred[f"{stem}_lower_{unit}"] = pi["lower"].to_numpy()
         pred[f"{stem}_upper_{unit}"] = pi["upper"].to_numpy()
@@ -207,7 +211,7 @@ def _predict(model, cand, level: float, where: str = "candidates"):
             if col in pi.columns:
                 pred[col] = pi[col].to_numpy()
     else:
-        pred[target] = model.predict(cand)
+        pred[target] = model.predict(served)
     if target == "energy_j":
         pred["energy_per_output_token_j"] = pred["energy_j"] / cand["output_tokens"]
     _check_measured_free(cand, pred.columns, where)

@@ -217,7 +217,9 @@ def _add_grid(sub, common) -> None:
                        help="write a table of candidate configurations, with feasibility",
                        description="The cartesian grid of candidate configurations, with "
                                    "feasibility (GPU memory, heads split by tp, GPUs available) "
-                                   "and the reason when one is infeasible. Example: energylens "
+                                   "and the reason when one is infeasible; a cap whose KV cache "
+                                   "does not fit runs memory-limited (columns running_batch, "
+                                   "memory_limited). Example: energylens "
                                    "grid --model Llama-3.1-70B --gpu H100-SXM --tp 2 4 8 "
                                    "--batch-size 32 128 -o cand.csv")
     s.add_argument("--model", nargs="+", required=True,
@@ -230,7 +232,8 @@ def _add_grid(sub, common) -> None:
     s.add_argument("--dp", nargs="+", type=int, default=[1],
                    help="data-parallel replicas (default 1), e.g. --dp 1 2")
     s.add_argument("--batch-size", nargs="+", type=float, default=[1, 8, 32, 128],
-                   help="batch sizes (default 1 8 32 128), e.g. --batch-size 16 64")
+                   help="batch caps, the most sequences run at once (default 1 8 32 128), "
+                        "e.g. --batch-size 16 64")
     s.add_argument("--input-tokens", nargs="+", type=float, default=[512],
                    help="input lengths in tokens (default 512), e.g. --input-tokens 256 2048")
     s.add_argument("--output-tokens", nargs="+", type=float, default=[256],
@@ -242,7 +245,8 @@ def _add_grid(sub, common) -> None:
                    help="model size in billions of parameters (default: the catalogue's), "
                         "e.g. --params-b 70")
     s.add_argument("--no-memory-check", action="store_true",
-                   help="skip the GPU-memory rule (weights and KV cache in 90%% of memory), "
+                   help="skip the GPU-memory rule (weights and one sequence's KV cache in "
+                        "90%% of memory; the running batch of a cap the KV memory cannot hold), "
                         "e.g. --no-memory-check")
     s.add_argument("--drop-infeasible", action="store_true",
                    help="leave infeasible rows out instead of flagging them, e.g. "

@@ -4,7 +4,7 @@
 - :mod:`~energylens.core.batch`: effective-batch rules;
 - :mod:`~energylens.core.domain`: training domains and extrapolation flags;
 - :mod:`~energylens.core.catalogue`: the hardware and model catalogue, and the one
-  feasibility rule (memory fit);
+  feasibility rule (memory fit, and the running batch of a memory-limited cap);
 - :mod:`~energylens.core.expressions`: safe formula parsing (sympy);
 - :mod:`~energylens.core.options`: option checks in scikit-learn's grammar;
 - :mod:`~energylens.core.metrics`: percentage errors;

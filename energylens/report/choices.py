@@ -238,7 +238,8 @@ def recommendations(model, df: pd.DataFrame, *, level: float = 0.9) -> pd.DataFr
 def _group_grid(g: pd.DataFrame, designed: list[str]) -> pd.DataFrame:
     """:func:`energylens.candidate_grid` over the tp, pp, dp and batch values one group
     measured, at its usual lengths, with its other settings: ``feasible`` and ``reason``
-    by the rule ``energylens grid`` applies (heads, layers, weights and KV cache in memory)."""
+    by the rule ``energylens grid`` applies (heads, layers, weights and one sequence's KV cache
+    in memory; ``running_batch`` and ``memory_limited`` for a cap the KV memory cannot hold)."""
     from ..selection import candidate_grid
 
     base = g.iloc[0]
@@ -256,7 +257,7 @@ _KNOBS = ("tp", "pp", "dp", "batch_size")
 _NOT_SETTINGS = {"model", "gpu", *_KNOBS, *LENGTHS, "params_b", "n_gpus", "energy_j",
                  "running_batch", "latency_s", "ttft_s", "tpot_s", "power_w", "prefill_energy_j",
                  "decode_energy_j", "run_energy_j", "duration_s", "energy_per_output_token_j",
-                 "file", "feasible", "reason"}
+                 "file", "feasible", "reason", "memory_limited"}
 
 
 def _unmeasured_grid(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -308,6 +309,7 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
     table does not have and that can run (:func:`energylens.candidate_grid`'s feasibility,
     as ``energylens grid`` shows it)."""
     from ..selection import suggest_next
+    from ..selection.rank import as_served
 
     grid = _unmeasured_grid(df, by)
     if grid.empty:
@@ -325,13 +327,21 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
         warnings.simplefilter("ignore", ExtrapolationWarning)
         nxt = suggest_next(model, cand, k=k, strategy="selection", measured=df,
                            scenario=scenario_columns(df))
-        nxt["outside the data"] = model.predict_interval(nxt)["extrapolated_by"].to_numpy()
-    cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size", "input_tokens",
+        pi = model.predict_interval(as_served(nxt))
+        nxt["outside the data"] = pi["extrapolated_by"].to_numpy()
+    limited = (cand["memory_limited"].astype(bool) if "memory_limited" in cand
+               else pd.Series(False, index=cand.index))
+    shown = limited.loc[nxt.index].any()  # a suggestion runs fewer than its cap: say how many
+    cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size",
+                        *(["running_batch"] if shown else []), "input_tokens",
                         ASSUMED_COLUMN, "output_tokens", "score", "reason", "outside the data")
             if c in nxt.columns]
     return nxt[cols].reset_index(drop=True), (
         f"among {len(cand)} unmeasured {_COMBINATIONS}, each of which can run by the rule "
-        "energylens grid applies (tp dividing the heads, weights and KV cache in GPU memory)"
+        "energylens grid applies (tp dividing the heads, weights and one sequence's KV cache in "
+        "GPU memory)"
+        + (f", {int(limited.sum())} of them memory-limited (the KV cache holds fewer sequences "
+           "than the cap: predicted at the running batch it holds)" if limited.any() else "")
         + (f"; left out: {_left_out(grid, none_left=False)}" if len(cand) < len(grid) else ""))
 
 

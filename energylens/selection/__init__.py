@@ -1,14 +1,16 @@
 """Choosing a configuration: candidate grids, ranking, energy-latency fronts, what to measure next.
 
 - :func:`candidate_grid` builds the configurations to consider, with feasibility (GPU
-  memory, GPUs available) and the reason when one is infeasible;
+  memory, GPUs available) and the reason when one is infeasible, and the running batch of a
+  cap the KV memory cannot hold (memory-limited);
 - :func:`select_config` ranks candidates by predicted energy, with its interval and, where
   latency models are given, predicted latency under bounds;
 - :func:`pareto_front` marks the energy-latency trade-off;
 - :func:`suggest_next` proposes which configurations to measure next (active profiling).
 
-The rules a configuration must obey (heads split by ``tp``, weights and KV cache in GPU
-memory) are the catalogue's (:mod:`energylens.core.catalogue`), shared with the simulator.
+The rules a configuration must obey (heads split by ``tp``, weights and one sequence's KV
+cache in GPU memory) and the running batch of a memory-limited cap are the catalogue's
+(:mod:`energylens.core.catalogue`), shared with the simulator.
 
 - :mod:`~energylens.selection.grid`: :func:`candidate_grid`;
 - :mod:`~energylens.selection.rank`: :func:`select_config`;

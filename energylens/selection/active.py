@@ -13,6 +13,7 @@ from scipy import stats
 
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import EnergyLensWarning
+from .rank import as_served
 
 __all__ = ["suggest_next"]
 
@@ -91,7 +92,8 @@ def suggest_next(
     model : estimator
         A fitted model with ``predict_interval``.
     candidates : DataFrame
-        Configurations that could be measured.
+        Configurations that could be measured; one flagged ``memory_limited`` (as
+        :func:`candidate_grid` gives it) is predicted at its ``running_batch``.
     k : int
         How many to propose.
     strategy : {"uncertainty", "selection"}
@@ -138,7 +140,7 @@ def suggest_next(
     rng = np.random.default_rng(random_state)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pi = model.predict_interval(cand, level=level)
+        pi = model.predict_interval(as_served(cand), level=level)
     for w in caught:  # said where suggest_next was called, not deep inside it
         warnings.warn(w.message, w.category, stacklevel=2)
     f = pi["energy_j"].to_numpy(dtype=float)

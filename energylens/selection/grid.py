@@ -1,4 +1,5 @@
-"""Candidate configurations, and the memory check they share with the simulator."""
+"""Candidate configurations, and the memory rule they share with the simulator: whether each
+can run, and how many sequences a memory-limited cap runs at once."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import pandas as pd
 
 from ..core.catalogue import (
     BYTES_PER_VALUE,
+    MemoryFit,
     ModelSpec,
     cache_bytes_per_value,
     gpu_memory_gb,
     kv_replication,
     layout_reason,
-    memory_reason,
+    memory_fit,
     model_spec,
     normalize_precision,
+    replica_weight_bytes,
 )
 from ..core.options import Integral, Interval, Real, check_options
 from ..exceptions import CatalogueError, EnergyLensWarning
@@ -48,13 +51,16 @@ def _positive_number(v) -> bool:
     return bool(np.isfinite(v) and v > 0)
 
 
-def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
-                   kv_bytes_per_token: float | None = None) -> list[str | None]:
-    """The catalogue's memory rule for every candidate row ('' fits, None cannot be checked).
+def memory_fits(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
+                kv_bytes_per_token: float | None = None) -> list[MemoryFit | None]:
+    """The catalogue's memory rule (:func:`~energylens.core.catalogue.memory_fit`) for every
+    candidate row: whether it can run, and at what running batch (None: cannot be checked).
 
     The weights take ``bytes_per_param`` per parameter (default: the row's ``precision``,
-    else the model name's precision suffix, else the checkpoint's precision); the KV cache
-    takes ``kv_bytes_per_token`` (default: from the model's architecture, at the cache's
+    else the model name's precision suffix, else the checkpoint's precision), split over the
+    row's ``tp``, ``pp`` and, where the candidates have it, ``ep`` as
+    :func:`~energylens.core.catalogue.replica_weight_bytes` says; the KV cache takes
+    ``kv_bytes_per_token`` (default: from the model's architecture, at the cache's
     precision, :func:`~energylens.core.catalogue.cache_bytes_per_value`;
     0 for a model the catalogue does not know, so only weights are checked). The parameter
     count is the row's ``params_b`` where given, else the catalogue's. A row whose GPU
@@ -62,10 +68,12 @@ def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
     """
     specs = {m: _spec(m) for m in pd.unique(cand["model"])}
     mems = {g: gpu_memory_gb(g) for g in pd.unique(cand["gpu"])}
-    sizes = (cand["params_b"].to_numpy(dtype=float) if "params_b" in cand
-             else np.full(len(cand), np.nan))
+    sizes = (pd.to_numeric(cand["params_b"], errors="coerce").to_numpy(dtype=float)
+             if "params_b" in cand else np.full(len(cand), np.nan))
     precs = cand["precision"].tolist() if "precision" in cand else [None] * len(cand)
-    out: list[str | None] = []
+    eps = (pd.to_numeric(cand["ep"], errors="coerce").to_numpy(dtype=float) if "ep" in cand
+           else np.ones(len(cand)))
+    out: list[MemoryFit | None] = []
     for i, r in enumerate(cand[["model", "gpu", "tp", "pp", "batch_size", "input_tokens",
                                 "output_tokens"]].itertuples(index=False)):
         spec, mem = specs[r.model], mems[r.gpu]
@@ -80,11 +88,35 @@ def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
             kvb = (spec.kv_bytes_per_token(cache_bytes_per_value(prec))
                    * kv_replication(spec, int(r.tp)) if spec else 0.0)
             kvb = 0.0 if not np.isfinite(kvb) else kvb
-        out.append(memory_reason(weight_bytes=size * 1e9 * bpw, kv_bytes_per_token=kvb,
-                                 batch=float(r.batch_size),
-                                 tokens=float(r.input_tokens) + float(r.output_tokens),
-                                 gpus=int(r.tp) * int(r.pp), memory_gb=mem))
+        ep = int(eps[i]) if np.isfinite(eps[i]) and eps[i] >= 1 else 1
+        weights = replica_weight_bytes(spec, size, bpw, int(r.tp), int(r.pp), ep)
+        out.append(memory_fit(weight_bytes=weights, kv_bytes_per_token=kvb,
+                              batch=float(r.batch_size), input_tokens=float(r.input_tokens),
+                              output_tokens=float(r.output_tokens), gpus=int(r.tp) * int(r.pp),
+                              memory_gb=mem))
     return out
+
+
+def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
+                   kv_bytes_per_token: float | None = None) -> list[str | None]:
+    """The catalogue's memory rule for every candidate row ('' fits, None cannot be checked):
+    the reasons of :func:`memory_fits`. A cap larger than the KV memory holds fits (it runs
+    memory-limited); only weights plus one sequence's KV cache that do not fit give a reason.
+    """
+    return [None if f is None else f.reason
+            for f in memory_fits(cand, bytes_per_param=bytes_per_param,
+                                 kv_bytes_per_token=kv_bytes_per_token)]
+
+
+def served_batches(fits: Sequence[MemoryFit | None], cap: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(running_batch, memory_limited)`` of candidates from their memory fits: the
+    sequences each runs at once (``min(cap, capacity)``; the cap where the memory could not
+    be checked; NaN where it cannot run) and whether that is fewer than its cap."""
+    cap = np.asarray(cap, dtype=float)
+    run = np.array([c if f is None else f.running_batch for f, c in zip(fits, cap)], dtype=float)
+    limited = np.array([f is not None and f.memory_limited for f in fits], dtype=bool)
+    return run, limited
 
 
 _GRID_OPTIONS = {
@@ -137,14 +169,19 @@ def candidate_grid(
     tp, pp, dp : sequence of int
         Parallel degrees; a configuration uses ``tp * pp * dp`` GPUs.
     batch_size, input_tokens, output_tokens : float or sequence
-        Batch (intended running batch) and lengths.
+        Batch caps (the most sequences a replica runs at once, vLLM's ``max_num_seqs``; a
+        saturated server runs its cap, or fewer where memory-limited) and mean lengths.
     params_b : float, optional
         Model size in billions of parameters (default: the catalogue's).
     gpus_available : int, optional
         GPUs at hand: configurations needing more are infeasible.
     check_memory : bool
-        Apply the catalogue's memory rule: weights plus the KV cache of a full batch, over
-        the ``tp * pp`` GPUs of a replica, within 90% of one GPU's memory.
+        Apply the catalogue's memory rule (:func:`~energylens.core.catalogue.memory_fit`),
+        over the ``tp * pp`` GPUs of a replica, within 90% of one GPU's memory: a candidate
+        whose weights and one sequence's KV cache do not fit is infeasible; one whose cap
+        needs more KV cache than is left beside the weights is feasible but memory-limited,
+        and runs as many sequences as that memory holds at their mean context
+        (``input_tokens + output_tokens / 2``).
     bytes_per_param : float, optional
         Bytes per weight (default: from the model's precision, e.g. 1 for a ``-FP8`` name).
     kv_bytes_per_token : float, optional
@@ -162,7 +199,12 @@ def candidate_grid(
         Candidates with ``params_b``, ``n_gpus``, ``feasible`` and ``reason`` (empty when
         feasible). Infeasible: more GPUs than available; ``tp`` not dividing the attention
         or KV heads, or ``pp`` above the layer count (models the catalogue knows); the
-        memory rule.
+        memory rule. With ``check_memory``, also ``running_batch``, the sequences each
+        replica runs at once (``min(batch_size, KV capacity)``; the cap where the memory
+        cannot be checked; NaN where the weights and one sequence do not fit), and
+        ``memory_limited``, whether that is below the cap. A model that reads a running
+        batch (:mod:`energylens.core.batch`) and :func:`select_config` predict a
+        memory-limited candidate at its running batch.
 
     Examples
     --------
@@ -173,6 +215,14 @@ def candidate_grid(
     [[1, 1, 1, False], [1, 2, 2, False], [4, 1, 4, True], [4, 2, 8, False]]
     >>> c.loc[3, "reason"]
     'needs 8 GPUs (tp*pp*dp), 4 available'
+
+    A cap whose KV cache does not fit beside the weights runs memory-limited, fewer sequences
+    at once:
+
+    >>> big = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 8), batch_size=(512,),
+    ...                      input_tokens=4096, output_tokens=1024)
+    >>> big[["tp", "feasible", "memory_limited", "running_batch"]].values.tolist()
+    [[1, True, True, 92.0], [8, True, False, 512.0]]
     """
     check_options("candidate_grid", _GRID_OPTIONS, locals())
     axes = {"model": model, "gpu": gpu, "tp": tp, "pp": pp, "dp": dp, "batch_size": batch_size,
@@ -188,6 +238,10 @@ def candidate_grid(
         bad = [v for v in _as_seq(axes[name]) if not _positive_number(v)]
         if bad:
             raise ValueError(f"candidate_grid: {name} must be finite and > 0; got {bad}.")
+    clash = sorted({"running_batch", "memory_limited"} & set(extra)) if check_memory else []
+    if clash:
+        raise ValueError(f"candidate_grid: {clash} are set by the memory rule; leave them out "
+                         "(or pass check_memory=False).")
     if "precision" in extra and normalize_precision(extra["precision"]) is None:
         raise ValueError(f"candidate_grid: unknown precision {extra['precision']!r}; expected one "
                          f"of {sorted(BYTES_PER_VALUE)}.")
@@ -217,18 +271,19 @@ def candidate_grid(
         if specs[m] is not None and (why := layout_reason(specs[m], t, p)):
             reasons[i].append(why)
     if check_memory:
-        whys = memory_reasons(df, bytes_per_param=bytes_per_param,
-                              kv_bytes_per_token=kv_bytes_per_token)
-        for i, why in enumerate(whys):
-            if why:
-                reasons[i].append(why)
-        unchecked = sorted({f"{m} on {g}" for (m, g), why in zip(df[["model", "gpu"]].itertuples(
-            index=False), whys) if why is None})
+        fits = memory_fits(df, bytes_per_param=bytes_per_param,
+                           kv_bytes_per_token=kv_bytes_per_token)
+        for i, fit in enumerate(fits):
+            if fit is not None and fit.reason:
+                reasons[i].append(fit.reason)
+        df["running_batch"], df["memory_limited"] = served_batches(fits, df["batch_size"])
+        unchecked = sorted({f"{m} on {g}" for (m, g), fit in zip(df[["model", "gpu"]].itertuples(
+            index=False), fits) if fit is None})
         if unchecked:
             warnings.warn(f"candidate_grid: the memory rule could not be checked for {unchecked} "
                           "(the catalogue does not know the model's size or the GPU's memory; "
                           "pass params_b, or register the model or GPU): those candidates are "
-                          "kept as feasible.", EnergyLensWarning, stacklevel=2)
+                          "kept as feasible, at their full cap.", EnergyLensWarning, stacklevel=2)
     df["feasible"] = [not r for r in reasons]
     df["reason"] = ["; ".join(r) for r in reasons]
     if drop_infeasible:

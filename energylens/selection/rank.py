@@ -11,9 +11,9 @@ import pandas as pd
 
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import EnergyLensWarning, InfeasibleError
-from .grid import memory_reasons
+from .grid import memory_fits, served_batches
 
-__all__ = ["select_config", "model_target"]
+__all__ = ["select_config", "model_target", "as_served"]
 
 _LATENCY = ("latency_s", "ttft_s", "tpot_s")
 _CONSTRAINTS = (*_LATENCY, "max_gpus", "gpu_memory")
@@ -94,14 +94,15 @@ def _bounds_text(constraints: dict) -> str:
     return ", ".join(parts) or "none"
 
 
-def _memory_violations(cand: pd.DataFrame) -> list[str]:
-    """The gpu_memory constraint: the catalogue's memory rule, row by row."""
+def _memory_fits(cand: pd.DataFrame) -> list:
+    """The gpu_memory constraint: the catalogue's memory rule, row by row
+    (:func:`~energylens.selection.grid.memory_fits`), every row checked."""
     need = [c for c in ("model", "gpu", "batch_size", "input_tokens", "output_tokens")
             if c not in cand]
     if need:
         raise ValueError(f"The gpu_memory constraint needs candidate columns {need}.")
-    msgs = memory_reasons(cand)
-    unknown = [i for i, m in enumerate(msgs) if m is None]
+    fits = memory_fits(cand)
+    unknown = [i for i, f in enumerate(fits) if f is None]
     if unknown:
         raise ValueError(
             f"The gpu_memory constraint cannot be checked for rows {unknown[:5]} (GPU "
@@ -109,7 +110,39 @@ def _memory_violations(cand: pd.DataFrame) -> list[str]:
             "is not in the catalogue and no size is given): add them with "
             "energylens.core.catalogue.register_gpus / register_models, name GPUs like "
             "'X-80GB', or give a params_b column.")
-    return [m or "" for m in msgs]
+    return fits
+
+
+def _flags(values) -> np.ndarray:
+    """A column of flags as booleans, as a table read from text may give them (``True``,
+    ``"true"``, ``1``); anything else, NaN included, is False."""
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v.strip().lower() in ("true", "1", "yes"))
+        elif isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
+            out.append(bool(v == 1))
+        else:
+            out.append(False)
+    return np.array(out, dtype=bool)
+
+
+def as_served(cand: pd.DataFrame) -> pd.DataFrame:
+    """The candidates as the server runs them: a memory-limited candidate (columns
+    ``memory_limited`` and ``running_batch``, as :func:`candidate_grid` gives them) has its
+    ``batch_size`` set to the running batch, so that every model, whatever batch rule it
+    uses (:mod:`energylens.core.batch`), predicts it at the batch it will run. Other rows,
+    and candidates without those columns, are unchanged (the same frame is returned)."""
+    if not {"memory_limited", "running_batch"} <= set(cand.columns):
+        return cand
+    run = pd.to_numeric(cand["running_batch"], errors="coerce").to_numpy(dtype=float)
+    cap = pd.to_numeric(cand["batch_size"], errors="coerce").to_numpy(dtype=float)
+    rows = _flags(cand["memory_limited"]) & np.isfinite(run) & (run > 0) & (run < cap)
+    if not rows.any():
+        return cand
+    served = cand.copy()
+    served["batch_size"] = np.where(rows, run, cap)
+    return served
 
 
 def _bound_violations(key: str, bound: float, cand: pd.DataFrame, out: pd.DataFrame,
@@ -179,15 +212,19 @@ def _unread_settings(model, cand: pd.DataFrame) -> list[str]:
 
 
 def _apply_constraints(constraints: dict, cand: pd.DataFrame, out: pd.DataFrame,
-                       feasible: np.ndarray, reasons: list[list[str]]) -> dict[str, int]:
-    """Mark rows that break a constraint (in place); returns how many each one excludes."""
+                       feasible: np.ndarray, reasons: list[list[str]],
+                       fits: list | None = None) -> dict[str, int]:
+    """Mark rows that break a constraint (in place); returns how many each one excludes.
+    ``fits``: the memory rule's result for the gpu_memory constraint, where computed."""
     n_gpus = (cand["tp"] * cand["pp"] * cand["dp"]).to_numpy()
     violated: dict[str, int] = {}
     for key, bound in constraints.items():
         if key == "gpu_memory" and not bound:
             continue
-        msgs = (_memory_violations(cand) if key == "gpu_memory"
-                else _bound_violations(key, bound, cand, out, n_gpus))
+        if key == "gpu_memory":
+            msgs = [f.reason for f in (fits if fits is not None else _memory_fits(cand))]
+        else:
+            msgs = _bound_violations(key, bound, cand, out, n_gpus)
         bad = np.array([bool(m) for m in msgs], dtype=bool)
         for i in np.flatnonzero(bad):
             if msgs[i] not in reasons[i]:
@@ -217,7 +254,9 @@ def select_config(
         where it exists, and any columns it returns besides the interval are kept).
     candidates : DataFrame
         Configurations in canonical columns (e.g. from :func:`candidate_grid`; a ``feasible``
-        and ``reason`` column from there are respected).
+        and ``reason`` column from there are respected). A candidate flagged
+        ``memory_limited`` is predicted at its ``running_batch`` (:func:`as_served`): the
+        batch the server runs, not its cap.
     objective : {"energy_j", "energy_per_output_token_j"}
         What to minimise: energy per request, or per generated token (the same ranking
         within a scenario of fixed lengths; they differ when candidates mix lengths).
@@ -228,7 +267,8 @@ def select_config(
         "gpu_memory": True}``. Latency bounds (seconds, upper) need the matching latency
         model (or a column of that name in the candidates, e.g. measured ``tpot_s``);
         ``max_gpus`` bounds ``tp * pp * dp``; ``gpu_memory=True`` applies the catalogue's
-        memory rule (as :func:`candidate_grid` does). A bound of None is no bound; a
+        memory rule (as :func:`candidate_grid` does: weights and one sequence's KV cache must
+        fit; a larger cap runs memory-limited). A bound of None is no bound; a
         candidate whose bounded value is unknown (NaN) is infeasible, never assumed to meet it.
     latency_model : estimator or dict, optional
         A latency model (its ``target`` says which column it predicts) or a dict
@@ -247,6 +287,8 @@ def select_config(
         ``rank`` (whole numbers, 1 = best; ``<NA>`` for infeasible rows), the objective,
         ``energy_j`` with ``energy_lower_j``/``energy_upper_j``, predicted latency columns,
         ``feasible``, ``reason``, and the candidate's columns; indexed like ``candidates``.
+        With ``gpu_memory=True``, ``running_batch`` and ``memory_limited`` (as
+        :func:`candidate_grid` gives them) where the candidates lack them.
 
     Raises
     ------
@@ -289,13 +331,21 @@ def select_config(
                 else np.ones(len(cand), dtype=bool))
     reasons = [[r] if isinstance(r, str) and r else [] for r in
                (cand["reason"] if "reason" in cand else [""] * len(cand))]
+    fits = _memory_fits(cand) if constraints.get("gpu_memory") else None
+    if fits is not None:  # say which rows run memory-limited, where the candidates do not
+        run, limited = served_batches(fits, cand["batch_size"])
+        if "running_batch" not in cand:
+            cand["running_batch"] = run
+        if "memory_limited" not in cand:
+            cand["memory_limited"] = limited
+    served = as_served(cand)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = _predict_with_interval(model, cand, level)
-        _latency_predictions(out, cand, latency_model)
+        out = _predict_with_interval(model, served, level)
+        _latency_predictions(out, served, latency_model)
     for w in caught:  # said where select_config was called, not deep inside it
         warnings.warn(w.message, w.category, stacklevel=2)
-    violated = _apply_constraints(constraints, cand, out, feasible, reasons)
+    violated = _apply_constraints(constraints, cand, out, feasible, reasons, fits)
     out["energy_per_output_token_j"] = out["energy_j"] / cand["output_tokens"].to_numpy(dtype=float)
     out["feasible"] = feasible
     out["reason"] = ["; ".join(r) for r in reasons]

@@ -48,8 +48,9 @@ compute-bound) and :math:`u = 0.3` while it waits on a collective or a send.
 
 Requests: admitted prompts are prefilled in passes of at most 8,192 prompt tokens (vLLM's
 ``max_num_batched_tokens``), a request counting as running from the start of its pass. With
-``n_requests=None`` every replica is saturated: a cohort of ``cap`` requests is admitted at
-once, prefilled and decoded for :math:`s_o` steps at the full cap; each request runs from the
+``n_requests=None`` every replica is saturated: a cohort of ``cap`` requests (the KV capacity
+where smaller, see Memory below) is admitted at once, prefilled and decoded for :math:`s_o`
+steps at the full cap; each request runs from the
 start of the cohort's prefill, so the running batch is the cap and the latency the cohort's
 time. With a finite pool, each replica's
 :math:`R = n/d` requests are queued at time 0 with output lengths spread around the mean
@@ -59,6 +60,13 @@ prefill of the requests admitted before a decode step pauses decoding, and the t
 with fewer running. The running batch is the time average of the running count over the
 timeline and the latency the mean service time (start of prefill to last token), so
 Little's law, requests x latency / duration = running batch, holds.
+
+Memory: the cap is what a replica may run at once. Where the KV cache of a full cap (at the
+mean context :math:`c`) does not fit beside the weights in 90% of the GPUs' memory, the
+server does not fail: it runs as many sequences as fit (the KV capacity), and the
+configuration is simulated at that cap, its ``running_batch`` below ``batch_size``. Only a
+configuration whose weights and one sequence's KV cache do not fit is infeasible (the
+catalogue's one rule, :func:`~energylens.core.catalogue.configuration_fit`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The simulator keeps no numbers of its own: every GPU and model comes from
 :mod:`energylens.core.catalogue`, and a configuration is feasible by the catalogue's one
-rule (:func:`~energylens.core.catalogue.feasibility_reason`). :data:`GPU_SPECS` and
+rule (:func:`~energylens.core.catalogue.configuration_fit`), which also says how many
+sequences a memory-limited cap runs at once. :data:`GPU_SPECS` and
 :data:`MODEL_SPECS` are read-only views of the catalogue for code written against the
 simulator's former dictionaries.
 """
@@ -17,9 +18,10 @@ from typing import Generic, Literal, TypeVar
 from ..core.catalogue import (
     BYTES_PER_VALUE,
     GpuSpec,
+    MemoryFit,
     ModelSpec,
     cache_bytes_per_value,
-    feasibility_reason,
+    configuration_fit,
     gpu_spec,
     gpu_table,
     model_spec,
@@ -109,11 +111,19 @@ def _sim_model(name: str) -> ModelSpec:
     return m
 
 
+def _fit(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
+         precision: str) -> MemoryFit:
+    """The catalogue's one rule for a configuration, weights at ``precision`` and the KV
+    cache in 16 bits: whether it can run (``reason``) and how many sequences it runs at once
+    (``running_batch``: the cap, or the KV capacity where the cap is memory-limited)."""
+    return configuration_fit(m, g, t, p, cap, si, so, precision=precision)
+
+
 def _feasible(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
               precision: str) -> tuple[bool, str]:
-    """Whether a configuration can run, and why not: the catalogue's one rule, weights at
-    ``precision`` and the KV cache in 16 bits."""
-    why = feasibility_reason(m, g, t, p, cap, si, so, precision=precision)
+    """Whether a configuration can run, and why not: the catalogue's one rule (:func:`_fit`);
+    a cap larger than the KV memory holds can run, memory-limited."""
+    why = _fit(m, g, t, p, cap, si, so, precision).reason
     return not why, why
 
 

@@ -12,7 +12,7 @@ from ..core.catalogue import BYTES_PER_VALUE, ModelSpec, normalize_precision, re
 from ..core.options import Integral, Interval, Real, check_options
 from ..schema import validate
 from .physics import _Physics, _pooled, _saturated
-from .specs import Precision, _cache_bytes, _feasible, _precision, _sim_gpu, _sim_model
+from .specs import Precision, _cache_bytes, _feasible, _fit, _precision, _sim_gpu, _sim_model
 
 __all__ = ["simulate_configurations", "simulate_profiles"]
 
@@ -79,13 +79,16 @@ def _simulate_rows(configs: pd.DataFrame, precision: str | None) -> pd.DataFrame
         pool = np.nan if pool is None else float(pool)
         if np.isfinite(pool):
             _check_pool(where, cap, d, pool)
-        ok, why = _feasible(m, g, t, p, cap, si, so, prec)
-        if not ok:
-            rows.append({"energy_j": np.nan, "reason": why})
+        fit = _fit(m, g, t, p, cap, si, so, prec)
+        if not fit.fits:
+            rows.append({"energy_j": np.nan, "reason": fit.reason})
             continue
+        # A cap the KV memory cannot hold runs memory-limited: the scheduler admits as many
+        # sequences as fit (vLLM does not fail), so the server runs that many at once.
+        run = fit.running_batch
         ph = _Physics(m, g, t, p, BYTES_PER_VALUE[prec], _cache_bytes(prec))
-        row = _saturated(ph, d, cap, si, so) if not np.isfinite(pool) else \
-            _pooled(ph, d, cap, si, so, pool)
+        row = _saturated(ph, d, run, si, so) if not np.isfinite(pool) else \
+            _pooled(ph, d, run, si, so, pool)
         row.update({
             "model": m.name, "gpu": g.name, "tp": t, "pp": p, "dp": d, "batch_size": cap,
             "batch_kind": "cap", "input_tokens": si, "output_tokens": so, "precision": prec,
@@ -137,7 +140,10 @@ def simulate_configurations(configs: pd.DataFrame, *, precision: Precision | Non
     -------
     DataFrame
         The simulator's columns (not validated) and ``reason``: empty for feasible rows;
-        infeasible rows have NaN energies and say why (memory, heads, layers).
+        infeasible rows have NaN energies and say why (memory, heads, layers). A cap
+        larger than the KV memory holds runs memory-limited: its ``running_batch`` is the
+        KV capacity (:func:`~energylens.core.catalogue.configuration_fit`), and it is
+        simulated at that batch.
 
     Examples
     --------
@@ -240,16 +246,19 @@ def simulate_profiles(
         Tensor-, pipeline- and data-parallel degrees (a configuration uses ``tp*pp*dp``
         GPUs).
     batch_size : sequence of float
-        Batch caps (``max_num_seqs``); with ``n_requests=None`` the cap is always full. With
-        ``n_requests``, whole numbers.
+        Batch caps (``max_num_seqs``); with ``n_requests=None`` the cap is always full, or
+        as full as the KV memory allows: a cap whose KV cache does not fit beside the
+        weights runs memory-limited, as many sequences as fit
+        (:func:`~energylens.core.catalogue.configuration_fit`). With ``n_requests``, whole
+        numbers.
     input_tokens, output_tokens : sequence of float
         Mean prompt and answer lengths, tokens.
     n_requests : int, sequence of int, or None
         Requests of the whole run, split evenly over the ``dp`` replicas: each must be a
         multiple of every ``dp``. A small pool leaves the cap under-used, and
         ``running_batch`` records the real concurrency. None simulates saturated serving
-        (``running_batch`` equals the cap; ``n_requests``, ``duration_s`` and
-        ``run_energy_j`` are then NaN).
+        (``running_batch`` equals the cap, or the KV capacity where that is smaller;
+        ``n_requests``, ``duration_s`` and ``run_energy_j`` are then NaN).
     noise : float
         Relative standard deviation of the seeded, mean-one log-normal measurement noise.
         The energies of a row share one factor (so prefill + decode = total), its times
@@ -274,8 +283,9 @@ def simulate_profiles(
     DataFrame
         A canonical table validated by :func:`energylens.schema.validate`, with
         ``batch_kind="cap"``, ``source="simulator"`` and each row's ``precision``.
-        Configurations that cannot run (weights and KV cache over 90% of GPU memory, TP not
-        dividing the heads, more stages than layers) are never emitted.
+        Configurations that cannot run (weights and one sequence's KV cache over 90% of GPU
+        memory, TP not dividing the heads, more stages than layers) are never emitted; a cap
+        larger than the KV memory holds is emitted with its ``running_batch`` below it.
 
     Raises
     ------

@@ -18,7 +18,8 @@ and :func:`register_models`.
 - :mod:`~energylens.core.catalogue.specs`: :class:`GpuSpec`, :class:`ModelSpec`, precisions;
 - :mod:`~energylens.core.catalogue.registry`: the tables, name resolution, registration;
 - :mod:`~energylens.core.catalogue.rows`: reading and checking the rows a user registers;
-- :mod:`~energylens.core.catalogue.rules`: the feasibility rule (heads, layers, memory);
+- :mod:`~energylens.core.catalogue.rules`: the feasibility rule (heads, layers, memory)
+  and the running batch a memory-limited cap runs;
 - :mod:`~energylens.core.catalogue.descriptors`: descriptors aligned with a table's rows;
 - :mod:`~energylens.core.catalogue.aliases`: which new names are spellings of trained ones.
 
@@ -51,13 +52,25 @@ from .registry import (
     resolve_gpu,
     resolve_model,
 )
-from .rules import MEMORY_SHARE, feasibility_reason, kv_replication, layout_reason, memory_reason
+from .rules import (
+    MEMORY_SHARE,
+    MemoryFit,
+    configuration_fit,
+    feasibility_reason,
+    kv_replication,
+    layout_reason,
+    memory_fit,
+    memory_reason,
+    replica_weight_bytes,
+)
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
 __all__ = [
-    "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "ModelSpec", "aliased",
-    "cache_bytes_per_value", "descriptors", "entry_key", "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table",
-    "kv_replication", "layout_reason", "memory_reason", "model_spec", "model_table",
-    "normalize_precision", "register_gpus", "register_models", "reset_catalogue",
+    "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "MemoryFit", "ModelSpec",
+    "aliased", "cache_bytes_per_value", "configuration_fit", "descriptors", "entry_key",
+    "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table", "kv_replication",
+    "layout_reason", "memory_fit", "memory_reason", "model_spec", "model_table",
+    "normalize_precision", "register_gpus", "register_models", "replica_weight_bytes",
+    "reset_catalogue",
     "resolve_gpu", "resolve_model",
 ]

@@ -1,13 +1,19 @@
-"""The one feasibility rule: how a model splits over GPUs, and whether it fits in memory."""
+"""The one feasibility rule: how a model splits over GPUs, whether it fits in memory, and how
+many sequences its KV cache lets a server run at once."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
-__all__ = ["MEMORY_SHARE", "kv_replication", "layout_reason", "memory_reason",
-           "feasibility_reason"]
+__all__ = ["MEMORY_SHARE", "MemoryFit", "kv_replication", "layout_reason", "replica_weight_bytes",
+           "memory_fit", "memory_reason", "configuration_fit", "feasibility_reason"]
 
-#: Share of one GPU's memory that weights and the KV cache of a full batch may use.
+#: Share of one GPU's memory that the weights and the KV cache may use (vLLM's default
+#: ``gpu_memory_utilization``).
 MEMORY_SHARE = 0.90
 
 
@@ -42,52 +48,224 @@ def layout_reason(model: ModelSpec, tp: int, pp: int = 1) -> str:
     return ""
 
 
+def replica_weight_bytes(model: ModelSpec | None, params_b: float, bytes_per_weight: float,
+                         tp: int, pp: int = 1, ep: int = 1) -> float:
+    """Bytes of weights that the ``tp * pp`` GPUs of one replica hold together.
+
+    All of ``params_b`` without expert parallelism. With ``ep`` above ``tp`` (vLLM's
+    expert-parallel serving, experts spread over ``ep`` GPUs shared by ``ep / tp`` replicas),
+    a mixture of experts' routed experts are split over the ``ep`` GPUs and the rest
+    (attention, embeddings, shared experts) over the ``tp`` GPUs of the replica. The experts'
+    share is the catalogue's: ``(params - active) / (experts - active_experts)`` parameters per
+    expert. A model the catalogue does not know, or not as a mixture of experts, keeps all of
+    its weights on the replica.
+
+    Examples
+    --------
+    >>> from energylens.core.catalogue import model_spec
+    >>> m = model_spec("Qwen3-Coder-480B-A35B")
+    >>> round(replica_weight_bytes(m, m.params_b, 1.0, 1) / 1e9, 1)
+    480.2
+    >>> round(replica_weight_bytes(m, m.params_b, 1.0, 1, ep=8) / 1e9, 1)  # one GPU of eight
+    70.5
+    """
+    total = params_b * 1e9 * bytes_per_weight
+    if ep <= tp or model is None:
+        return total
+    e, a, act = model.experts, model.active_experts, model.active_params_b
+    if not (e and a and act and e > a and model.params_b > act):
+        return total
+    per_expert = (model.params_b - act) / (e - a)
+    expert_share = min(1.0, per_expert * e / model.params_b)
+    return total * (1.0 - expert_share) + total * expert_share * tp / ep
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """How one replica's GPU memory holds a configuration (see :func:`memory_fit`).
+
+    A batch cap (vLLM's ``max_num_seqs``) is the most sequences a server *may* run at once.
+    Where their KV cache does not fit beside the weights the server does not fail: its
+    scheduler runs fewer at once, so the cap is *memory-limited* and runs
+    :attr:`running_batch` sequences. A configuration cannot run only when the weights and the
+    KV cache of one sequence at its full length do not fit (:attr:`reason`).
+
+    Attributes
+    ----------
+    reason : str
+        Why the configuration cannot run, naming the GB needed and available ('' when it
+        can; a layout reason where :func:`configuration_fit` found one).
+    batch : float
+        The batch cap asked for.
+    capacity : float
+        Whole sequences that the KV memory left beside the weights holds at their mean
+        context, ``input_tokens + output_tokens / 2`` (``inf`` where no KV cache is counted;
+        0 where not even one sequence fits).
+    weights_gb, full_batch_gb : float
+        Per GPU, GB: the weights; the weights and the KV cache of a full cap of sequences
+        at their mean context.
+    memory_gb, share : float
+        One GPU's memory (GB) and the share of it the weights and KV cache may use.
+    """
+
+    reason: str
+    batch: float
+    capacity: float
+    weights_gb: float
+    full_batch_gb: float
+    memory_gb: float
+    share: float = MEMORY_SHARE
+
+    @property
+    def fits(self) -> bool:
+        """Whether the configuration can run."""
+        return not self.reason
+
+    @property
+    def memory_limited(self) -> bool:
+        """Whether it runs, with fewer sequences at once than its cap."""
+        return self.fits and self.capacity < self.batch
+
+    @property
+    def running_batch(self) -> float:
+        """Sequences the server runs at once, ``min(batch, capacity)``; NaN when it cannot
+        run."""
+        return float(min(self.batch, self.capacity)) if self.fits else math.nan
+
+    def note(self) -> str:
+        """The memory limit in words ('' unless :attr:`memory_limited`).
+
+        Examples
+        --------
+        >>> fit = memory_fit(weight_bytes=16e9, kv_bytes_per_token=131072, batch=256,
+        ...                  input_tokens=4096, output_tokens=1024, gpus=1, memory_gb=80)
+        >>> fit.memory_limited, fit.running_batch
+        (True, 92.0)
+        >>> fit.note()
+        'memory-limited: runs 92 of its cap of 256 sequences at once (the full cap needs 170.6 GB per GPU for weights and KV cache, more than 90% of 80 GB)'
+        """
+        if not self.memory_limited:
+            return ""
+        return (f"memory-limited: runs {self.running_batch:g} of its cap of {self.batch:g} "
+                f"sequences at once (the full cap needs {self.full_batch_gb:.1f} GB per GPU for "
+                f"weights and KV cache, more than {self.share:.0%} of {self.memory_gb:g} GB)")
+
+
+def memory_fit(*, weight_bytes: float, kv_bytes_per_token: float, batch: float,
+               input_tokens: float, output_tokens: float, gpus: int, memory_gb: float,
+               share: float = MEMORY_SHARE) -> MemoryFit:
+    """How a replica's memory holds a batch cap: the one memory rule.
+
+    Per GPU of the ``gpus = tp * pp`` GPUs of a replica, within ``share`` of one GPU's
+    memory:
+
+    - the configuration **can run** when the weights and the KV cache of one sequence at its
+      full length (``input_tokens + output_tokens`` tokens) fit, as vLLM requires at start;
+    - it runs ``min(batch, capacity)`` sequences at once, ``capacity`` being the whole
+      sequences the KV memory left beside the weights holds at their mean context
+      ``input_tokens + output_tokens / 2`` (each sequence grows from its prompt to its full
+      length while it runs; the scheduler admits a sequence when its current tokens fit).
+      A cap above the capacity is **memory-limited**, not infeasible.
+
+    Parameters
+    ----------
+    weight_bytes : float
+        Bytes of weights the replica holds (:func:`replica_weight_bytes`).
+    kv_bytes_per_token : float
+        KV-cache bytes of one token over the replica (replicated KV heads counted); 0 checks
+        the weights only, and the capacity is unbounded.
+    batch : float
+        The batch cap (the most sequences the server may run at once).
+    input_tokens, output_tokens : float
+        Mean prompt and answer lengths.
+    gpus : int
+        GPUs of one replica, ``tp * pp``.
+    memory_gb : float
+        One GPU's memory, GB.
+    share : float
+        Share of the memory the weights and KV cache may use.
+
+    Examples
+    --------
+    >>> memory_fit(weight_bytes=141e9, kv_bytes_per_token=0.0, batch=1, input_tokens=1,
+    ...            output_tokens=0, gpus=1, memory_gb=80).reason
+    'needs 141.0 GB per GPU for weights and KV cache, more than 90% of 80 GB'
+    """
+    avail = share * memory_gb * 1e9
+    w = weight_bytes / gpus
+    kvb = kv_bytes_per_token / gpus
+    full = input_tokens + output_tokens
+    mean = input_tokens + output_tokens / 2
+    need = w + full * kvb
+    reason = ""
+    if need > avail:
+        one = f" (one sequence of {full:g} tokens)" if kvb > 0 else ""
+        reason = (f"needs {need / 1e9:.1f} GB per GPU for weights and KV cache{one}, more than "
+                  f"{share:.0%} of {memory_gb:g} GB")
+    if kvb <= 0 or mean <= 0:
+        capacity = math.inf if not reason else 0.0
+    elif reason:
+        capacity = max(0.0, float(math.floor((avail - w) / (mean * kvb))))
+    else:  # at least the one sequence that fits at its full length
+        capacity = max(1.0, float(math.floor((avail - w) / (mean * kvb))))
+    return MemoryFit(reason=reason, batch=float(batch), capacity=capacity, weights_gb=w / 1e9,
+                     full_batch_gb=(w + batch * mean * kvb) / 1e9, memory_gb=float(memory_gb),
+                     share=float(share))
+
+
 def memory_reason(*, weight_bytes: float, kv_bytes_per_token: float, batch: float,
                   tokens: float, gpus: int, memory_gb: float,
                   share: float = MEMORY_SHARE) -> str:
-    """Why a replica does not fit in GPU memory ('' when it fits): the one memory rule.
+    """Why a replica does not fit in GPU memory ('' when it fits): :func:`memory_fit`'s
+    reason, for sequences of ``tokens`` tokens at their full length.
 
-    Weights plus the KV cache of a full batch of ``batch`` sequences of ``tokens`` tokens,
-    split over the ``gpus = tp * pp`` GPUs of a replica, must fit in ``share`` of one GPU's
-    memory.
+    A configuration fits when its weights and the KV cache of *one* sequence of ``tokens``
+    tokens, split over the ``gpus = tp * pp`` GPUs of a replica, fit in ``share`` of one
+    GPU's memory. The batch cap ``batch`` never makes it unfit: a cap whose KV cache does not
+    fit runs memory-limited, fewer sequences at once (:func:`memory_fit` says how many).
 
     Examples
     --------
     >>> memory_reason(weight_bytes=141e9, kv_bytes_per_token=0.0, batch=1, tokens=1, gpus=1,
     ...               memory_gb=80)
     'needs 141.0 GB per GPU for weights and KV cache, more than 90% of 80 GB'
+    >>> memory_reason(weight_bytes=16e9, kv_bytes_per_token=131072, batch=4096, tokens=5120,
+    ...               gpus=1, memory_gb=80)  # the cap runs memory-limited
+    ''
     """
-    need = (weight_bytes + batch * tokens * kv_bytes_per_token) / gpus
-    if need > share * memory_gb * 1e9:
-        return (f"needs {need / 1e9:.1f} GB per GPU for weights and KV cache, more than "
-                f"{share:.0%} of {memory_gb:g} GB")
-    return ""
+    return memory_fit(weight_bytes=weight_bytes, kv_bytes_per_token=kv_bytes_per_token,
+                      batch=batch, input_tokens=tokens, output_tokens=0.0, gpus=gpus,
+                      memory_gb=memory_gb, share=share).reason
 
 
-def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
-                       input_tokens: float, output_tokens: float, *,
-                       precision: str | None = None, bytes_per_weight: float | None = None,
-                       kv_bytes_per_value: float | None = None,
-                       share: float = MEMORY_SHARE) -> str:
-    """Why a configuration cannot run ('' when it can): :func:`layout_reason`, then
-    :func:`memory_reason` with the model's weights and KV cache (replicated KV heads counted).
+def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
+                      input_tokens: float, output_tokens: float, *, ep: int = 1,
+                      precision: str | None = None, bytes_per_weight: float | None = None,
+                      kv_bytes_per_value: float | None = None,
+                      share: float = MEMORY_SHARE) -> MemoryFit:
+    """Whether a configuration can run, and how many sequences it runs at once:
+    :func:`layout_reason`, then :func:`memory_fit` with the model's weights and KV cache
+    (replicated KV heads counted).
 
     The weights take the bytes of ``precision`` (default: the model's, from its name's
-    precision word or its checkpoint), or ``bytes_per_weight`` where given; the KV cache
-    takes :func:`~energylens.core.catalogue.cache_bytes_per_value` (16 bits, as vLLM keeps
-    it also for FP8 weights), or ``kv_bytes_per_value`` where given.
+    precision word or its checkpoint), or ``bytes_per_weight`` where given, split as
+    :func:`replica_weight_bytes` says (``ep``: expert-parallel degree); the KV cache takes
+    :func:`~energylens.core.catalogue.cache_bytes_per_value` (16 bits, as vLLM keeps it also
+    for FP8 weights), or ``kv_bytes_per_value`` where given. A layout that cannot split the
+    model gives its reason.
 
     Examples
     --------
     >>> from energylens.core.catalogue import gpu_spec, model_spec
-    >>> feasibility_reason(model_spec("Llama-3.1-70B"), gpu_spec("L4"), 1, 1, 8, 512, 128)
-    'needs 142.9 GB per GPU for weights and KV cache, more than 90% of 24 GB'
-    >>> feasibility_reason(model_spec("Llama-3.1-405B-FP8"), gpu_spec("H100"), 8, 1, 64, 512, 256)
-    ''
+    >>> fit = configuration_fit(model_spec("Llama-3.1-8B"), gpu_spec("H100"), 1, 1, 512,
+    ...                         4096, 1024)
+    >>> fit.fits, fit.memory_limited, fit.running_batch  # a cap of 512 runs 92 at once
+    (True, True, 92.0)
+    >>> configuration_fit(model_spec("Llama-3.1-8B"), gpu_spec("H100"), 1, 1, 64, 4096,
+    ...                   1024).memory_limited
+    False
     """
     why = layout_reason(model, tp, pp)
-    if why:
-        return why
     prec = normalize_precision(precision) if precision is not None else model.precision
     if prec is None:
         raise ValueError(f"precision must be one of {sorted(BYTES_PER_VALUE)}; got {precision!r}.")
@@ -95,7 +273,33 @@ def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: 
     kvb = model.kv_bytes_per_token(cache_bytes_per_value(prec) if kv_bytes_per_value is None
                                    else kv_bytes_per_value)
     rep = kv_replication(model, tp)
-    return memory_reason(weight_bytes=model.params_b * 1e9 * bpw,
-                         kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
-                         tokens=input_tokens + output_tokens, gpus=tp * pp,
-                         memory_gb=gpu.memory_gb, share=share)
+    fit = memory_fit(weight_bytes=replica_weight_bytes(model, model.params_b, bpw, tp, pp, ep),
+                     kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
+                     input_tokens=input_tokens, output_tokens=output_tokens, gpus=tp * pp,
+                     memory_gb=gpu.memory_gb, share=share)
+    return dataclasses.replace(fit, reason=why) if why else fit
+
+
+def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
+                       input_tokens: float, output_tokens: float, *, ep: int = 1,
+                       precision: str | None = None, bytes_per_weight: float | None = None,
+                       kv_bytes_per_value: float | None = None,
+                       share: float = MEMORY_SHARE) -> str:
+    """Why a configuration cannot run ('' when it can): :func:`configuration_fit`'s reason.
+
+    The layout must split the model (:func:`layout_reason`), and the weights and the KV cache
+    of one sequence must fit (:func:`memory_fit`); a batch cap larger than the KV memory
+    holds is no reason: it runs memory-limited (:func:`configuration_fit` says at what
+    running batch).
+
+    Examples
+    --------
+    >>> from energylens.core.catalogue import gpu_spec, model_spec
+    >>> feasibility_reason(model_spec("Llama-3.1-70B"), gpu_spec("L4"), 1, 1, 8, 512, 128)
+    'needs 141.4 GB per GPU for weights and KV cache (one sequence of 640 tokens), more than 90% of 24 GB'
+    >>> feasibility_reason(model_spec("Llama-3.1-405B-FP8"), gpu_spec("H100"), 8, 1, 64, 512, 256)
+    ''
+    """
+    return configuration_fit(model, gpu, tp, pp, batch, input_tokens, output_tokens, ep=ep,
+                             precision=precision, bytes_per_weight=bytes_per_weight,
+                             kv_bytes_per_value=kv_bytes_per_value, share=share).reason
