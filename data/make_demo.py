@@ -5,8 +5,10 @@ parallelism 1-8, pipeline parallelism 1-4, batch caps 1-256, prompts of 64-4096 
 answers of 16-1024 tokens, serving at saturation (workload "chat"); data-parallel runs
 over small request pools where the batch cap overstates concurrency (workload "offline");
 and a full input-by-output length sweep (4 x 4 lengths at batch cap 32, saturated) of each
-model and GPU at the smallest tensor-parallel degree that serves every length (workload
-"sweep"), the kind of table the sweet-spot model is fitted on.
+model and GPU at the smallest tensor-parallel degree that serves every length at the full cap
+(workload "sweep"), the kind of table the sweet-spot model is fitted on. Saturated caps whose
+KV cache does not fit beside the weights run memory-limited: their ``running_batch`` is the
+number of sequences the memory holds, below the cap.
 
 Run from the repository root::
 
@@ -42,8 +44,12 @@ def make() -> pd.DataFrame:
         input_tokens=(64, 512, 2048, 4096), output_tokens=(16, 128, 512, 1024), noise=0.02,
         seed=3, workload="sweep",
     )
+    # Only the lengths may vary in a sweep: keep the tensor-parallel degrees that run every
+    # length at the full cap (none memory-limited, where the KV cache would cut the batch).
+    full = (sweep["running_batch"] == sweep["batch_size"]).groupby(
+        [sweep["model"], sweep["gpu"], sweep["tp"]]).transform("all")
     size = sweep.groupby(["model", "gpu", "tp"])["energy_j"].transform("size")
-    sweep = sweep[size == 16]
+    sweep = sweep[(size == 16) & full]
     smallest = sweep.groupby(["model", "gpu"])["tp"].transform("min")
     sweep = sweep[sweep["tp"] == smallest]
     return pd.concat([saturated, pooled, sweep], ignore_index=True)

@@ -40,7 +40,7 @@ def _sweep(demo, model, gpu):
 
 
 def test_a_peak_the_data_do_not_pin_down_is_its_point_estimate_flagged(demo):
-    """Llama-3.1-70B on H100: the fitted curve peaks near 2,400 output tokens at a 512-token
+    """Llama-3.1-70B on H100: the fitted curve peaks near 1,600 output tokens at a 512-token
     prompt (efficiency at a million tokens is far lower), but t4 is within two standard errors
     of zero. That is 'not determined', with the estimate and an interval, not 'longer is
     always better' (it was inf)."""
