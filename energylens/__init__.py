@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from ._version import __version__
 from .exceptions import (
     BackendUnavailableError,
+    CatalogueError,
     ConvergenceWarning,
     EnergyLensError,
     EnergyLensWarning,
@@ -95,6 +96,7 @@ __all__ = [
     "InfeasibleError",
     "NoDeviceError",
     "RunFailedError",
+    "CatalogueError",
     "EnergyLensWarning",
     "ConvergenceWarning",
     "IdentifiabilityWarning",

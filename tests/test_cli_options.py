@@ -167,6 +167,30 @@ def test_candidates_are_named_as_candidates(files, tmp_path, capsys):
     assert code == 2 and "Invalid candidates table" in err
 
 
+@pytest.mark.parametrize("command", ["predict", "select"])
+def test_candidates_take_encoding_and_units(command, files, tmp_path, capsys):
+    """The message for a Latin-1 candidates file said "Pass --encoding latin-1", which
+    predict and select did not take; nor --units, which every reader of a table takes."""
+    given = pd.read_csv(files["table"]).head(4)
+    latin = tmp_path / "latin.csv"
+    given.drop(columns=["energy_j"]).assign(note="caf\u00e9").to_csv(latin, index=False,
+                                                                     encoding="latin-1")
+    code, out, err = _run([command, files["energy"], latin], capsys)
+    assert code == 2 and "Pass --encoding latin-1" in err, err
+    code, out, err = _run([command, files["energy"], latin, "--encoding", "latin-1"], capsys)
+    assert code == 0, err
+    assert set(_csv(out)["note"]) == {"caf\u00e9"}
+    kwh = tmp_path / "kwh.csv"
+    given.drop(columns=["energy_j"]).assign(energy=given["energy_j"] / 3.6e6).to_csv(kwh, index=False)
+    code, out, err = _run([command, files["energy"], kwh, "--units", "energy=kWh"], capsys)
+    assert code == 0, err
+    both = _csv(out).merge(given, on=_KEY, suffixes=("", "_given"))
+    assert len(both) == len(given)
+    assert np.allclose(both["energy_j_measured"], both["energy_j_given"])
+    code, out, err = _run([command, files["energy"], kwh, "--units", "energy"], capsys)
+    assert code == 2 and "--units expects NAME=VALUE" in err, err
+
+
 def _csv(text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text))
 

@@ -33,3 +33,30 @@ def test_optional_import_error_says_what_to_install():
     err = BackendUnavailableError("x")
     assert isinstance(err, ImportError) and isinstance(err, EnergyLensError)
     assert issubclass(SchemaError, ValueError)
+
+
+def test_every_exception_is_exported_at_the_top():
+    """CatalogueError, which docs/catalogue.md names as what an unknown name raises, was the
+    one class of energylens.exceptions missing from energylens.__all__."""
+    import energylens.exceptions as exceptions
+
+    assert set(exceptions.__all__) <= set(energylens.__all__)
+    from energylens import CatalogueError
+    from energylens.core.catalogue import CatalogueError as from_catalogue
+    from energylens.core.catalogue import gpu_spec, model_spec
+
+    assert CatalogueError is exceptions.CatalogueError is from_catalogue
+    assert issubclass(CatalogueError, EnergyLensError) and issubclass(CatalogueError, ValueError)
+    with pytest.raises(CatalogueError, match="Unknown GPU 'NoSuchGPU-9000'") as info:
+        gpu_spec("NoSuchGPU-9000")
+    assert type(info.value) is CatalogueError
+    with pytest.raises(CatalogueError):
+        model_spec("NoSuchModel-1T")
+
+
+def test_top_level_exceptions_load_no_submodule():
+    code = ("import sys, energylens; from energylens import CatalogueError; "
+            "print(sorted(m for m in sys.modules if m.startswith('energylens.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['energylens._version', 'energylens.exceptions']"

@@ -274,6 +274,25 @@ def test_grid_and_argument_conflict_names_both():
     assert list(df.pp) == [1]
 
 
+def test_dp_argument_labels_every_row_like_tp_and_pp(tmp_path):
+    """profiling.md says dp comes from the arguments where the grid does not sweep it;
+    profile_grid had no dp argument (TypeError)."""
+    with pytest.warns(ImplausibleValueWarning, match=r"tp \* pp \* dp = \[4\]"):
+        df, _ = _sweep(BASE, tmp_path / "s.csv", tp=2, dp=2)
+    assert list(df.dp) == [2] and list(df.tp) == [2] and list(df.n_gpus) == [4]
+    assert list(pd.read_csv(tmp_path / "s.csv").dp) == [2]
+    with pytest.raises(ValueError, match=r"sweeps 'dp' \(values 1, 4.*argument dp=2"):
+        _sweep({**BASE, "dp": [1, 4]}, dp=2)
+    df, _ = _sweep({**BASE, "dp": [1]}, dp=1)  # the same value is no conflict
+    assert list(df.dp) == [1]
+    clock = FakeClock()
+    gpu = FakeGPU(clock)
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ValueError, match="'dp' parameter of profile_grid"):
+            profile_grid(gpu, BASE, meter=_meter(gpu, clock), dp=bad, progress=False)
+    assert gpu.calls == []
+
+
 def test_grid_problems_are_named_at_once_before_running():
     clock = FakeClock()
     gpu = FakeGPU(clock)

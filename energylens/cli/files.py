@@ -147,15 +147,18 @@ _TABLE_NOUN = {"Cannot read profiling table ": "Cannot read the candidates ",
                "Invalid profiling table ": "Invalid candidates table "}
 
 
-def read_candidates(path: str, layout: str = "auto"):
-    """Candidate configurations (a table without measurements); its errors call it the
+def read_candidates(path: str, layout: str = "auto", units: Sequence[str] | None = None,
+                    encoding: str | None = None):
+    """Candidate configurations (a table without measurements), read with ``--layout``,
+    ``--units`` (``COLUMN=UNIT`` items) and ``--encoding``; its errors call it the
     candidates, not a profiling table."""
     from ..exceptions import SchemaError
     from ..tables import read_candidates as _read
     from ..tables.problems import explain
 
+    pairs = parse_pairs(units, "--units", "energy=kWh")
     try:
-        return _read(Path(path), layout=layout)
+        return _read(Path(path), layout=layout, units=pairs or None, encoding=encoding)
     except SchemaError as exc:
         text = explain(exc, cli_spelling)
         for old, new in _TABLE_NOUN.items():

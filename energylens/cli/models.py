@@ -265,7 +265,7 @@ def cmd_predict(args, summary) -> int:
     flagged in the ``extrapolated`` columns and by one warning saying how far."""
     out = Outputs([args.model_file, args.candidates], args.force).file(args.output)
     model = _load(args.model_file)
-    cand = read_candidates(args.candidates, args.layout)
+    cand = read_candidates(args.candidates, args.layout, args.units, args.encoding)
     check_groups(model, cand, args.candidates)
     pred = _predict(model, cand, args.level, args.candidates)
     write_table(pred, str(out) if out else None, args.format)
@@ -311,7 +311,7 @@ def cmd_select(args, summary) -> int:
                        f"'energylens fit TABLE'), and this one as --latency-model "
                        f"{_target(model)}={args.model_file}.")
     latency_model = _latency_models(latency_files) or None
-    cand = read_candidates(args.candidates, args.layout)
+    cand = read_candidates(args.candidates, args.layout, args.units, args.encoding)
     check_groups(model, cand, args.candidates)
     for lm in (latency_model or {}).values():
         check_groups(lm, cand, args.candidates)

@@ -147,11 +147,18 @@ def _table(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
                    help="how to read TABLE: auto (default) reads a file as a table and "
                         "detects the layout of a folder, e.g. --layout wilkins")
+    _reading(p)
+
+
+def _reading(p: argparse.ArgumentParser, duplicates: bool = True) -> None:
+    """``--units``, ``--encoding`` and (for a profiling table) ``--duplicates``: how to read
+    the input table. Candidates take no ``--duplicates``: repeated configurations are kept."""
     p.add_argument("--units", nargs="+", metavar="COLUMN=UNIT",
                    help="units of source columns, e.g. --units energy=kWh latency=ms")
-    p.add_argument("--duplicates", choices=("raise", "mean", "keep"), default="raise",
-                   help="rows repeating a configuration with different energies: raise "
-                        "(default), average them or keep them all, e.g. --duplicates mean")
+    if duplicates:
+        p.add_argument("--duplicates", choices=("raise", "mean", "keep"), default="raise",
+                       help="rows repeating a configuration with different energies: raise "
+                            "(default), average them or keep them all, e.g. --duplicates mean")
     p.add_argument("--encoding", type=_encoding, default=None,
                    help="text encoding of a CSV (default UTF-8; a byte-order mark wins), e.g. "
                         "--encoding latin-1")
@@ -176,6 +183,7 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
                    help="how to read CANDIDATES (a Splitwise folder reads as candidates), "
                         "e.g. --layout splitwise")
+    _reading(p, duplicates=False)
     p.add_argument("--level", type=_level, default=0.9,
                    help="coverage of the prediction interval, between 0 and 1 (default 0.9), "
                         "e.g. --level 0.95")

@@ -43,6 +43,7 @@ _CONSTRAINTS = {
     "gpu": [str, None],
     "tp": [Interval(Integral, 1, None, closed="left"), None],
     "pp": [Interval(Integral, 1, None, closed="left"), None],
+    "dp": [Interval(Integral, 1, None, closed="left"), None],
     "progress": ["boolean"],
     "on_error": [StrOptions({"raise", "skip"})],
 }
@@ -64,6 +65,7 @@ def profile_grid(
     gpu: str | None = None,
     tp: int | None = None,
     pp: int | None = None,
+    dp: int | None = None,
     progress: bool = True,
     on_error: str = "raise",
 ) -> pd.DataFrame:
@@ -100,9 +102,9 @@ def profile_grid(
         Before each measured run, wait until power is within this relative tolerance of the
         idle power measured at the start (at most this many seconds; ``idle_timeouts``
         counts misses).
-    model, gpu, tp, pp : str, str, int, int, optional
+    model, gpu, tp, pp, dp : str, str, int, int, int, optional
         Labels for every row where the grid does not sweep them (defaults ``"model"``, the
-        first measured GPU's NVML name, 1, 1). Fixing one the grid also sweeps, with a
+        first measured GPU's NVML name, 1, 1, 1). Fixing one the grid also sweeps, with a
         different value, is an error.
     progress : bool
         Show a progress bar (on a terminal) and log each configuration at INFO level.
@@ -166,7 +168,7 @@ def profile_grid(
     meter = meter if meter is not None else EnergyMeter()
     defaults = {"model": "model", "gpu": meter.names[0] if meter.names else "unknown",
                 "tp": 1, "pp": 1, "dp": 1}
-    plans = plan_sweep(configs, {"model": model, "gpu": gpu, "tp": tp, "pp": pp}, defaults)
+    plans = plan_sweep(configs, {"model": model, "gpu": gpu, "tp": tp, "pp": pp, "dp": dp}, defaults)
     _warn_gpu_count(plans, meter)
     sweep = SweepFile(out, sweep_columns(plans, measure_prefill)) if out is not None else None
     done = sweep.open(resume) if sweep is not None else set()

@@ -23,7 +23,8 @@ and :func:`register_models`.
 - :mod:`~energylens.core.catalogue.descriptors`: descriptors aligned with a table's rows;
 - :mod:`~energylens.core.catalogue.aliases`: which new names are spellings of trained ones.
 
-The files are read on first use, never by ``import energylens``.
+The files are read on first use, never by ``import energylens``. A name that does not
+resolve raises :class:`CatalogueError` (a ``ValueError``; also ``energylens.CatalogueError``).
 
 Examples
 --------
@@ -37,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+from ...exceptions import CatalogueError
 from .aliases import aliased
 from .descriptors import DESCRIPTOR_COLUMNS, descriptors
 from .registry import (
@@ -66,7 +68,8 @@ from .rules import (
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
 __all__ = [
-    "BYTES_PER_VALUE", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec", "MemoryFit", "ModelSpec",
+    "BYTES_PER_VALUE", "CatalogueError", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec",
+    "MemoryFit", "ModelSpec",
     "aliased", "cache_bytes_per_value", "configuration_fit", "descriptors", "entry_key",
     "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table", "kv_replication",
     "layout_reason", "memory_fit", "memory_reason", "model_spec", "model_table",
