@@ -12,12 +12,17 @@ from energylens._optional import import_optional
 from energylens.exceptions import BackendUnavailableError, EnergyLensError, SchemaError
 
 
-def test_import_does_not_load_heavy_optional_modules():
-    code = ("import sys, energylens; heavy = ['matplotlib', 'pyoperon', 'pysr', 'xgboost', 'pynvml', "
-            "'torch', 'transformers', 'juliacall']; print([m for m in heavy if m in sys.modules])")
+def _fresh(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (nothing imported yet)."""
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
+    return r.stdout.strip()
+
+
+def test_import_does_not_load_heavy_optional_modules():
+    assert _fresh("import sys, energylens; heavy = ['matplotlib', 'pyoperon', 'pysr', 'xgboost', "
+                  "'pynvml', 'torch', 'transformers', 'juliacall']; "
+                  "print([m for m in heavy if m in sys.modules])") == "[]"
 
 
 def test_public_names_resolve():
@@ -55,8 +60,6 @@ def test_every_exception_is_exported_at_the_top():
 
 
 def test_top_level_exceptions_load_no_submodule():
-    code = ("import sys, energylens; from energylens import CatalogueError; "
-            "print(sorted(m for m in sys.modules if m.startswith('energylens.')))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['energylens._version', 'energylens.exceptions']"
+    assert _fresh("import sys, energylens; from energylens import CatalogueError; "
+                  "print(sorted(m for m in sys.modules if m.startswith('energylens.')))"
+                  ) == "['energylens._version', 'energylens.exceptions']"
