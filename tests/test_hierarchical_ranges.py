@@ -4,6 +4,7 @@ that training never ran."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 
@@ -14,6 +15,7 @@ import pytest
 import energylens as el
 from energylens.exceptions import ModelFileError
 from energylens.models.hierarchical import form_table
+from energylens.models.hierarchical.form import PARAMETER_NAMES
 from energylens.models.hierarchical.variables import row_labels
 
 MODELS = ["Llama-3.1-8B", "Qwen3-8B", "Mistral-7B", "Qwen3-14B"]
@@ -83,6 +85,45 @@ def test_bounded_parameters_survive_a_round_trip_and_old_files_still_load(tmp_pa
         (tmp_path / "bad.json").write_text(json.dumps(dict(data, extra=data["extra"] | extra)))
         with pytest.raises(ModelFileError, match=match):
             el.load_model(tmp_path / "bad.json")
+
+
+def test_a_version_2_file_with_other_bounds_does_not_load(tmp_path):
+    # any positive bound used to load and change the predictions of pipelined rows (a bound
+    # of 0.5: 22% lower; 1e300: x4e299), and an empty one read the share as a log
+    table = _pipelined(0.5)
+    m = _quiet(el.HierarchicalEnergyModel().fit, table)
+    data = json.loads(m.save(tmp_path / "hier.json").read_text())
+    for upper in ({"cpp": 0.5}, {"cpp": 1e300}, {"cpp": 1.0, "s": 2.0}, {}):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(dict(data, extra=data["extra"] | {"upper": upper})))
+        with pytest.raises(ModelFileError, match=r"bad\.json.*'extra\.upper'.*expected \{'cpp': 1\.0\}"):
+            el.load_model(bad)
+    # the version-1 file still loads, and says that its share was fitted without the bound
+    old = dict(data, extra={k: v for k, v in data["extra"].items() if k != "upper"} | {"version": 1})
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    meaning = el.load_model(tmp_path / "v1.json").params_.loc["cpp", "meaning"]
+    assert "bounded by 1" not in meaning and "fitted without its bound 1" in meaning
+    assert "bounded by 1" in m.params_.loc["cpp", "meaning"]
+
+
+def test_at_bound_measures_the_distance_to_the_bound():
+    # few pipelined rows whose pipelines cost a share of 1.5: the fit sits at 0.87, its 90%
+    # interval reaching 0.97 (it was 0.87 +/- 0.11, identifiable, not at its bound: a
+    # standard error of the value shrinks with the distance to the bound, so cannot measure it)
+    table, _ = form_table(MODELS, GPUS[:3], rows_per_group=12, seed=8, pipelined=0.1,
+                          population={"cpp": 1.5})
+    m = _quiet(el.HierarchicalEnergyModel().fit, table)
+    r = m.params_.loc["cpp"]
+    assert 0.8 < r["value"] < 1 and r["at_bound"] and not r["identifiable"]
+    assert "physical bound 1" in r["note"]
+    # a mid-range value with a wide logit is not at its bound (it was: 1 - 0.6 < 0.46)
+    wide = copy.deepcopy(m)
+    j = int(np.flatnonzero((wide.design_.kind == "pop")
+                           & (wide.design_.param == PARAMETER_NAMES.index("cpp")))[0])
+    wide.coef_[j], wide.posterior_.diag[j] = np.log(0.6 / 0.4), 1.9**2
+    r = wide.params_.loc["cpp"]
+    assert abs(r["value"] - 0.6) < 1e-12 and r["stderr"] > 1 - 0.6
+    assert not r["at_bound"] and "bound" not in r["note"]
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ The file shares the envelope of every energylens model file (``format``, ``class
 :mod:`energylens.models.persistence`), so :func:`energylens.load_model` reads it. ``extra``
 holds what predictions need: the layout of the unknowns (levels, their values and columns,
 groups, workloads), the fitted values, the spreads, the posterior in block form and the
-parameters fitted through a bounded link (``upper``: since file version 2; a version-1 file
-fitted every parameter as its logarithm and loads so, predicting as it did). The
+parameters fitted through a bounded link (``upper``: since file version 2, where it must be
+:data:`~.form.UPPER` exactly; a version-1 file fitted every parameter as its logarithm and
+loads so, predicting as it did). The
 large float arrays are stored as their exact float64 bytes in base64 (symmetric matrices by
 their upper triangle), so a loaded model predicts bit for bit what the saved one did and a
 model of a thousand groups stays near 13 MB. Loading checks every entry (types, sizes,
@@ -31,7 +32,7 @@ from ...core.io import atomic_write, check_file_output
 from ...exceptions import ModelFileError
 from ..settings import snapshot
 from .design import Design, Level
-from .form import FORMULA, PARAMETER_NAMES, TERMS
+from .form import FORMULA, PARAMETER_NAMES, TERMS, UPPER
 from .pooling import Layout, Posterior
 
 __all__ = ["model_to_file", "save_hierarchical", "model_from_file", "FILE_VERSION"]
@@ -323,13 +324,19 @@ def model_from_file(cls, data: dict, where: str):
 
 
 def _read_upper(R: _Reader, extra: dict) -> dict[str, float]:
-    """The parameters fitted through a bounded link, and their bounds (checked)."""
+    """The parameters fitted through a bounded link, and their bounds: those of
+    :data:`~.form.UPPER` exactly, the only ones this version writes (another bound would
+    silently change every prediction of a pipelined row)."""
     raw = R.get(extra, "upper", dict)
     ok = all(k in PARAMETER_NAMES and isinstance(v, (int, float)) and not isinstance(v, bool)
              and math.isfinite(v) and v > 0 for k, v in raw.items())
     if not ok:
         raise R.fail("'extra.upper' must map parameter names to positive bounds")
-    return {str(k): float(v) for k, v in raw.items()}
+    upper = {str(k): float(v) for k, v in raw.items()}
+    if upper != UPPER:
+        raise R.fail(f"'extra.upper' is {upper}, expected {UPPER} (the bounds a file of version "
+                     f"{FILE_VERSION} is fitted with)")
+    return upper
 
 
 def _assumed_lengths(R: _Reader, fit: dict) -> dict[str, list[float]] | None:

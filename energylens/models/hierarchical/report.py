@@ -3,8 +3,8 @@
 A population value that the data do not inform (its posterior spread is more than half its
 prior spread, or its term is switched off) is flagged ``identifiable = False`` with the
 reason: it is the prior speaking, not the physics of the table. So is a bounded parameter
-(:data:`~.form.UPPER`) whose bound lies within one standard error of its value
-(``at_bound``): the data push it against its physical range, so they do not measure it.
+(:data:`~.form.UPPER`) that the data push against its physical range (``at_bound``, see
+:func:`at_physical_bound`): they do not measure it, the value is the bound's.
 """
 
 from __future__ import annotations
@@ -18,15 +18,29 @@ from scipy import sparse
 from ...exceptions import ConvergenceWarning, IdentifiabilityWarning
 from ..report import poor_fit
 from .design import SEP
-from .form import PARAMETER_NAMES, PARAMETERS, WORKLOAD_PARAMETERS, link_slope, theta_from_link
+from .form import (
+    PARAMETER_NAMES,
+    PARAMETERS,
+    UPPER,
+    WORKLOAD_PARAMETERS,
+    link_slope,
+    theta_from_link,
+)
 from .pooling import FINAL_ITERATIONS, MIN_LEVELS, TAU_FLOOR
 from .uncertainty import quadratic_form
 
-__all__ = ["PRIOR_DRIVEN", "population_table", "spread_table", "group_table", "compute_group_table",
+__all__ = ["PRIOR_DRIVEN", "BOUND_NEAR", "BOUND_REACH", "at_physical_bound", "population_table",
+           "spread_table", "group_table", "compute_group_table",
            "fit_report", "html_report", "fit_warnings"]
 
 #: Posterior over prior variance above which a population value is reported as prior-driven.
 PRIOR_DRIVEN = 0.5
+#: Share of its bound from which a bounded parameter's estimate counts as near the bound.
+BOUND_NEAR = 0.8
+#: Share of its bound that the upper end of a near estimate's 90% interval must reach for the
+#: estimate to count as at the bound (see :func:`at_physical_bound`).
+BOUND_REACH = 0.95
+_Z90 = 1.6448536269514722  # one-sided 95% point: the ends of a two-sided 90% interval
 _TERM_OF = {"lep": "ep", "cpp": "pipeline", "rho": "drain", "kappa": "drain", "dc": "gemm",
             "tau1": "host", "aa": "attention", "ap": "prefill", "si": "prefill", "ac": "roofline",
             "pic": "roofline"}
@@ -65,6 +79,40 @@ def fit_warnings(model) -> list[tuple[type[Warning], str]]:
     return out + poor_fit(model.train_mape_, model._setting("poor_fit_mape"))
 
 
+def at_physical_bound(link: float, link_sd: float) -> bool:
+    """Whether a parameter fitted as the logit ``link`` (sd ``link_sd``) of its share of an
+    upper bound is at that bound: its estimate lies in the top fifth of the range (share at
+    least :data:`BOUND_NEAR`) and the upper end of its 90% interval, ``link + 1.645 link_sd``,
+    reaches :data:`BOUND_REACH` of the bound, so that the data do not keep it off the bound.
+
+    The rule is decided on the logit, where the posterior is normal: a standard error of the
+    value (delta method, ``value (1 - value/u) link_sd``) shrinks as the value nears the bound
+    and cannot measure the distance to it. A value measured close to but clearly below the
+    bound (narrow interval) is not flagged, nor is a mid-range value with a wide interval
+    (that one is prior-driven, not pushed against the bound).
+
+    Examples
+    --------
+    >>> from scipy.special import logit
+    >>> at_physical_bound(logit(0.889), 0.86)  # pushed against the bound: 90% up to 0.97
+    True
+    >>> at_physical_bound(logit(0.6), 1.9), at_physical_bound(logit(0.85), 0.2)
+    (False, False)
+    """
+    return bool(link >= np.log(BOUND_NEAR / (1 - BOUND_NEAR))
+                and link + _Z90 * link_sd >= np.log(BOUND_REACH / (1 - BOUND_REACH)))
+
+
+def _meaning(model, p) -> str:
+    """A parameter's meaning, saying so where a model fitted it without its bound (a file of
+    version 1 fitted every parameter as its log)."""
+    if p.name not in UPPER or p.name in model.upper_:
+        return p.meaning
+    bound, free = f"bounded by {p.upper:g}", (f"fitted without its bound {p.upper:g}, as its "
+                                              "log (a version-1 model file)")
+    return p.meaning.replace(bound, free) if bound in p.meaning else f"{p.meaning} ({free})"
+
+
 def _natural(model, k: int, link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values of parameter ``k`` from link values, and ``d log value / d link``."""
     LT = np.zeros((len(link), len(PARAMETER_NAMES)))
@@ -78,7 +126,10 @@ def population_table(model) -> pd.DataFrame:
 
     ``log_sd`` and ``prior_log_sd`` are the posterior and prior sd of the fitted link (the
     log, or for a bounded parameter the logit); ``stderr`` is the value's (delta method);
-    ``at_bound`` marks a bounded parameter whose bound lies within one ``stderr``.
+    ``at_bound`` marks a bounded parameter that the data push against its bound
+    (:func:`at_physical_bound`, decided on the logit). It is reporting only: it sets the
+    note and ``identifiable`` (hence the fit's warnings and reports), never the predictions
+    or their intervals.
     """
     model._check_fitted()
     d, z, diag = model.design_, model.coef_, model.posterior_.diag
@@ -90,13 +141,13 @@ def population_table(model) -> pd.DataFrame:
         shrink = float(diag[j] / d.prior_sd[j] ** 2)
         (value, prior), (slope, _) = _natural(model, k, np.array([z[j], d.prior_mean[j]]))
         value, stderr = float(value), float(value * slope * log_sd)
-        at_bound = p.name in model.upper_ and model.upper_[p.name] - value < stderr
+        at_bound = p.name in model.upper_ and at_physical_bound(float(z[j]), log_sd)
         fixed, ident, note = _note(model, p.name, shrink, at_bound)
         names.append(p.name if d.kind[j] == "pop" else f"{p.name}[{d.value[j]}]")
         rows.append({"value": value, "stderr": stderr, "log_sd": log_sd,
                      "prior": float(prior), "prior_log_sd": float(d.prior_sd[j]),
                      "fixed": fixed, "identifiable": ident, "at_bound": bool(at_bound),
-                     "note": note, "unit": p.unit, "meaning": p.meaning})
+                     "note": note, "unit": p.unit, "meaning": _meaning(model, p)})
     return pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
 
 
