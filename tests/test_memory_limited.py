@@ -210,3 +210,175 @@ def test_a_measured_memory_limited_row_is_a_feasible_candidate(real_data):
     assert c["feasible"].iloc[0], c["reason"].iloc[0]
     assert c["memory_limited"].iloc[0] and c["running_batch"].iloc[0] < 96
     assert row["running_batch"] < 96
+
+
+# --- expert parallelism needs the GPUs it spreads the experts over ----------------------------
+
+QWEN_CODER = "Qwen3-Coder-480B-A35B-Instruct-FP8"
+
+
+def test_expert_parallelism_cannot_use_gpus_the_configuration_lacks():
+    c = _quiet(candidate_grid, model=QWEN_CODER, gpu="B200", tp=(1,), dp=(1, 8),
+               batch_size=(64,), gpus_available=1, ep=8)
+    assert c["feasible"].tolist() == [False, False]
+    assert "ep=8 exceeds tp*dp=1 (tp=1, dp=1)" in c.loc[0, "reason"]
+    assert c.loc[1, "reason"] == "needs 8 GPUs (tp*pp*dp), 1 available"
+    ok = _quiet(candidate_grid, model=QWEN_CODER, gpu="B200", tp=(1,), dp=(8,),
+                batch_size=(64,), ep=8)
+    assert ok["feasible"].tolist() == [True], ok["reason"].tolist()
+
+
+@pytest.mark.parametrize("ep", [0, -4, float("nan"), 2.5, True, "eight"])
+def test_a_bad_expert_parallel_degree_is_refused(ep):
+    with pytest.raises(ValueError, match="ep must be a whole number"):
+        candidate_grid(model=QWEN_CODER, gpu="B200", tp=(8,), batch_size=(64,), ep=ep)
+
+
+def test_the_rule_checks_ep_wherever_it_is_applied():
+    from energylens.core.catalogue.rules import expert_parallel_reason
+
+    m = model_spec(QWEN_CODER)
+    with pytest.raises(ValueError, match="ep must be a whole number"):
+        cat.replica_weight_bytes(m, m.params_b, 1.0, 1, ep=2.5)
+    with pytest.raises(ValueError, match="ep must be a whole number"):
+        cat.configuration_fit(m, gpu_spec("B200"), 8, 1, 64, 1024, 256, ep=0)
+    assert expert_parallel_reason(2.5, 4) == "ep=2.5 must be a whole number >= 1"
+    assert "ep=8 exceeds tp*dp=4" in cat.feasibility_reason(m, gpu_spec("B200"), 4, 1, 64, 1024,
+                                                            256, ep=8, dp=1)
+    # a candidate table (as select_config gets one): each row's ep against its tp * dp
+    cand = _quiet(candidate_grid, model=QWEN_CODER, gpu="B200", tp=(1, 8), batch_size=(64,),
+                  check_memory=False)
+    reasons = memory_reasons(cand.assign(ep=[8, 2.5]))
+    assert "ep=8 exceeds tp*dp=1" in reasons[0] and reasons[1] == "ep=2.5 must be a whole number >= 1"
+    missing = memory_reasons(cand.assign(ep=[np.nan, 8]))  # a missing ep is 1
+    assert "ep=" not in missing[0] and missing[0].startswith("needs 480.4 GB") and missing[1] == ""
+
+
+@pytest.mark.realdata
+def test_every_measured_expert_parallel_row_stays_feasible(real_data):
+    from energylens.core.catalogue.rules import expert_parallel_reason
+
+    t = _table(real_data, "mlenergy_v3")
+    ep = t["ep"] > 1
+    assert ep.any() and (t.loc[ep, "ep"] == t.loc[ep, "tp"] * t.loc[ep, "dp"]).all()
+    assert all(expert_parallel_reason(e, p, d) == "" for e, p, d in t[["ep", "tp", "dp"]]
+               .itertuples(index=False))
+    assert all(f.fits for f in memory_fits(t))
+
+
+def test_the_simulator_splits_the_experts_as_the_grid_does():
+    kw = dict(model="Qwen3-30B-A3B", gpu="L4", tp=(1, 2), batch_size=(64,), input_tokens=4096,
+              output_tokens=1024, ep=4)
+    for dp in ((4,), (1,)):  # ep within tp * dp; ep above it
+        cand = _quiet(candidate_grid, dp=dp, **kw)
+        sim = simulate_configurations(cand)
+        np.testing.assert_array_equal(sim["reason"] == "", cand["feasible"])
+        assert sim["reason"].tolist() == cand["reason"].tolist()
+        ok = cand["feasible"].to_numpy()
+        if ok.any():
+            np.testing.assert_array_equal(sim["running_batch"][ok], cand["running_batch"][ok])
+    assert ok.sum() == 0 and sim["energy_j"].isna().all()
+    fine = simulate_configurations(_quiet(candidate_grid, dp=(4,), **kw))
+    assert (fine["energy_j"] > 0).all() and fine["ep"].tolist() == [4, 4]
+    with pytest.raises(ValueError, match="'ep' must hold positive integers"):
+        simulate_configurations(_quiet(candidate_grid, dp=(4,), **kw).assign(ep=2.5))
+
+
+# --- a model without KV descriptors; non-finite inputs --------------------------------------
+
+@pytest.fixture
+def nokv():
+    import pandas as pd
+
+    cat.register_models(pd.DataFrame({"name": ["nokv-7b"], "params_b": [7.0]}))
+    yield model_spec("nokv-7b")
+    cat.reset_catalogue()
+
+
+def test_a_model_without_kv_descriptors_is_checked_on_its_weights(nokv):
+    assert cat.feasibility_reason(nokv, gpu_spec("H100"), 1, 1, 64, 512, 256) == ""
+    fit = cat.configuration_fit(nokv, gpu_spec("H100"), 1, 1, 64, 512, 256)
+    assert fit.fits and fit.capacity == math.inf and fit.running_batch == 64
+    assert cat.feasibility_reason(nokv, gpu_spec("L4"), 1, 1, 64, 512, 256, precision="fp32"
+                                  ).startswith("needs 28.0 GB per GPU")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = candidate_grid(model=["nokv-7b", "Llama-3.1-8B"], gpu="H100", tp=(1, 2),
+                           batch_size=(8, 64))
+    said = [str(w.message) for w in caught if "KV cache" in str(w.message)]
+    assert len(said) == 1 and "['nokv-7b']" in said[0] and "Llama" not in said[0]
+    assert c["feasible"].all()
+
+
+@pytest.mark.parametrize("name, value", [("memory_gb", math.nan), ("memory_gb", math.inf),
+                                         ("input_tokens", math.nan), ("output_tokens", math.inf),
+                                         ("weight_bytes", math.nan), ("batch", math.nan)])
+def test_memory_fit_refuses_non_finite_inputs_by_name(name, value):
+    args = dict(weight_bytes=16e9, kv_bytes_per_token=KV, batch=64, input_tokens=4096,
+                output_tokens=1024, gpus=1, memory_gb=80)
+    with pytest.raises(ValueError, match=f"memory_fit: {name} must be a finite number"):
+        cat.memory_fit(**{**args, name: value})
+
+
+def test_a_configuration_that_cannot_run_has_no_capacity():
+    fit = cat.memory_fit(weight_bytes=0.0, kv_bytes_per_token=1e9, batch=4, input_tokens=8,
+                         output_tokens=2, gpus=1, memory_gb=10)
+    assert not fit.fits and fit.capacity == 0 and math.isnan(fit.running_batch)
+
+
+# --- caps that run identically are one candidate ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def l4_model():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["L4", "H100-SXM"], noise=0.05,
+                                  seed=0)
+        return EnergyLensModel().fit(table)
+
+
+def test_suggest_next_scores_caps_that_run_alike_once(l4_model):
+    from energylens import suggest_next
+
+    # on one L4 the KV cache holds 9 sequences of 4,096 + 1,024 tokens: caps 16, 64 and 256
+    # all run 9 at once, as the cap of 9 does
+    cand = _quiet(candidate_grid, model="Llama-3.1-8B", gpu="L4", tp=(1,),
+                  batch_size=(4, 9, 16, 64, 256), input_tokens=4096, output_tokens=1024)
+    assert cand["running_batch"].tolist() == [4.0, 9.0, 9.0, 9.0, 9.0]
+    for strategy in ("selection", "uncertainty"):
+        nxt = _quiet(suggest_next, l4_model, cand, k=4, strategy=strategy)
+        assert sorted(nxt["batch_size"]) == [4.0, 9.0], nxt
+        kept = nxt[nxt["batch_size"] == 9.0]["reason"].iloc[0]
+        assert "also stands for caps 16, 64, 256" in kept
+    sel = _quiet(suggest_next, l4_model, cand, k=4, strategy="selection")
+    assert abs(sel["score"].sum() - 1.0) < 1e-9
+
+
+# --- a given running batch never exceeds the KV capacity --------------------------------------
+
+def test_a_given_running_batch_is_held_to_the_kv_capacity(l4_model):
+    import pandas as pd
+
+    cand = pd.DataFrame({"model": ["Llama-3.1-8B"], "gpu": ["L4"], "tp": [1],
+                         "batch_size": [64.0], "input_tokens": [4096.0],
+                         "output_tokens": [1024.0]})
+    plain = _quiet(select_config, l4_model, cand, constraints={"gpu_memory": True})
+    with pytest.warns(energylens.EnergyLensWarning, match=r"running_batch of rows \[0\] exceeds"):
+        given = select_config(l4_model, cand.assign(running_batch=64.0),
+                              constraints={"gpu_memory": True})
+    assert plain["running_batch"].tolist() == given["running_batch"].tolist() == [9.0]
+    assert given["memory_limited"].tolist() == [True]
+    assert given["energy_j"].tolist() == plain["energy_j"].tolist()
+    # a smaller given running batch is kept
+    small = _quiet(select_config, l4_model, cand.assign(running_batch=5.0),
+                   constraints={"gpu_memory": True})
+    assert small["running_batch"].tolist() == [5.0]
+
+
+def test_select_config_refuses_an_unknown_precision_under_the_memory_rule(l4_model):
+    cand = _quiet(candidate_grid, model="Llama-3.1-8B", gpu="L4", tp=(1,), batch_size=(8,))
+    with pytest.raises(ValueError, match="unknown precision 'q4'"):
+        _quiet(select_config, l4_model, cand.assign(precision="q4"),
+               constraints={"gpu_memory": True})
+    with pytest.raises(ValueError, match="unknown precision 'q4'"):
+        candidate_grid(model="Llama-3.1-8B", gpu="L4", precision="q4")

@@ -244,7 +244,8 @@ def _group_grid(g: pd.DataFrame, designed: list[str]) -> pd.DataFrame:
 
     base = g.iloc[0]
     size = float(base["params_b"]) if "params_b" in g and pd.notna(base["params_b"]) else None
-    extra = {c: base[c] for c in g.columns if c not in _NOT_SETTINGS}
+    extra = {c: base[c] for c in g.columns if c not in _NOT_SETTINGS
+             and not (c == "ep" and pd.isna(base[c]))}  # an unrecorded ep: none
     lengths = {c: _mode(g[c]) if c in designed else float(g[c].median()) for c in LENGTHS}
     knobs = {c: sorted(g[c].dropna().unique()) if c in g else [1] for c in _KNOBS}
     return candidate_grid(model=base["model"], gpu=base["gpu"], **knobs, **lengths,
@@ -331,6 +332,9 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
         nxt["outside the data"] = pi["extrapolated_by"].to_numpy()
     limited = (cand["memory_limited"].astype(bool) if "memory_limited" in cand
                else pd.Series(False, index=cand.index))
+    from ..selection.active import collapse_served
+
+    alike = len(cand) - len(collapse_served(cand)[0])  # caps that run as another does
     shown = limited.loc[nxt.index].any()  # a suggestion runs fewer than its cap: say how many
     cols = [c for c in (*by, "workload", "tp", "pp", "dp", "batch_size",
                         *(["running_batch"] if shown else []), "input_tokens",
@@ -342,6 +346,8 @@ def next_measurements(model, df: pd.DataFrame, by: list[str], *, k: int = 5) -> 
         "GPU memory)"
         + (f", {int(limited.sum())} of them memory-limited (the KV cache holds fewer sequences "
            "than the cap: predicted at the running batch it holds)" if limited.any() else "")
+        + (f"; {alike} of them run exactly as a smaller cap does (the same running batch) and "
+           "are scored once, at the smallest cap" if alike else "")
         + (f"; left out: {_left_out(grid, none_left=False)}" if len(cand) < len(grid) else ""))
 
 

@@ -93,7 +93,10 @@ def suggest_next(
         A fitted model with ``predict_interval``.
     candidates : DataFrame
         Configurations that could be measured; one flagged ``memory_limited`` (as
-        :func:`candidate_grid` gives it) is predicted at its ``running_batch``.
+        :func:`candidate_grid` gives it) is predicted at its ``running_batch``. Candidates
+        identical as served (the same in every column but the cap: caps above the KV
+        capacity run the same running batch) are one candidate, scored once at the smallest
+        of their caps; its ``reason`` names the caps it stands for.
     k : int
         How many to propose.
     strategy : {"uncertainty", "selection"}
@@ -137,6 +140,7 @@ def suggest_next(
     cand = _unmeasured(candidates, measured)
     if cand.empty:
         raise ValueError("No unmeasured candidate left to suggest.")
+    cand, stands_for = collapse_served(cand)
     rng = np.random.default_rng(random_state)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -173,5 +177,37 @@ def suggest_next(
     order = np.argsort(-np.nan_to_num(score + jitter, nan=-np.inf), kind="mergesort")[:k]
     out = cand.iloc[order].copy()
     out["score"] = np.asarray(score)[order]
-    out["reason"] = np.asarray(reason, dtype=object)[order]
+    out["reason"] = [r + (f"; also stands for caps {stands_for[i]} (memory-limited: they run "
+                          "the same running batch, so they are one configuration as served)"
+                          if i in stands_for else "")
+                     for i, r in zip(out.index, np.asarray(reason, dtype=object)[order])]
     return out
+
+
+def collapse_served(cand: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The candidates with those identical as served (:func:`as_served`: the same in every
+    column but the cap, a memory-limited cap running the KV capacity) collapsed into one,
+    the smallest cap kept; and, per kept row label, the larger caps it stands for.
+
+    Caps above the KV capacity run identically (the same running batch), so scoring them
+    apart would suggest one served configuration several times and split its probability
+    of being the optimum."""
+    served = as_served(cand)
+    if served is cand:  # no memory-limited row: nothing runs like another
+        return cand, {}
+    key = served.drop(columns=[c for c in ("memory_limited",) if c in served])
+    labels = [tuple(map(str, r)) for r in key.itertuples(index=False)]
+    cap = pd.to_numeric(cand["batch_size"], errors="coerce").to_numpy(dtype=float)
+    order = np.lexsort((cap,))  # smallest cap first (stable)
+    keep, stands_for, first = [], {}, {}
+    for i in order:
+        lab = labels[i]
+        if lab in first:
+            stands_for.setdefault(cand.index[first[lab]], []).append(float(cap[i]))
+        else:
+            first[lab] = i
+            keep.append(i)
+    if len(keep) == len(cand):
+        return cand, {}
+    stands_for = {k: [f"{c:g}" for c in sorted(v)] for k, v in stands_for.items()}
+    return cand.iloc[sorted(keep)], {k: ", ".join(v) for k, v in stands_for.items()}

@@ -23,6 +23,7 @@ from ..core.catalogue import (
     normalize_precision,
     replica_weight_bytes,
 )
+from ..core.catalogue.rules import expert_parallel_reason, whole_degree
 from ..core.options import Integral, Interval, Real, check_options
 from ..exceptions import CatalogueError, EnergyLensWarning
 
@@ -62,16 +63,20 @@ def memory_fits(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
     :func:`~energylens.core.catalogue.replica_weight_bytes` says; the KV cache takes
     ``kv_bytes_per_token`` (default: from the model's architecture, at the cache's
     precision, :func:`~energylens.core.catalogue.cache_bytes_per_value`;
-    0 for a model the catalogue does not know, so only weights are checked). The parameter
-    count is the row's ``params_b`` where given, else the catalogue's. A row whose GPU
-    memory or parameter count is unknown gives None.
+    0 for a model the catalogue does not know or knows without KV descriptors, so only
+    weights are checked). The parameter count is the row's ``params_b`` where given, else the
+    catalogue's. A row whose GPU memory or parameter count is unknown gives None. A row's
+    ``ep`` must be a whole number >= 1 and at most ``tp * dp`` (a missing one is 1), else its
+    fit cannot run and says why; a ``precision`` the catalogue does not know raises a
+    ValueError.
     """
     specs = {m: _spec(m) for m in pd.unique(cand["model"])}
     mems = {g: gpu_memory_gb(g) for g in pd.unique(cand["gpu"])}
     sizes = (pd.to_numeric(cand["params_b"], errors="coerce").to_numpy(dtype=float)
              if "params_b" in cand else np.full(len(cand), np.nan))
-    precs = cand["precision"].tolist() if "precision" in cand else [None] * len(cand)
-    eps = (pd.to_numeric(cand["ep"], errors="coerce").to_numpy(dtype=float) if "ep" in cand
+    precs = _row_precisions(cand)
+    eps = cand["ep"].tolist() if "ep" in cand else [1] * len(cand)
+    dps = (pd.to_numeric(cand["dp"], errors="coerce").to_numpy(dtype=float) if "dp" in cand
            else np.ones(len(cand)))
     out: list[MemoryFit | None] = []
     for i, r in enumerate(cand[["model", "gpu", "tp", "pp", "batch_size", "input_tokens",
@@ -81,20 +86,92 @@ def memory_fits(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
         if mem is None or not np.isfinite(size):
             out.append(None)
             continue
-        prec = normalize_precision(precs[i]) or (spec.precision if spec else "bf16")
+        ep = eps[i]
+        if ep is None or (isinstance(ep, float) and np.isnan(ep)):
+            ep = 1  # not recorded: no expert parallelism
+        ep_why = expert_parallel_reason(ep, r.tp, dps[i] if np.isfinite(dps[i]) else 1)
+        if ep_why:  # an ep the layout cannot serve: no memory numbers to give
+            out.append(MemoryFit(reason=ep_why, batch=float(r.batch_size), capacity=0.0,
+                                 weights_gb=np.nan, full_batch_gb=np.nan,
+                                 memory_gb=float(mem)))
+            continue
+        prec = precs[i] or (spec.precision if spec else "bf16")
         bpw = bytes_per_param if bytes_per_param is not None else BYTES_PER_VALUE[prec]
         kvb = kv_bytes_per_token
         if kvb is None:
             kvb = (spec.kv_bytes_per_token(cache_bytes_per_value(prec))
                    * kv_replication(spec, int(r.tp)) if spec else 0.0)
             kvb = 0.0 if not np.isfinite(kvb) else kvb
-        ep = int(eps[i]) if np.isfinite(eps[i]) and eps[i] >= 1 else 1
-        weights = replica_weight_bytes(spec, size, bpw, int(r.tp), int(r.pp), ep)
+        weights = replica_weight_bytes(spec, size, bpw, int(r.tp), int(r.pp), int(float(ep)))
         out.append(memory_fit(weight_bytes=weights, kv_bytes_per_token=kvb,
                               batch=float(r.batch_size), input_tokens=float(r.input_tokens),
                               output_tokens=float(r.output_tokens), gpus=int(r.tp) * int(r.pp),
                               memory_gb=mem))
     return out
+
+
+def _row_precisions(cand: pd.DataFrame) -> list[str | None]:
+    """Each row's ``precision`` in the catalogue's words (None where the row gives none: the
+    model's own); an unknown precision raises the ValueError :func:`candidate_grid` raises."""
+    if "precision" not in cand:
+        return [None] * len(cand)
+    out, bad = [], []
+    for v in cand["precision"].tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str)
+                                                                   and not v.strip()):
+            out.append(None)
+        elif (p := normalize_precision(v)) is None:
+            bad.append(v)
+        else:
+            out.append(p)
+    if bad:
+        raise ValueError(f"unknown precision {bad[0]!r}; expected one of "
+                         f"{sorted(BYTES_PER_VALUE)}.")
+    return out
+
+
+def kv_unchecked(models) -> list[str]:
+    """Of ``models``, those the catalogue knows without KV descriptors (layers, KV heads,
+    head dimension): the memory rule cannot size their KV cache and checks their weights
+    only."""
+    out = []
+    for m in models:
+        spec = _spec(m)
+        if spec is not None and not np.isfinite(spec.kv_bytes_per_token(2.0)):
+            out.append(m)
+    return out
+
+
+def _checked_ep(extra: dict) -> dict:
+    """``extra`` with its ``ep`` (where given) checked, one whole number >= 1, as an int."""
+    if "ep" not in extra:
+        return extra
+    ep = extra["ep"]
+    if not np.isscalar(ep) or not whole_degree(ep):
+        raise ValueError(f"candidate_grid: ep must be a whole number of GPUs >= 1 (one "
+                         f"expert-parallel degree, at most tp*dp); got {ep!r}.")
+    return {**extra, "ep": int(float(ep))}
+
+
+def _warn_unchecked(df: pd.DataFrame, fits: list, kv_bytes_per_token) -> None:
+    """Say which candidates the memory rule could not check, and whose KV cache it could not
+    size (once each, naming them)."""
+    unchecked = sorted({f"{m} on {g}" for (m, g), fit in zip(df[["model", "gpu"]].itertuples(
+        index=False), fits) if fit is None})
+    if unchecked:
+        warnings.warn(f"candidate_grid: the memory rule could not be checked for {unchecked} "
+                      "(the catalogue does not know the model's size or the GPU's memory; "
+                      "pass params_b, or register the model or GPU): those candidates are "
+                      "kept as feasible, at their full cap.", EnergyLensWarning, stacklevel=3)
+    checked = {m for m, fit in zip(df["model"], fits) if fit is not None}
+    no_kv = (kv_unchecked(m for m in pd.unique(df["model"]) if m in checked)
+             if kv_bytes_per_token is None else [])
+    if no_kv:
+        warnings.warn(f"candidate_grid: the KV cache of {no_kv} was not checked (the "
+                      "catalogue has no KV descriptors for them: layers, kv_heads, "
+                      "head_dim): only their weights are checked, and their running batch is "
+                      "the full cap; register the descriptors (or pass kv_bytes_per_token) "
+                      "to check it.", EnergyLensWarning, stacklevel=3)
 
 
 def memory_reasons(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
@@ -127,17 +204,6 @@ _GRID_OPTIONS = {
     "kv_bytes_per_token": [Interval(Real, 0, None, closed="left"), None],
     "drop_infeasible": ["boolean"],
 }
-
-
-def _whole(v) -> bool:
-    """A parallel degree: a whole number >= 1 (``2`` or ``2.0``, never ``1.5`` or ``True``)."""
-    if isinstance(v, (bool, np.bool_)):
-        return False
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return False
-    return bool(np.isfinite(f) and f >= 1 and f == int(f))
 
 
 def candidate_grid(
@@ -191,13 +257,17 @@ def candidate_grid(
         Drop infeasible rows instead of flagging them.
     **extra
         Further constant columns (e.g. ``workload="chat"``); a ``precision`` must be one the
-        catalogue knows, and the memory rule reads it (the weights' bytes).
+        catalogue knows, and the memory rule reads it (the weights' bytes). An ``ep``
+        (expert-parallel degree) must be one whole number >= 1: a row whose ``tp * dp`` GPUs
+        cannot hold it (``ep > tp * dp``; vLLM's expert-parallel group is the ``tp x dp``
+        GPUs) is infeasible, and the memory rule splits the routed experts over ``ep`` GPUs.
 
     Returns
     -------
     DataFrame
         Candidates with ``params_b``, ``n_gpus``, ``feasible`` and ``reason`` (empty when
-        feasible). Infeasible: more GPUs than available; ``tp`` not dividing the attention
+        feasible). Infeasible: more GPUs than available; ``ep`` above ``tp * dp``; ``tp``
+        not dividing the attention
         or KV heads, or ``pp`` above the layer count (models the catalogue knows); the
         memory rule. With ``check_memory``, also ``running_batch``, the sequences each
         replica runs at once (``min(batch_size, KV capacity)``; the cap where the memory
@@ -246,10 +316,11 @@ def candidate_grid(
         raise ValueError(f"candidate_grid: unknown precision {extra['precision']!r}; expected one "
                          f"of {sorted(BYTES_PER_VALUE)}.")
     for name in ("tp", "pp", "dp"):
-        bad = [v for v in _as_seq(axes[name]) if not _whole(v)]
+        bad = [v for v in _as_seq(axes[name]) if not whole_degree(v)]
         if bad:
             raise ValueError(f"candidate_grid: {name} must hold whole numbers of GPUs >= 1; got "
                              f"{bad}.")
+    extra = _checked_ep(extra)
     rows = []
     for m, g, t, p, d, b, si, so in itertools.product(
             _as_seq(model), _as_seq(gpu), _as_seq(tp), _as_seq(pp), _as_seq(dp),
@@ -265,25 +336,23 @@ def candidate_grid(
     for k, v in extra.items():  # before the memory rule, which reads a precision column
         df[k] = [v] * len(df)
     reasons: list[list[str]] = [[] for _ in range(len(df))]
-    for i, (m, t, p, n) in enumerate(df[["model", "tp", "pp", "n_gpus"]].itertuples(index=False)):
+    eps = df["ep"].tolist() if "ep" in df else [1] * len(df)
+    for i, (m, t, p, d, n) in enumerate(df[["model", "tp", "pp", "dp", "n_gpus"]].itertuples(
+            index=False)):
         if gpus_available is not None and n > gpus_available:
             reasons[i].append(f"needs {n} GPUs (tp*pp*dp), {gpus_available} available")
+        if why := expert_parallel_reason(eps[i], t, d):
+            reasons[i].append(why)
         if specs[m] is not None and (why := layout_reason(specs[m], t, p)):
             reasons[i].append(why)
     if check_memory:
         fits = memory_fits(df, bytes_per_param=bytes_per_param,
                            kv_bytes_per_token=kv_bytes_per_token)
         for i, fit in enumerate(fits):
-            if fit is not None and fit.reason:
+            if fit is not None and fit.reason and fit.reason not in reasons[i]:
                 reasons[i].append(fit.reason)
         df["running_batch"], df["memory_limited"] = served_batches(fits, df["batch_size"])
-        unchecked = sorted({f"{m} on {g}" for (m, g), fit in zip(df[["model", "gpu"]].itertuples(
-            index=False), fits) if fit is None})
-        if unchecked:
-            warnings.warn(f"candidate_grid: the memory rule could not be checked for {unchecked} "
-                          "(the catalogue does not know the model's size or the GPU's memory; "
-                          "pass params_b, or register the model or GPU): those candidates are "
-                          "kept as feasible, at their full cap.", EnergyLensWarning, stacklevel=2)
+        _warn_unchecked(df, fits, kv_bytes_per_token)
     df["feasible"] = [not r for r in reasons]
     df["reason"] = ["; ".join(r) for r in reasons]
     if drop_infeasible:

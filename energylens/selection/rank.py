@@ -113,6 +113,23 @@ def _memory_fits(cand: pd.DataFrame) -> list:
     return fits
 
 
+def _given_running_batch(cand: pd.DataFrame, rule: np.ndarray, limited: np.ndarray
+                         ) -> np.ndarray:
+    """The candidates' own ``running_batch``, except where the memory rule says a row is
+    memory-limited: there ``min(given, capacity)`` (the capacity where none is given), with
+    a warning naming the rows whose given running batch exceeds the KV capacity."""
+    given = pd.to_numeric(cand["running_batch"], errors="coerce").to_numpy(dtype=float)
+    over = limited & np.isfinite(given) & (given > rule)
+    out = np.where(limited, np.where(np.isfinite(given), np.fmin(given, rule), rule), given)
+    if over.any():
+        rows = list(cand.index[over][:5])
+        warnings.warn(f"select_config: the given running_batch of rows {rows} exceeds the KV "
+                      f"capacity the memory rule gives ({given[over][:5].tolist()} > "
+                      f"{rule[over][:5].tolist()}): they are memory-limited and predicted at "
+                      "the capacity.", EnergyLensWarning, stacklevel=3)
+    return out
+
+
 def _flags(values) -> np.ndarray:
     """A column of flags as booleans, as a table read from text may give them (``True``,
     ``"true"``, ``1``); anything else, NaN included, is False."""
@@ -288,7 +305,10 @@ def select_config(
         ``energy_j`` with ``energy_lower_j``/``energy_upper_j``, predicted latency columns,
         ``feasible``, ``reason``, and the candidate's columns; indexed like ``candidates``.
         With ``gpu_memory=True``, ``running_batch`` and ``memory_limited`` (as
-        :func:`candidate_grid` gives them) where the candidates lack them.
+        :func:`candidate_grid` gives them) where the candidates lack them; a given
+        ``running_batch`` above the KV capacity of a memory-limited row is lowered to that
+        capacity, with a warning. A ``precision`` the catalogue does not know raises a
+        ValueError under ``gpu_memory=True``, as :func:`candidate_grid` does.
 
     Raises
     ------
@@ -334,8 +354,9 @@ def select_config(
     fits = _memory_fits(cand) if constraints.get("gpu_memory") else None
     if fits is not None:  # say which rows run memory-limited, where the candidates do not
         run, limited = served_batches(fits, cand["batch_size"])
-        if "running_batch" not in cand:
-            cand["running_batch"] = run
+        if "running_batch" in cand:  # never above what the KV memory holds
+            run = _given_running_batch(cand, run, limited)
+        cand["running_batch"] = run
         if "memory_limited" not in cand:
             cand["memory_limited"] = limited
     served = as_served(cand)

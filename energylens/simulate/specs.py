@@ -112,18 +112,20 @@ def _sim_model(name: str) -> ModelSpec:
 
 
 def _fit(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
-         precision: str) -> MemoryFit:
+         precision: str, *, ep: int = 1, dp: int = 1) -> MemoryFit:
     """The catalogue's one rule for a configuration, weights at ``precision`` and the KV
-    cache in 16 bits: whether it can run (``reason``) and how many sequences it runs at once
-    (``running_batch``: the cap, or the KV capacity where the cap is memory-limited)."""
-    return configuration_fit(m, g, t, p, cap, si, so, precision=precision)
+    cache in 16 bits, the routed experts split over ``ep`` GPUs (at most ``tp * dp``):
+    whether it can run (``reason``) and how many sequences it runs at once
+    (``running_batch``: the cap, or the KV capacity where the cap is memory-limited), as
+    :func:`~energylens.selection.candidate_grid` applies it."""
+    return configuration_fit(m, g, t, p, cap, si, so, ep=ep, dp=dp, precision=precision)
 
 
 def _feasible(m: ModelSpec, g: GpuSpec, t: int, p: int, cap: float, si: float, so: float,
-              precision: str) -> tuple[bool, str]:
+              precision: str, *, ep: int = 1, dp: int = 1) -> tuple[bool, str]:
     """Whether a configuration can run, and why not: the catalogue's one rule (:func:`_fit`);
     a cap larger than the KV memory holds can run, memory-limited."""
-    why = _fit(m, g, t, p, cap, si, so, precision).reason
+    why = _fit(m, g, t, p, cap, si, so, precision, ep=ep, dp=dp).reason
     return not why, why
 
 

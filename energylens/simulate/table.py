@@ -52,7 +52,8 @@ def _simulate_rows(configs: pd.DataFrame, precision: str | None) -> pd.DataFrame
     missing = [c for c in _CONFIG_NEEDS if c not in configs.columns]
     if missing:
         raise ValueError(f"Configurations lack the columns {missing}; the simulator needs "
-                         f"{list(_CONFIG_NEEDS)} (pp, dp, n_requests, precision optional).")
+                         f"{list(_CONFIG_NEEDS)} (pp, dp, ep, n_requests, precision "
+                         "optional).")
     recs = configs.to_dict("records")
     models = {k: _sim_model(k) for k in pd.unique(configs["model"])}
     gpus = {k: _sim_gpu(k) for k in pd.unique(configs["gpu"])}
@@ -70,7 +71,7 @@ def _simulate_rows(configs: pd.DataFrame, precision: str | None) -> pd.DataFrame
                                  f"{where[0].lower()}{where[1:]} has {v!r}.")
             return int(float(v))
 
-        t, p, d = _int("tp"), _int("pp"), _int("dp")
+        t, p, d, e = _int("tp"), _int("pp"), _int("dp"), _int("ep")
         cap, si, so = (float(r[c]) for c in ("batch_size", "input_tokens", "output_tokens"))
         if not (cap >= 1 and si > 0 and so >= 1):
             raise ValueError(f"{where}: batch_size must be >= 1, input_tokens > 0 and "
@@ -79,7 +80,7 @@ def _simulate_rows(configs: pd.DataFrame, precision: str | None) -> pd.DataFrame
         pool = np.nan if pool is None else float(pool)
         if np.isfinite(pool):
             _check_pool(where, cap, d, pool)
-        fit = _fit(m, g, t, p, cap, si, so, prec)
+        fit = _fit(m, g, t, p, cap, si, so, prec, ep=e, dp=d)
         if not fit.fits:
             rows.append({"energy_j": np.nan, "reason": fit.reason})
             continue
@@ -95,6 +96,8 @@ def _simulate_rows(configs: pd.DataFrame, precision: str | None) -> pd.DataFrame
             "params_b": m.params_b, "active_params_b": m.active_b,
             "energy_j": row["prefill_energy_j"] + row["decode_energy_j"], "reason": "",
         })
+        if "ep" in configs.columns:
+            row["ep"] = e
         rows.append(row)
     return pd.DataFrame(rows, index=configs.index)
 
@@ -111,7 +114,7 @@ def _check_pool(where: str, cap: float, d: int, pool: float) -> None:
                          f"once and must be a whole number; got {cap:g}.")
 
 
-_OUT_COLUMNS = ["model", "gpu", "tp", "pp", "dp", "batch_size", "batch_kind", "running_batch",
+_OUT_COLUMNS = ["model", "gpu", "tp", "pp", "dp", "ep", "batch_size", "batch_kind", "running_batch",
                 "input_tokens", "output_tokens", "precision", "params_b", "active_params_b",
                 "energy_j", "prefill_energy_j", "decode_energy_j", "latency_s", "ttft_s",
                 "tpot_s", "power_w", "n_requests", "run_energy_j", "duration_s"]
@@ -125,7 +128,10 @@ def simulate_configurations(configs: pd.DataFrame, *, precision: Precision | Non
     ----------
     configs : DataFrame
         Columns ``model, gpu, tp, batch_size, input_tokens, output_tokens`` and optionally
-        ``pp``, ``dp`` (default 1), ``n_requests`` (NaN or absent: saturated; else a whole
+        ``pp``, ``dp`` (default 1), ``ep`` (expert-parallel degree, default 1: the routed
+        experts of a mixture of experts are split over ``ep`` GPUs for the memory rule, as
+        :func:`~energylens.selection.candidate_grid` does; a row with ``ep > tp * dp`` is
+        infeasible), ``n_requests`` (NaN or absent: saturated; else a whole
         multiple of ``dp``, with a whole ``batch_size``) and ``precision``. Model and GPU
         names are resolved by the catalogue (:mod:`energylens.core.catalogue`); the output
         names them as the catalogue does.

@@ -58,22 +58,22 @@ from .rules import (
     MEMORY_SHARE,
     MemoryFit,
     configuration_fit,
+    expert_parallel_reason,
     feasibility_reason,
     kv_replication,
     layout_reason,
     memory_fit,
     memory_reason,
     replica_weight_bytes,
+    whole_degree,
 )
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
 __all__ = [
     "BYTES_PER_VALUE", "CatalogueError", "DESCRIPTOR_COLUMNS", "MEMORY_SHARE", "GpuSpec",
-    "MemoryFit", "ModelSpec",
-    "aliased", "cache_bytes_per_value", "configuration_fit", "descriptors", "entry_key",
-    "feasibility_reason", "gpu_memory_gb", "gpu_spec", "gpu_table", "kv_replication",
-    "layout_reason", "memory_fit", "memory_reason", "model_spec", "model_table",
-    "normalize_precision", "register_gpus", "register_models", "replica_weight_bytes",
-    "reset_catalogue",
-    "resolve_gpu", "resolve_model",
+    "MemoryFit", "ModelSpec", "aliased", "cache_bytes_per_value", "configuration_fit",
+    "descriptors", "entry_key", "expert_parallel_reason", "feasibility_reason", "gpu_memory_gb",
+    "gpu_spec", "gpu_table", "kv_replication", "layout_reason", "memory_fit", "memory_reason",
+    "model_spec", "model_table", "normalize_precision", "register_gpus", "register_models",
+    "replica_weight_bytes", "reset_catalogue", "resolve_gpu", "resolve_model", "whole_degree",
 ]

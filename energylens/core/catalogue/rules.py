@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
-__all__ = ["MEMORY_SHARE", "MemoryFit", "kv_replication", "layout_reason", "replica_weight_bytes",
-           "memory_fit", "memory_reason", "configuration_fit", "feasibility_reason"]
+__all__ = ["MEMORY_SHARE", "whole_degree", "MemoryFit", "kv_replication", "layout_reason",
+           "replica_weight_bytes", "expert_parallel_reason", "memory_fit", "memory_reason", "configuration_fit",
+           "feasibility_reason"]
 
 #: Share of one GPU's memory that the weights and the KV cache may use (vLLM's default
 #: ``gpu_memory_utilization``).
@@ -48,6 +49,41 @@ def layout_reason(model: ModelSpec, tp: int, pp: int = 1) -> str:
     return ""
 
 
+def whole_degree(v) -> bool:
+    """A parallel degree: a whole number >= 1 (``8`` or ``8.0``; never ``0``, ``2.5``, NaN or
+    ``True``)."""
+    if isinstance(v, bool) or type(v).__name__ == "bool_":
+        return False
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(f) and f >= 1 and f == int(f)
+
+
+def expert_parallel_reason(ep, tp, dp=1) -> str:
+    """Why an expert-parallel degree cannot be served ('' when it can).
+
+    ``ep`` must be a whole number >= 1, and at most ``tp * dp``: vLLM's expert-parallel group
+    is the ``tp x dp`` GPUs of the data-parallel replicas (every ML.ENERGY v3 row has
+    ``ep == tp * dp``), so experts cannot be spread over GPUs the configuration lacks.
+
+    Examples
+    --------
+    >>> expert_parallel_reason(8, 1, 8), expert_parallel_reason(8, 1, 1)
+    ('', 'ep=8 exceeds tp*dp=1 (tp=1, dp=1): experts are spread over the GPUs of the tp x dp replicas')
+    >>> expert_parallel_reason(2.5, 4, 1)
+    'ep=2.5 must be a whole number >= 1'
+    """
+    if not whole_degree(ep):
+        shown = f"{ep:g}" if isinstance(ep, (int, float)) and not isinstance(ep, bool) else repr(ep)
+        return f"ep={shown} must be a whole number >= 1"
+    if int(float(ep)) > int(tp) * int(dp):
+        return (f"ep={int(float(ep))} exceeds tp*dp={int(tp) * int(dp)} (tp={int(tp)}, "
+                f"dp={int(dp)}): experts are spread over the GPUs of the tp x dp replicas")
+    return ""
+
+
 def replica_weight_bytes(model: ModelSpec | None, params_b: float, bytes_per_weight: float,
                          tp: int, pp: int = 1, ep: int = 1) -> float:
     """Bytes of weights that the ``tp * pp`` GPUs of one replica hold together.
@@ -58,7 +94,7 @@ def replica_weight_bytes(model: ModelSpec | None, params_b: float, bytes_per_wei
     (attention, embeddings, shared experts) over the ``tp`` GPUs of the replica. The experts'
     share is the catalogue's: ``(params - active) / (experts - active_experts)`` parameters per
     expert. A model the catalogue does not know, or not as a mixture of experts, keeps all of
-    its weights on the replica.
+    its weights on the replica. ``ep`` must be a whole number >= 1 (a ValueError otherwise).
 
     Examples
     --------
@@ -69,6 +105,9 @@ def replica_weight_bytes(model: ModelSpec | None, params_b: float, bytes_per_wei
     >>> round(replica_weight_bytes(m, m.params_b, 1.0, 1, ep=8) / 1e9, 1)  # one GPU of eight
     70.5
     """
+    if not whole_degree(ep):
+        raise ValueError(f"ep must be a whole number >= 1 (the expert-parallel degree); got {ep!r}.")
+    ep = int(float(ep))
     total = params_b * 1e9 * bytes_per_weight
     if ep <= tp or model is None:
         return total
@@ -100,7 +139,8 @@ class MemoryFit:
     capacity : float
         Whole sequences that the KV memory left beside the weights holds at their mean
         context, ``input_tokens + output_tokens / 2`` (``inf`` where no KV cache is counted;
-        0 where not even one sequence fits).
+        0 where the configuration cannot run, i.e. where not even one sequence fits at its
+        full length beside the weights).
     weights_gb, full_batch_gb : float
         Per GPU, GB: the weights; the weights and the KV cache of a full cap of sequences
         at their mean context.
@@ -185,12 +225,29 @@ def memory_fit(*, weight_bytes: float, kv_bytes_per_token: float, batch: float,
     share : float
         Share of the memory the weights and KV cache may use.
 
+    Raises
+    ------
+    ValueError
+        If an argument is not a finite number (NaN or infinite), naming it.
+
     Examples
     --------
     >>> memory_fit(weight_bytes=141e9, kv_bytes_per_token=0.0, batch=1, input_tokens=1,
     ...            output_tokens=0, gpus=1, memory_gb=80).reason
     'needs 141.0 GB per GPU for weights and KV cache, more than 90% of 80 GB'
     """
+    args = {"weight_bytes": weight_bytes, "kv_bytes_per_token": kv_bytes_per_token,
+            "batch": batch, "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "gpus": gpus, "memory_gb": memory_gb, "share": share}
+    for name, v in args.items():
+        try:
+            ok = not isinstance(v, bool) and math.isfinite(float(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"memory_fit: {name} must be a finite number; got {v!r}.")
+    if gpus < 1:
+        raise ValueError(f"memory_fit: gpus must be >= 1; got {gpus!r}.")
     avail = share * memory_gb * 1e9
     w = weight_bytes / gpus
     kvb = kv_bytes_per_token / gpus
@@ -202,10 +259,10 @@ def memory_fit(*, weight_bytes: float, kv_bytes_per_token: float, batch: float,
         one = f" (one sequence of {full:g} tokens)" if kvb > 0 else ""
         reason = (f"needs {need / 1e9:.1f} GB per GPU for weights and KV cache{one}, more than "
                   f"{share:.0%} of {memory_gb:g} GB")
-    if kvb <= 0 or mean <= 0:
-        capacity = math.inf if not reason else 0.0
-    elif reason:
-        capacity = max(0.0, float(math.floor((avail - w) / (mean * kvb))))
+    if reason:  # cannot run: not even one sequence at its full length fits
+        capacity = 0.0
+    elif kvb <= 0 or mean <= 0:
+        capacity = math.inf
     else:  # at least the one sequence that fits at its full length
         capacity = max(1.0, float(math.floor((avail - w) / (mean * kvb))))
     return MemoryFit(reason=reason, batch=float(batch), capacity=capacity, weights_gb=w / 1e9,
@@ -240,7 +297,8 @@ def memory_reason(*, weight_bytes: float, kv_bytes_per_token: float, batch: floa
 
 def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
                       input_tokens: float, output_tokens: float, *, ep: int = 1,
-                      precision: str | None = None, bytes_per_weight: float | None = None,
+                      dp: int | None = None, precision: str | None = None,
+                      bytes_per_weight: float | None = None,
                       kv_bytes_per_value: float | None = None,
                       share: float = MEMORY_SHARE) -> MemoryFit:
     """Whether a configuration can run, and how many sequences it runs at once:
@@ -251,8 +309,11 @@ def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: f
     precision word or its checkpoint), or ``bytes_per_weight`` where given, split as
     :func:`replica_weight_bytes` says (``ep``: expert-parallel degree); the KV cache takes
     :func:`~energylens.core.catalogue.cache_bytes_per_value` (16 bits, as vLLM keeps it also
-    for FP8 weights), or ``kv_bytes_per_value`` where given. A layout that cannot split the
-    model gives its reason.
+    for FP8 weights), or ``kv_bytes_per_value`` where given; a model whose KV cache the
+    catalogue cannot size (no KV descriptors) is checked on its weights only (capacity
+    ``inf``), as :func:`~energylens.selection.candidate_grid` does. A layout that cannot split
+    the model gives its reason; with ``dp`` given, so does an ``ep`` above ``tp * dp``
+    (:func:`expert_parallel_reason`).
 
     Examples
     --------
@@ -265,13 +326,18 @@ def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: f
     ...                   1024).memory_limited
     False
     """
-    why = layout_reason(model, tp, pp)
+    if not whole_degree(ep):
+        raise ValueError(f"ep must be a whole number >= 1 (the expert-parallel degree); got {ep!r}.")
+    why = "; ".join(r for r in (layout_reason(model, tp, pp),
+                                expert_parallel_reason(ep, tp, dp) if dp is not None else "") if r)
     prec = normalize_precision(precision) if precision is not None else model.precision
     if prec is None:
         raise ValueError(f"precision must be one of {sorted(BYTES_PER_VALUE)}; got {precision!r}.")
     bpw = BYTES_PER_VALUE[prec] if bytes_per_weight is None else bytes_per_weight
     kvb = model.kv_bytes_per_token(cache_bytes_per_value(prec) if kv_bytes_per_value is None
                                    else kv_bytes_per_value)
+    if not math.isfinite(kvb):  # no KV descriptors: the weights only, as the grid checks them
+        kvb = 0.0
     rep = kv_replication(model, tp)
     fit = memory_fit(weight_bytes=replica_weight_bytes(model, model.params_b, bpw, tp, pp, ep),
                      kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
@@ -282,7 +348,8 @@ def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: f
 
 def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
                        input_tokens: float, output_tokens: float, *, ep: int = 1,
-                       precision: str | None = None, bytes_per_weight: float | None = None,
+                       dp: int | None = None, precision: str | None = None,
+                       bytes_per_weight: float | None = None,
                        kv_bytes_per_value: float | None = None,
                        share: float = MEMORY_SHARE) -> str:
     """Why a configuration cannot run ('' when it can): :func:`configuration_fit`'s reason.
@@ -301,5 +368,5 @@ def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: 
     ''
     """
     return configuration_fit(model, gpu, tp, pp, batch, input_tokens, output_tokens, ep=ep,
-                             precision=precision, bytes_per_weight=bytes_per_weight,
+                             dp=dp, precision=precision, bytes_per_weight=bytes_per_weight,
                              kv_bytes_per_value=kv_bytes_per_value, share=share).reason
