@@ -324,6 +324,10 @@ def test_a_configuration_that_cannot_run_has_no_capacity():
     fit = cat.memory_fit(weight_bytes=0.0, kv_bytes_per_token=1e9, batch=4, input_tokens=8,
                          output_tokens=2, gpus=1, memory_gb=10)
     assert not fit.fits and fit.capacity == 0 and math.isnan(fit.running_batch)
+    # a layout that cannot split the model has no capacity either, though its memory would do
+    split = cat.configuration_fit(cat.model_spec("Llama-3.2-3B"), cat.gpu_spec("H100"), 3, 1, 64,
+                                  512, 128)
+    assert "does not divide" in split.reason and split.capacity == 0
 
 
 # --- caps that run identically are one candidate ----------------------------------------------

@@ -343,7 +343,7 @@ def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: f
                      kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
                      input_tokens=input_tokens, output_tokens=output_tokens, gpus=tp * pp,
                      memory_gb=gpu.memory_gb, share=share)
-    return dataclasses.replace(fit, reason=why) if why else fit
+    return dataclasses.replace(fit, reason=why, capacity=0.0) if why else fit
 
 
 def feasibility_reason(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: float,
