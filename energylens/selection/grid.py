@@ -15,15 +15,16 @@ from ..core.catalogue import (
     MemoryFit,
     ModelSpec,
     cache_bytes_per_value,
+    expert_parallel_reason,
     gpu_memory_gb,
-    kv_replication,
     layout_reason,
     memory_fit,
     model_spec,
     normalize_precision,
+    replica_kv_bytes_per_token,
     replica_weight_bytes,
+    whole_degree,
 )
-from ..core.catalogue.rules import expert_parallel_reason, whole_degree
 from ..core.options import Integral, Interval, Real, check_options
 from ..exceptions import CatalogueError, EnergyLensWarning
 
@@ -99,9 +100,8 @@ def memory_fits(cand: pd.DataFrame, *, bytes_per_param: float | None = None,
         bpw = bytes_per_param if bytes_per_param is not None else BYTES_PER_VALUE[prec]
         kvb = kv_bytes_per_token
         if kvb is None:
-            kvb = (spec.kv_bytes_per_token(cache_bytes_per_value(prec))
-                   * kv_replication(spec, int(r.tp)) if spec else 0.0)
-            kvb = 0.0 if not np.isfinite(kvb) else kvb
+            kvb = (replica_kv_bytes_per_token(spec, int(r.tp), cache_bytes_per_value(prec))
+                   if spec else 0.0)
         weights = replica_weight_bytes(spec, size, bpw, int(r.tp), int(r.pp), int(float(ep)))
         out.append(memory_fit(weight_bytes=weights, kv_bytes_per_token=kvb,
                               batch=float(r.batch_size), input_tokens=float(r.input_tokens),

@@ -64,6 +64,7 @@ from .rules import (
     layout_reason,
     memory_fit,
     memory_reason,
+    replica_kv_bytes_per_token,
     replica_weight_bytes,
     whole_degree,
 )
@@ -75,5 +76,5 @@ __all__ = [
     "descriptors", "entry_key", "expert_parallel_reason", "feasibility_reason", "gpu_memory_gb",
     "gpu_spec", "gpu_table", "kv_replication", "layout_reason", "memory_fit", "memory_reason",
     "model_spec", "model_table", "normalize_precision", "register_gpus", "register_models",
-    "replica_weight_bytes", "reset_catalogue", "resolve_gpu", "resolve_model", "whole_degree",
+    "replica_kv_bytes_per_token", "replica_weight_bytes", "reset_catalogue", "resolve_gpu", "resolve_model", "whole_degree",
 ]

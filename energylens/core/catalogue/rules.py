@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from .specs import BYTES_PER_VALUE, GpuSpec, ModelSpec, cache_bytes_per_value, normalize_precision
 
 __all__ = ["MEMORY_SHARE", "whole_degree", "MemoryFit", "kv_replication", "layout_reason",
-           "replica_weight_bytes", "expert_parallel_reason", "memory_fit", "memory_reason", "configuration_fit",
-           "feasibility_reason"]
+           "replica_kv_bytes_per_token", "replica_weight_bytes", "expert_parallel_reason",
+           "memory_fit", "memory_reason", "configuration_fit", "feasibility_reason"]
 
 #: Share of one GPU's memory that the weights and the KV cache may use (vLLM's default
 #: ``gpu_memory_utilization``).
@@ -22,6 +22,14 @@ def kv_replication(model: ModelSpec, tp: int) -> float:
     """How many times the KV cache is stored over ``tp`` GPUs (more GPUs than KV heads)."""
     kv = model.kv_heads
     return float(tp) / kv if kv and tp > kv else 1.0
+
+
+def replica_kv_bytes_per_token(model: ModelSpec, tp: int, bytes_per_value: float) -> float:
+    """KV-cache bytes of one token over the ``tp`` GPUs of a replica, at ``bytes_per_value``
+    per cached value, replicated KV heads counted (:func:`kv_replication`); 0 for a model
+    the catalogue knows without KV descriptors, whose weights alone are then checked."""
+    kvb = model.kv_bytes_per_token(bytes_per_value) * kv_replication(model, tp)
+    return kvb if math.isfinite(kvb) else 0.0
 
 
 def layout_reason(model: ModelSpec, tp: int, pp: int = 1) -> str:
@@ -334,13 +342,10 @@ def configuration_fit(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int, batch: f
     if prec is None:
         raise ValueError(f"precision must be one of {sorted(BYTES_PER_VALUE)}; got {precision!r}.")
     bpw = BYTES_PER_VALUE[prec] if bytes_per_weight is None else bytes_per_weight
-    kvb = model.kv_bytes_per_token(cache_bytes_per_value(prec) if kv_bytes_per_value is None
-                                   else kv_bytes_per_value)
-    if not math.isfinite(kvb):  # no KV descriptors: the weights only, as the grid checks them
-        kvb = 0.0
-    rep = kv_replication(model, tp)
+    kvb = replica_kv_bytes_per_token(model, tp, cache_bytes_per_value(prec)
+                                     if kv_bytes_per_value is None else kv_bytes_per_value)
     fit = memory_fit(weight_bytes=replica_weight_bytes(model, model.params_b, bpw, tp, pp, ep),
-                     kv_bytes_per_token=kvb * rep if rep != 1.0 else kvb, batch=batch,
+                     kv_bytes_per_token=kvb, batch=batch,
                      input_tokens=input_tokens, output_tokens=output_tokens, gpus=tp * pp,
                      memory_gb=gpu.memory_gb, share=share)
     return dataclasses.replace(fit, reason=why, capacity=0.0) if why else fit
