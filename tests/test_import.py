@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 import energylens
@@ -63,3 +64,25 @@ def test_top_level_exceptions_load_no_submodule():
     assert _fresh("import sys, energylens; from energylens import CatalogueError; "
                   "print(sorted(m for m in sys.modules if m.startswith('energylens.')))"
                   ) == "['energylens._version', 'energylens.exceptions']"
+
+
+def test_reading_a_table_and_the_catalogue_does_not_import_scikit_learn():
+    """read_profiles and descriptors check their options (plain strings) without loading
+    scikit-learn, which took most of a second of a notebook's first read_profiles call."""
+    code = ("import sys, pathlib, energylens as el; "
+            "from energylens.core.catalogue.descriptors import descriptors; "
+            "df = el.read_profiles(pathlib.Path(el.__file__).parent.parent / 'data' / "
+            "'demo_profiles.csv'); descriptors(df.head(3)); print('sklearn' in sys.modules)")
+    assert _fresh(code) == "False"
+
+
+def test_a_bad_plain_option_still_gets_scikit_learns_message():
+    from energylens.core.options import InvalidParameterError, check_options
+
+    with pytest.raises(InvalidParameterError, match=r"The 'duplicates' parameter of read_profiles "
+                       r"must be a str among \{.*'raise'.*\}\. Got 'bogus' instead"):
+        energylens.read_profiles(pd.DataFrame({"model": ["m"]}), duplicates="bogus")
+    with pytest.raises(InvalidParameterError, match="'flag' parameter of f must be an instance of 'bool'"):
+        check_options("f", {"flag": ["boolean"]}, {"flag": 1})
+    check_options("f", {"x": [int, None], "y": [{"a", "b"}], "z": ["boolean"]},
+                  {"x": None, "y": "a", "z": False, "unchecked": object()})

@@ -13,7 +13,7 @@ else, so a change there is mended in one place.
 
 Examples
 --------
->>> check_options("select_config", {"objective": [StrOptions({"energy_j"})]},
+>>> check_options("select_config", {"objective": [{"energy_j"}]},
 ...               {"objective": "watts"})
 Traceback (most recent call last):
 ...
@@ -25,15 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-    validate_parameter_constraints,
-)
+if TYPE_CHECKING:  # imported on first use (module __getattr__ below)
+    from sklearn.utils._param_validation import (
+        HasMethods,
+        Interval,
+        InvalidParameterError,
+        Options,
+        StrOptions,
+    )
+
+    LEVEL: Interval
+    POSITIVE: Interval
+    POSITIVE_INT: Interval
 
 __all__ = [
     "HasMethods",
@@ -52,12 +57,50 @@ __all__ = [
     "POSITIVE_INT",
 ]
 
-#: A coverage probability in (0, 1).
-LEVEL = Interval(Real, 0, 1, closed="neither")
-#: A number > 0.
-POSITIVE = Interval(Real, 0, None, closed="neither")
-#: An integer >= 1.
-POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+#: scikit-learn's constraint classes, imported on first use (importing scikit-learn takes
+#: most of a second: reading a table or the catalogue, whose options are plain strings,
+#: need not pay it).
+_SKLEARN_NAMES = ("HasMethods", "Interval", "InvalidParameterError", "Options", "StrOptions")
+#: Shared constraints, built on first use: a coverage probability in (0, 1), a number > 0,
+#: an integer >= 1.
+_SHARED = {"LEVEL": ("Real", 0, 1, "neither"), "POSITIVE": ("Real", 0, None, "neither"),
+           "POSITIVE_INT": ("Integral", 1, None, "left")}
+
+
+def __getattr__(name: str):
+    if name in _SKLEARN_NAMES:
+        from sklearn.utils import _param_validation
+
+        value = getattr(_param_validation, name)
+    elif name in _SHARED:
+        kind, lo, hi, closed = _SHARED[name]
+        value = __getattr__("Interval")({"Real": Real, "Integral": Integral}[kind], lo, hi,
+                                        closed=closed)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _plainly_met(constraint, value) -> bool | None:
+    """Whether ``value`` meets a constraint that needs no scikit-learn to check (None for a
+    constraint only scikit-learn reads)."""
+    if constraint is None:
+        return value is None
+    if isinstance(constraint, (set, frozenset)):
+        return isinstance(value, str) and value in constraint
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    if constraint == "boolean":
+        return isinstance(value, bool)
+    return None
+
+
+def _sklearn_form(constraint):
+    """A plain set of strings as scikit-learn's ``StrOptions``; others as they are."""
+    if isinstance(constraint, (set, frozenset)):
+        return __getattr__("StrOptions")(set(constraint))
+    return constraint
 
 
 def check_options(owner: str, constraints: Mapping[str, list], values: Mapping[str, object]) -> None:
@@ -69,7 +112,8 @@ def check_options(owner: str, constraints: Mapping[str, list], values: Mapping[s
         The function or class named in the message.
     constraints : mapping
         Option name -> list of allowed constraints (types, ``StrOptions``, ``Interval``,
-        ``None``, ...).
+        ``None``, ...). A plain set of strings stands for ``StrOptions`` of them; where every
+        value meets a type, ``None`` or such a set, scikit-learn is not imported.
     values : mapping
         Option name -> the value given. Names without a constraint are not checked.
 
@@ -79,8 +123,13 @@ def check_options(owner: str, constraints: Mapping[str, list], values: Mapping[s
         A ``ValueError`` (and ``TypeError``) naming the option, what is allowed and what
         was given.
     """
+    given = {k: v for k, v in values.items() if k in constraints}
+    if all(any(_plainly_met(c, v) for c in constraints[k]) for k, v in given.items()):
+        return  # every value meets a plain constraint: scikit-learn is not needed
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
     validate_parameter_constraints(
-        dict(constraints), {k: v for k, v in values.items() if k in constraints},
+        {k: [_sklearn_form(c) for c in cs] for k, cs in constraints.items()}, given,
         caller_name=owner,
     )
 
@@ -93,7 +142,7 @@ def check_str_option(owner: str, name: str, value: object, allowed) -> str:
     >>> check_str_option("discover", "per", "token", ("request", "token"))
     'token'
     """
-    check_options(owner, {name: [StrOptions(set(allowed))]}, {name: value})
+    check_options(owner, {name: [set(allowed)]}, {name: value})
     return value  # type: ignore[return-value]
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import pandas as pd
 
-from ..core.options import StrOptions, check_options
+from ..core.options import check_options
 from .headers import canonical_frame
 from .parse import check_path, read_table_file
 from .problems import file_error
@@ -31,8 +31,8 @@ LayoutName = Literal["auto", "table", "mlenergy-v2", "mlenergy-v3", "wilkins",
 
 
 def _constraints() -> dict[str, list]:
-    return {"layout": [StrOptions({"auto", "table", *LAYOUTS})],
-            "duplicates": [StrOptions(set(DUPLICATES))],
+    return {"layout": [{"auto", "table", *LAYOUTS}],
+            "duplicates": [set(DUPLICATES)],
             "encoding": [str, None], "columns": [Mapping, None], "units": [Mapping, None]}
 
 

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..core.options import StrOptions, check_options
+from ..core.options import check_options
 from .columns import COLUMNS, REQUIRED_COLUMNS, Column, normalise_header
 from .duplicates import handle_duplicates
 from .headers import resolve_header
@@ -326,7 +326,7 @@ def validate(
     energylens.exceptions.SchemaError: Invalid profiling table <DataFrame>: 1 problem.
       - column 'tp': must be >= 1; 1 offending row: row 0 (value 0)
     """
-    check_options("validate", {"duplicates": [StrOptions(set(DUPLICATES))],
+    check_options("validate", {"duplicates": [set(DUPLICATES)],
                                "measurements": ["boolean"]},
                   {"duplicates": duplicates, "measurements": measurements})
     out = _prepare(df, where)

@@ -200,9 +200,9 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
     >>> round(float(d["gpu_flop_s"].iloc[1] / d["gpu_flop_s"].iloc[0]), 2)  # FP8 units
     2.0
     """
-    from ..options import StrOptions, check_options
+    from ..options import check_options
 
-    check_options("descriptors", {"errors": [StrOptions({"raise", "coerce"})]},
+    check_options("descriptors", {"errors": [{"raise", "coerce"}]},
                   {"errors": errors})
     if not isinstance(table, pd.DataFrame):
         raise CatalogueError(f"descriptors needs a DataFrame; got {type(table).__name__}.")

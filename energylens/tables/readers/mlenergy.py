@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ...core.options import StrOptions, check_options
+from ...core.options import check_options
 from ...exceptions import EnergyLensWarning
 from ..problems import file_error
 from ._common import folder, validated
@@ -162,7 +162,7 @@ def read_mlenergy_leaderboard(
     >>> bool((df.n_gpus == df.tp * df.pp * df.dp).all())  # doctest: +SKIP
     True
     """
-    check_options("read_mlenergy_leaderboard", {"version": [StrOptions({"auto", "v2", "v3"})]},
+    check_options("read_mlenergy_leaderboard", {"version": [{"auto", "v2", "v3"}]},
                   {"version": version})
     root = folder(path, "read_mlenergy_leaderboard", "the ML.ENERGY v2 'data' folder with "
                   "llm_text_generation/ or the v3 'public/data' folder with tasks/")
