@@ -56,3 +56,37 @@ def test_rows_that_differ_in_replicas_warn_at_fit(fitted):
     two = t.assign(dp=np.where(np.arange(len(t)) % 2, 2, 1))
     with pytest.warns(EnergyLensWarning, match=r"differ in dp \(1 to 2\).*no term for"):
         EnergyLensModel().fit(two)
+
+
+def test_labels_a_fit_saw_are_read_on_first_use_and_pickled_as_values():
+    """A fit keeps its label columns and reads their distinct values only when asked
+    (checks, reports, files): the same values as read at once, and a pickle or copy holds the
+    values, not the training table's columns."""
+    import copy
+    import pickle
+
+    import pandas as pd
+
+    from energylens.core.domain import Domain, SeenLabels, seen_labels
+
+    table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], noise=0.01, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(table)
+    labels = m._state_.domain.labels
+    assert isinstance(labels, SeenLabels) and labels._distinct is not None  # not read yet
+    expected = seen_labels({c: table[c] for c in ("model", "gpu") if c in table})
+    assert {k: labels[k] for k in ("model", "gpu")} == {k: expected[k] for k in ("model", "gpu")}
+    assert labels._distinct is None  # read once, the columns released
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = EnergyLensModel().fit(table)._state_.domain
+    assert pickle.loads(pickle.dumps(again)).labels == dict(again.labels)
+    assert type(pickle.loads(pickle.dumps(again.labels))) is dict
+    assert copy.deepcopy(again) == again and again == Domain(again.ranges, dict(again.labels),
+                                                           again.filled)
+    assert repr(again.labels) == repr(dict(again.labels))
+    # a new model is still flagged through the lazily read labels
+    with pytest.warns(ExtrapolationWarning, match="model 'other' not seen in training"):
+        m.predict(table.head(2).assign(model="other"))
+    assert seen_labels({"gpu": pd.Series(["a", None, "b", "a"])}) == {"gpu": ["a", "b"]}

@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 
 from .variables import VARIABLE_COLUMNS
 
-__all__ = ["Domain", "Extrapolation", "LABEL_COLUMNS"]
+__all__ = ["Domain", "Extrapolation", "LABEL_COLUMNS", "SeenLabels", "seen_labels"]
 
 #: Label columns whose values a model records (a new value is an extrapolation).
 LABEL_COLUMNS: tuple[str, ...] = ("model", "gpu", "precision", "workload", "source")
@@ -73,6 +73,52 @@ class Extrapolation:
         return "; ".join(self.reasons.values())
 
 
+def seen_labels(labels: Mapping[str, object]) -> dict[str, list[str]]:
+    """Label column -> the sorted distinct values of ``labels``' sequences, as strings
+    (missing values dropped)."""
+    seen: dict[str, list[str]] = {}
+    for col, values in labels.items():
+        values = np.asarray(values, dtype=object)
+        uniq = values if len(values) <= 64 else pd.unique(values)
+        seen[col] = sorted({str(u) for u in uniq if not (u is None or u != u)})
+    return seen
+
+
+class SeenLabels(Mapping):
+    """The labels a fit saw, read from its label columns when first asked for.
+
+    A fit keeps ``distinct`` (a function giving each label column's distinct values) and
+    calls it on first use, so that a fit nobody asks about its labels does not pay for
+    them (about a fifth of a millisecond of a 5,000-row fit, mostly Arrow's ``unique``).
+    ``distinct`` holds the training table's label columns until then; a pickle or a copy
+    holds only the values.
+    """
+
+    def __init__(self, distinct: Callable[[], Mapping[str, object]]):
+        self._distinct: Callable[[], Mapping[str, object]] | None = distinct
+        self._seen: dict[str, list[str]] = {}
+
+    def _resolved(self) -> dict[str, list[str]]:
+        if self._distinct is not None:
+            self._seen, self._distinct = seen_labels(self._distinct()), None
+        return self._seen
+
+    def __getitem__(self, key):
+        return self._resolved()[key]
+
+    def __iter__(self):
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    def __repr__(self) -> str:
+        return repr(self._resolved())
+
+    def __reduce__(self):
+        return dict, (self._resolved(),)
+
+
 @dataclass
 class Domain:
     """Ranges of the variables and labels a model was fitted on.
@@ -81,15 +127,16 @@ class Domain:
     ----------
     ranges : dict
         Variable short name -> ``(min, max)`` over the training rows.
-    labels : dict
+    labels : mapping
         Label column -> sorted values seen (for the columns of :data:`LABEL_COLUMNS` that
-        the training table had).
+        the training table had); a :class:`SeenLabels`, read when first asked for, where a
+        fit passed one.
     filled : dict
         Variables whose column the training table lacked, with the schema default used.
     """
 
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    labels: dict[str, list[str]] = field(default_factory=dict)
+    labels: Mapping[str, list[str]] = field(default_factory=dict)
     filled: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -101,7 +148,8 @@ class Domain:
         """The domain of training variables ``V`` and label columns ``labels``.
 
         ``labels`` maps label columns to the values seen (any sequence; repeats and missing
-        values are dropped); a table is read for the columns of :data:`LABEL_COLUMNS` it has.
+        values are dropped), or is a :class:`SeenLabels` (kept as it is, read on first use);
+        a table is read for the columns of :data:`LABEL_COLUMNS` it has.
         ``known`` may give the ``(min, max)`` of variables the caller has computed already;
         ``settings`` the values of layout variables the model does not read (their ranges are
         kept, so that :meth:`check` flags new values from a table's columns).
@@ -116,11 +164,7 @@ class Domain:
                 ranges[k] = (float(v.min()), float(v.max()))
         if isinstance(labels, pd.DataFrame):
             labels = {c: pd.unique(labels[c].dropna()) for c in LABEL_COLUMNS if c in labels.columns}
-        seen: dict[str, list[str]] = {}
-        for col, values in (labels or {}).items():
-            values = np.asarray(values, dtype=object)
-            uniq = values if len(values) <= 64 else pd.unique(values)
-            seen[col] = sorted({str(u) for u in uniq if not (u is None or u != u)})
+        seen = labels if isinstance(labels, SeenLabels) else seen_labels(labels or {})
         return cls(ranges, seen, dict(filled or {}))
 
     def constant_values(self) -> dict[str, float]:

@@ -268,7 +268,7 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
             n=len(data.y), nfev=sol.nfev, success=sol.success, message=sol.message, rank=sol.rank,
             cost=sol.cost, batch_rule=rule, batch_k=k, batch_k_stderr=k_se, batch_k_at_bound=k_edge,
             mape_pct=train_mape,
-            domain=Domain.from_training(V, data.labels_seen(), filled=data.filled,
+            domain=Domain.from_training(V, data.seen(), filled=data.filled,
                                         known=data.ranges, settings=data.settings))
         self.at_bound_ = at_bound(sol.theta, self._lo_, self._hi_, sol.free, sol.cov,
                                   self.parameter_names)

@@ -8,14 +8,15 @@ rows without going back to pandas, so that many groups are fitted from one read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..core.batch import BatchInputs, batch_inputs
-from ..core.domain import LABEL_COLUMNS
+from ..core.domain import LABEL_COLUMNS, SeenLabels
 from ..core.variables import (
     SCHEMA_DEFAULTS,
     VARIABLE_COLUMNS,
@@ -86,14 +87,25 @@ class TrainingData:
 
     def labels_seen(self) -> dict[str, np.ndarray]:
         """Label column -> the distinct values these rows hold."""
-        out = {}
-        for k, v in self.labels.items():
-            if isinstance(v, pd.Series):
-                out[k] = v.unique()  # missing values are dropped by Domain.from_training
-            else:
-                c, u = v
-                out[k] = u[np.flatnonzero(np.bincount(c[c >= 0], minlength=len(u)))]
-        return out
+        return distinct_labels(self.labels)
+
+    def seen(self) -> SeenLabels:
+        """The labels these rows hold, read when first asked for (see
+        :class:`~energylens.core.domain.SeenLabels`)."""
+        return SeenLabels(functools.partial(distinct_labels, dict(self.labels)))
+
+
+def distinct_labels(labels: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """Label column -> the distinct values of each column (a Series, or ``(codes, values)``
+    where a grouped fit has coded it)."""
+    out = {}
+    for k, v in labels.items():
+        if isinstance(v, pd.Series):
+            out[k] = v.unique()  # missing values are dropped by Domain.from_training
+        else:
+            c, u = v
+            out[k] = u[np.flatnonzero(np.bincount(c[c >= 0], minlength=len(u)))]
+    return out
 
 
 def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
