@@ -313,5 +313,6 @@ def test_the_rule_of_thumb_refuses_a_batch_that_is_not_positive(batch):
 
     cand = pd.DataFrame({"tp": [1, 2], "pp": [1, 1], "batch_size": [8.0, batch]})
     rule = RuleOfThumbModel().fit(cand.head(1))
-    with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 1 row\(s\)"):
-        rule.predict(cand)
+    with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 1 row\(s\) are not "
+                       r"\(rows \['b'\], values \[(-8.0|0.0|nan)\]\)"):
+        rule.predict(cand.set_axis(["a", "b"]))

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..core.options import Interval, Real, check_fitted
+from ..core.variables import check_positive_column
 
 __all__ = ["RuleOfThumbModel", "NoiseCeilingModel"]
 
@@ -68,11 +69,7 @@ class RuleOfThumbModel(RegressorMixin, BaseEstimator):
         cols = {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
                 for c in ("tp", "pp", "batch_size") if c in X.columns}
         for c, v in cols.items():
-            bad = ~(np.isfinite(v) & (v > 0))
-            if bad.any():
-                raise ValueError(f"RuleOfThumbModel: column {c!r} must be a number > 0; "
-                                 f"{int(bad.sum())} row(s) are not (first at positions "
-                                 f"{np.flatnonzero(bad)[:5].tolist()}).")
+            check_positive_column(v, X, c, "RuleOfThumbModel")
         return cols["tp"] * cols.get("pp", 1.0) / cols["batch_size"]
 
 

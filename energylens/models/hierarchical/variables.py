@@ -38,7 +38,7 @@ import pandas as pd
 
 from ...core.batch import effective_batch
 from ...core.catalogue import descriptors
-from ...core.variables import check_variables
+from ...core.variables import check_positive_column, check_variables
 from ...exceptions import EnergyLensWarning, FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
@@ -92,14 +92,7 @@ def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
     is an error, not ignored)."""
     for col in ("batch_size", "output_tokens"):
         _column(X, col, None)
-    cap = _column(X, "batch_size", None)
-    bad = ~(np.isfinite(cap) & (cap > 0))
-    if bad.any():
-        rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[np.flatnonzero(bad)[:5]]]
-        shown = [v.item() if isinstance(v, np.generic) else v
-                 for v in (X["batch_size"].iloc[i] for i in np.flatnonzero(bad)[:5])]
-        raise ValueError(f"HierarchicalEnergyModel: column 'batch_size' must be a number > 0; "
-                         f"{int(bad.sum())} row(s) are not (rows {rows}, values {shown}).")
+    check_positive_column(_column(X, "batch_size", None), X, "batch_size", "HierarchicalEnergyModel")
     V = {short: _column(X, col, default) for col, (short, default) in _CONFIG.items()}
     V["B"] = effective_batch(X, "running")
     V["so"] = _column(X, "output_tokens", None)
