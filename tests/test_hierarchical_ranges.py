@@ -172,11 +172,17 @@ def test_an_estimated_spread_between_precisions_is_kept():
 @pytest.mark.realdata
 def test_v2_pipeline_share_stays_physical(real_data):
     # 17 rows with pp = 2 from two groups (8 x 2 GPUs over two nodes): cpp was 3.4 +/- 1.9,
-    # reported as identified
+    # reported as identified. Bounded, it is 0.71 +/- 0.24 (the data remove about two thirds of
+    # its prior variance, so it is reported as measured); where the data say less it must be
+    # flagged as the prior's, never shown as a measured value outside (0, 1].
     v2 = _quiet(el.read_mlenergy_leaderboard, real_data / "mlenergy_v2").reset_index(drop=True)
     m = _quiet(el.HierarchicalEnergyModel().fit, v2)
     r = m.params_.loc["cpp"]
-    assert 0 < r["value"] <= 1 and not r["identifiable"] and r["note"]
+    assert 0 < r["value"] <= 1 and not r["at_bound"]
+    if r["identifiable"]:
+        assert r["stderr"] < r["value"] and (r["log_sd"] / r["prior_log_sd"]) ** 2 <= 0.5
+    else:
+        assert r["note"]
     assert m.train_mape_ < 3.0
 
 
