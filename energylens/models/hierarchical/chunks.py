@@ -19,7 +19,8 @@ import numpy as np
 
 from .form import PARAMETER_NAMES, energy_jacobian, energy_kernel, link_slope, theta_from_link
 
-__all__ = ["Chunk", "SystemPart", "make_chunks", "chunk_system", "chunk_cost", "row_log_theta"]
+__all__ = ["Chunk", "SystemPart", "make_chunks", "chunk_system", "chunk_cost", "row_log_theta",
+           "local_columns"]
 
 
 @dataclass
@@ -206,3 +207,12 @@ def chunk_system(chunk: Chunk, z: np.ndarray, sigma: float) -> SystemPart:
     else:
         HLL, HLG, bL = np.zeros((G, c, c)), np.zeros((G, c, t)), np.zeros((G, c))
     return SystemPart(float(r @ r), HGG, bG, HLL, HLG, bL)
+
+
+def local_columns(design) -> np.ndarray:
+    """Each group's local columns, one row per group, padded with -1 to the largest block."""
+    G = len(design.groups)
+    local = np.full((G, int(max(design.block_size.max(initial=0), 1))), -1, dtype=np.int64)
+    for g in range(G):
+        local[g, :design.block_size[g]] = design.block_start[g] + np.arange(design.block_size[g])
+    return local

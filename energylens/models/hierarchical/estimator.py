@@ -23,7 +23,8 @@ from ...exceptions import ExtrapolationWarning, FitError
 from .. import registry
 from ..design import checked_prediction
 from ..settings import FittedParams
-from .chunks import make_chunks, row_log_theta, touched_columns
+from .calibration import calibrated_scores
+from .chunks import local_columns, make_chunks, row_log_theta, touched_columns
 from .design import UNSEEN, build_design, check_levels, choose_specs, flag_unseen
 from .form import (
     FORMULA,
@@ -111,6 +112,10 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         ``decode_energy_j``) jointly, each against its part of the form, wherever a row
         records both (the total alone does not identify the split). ``"auto"`` does so when
         the table has both columns; True requires them.
+    calibrate : {"none", "models"}, default="none"
+        ``"models"``: leave each training model out once, refit, and scale the intervals of a
+        model absent from training by the held-out errors (see
+        :mod:`~energylens.models.hierarchical.calibration`; one refit per model, at least 10).
 
     Notes
     -----
@@ -146,6 +151,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         The constructor parameters of the fit.
     upper_ : dict
         Bounded parameters (fitted as a logit, :data:`~.form.UPPER`) and their bounds.
+    new_model_scores_ : ndarray or None
+        Held-out scores of ``calibrate="models"`` (sorted), else None.
 
     Examples
     --------
@@ -170,6 +177,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "poor_fit_mape": [Interval(Real, 0, None, closed="neither")],
         "phases": [StrOptions({"auto"}), bool],
+        "calibrate": [StrOptions({"none", "models"})],
     }
     formula: ClassVar[str] = FORMULA
 
@@ -177,7 +185,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
                  by: Sequence[str] = ("model", "gpu"), levels="auto", terms: dict | None = None,
                  new_gpu_spread: float = 0.3, new_precision_spread: float = 0.42,
                  new_source_spread: float = 1.4, max_em: int = 12, tol: float = 1e-2,
-                 n_jobs: int | None = None, poor_fit_mape: float = 25.0, phases="auto"):
+                 n_jobs: int | None = None, poor_fit_mape: float = 25.0, phases="auto",
+                 calibrate: Literal["none", "models"] = "none"):
         self.pooling = pooling
         self.by = by
         self.levels = levels
@@ -190,6 +199,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.poor_fit_mape = poor_fit_mape
         self.phases = phases
+        self.calibrate = calibrate
 
     # ------------------------------------------------------------------ structure
     def _group_columns(self, X: pd.DataFrame) -> list[str]:
@@ -266,6 +276,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.train_mape_ = mape(y, self.predict(X))
+        self.new_model_scores_ = calibrated_scores(self, X, y)
         self.fit_time_s_ = time.perf_counter() - t0
         self._warn()
         return self
@@ -282,11 +293,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         G = len(design.groups)
         touched, _ = touched_columns(row_cols, row_group, np.flatnonzero(~design.slot_local),
                                      G, design.n_global)
-        cmax = int(max(design.block_size.max(initial=0), 1))
-        local = np.full((G, cmax), -1, dtype=np.int64)
-        for g in range(G):
-            local[g, :design.block_size[g]] = design.block_start[g] + np.arange(design.block_size[g])
-        layout = Layout(design.n_global, local, touched)
+        layout = Layout(design.n_global, local_columns(design), touched)
         from ..grouped import _n_jobs
 
         n_chunks = max(1, min(int(effective_n_jobs(_n_jobs(self.n_jobs))), G))

@@ -100,6 +100,8 @@ def model_to_file(model) -> dict:
            "domain": model.domain_.to_dict()}
     if getattr(model, "assumed_input_tokens_", None) is not None:
         fit["assumed_input_tokens"] = {k: list(v) for k, v in model.assumed_input_tokens_.items()}
+    if getattr(model, "new_model_scores_", None) is not None:
+        fit["new_model_scores"] = [float(v) for v in model.new_model_scores_]
     groups = model._groups_table.reset_index()
     extra = {"version": FILE_VERSION, "upper": {k: float(v) for k, v in model.upper_.items()},
              "design": _design_dict(model.design_), "coef": _pack(model.coef_),
@@ -352,6 +354,18 @@ def _assumed_lengths(R: _Reader, fit: dict) -> dict[str, list[float]] | None:
     return {str(k): [float(x) for x in v] for k, v in raw.items()}
 
 
+def _scores(R: _Reader, fit: dict) -> np.ndarray | None:
+    """The held-out models' scores of ``calibrate="models"`` (None where the fit has none)."""
+    if "new_model_scores" not in fit:
+        return None
+    raw = R.get(fit, "new_model_scores", list)
+    ok = raw and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                     and x >= 0 for x in raw)
+    if not ok or any(b < a for a, b in zip(raw, raw[1:])):
+        raise R.fail("'fit.new_model_scores' must be a sorted list of numbers >= 0")
+    return np.asarray(raw, dtype=float)
+
+
 def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None:
     terms = R.get(fit, "terms", dict)
     if set(terms) != set(TERMS) or not all(isinstance(v, bool) for v in terms.values()):
@@ -386,6 +400,7 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     model.n_features_in_ = int(R.get(fit, "n_features_in", int))
     model.gpus_ = [str(g) for g in R.get(fit, "gpus", list)]
     model.assumed_input_tokens_ = _assumed_lengths(R, fit)
+    model.new_model_scores_ = _scores(R, fit)
     model.fitted_params_ = snapshot(model)
     model.history_ = []
     missing = [c for c in model.group_columns_ if c not in table.columns]

@@ -255,8 +255,20 @@ def _summary(model) -> list[str]:
             f"unknowns {d.n_columns} ({d.n_global} global)",
             f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "
             f"converged {model.converged_}, fit {model.fit_time_s_:.2f} s",
-            f"  formula: {model.formula}"] + [
+            f"  formula: {model.formula}"] + _calibration_line(model) + [
             f"  warning ({category.__name__}): {message}" for category, message in fit_warnings(model)]
+
+
+def _calibration_line(model) -> list[str]:
+    scores = getattr(model, "new_model_scores_", None)
+    if scores is None:
+        return []
+    from .calibration import new_model_quantile
+
+    q50, q90 = new_model_quantile(scores, 0.5), new_model_quantile(scores, 0.9)
+    return [f"  intervals of a model absent from training: calibrated on {len(scores)} rows of "
+            f"held-out models (|log error| / sd quantiles: 50% {q50:.2f}, 90% {q90:.2f}; "
+            "normal 0.67, 1.64)"]
 
 
 def fit_report(model, max_groups: int = 30) -> str:

@@ -21,6 +21,7 @@ from scipy import stats
 
 from ..design import checked_prediction
 from ..intervals import distance_outside, flag_wide
+from .calibration import new_model_quantile
 from .design import UNSEEN, level_keys
 from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian, link_slope, theta_from_link
 from .pooling import MIN_LEVELS
@@ -155,14 +156,20 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     """The table of :meth:`HierarchicalEnergyModel.predict_interval
     <energylens.models.hierarchical.HierarchicalEnergyModel.predict_interval>` from the rows'
     variables, log-parameters, ``(columns, labels, groups)`` and extrapolation flags; the
-    warning of wide intervals points at the caller of ``predict_interval``."""
+    warning of wide intervals points at the caller of ``predict_interval``. A row whose model
+    training did not see takes the quantile of the held-out models' scores where the fit
+    calibrated them (``calibrate="models"``, :mod:`.calibration`), else the normal one."""
     cols, labels, groups = rows
     logE, D = energy_jacobian(V, theta_from_link(LT, model.upper_), model.terms_)
     D = D * link_slope(LT, model.upper_)  # in the link values, as the posterior is
     var = parameter_variance(model, cols, groups, D) + model.sigma_**2
     var = var + new_level_variance(model, labels, D)
     sd = np.sqrt(var) * (1.0 + distance_outside(model._domain_variables(X, V), model.domain_))
-    zq = stats.norm.ppf(0.5 + level / 2)
+    zq = np.full(len(sd), stats.norm.ppf(0.5 + level / 2))
+    scores = getattr(model, "new_model_scores_", None)
+    if scores is not None:  # a model absent from training: the held-out models' quantile
+        new = ~np.isin(labels["model"].to_numpy(dtype=object), model.domain_.labels.get("model", []))
+        zq[new] = new_model_quantile(scores, level)
     f = checked_prediction(np.exp(logE), X, type(model).__name__)
     with np.errstate(over="ignore", invalid="ignore"):
         lower, upper, stderr = f * np.exp(-zq * sd), f * np.exp(zq * sd), f * sd

@@ -1,0 +1,105 @@
+"""Intervals of a model absent from training, calibrated by leaving each model out."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import energylens as el
+from energylens.exceptions import EnergyLensWarning, ModelFileError
+from energylens.models.hierarchical import form_table
+from energylens.models.hierarchical.calibration import MIN_CALIBRATION_MODELS, new_model_quantile
+
+TRAIN = ["Llama-3.1-8B", "Qwen3-8B", "Mistral-7B", "Qwen3-14B", "gemma-2-9b", "Llama-3.1-70B",
+         "Qwen3-32B", "gemma-2-27b", "Llama-3.2-1B", "Llama-3.2-3B", "Llama-3.3-70B", "gemma-3-12b"]
+NEW = ["gemma-3-27b", "starcoder2-15b", "CodeLlama-34b"]
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    # each (model, GPU) group deviates from the population by 0.4 in log: a new model's
+    # rows sit that far from what the others predict
+    t, _ = form_table(TRAIN + NEW, ["H100-SXM"], rows_per_group=6, spread=0.4, seed=5)
+    return t[t["model"].isin(TRAIN)].reset_index(drop=True), t[t["model"].isin(NEW)]
+
+
+@pytest.fixture(scope="module")
+def fits(tables):
+    train, _ = tables
+    plain = _quiet(el.HierarchicalEnergyModel().fit, train)
+    calibrated = _quiet(el.HierarchicalEnergyModel(calibrate="models").fit, train)
+    return plain, calibrated
+
+
+def test_each_training_row_is_scored_by_a_refit_without_its_model(tables, fits):
+    train, _ = tables
+    plain, calibrated = fits
+    scores = calibrated.new_model_scores_
+    assert plain.new_model_scores_ is None
+    assert len(scores) == len(train) and np.all(np.diff(scores) >= 0) and np.all(scores >= 0)
+    # the first model's scores are those of a fit that never saw it
+    first = train["model"] == TRAIN[0]
+    sub = _quiet(el.HierarchicalEnergyModel().fit, train[~first])
+    pi = _quiet(sub.predict_interval, train[first], level=0.5)
+    own = np.abs(np.log(train.loc[first, "energy_j"].to_numpy() / pi["energy_j"].to_numpy()))
+    own = own / pi["log_sd"].to_numpy()
+    assert np.isin(np.round(own, 10), np.round(scores, 10)).all()
+
+
+def test_a_new_models_interval_takes_the_held_out_quantile_and_nothing_else_moves(tables, fits):
+    train, new = tables
+    plain, calibrated = fits
+    for level in (0.5, 0.9):
+        a = _quiet(plain.predict_interval, new, level=level)
+        b = _quiet(calibrated.predict_interval, new, level=level)
+        np.testing.assert_allclose(a["energy_j"], b["energy_j"], rtol=1e-12)
+        np.testing.assert_allclose(a["log_sd"], b["log_sd"], rtol=1e-12)
+        half = np.log(b["upper"] / b["energy_j"]).to_numpy()
+        q = new_model_quantile(calibrated.new_model_scores_, level)
+        np.testing.assert_allclose(half, q * b["log_sd"].to_numpy(), rtol=1e-9)
+        seen_a = _quiet(plain.predict_interval, train, level=level)
+        seen_b = _quiet(calibrated.predict_interval, train, level=level)
+        np.testing.assert_allclose(seen_a["upper"], seen_b["upper"], rtol=1e-12)
+
+
+def test_too_few_models_warn_and_keep_the_normal_quantile(tables):
+    train, _ = tables
+    few = train[train["model"].isin(TRAIN[:MIN_CALIBRATION_MODELS - 1])]
+    with pytest.warns(EnergyLensWarning, match="needs at least 10 models"):
+        m = el.HierarchicalEnergyModel(calibrate="models").fit(few)
+    assert m.new_model_scores_ is None
+
+
+def test_the_scores_are_saved_reported_and_checked_on_load(tmp_path, tables, fits):
+    _, new = tables
+    _, calibrated = fits
+    path = calibrated.save(tmp_path / "m.json")
+    back = el.load_model(path)
+    np.testing.assert_array_equal(back.new_model_scores_, calibrated.new_model_scores_)
+    pd.testing.assert_frame_equal(_quiet(back.predict_interval, new), _quiet(calibrated.predict_interval, new))
+    assert "intervals of a model absent from training: calibrated on" in calibrated.fit_report()
+    data = json.loads(path.read_text())
+    data["fit"]["new_model_scores"] = data["fit"]["new_model_scores"][::-1]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="new_model_scores' must be a sorted list"):
+        el.load_model(bad)
+    del data["fit"]["new_model_scores"]  # a file without scores: the normal quantile
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    assert el.load_model(old).new_model_scores_ is None
+
+
+def test_calibrate_is_checked():
+    with pytest.raises(ValueError, match="'calibrate' parameter of HierarchicalEnergyModel"):
+        el.HierarchicalEnergyModel(calibrate="gpus").fit(pd.DataFrame({"model": ["a"]}))
