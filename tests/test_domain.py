@@ -90,3 +90,26 @@ def test_labels_a_fit_saw_are_read_on_first_use_and_pickled_as_values():
     with pytest.warns(ExtrapolationWarning, match="model 'other' not seen in training"):
         m.predict(table.head(2).assign(model="other"))
     assert seen_labels({"gpu": pd.Series(["a", None, "b", "a"])}) == {"gpu": ["a", "b"]}
+
+
+def test_labels_read_later_are_those_of_the_fit_and_json_ready():
+    """Under pandas 2 a label column is a view of the user's table: a fit that kept it and read
+    it later recorded the table as edited after the fit ('model X not seen in training' for
+    the model it was trained on)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from energylens.models.design import TrainingData
+
+    names = np.array(["Llama-3.1-8B"] * 4, dtype=object)
+    data = TrainingData({}, None, np.ones(4), labels={"model": pd.Series(names, dtype=object, copy=False)})
+    seen = data.seen()
+    names[:] = "edited"  # the user's table changes in place after the fit
+    assert seen["model"] == ["Llama-3.1-8B"]
+    table = simulate_profiles(models=["Llama-3.1-8B"], gpus=["H100-SXM"], noise=0.01, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = EnergyLensModel().fit(table)
+    assert json.loads(json.dumps(m.domain_.labels))["model"] == ["Llama-3.1-8B"]

@@ -167,6 +167,12 @@ class Domain:
         seen = labels if isinstance(labels, SeenLabels) else seen_labels(labels or {})
         return cls(ranges, seen, dict(filled or {}))
 
+    def resolved(self) -> Domain:
+        """This domain with its labels read into a plain dict (as JSON and users expect)."""
+        if isinstance(self.labels, SeenLabels):
+            self.labels = dict(self.labels)
+        return self
+
     def constant_values(self) -> dict[str, float]:
         """Variables that took one value in training: safe to fill where a column is absent."""
         return {k: lo for k, (lo, hi) in self.ranges.items() if hi - lo <= _TOL * max(1.0, abs(lo))}

@@ -385,7 +385,7 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
     def domain_(self) -> Domain:
         """The training domain: ranges of the variables and labels seen."""
         self._check_fitted()
-        return self._state_.domain
+        return self._state_.domain.resolved()
 
     @property
     def fit_stats_(self) -> dict:

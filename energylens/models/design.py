@@ -90,9 +90,11 @@ class TrainingData:
         return distinct_labels(self.labels)
 
     def seen(self) -> SeenLabels:
-        """The labels these rows hold, read when first asked for (see
-        :class:`~energylens.core.domain.SeenLabels`)."""
-        return SeenLabels(functools.partial(distinct_labels, dict(self.labels)))
+        """The labels these rows hold, read when first asked for from copies of the label
+        columns (see :class:`~energylens.core.domain.SeenLabels`)."""
+        # copies: under pandas 2 a column is a view of the user's table, which may change
+        return SeenLabels(functools.partial(distinct_labels, {
+            k: v.copy(deep=True) if isinstance(v, pd.Series) else v for k, v in self.labels.items()}))
 
 
 def distinct_labels(labels: Mapping[str, object]) -> dict[str, np.ndarray]:

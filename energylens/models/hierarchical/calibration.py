@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from scipy import stats
 from sklearn.base import clone
 
 from ...exceptions import EnergyLensWarning
@@ -33,7 +34,7 @@ MIN_CALIBRATION_MODELS = 10
 
 
 def _held_out_scores(model, X: pd.DataFrame, y: np.ndarray, held: np.ndarray) -> np.ndarray:
-    sub = clone(model).set_params(calibrate="none")
+    sub = clone(model).set_params(calibrate="none", n_jobs=1)  # the refits run side by side
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sub.fit(X[~held], y[~held])
@@ -78,19 +79,24 @@ def calibrated_scores(model, X: pd.DataFrame, y: np.ndarray) -> np.ndarray | Non
         return None
     from ..grouped import _n_jobs
 
-    models = model._labels(X, model.group_columns_)["model"].to_numpy(dtype=object)
+    models = model._labels(X, model._group_columns(X))["model"].to_numpy(dtype=object)
     return new_model_scores(model, X, y, models, _n_jobs(model.n_jobs))
 
 
 def new_model_quantile(scores: np.ndarray, level: float) -> float:
     """The conformal quantile of ``scores`` at ``level``: the ``ceil((n + 1) level)``-th
-    smallest, capped at the largest.
+    smallest; beyond the largest score (a level the scores cannot speak for), the larger of
+    the largest score and the normal quantile, never a narrower interval than uncalibrated.
 
     Examples
     --------
     >>> new_model_quantile(np.arange(1.0, 20.0), 0.9)
     18.0
+    >>> round(new_model_quantile(np.arange(1.0, 20.0) / 10, 0.999), 3)  # normal: 3.291
+    3.291
     """
     n = len(scores)
-    k = min(n, max(1, math.ceil((n + 1) * level)))
+    k = max(1, math.ceil((n + 1) * level))
+    if k > n:
+        return float(max(scores[-1], stats.norm.ppf(0.5 + level / 2)))
     return float(scores[k - 1])

@@ -263,6 +263,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
                            f"and > 0; {int(bad.sum())} row(s) are not (first rows {rows}, values "
                            f"{y[bad][:5].tolist()}).")
+        scores = calibrated_scores(self, X, y)  # before the fit changes anything: the long part
         X_fit, ly, phase = phase_rows(X, y, self.phases)
         with single_blas_thread():
             self._fit_table(X_fit, ly, terms, phase)
@@ -276,7 +277,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.train_mape_ = mape(y, self.predict(X))
-        self.new_model_scores_ = calibrated_scores(self, X, y)
+        self.new_model_scores_ = scores
         self.fit_time_s_ = time.perf_counter() - t0
         self._warn()
         return self

@@ -22,11 +22,12 @@ from scipy import stats
 from ..design import checked_prediction
 from ..intervals import distance_outside, flag_wide
 from .calibration import new_model_quantile
-from .design import UNSEEN, level_keys
+from .design import IDENTITY_COLUMNS, UNSEEN, level_keys
 from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian, link_slope, theta_from_link
 from .pooling import MIN_LEVELS
 
 __all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form",
+           "only_new_model",
            "interval_table", "FALLBACK_SPREADS"]
 
 _BLOCK = 2048
@@ -151,6 +152,18 @@ def new_level_variance(model, labels: pd.DataFrame, D: np.ndarray) -> np.ndarray
     return var
 
 
+def only_new_model(model, labels: pd.DataFrame, ext) -> np.ndarray:
+    """Rows whose model training did not see, on a GPU, precision and source it did: the
+    rows the held-out models' scores speak for (they left models out, never a GPU)."""
+    new = ~np.isin(labels["model"].to_numpy(dtype=object), model.domain_.labels.get("model", []))
+    identity = IDENTITY_COLUMNS | set(model.group_columns_)
+    for key, mask in ext.columns.items():
+        parts = set(key.split(" x "))
+        if "model" not in parts and parts <= identity:
+            new &= ~np.asarray(mask, dtype=bool)
+    return new
+
+
 def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple, ext,
                    level: float) -> pd.DataFrame:
     """The table of :meth:`HierarchicalEnergyModel.predict_interval
@@ -168,8 +181,7 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     zq = np.full(len(sd), stats.norm.ppf(0.5 + level / 2))
     scores = getattr(model, "new_model_scores_", None)
     if scores is not None:  # a model absent from training: the held-out models' quantile
-        new = ~np.isin(labels["model"].to_numpy(dtype=object), model.domain_.labels.get("model", []))
-        zq[new] = new_model_quantile(scores, level)
+        zq[only_new_model(model, labels, ext)] = new_model_quantile(scores, level)
     f = checked_prediction(np.exp(logE), X, type(model).__name__)
     with np.errstate(over="ignore", invalid="ignore"):
         lower, upper, stderr = f * np.exp(-zq * sd), f * np.exp(zq * sd), f * sd
