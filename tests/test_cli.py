@@ -327,6 +327,27 @@ def test_jobs_must_be_a_non_zero_integer(command, value, table, tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def test_fit_the_hierarchical_model_with_calibrated_intervals_for_new_models(tmp_path, capsys):
+    import json
+
+    table = tmp_path / "t.csv"
+    models = ["Llama-3.1-8B", "Qwen3-8B", "Mistral-7B", "Qwen3-14B", "gemma-2-9b", "Llama-3.1-70B",
+              "Qwen3-32B", "gemma-2-27b", "Llama-3.2-1B", "Llama-3.2-3B"]
+    simulate_profiles(models=models, gpus=["H100-SXM"], tp=(1, 2, 4), pp=(1,), batch_size=(8, 64),
+                      input_tokens=(512,), output_tokens=(128,), seed=2).to_csv(table, index=False)
+    model = tmp_path / "h.json"
+    assert main(["fit", str(table), "--model", "hierarchical", "--calibrate-new-models", "-o",
+                 str(model), "--quiet"]) == 0
+    saved = json.loads(model.read_text())
+    assert saved["init_params"]["calibrate"] == "models"
+    assert len(saved["fit"]["new_model_scores"]) == len(pd.read_csv(table))
+    capsys.readouterr()
+    assert main(["fit", str(table), "--calibrate-new-models", "-o", str(tmp_path / "e.json")]) == 2
+    assert "--calibrate-new-models calibrates the intervals of --model hierarchical" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "e.json").exists()
+
+
 def test_fit_the_hierarchical_model_and_select_with_it(tmp_path, capsys):
     """The report's model for tables of many groups, from the command line too (fit had only
     closed forms, so select could not reproduce the report's choices)."""

@@ -36,7 +36,8 @@ def _hierarchical_from_args(args):
     if args.target != "energy_j":
         raise BadInput(f"--model hierarchical is a model of energy; --target {args.target} fits a "
                        "LatencyModel. Leave --model out.")
-    return HierarchicalEnergyModel(n_jobs=args.jobs)
+    return HierarchicalEnergyModel(n_jobs=args.jobs,
+                                   calibrate="models" if args.calibrate_new_models else "none")
 
 
 def _model_from_args(args):
@@ -44,6 +45,9 @@ def _model_from_args(args):
 
     if args.model == "hierarchical":
         return _hierarchical_from_args(args)
+    if args.calibrate_new_models:
+        raise BadInput("--calibrate-new-models calibrates the intervals of --model hierarchical; "
+                       f"--model {args.model} predicts no model it was not fitted on.")
     common = {"loss": args.loss or "relative"}
     rule = args.batch_rule or "auto"
     if args.target != "energy_j":

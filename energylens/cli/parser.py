@@ -334,6 +334,11 @@ def _add_fit(sub, common) -> None:
                         "--size-covariate params_b")
     s.add_argument("--jobs", type=_jobs, default=None,
                    help="parallel group fits (default 1; -1 for all cores), e.g. --jobs 2")
+    s.add_argument("--calibrate-new-models", action="store_true",
+                   help="with --model hierarchical: leave each model out once and scale the "
+                        "interval of a model the table lacks by those held-out errors (one refit "
+                        "per model; at least 10 models), e.g. --model hierarchical "
+                        "--calibrate-new-models")
     _force(s)
 
 
