@@ -153,8 +153,8 @@ def descriptors(table: pd.DataFrame, *, errors: Literal["raise", "coerce"] = "ra
 
     Each distinct name is resolved once and each (GPU, model, precision) combination
     computed once, then the values are spread over the rows: a table of a million rows takes
-    about 0.1 s once warm; the first call of a session also imports scikit-learn (about
-    1.5 s in all; ``python benchmarks/descriptors_speed.py``).
+    about 0.1 s once warm and 0.7 s on a session's first call (pandas' string kernels and
+    fresh memory; ``python benchmarks/descriptors_speed.py``).
 
     Parameters
     ----------
