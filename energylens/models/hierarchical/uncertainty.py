@@ -152,10 +152,11 @@ def new_level_variance(model, labels: pd.DataFrame, D: np.ndarray) -> np.ndarray
     return var
 
 
-def only_new_model(model, labels: pd.DataFrame, ext) -> np.ndarray:
+def only_new_model(model, ext) -> np.ndarray:
     """Rows whose model training did not see, on a GPU, precision and source it did: the
-    rows the held-out models' scores speak for (they left models out, never a GPU)."""
-    new = ~np.isin(labels["model"].to_numpy(dtype=object), model.domain_.labels.get("model", []))
+    rows the held-out models' scores speak for (they left models out, never a GPU). Read from
+    the extrapolation flags ``ext``, which name each unseen label per row."""
+    new = np.array(ext.columns.get("model", np.zeros_like(ext.mask)), dtype=bool)
     identity = IDENTITY_COLUMNS | set(model.group_columns_)
     for key, mask in ext.columns.items():
         parts = set(key.split(" x "))
@@ -181,7 +182,7 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     zq = np.full(len(sd), stats.norm.ppf(0.5 + level / 2))
     scores = getattr(model, "new_model_scores_", None)
     if scores is not None:  # a model absent from training: the held-out models' quantile
-        zq[only_new_model(model, labels, ext)] = new_model_quantile(scores, level)
+        zq[only_new_model(model, ext)] = new_model_quantile(scores, level)
     f = checked_prediction(np.exp(logE), X, type(model).__name__)
     with np.errstate(over="ignore", invalid="ignore"):
         lower, upper, stderr = f * np.exp(-zq * sd), f * np.exp(zq * sd), f * sd
