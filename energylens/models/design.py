@@ -85,10 +85,6 @@ class TrainingData:
                             {k: (c[idx], u) for k, (c, u) in self._coded().items()},
                             dict(self.filled), settings={k: v[idx] for k, v in self.settings.items()})
 
-    def labels_seen(self) -> dict[str, np.ndarray]:
-        """Label column -> the distinct values these rows hold."""
-        return distinct_labels(self.labels)
-
     def seen(self) -> SeenLabels:
         """The labels these rows hold, read when first asked for from copies of the label
         columns (see :class:`~energylens.core.domain.SeenLabels`)."""
