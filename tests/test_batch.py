@@ -105,3 +105,35 @@ def test_effective_batch_on_simulator_pools_beats_the_cap():
     assert auto.batch_rule_ == "littles_law"  # recorded, and applied to new rows
     np.testing.assert_allclose(auto.predict(df.drop(columns="running_batch")),
                                auto.predict(df.drop(columns="running_batch").copy()))
+
+
+@pytest.mark.parametrize("col,value", [("running_batch", -5.0), ("running_batch", 0.0),
+                                       ("running_batch", "abc"), ("running_batch", np.inf),
+                                       ("n_requests", -1.0), ("latency_s", 0.0), ("dp", 0)])
+def test_a_bad_measured_value_is_an_error_naming_column_and_rows(col, value):
+    df = _pool_table(n=40, seed=2)
+    df.index = [f"r{i}" for i in range(len(df))]
+    df[col] = df[col].astype(object) if col in df else 1.0
+    df.loc["r7", col] = value
+    with pytest.raises(ValueError, match=rf"EnergyLensModel: column '{col}'.*rows \['r7'\]"):
+        EnergyLensModel().fit(df)
+    m = EnergyLensModel().fit(_pool_table(n=40, seed=3))
+    with pytest.raises(ValueError, match=rf"EnergyLensModel: column '{col}'.*rows \['r7'\]"):
+        m.predict(df)
+
+
+def test_an_empty_measured_cell_falls_back_to_the_cap():
+    df = _pool_table(n=6, seed=2)
+    df.loc[2, "running_batch"] = np.nan
+    B = effective_batch(df, "running")
+    assert B[2] == df.batch_size[2]
+    np.testing.assert_allclose(np.delete(B, 2), np.delete(df.running_batch.to_numpy(), 2))
+
+
+def test_a_running_batch_above_its_cap_is_an_error():
+    df = _pool_table(n=6, seed=2)
+    df.loc[4, "running_batch"] = 10 * df.batch_size[4]
+    with pytest.raises(ValueError, match=r"'running_batch' exceeds the row's cap.*rows \[4\]"):
+        effective_batch(df, "running")
+    # where the row records no cap (batch_size is the batch itself), no such check applies
+    assert np.isfinite(effective_batch(df.drop(columns="batch_kind"), "running")).all()

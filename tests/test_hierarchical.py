@@ -474,6 +474,34 @@ def test_a_length_given_on_a_row_flagged_assumed_is_not_used_and_says_so(assumed
     assert given > 2 * base
 
 
+@pytest.mark.parametrize("spell", [str, lambda v: "yes" if v else "no", lambda v: int(v)])
+def test_the_assumed_flag_is_read_in_its_other_spellings(assumed, spell):
+    """A flag read from a CSV as text: "False" is not set (it once counted as True, and every
+    recorded prompt length was replaced by a fitted latent one)."""
+    table, m = assumed
+    rows = pd.concat([table[table["input_tokens_assumed"]].head(2),
+                      table[~table["input_tokens_assumed"]].head(2)])
+    text = rows.assign(input_tokens_assumed=[spell(bool(v)) for v in rows["input_tokens_assumed"]])
+    np.testing.assert_array_equal(_quiet(m.predict, text), _quiet(m.predict, rows))
+    with pytest.raises(ValueError, match=r"column 'input_tokens_assumed' must be a yes/no flag.*"
+                                         rf"rows \[{rows.index[3]}\], values \['maybe'\]"):
+        m.predict(text.assign(input_tokens_assumed=[spell(True), spell(True), spell(False), "maybe"]))
+
+
+@pytest.mark.parametrize("bad", [0.0, -5.0, "abc"])
+def test_an_invalid_running_batch_is_an_error_not_replaced_by_the_cap(bad):
+    table, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=1)
+    table = table.assign(running_batch=table["batch_size"] * 0.9)
+    m = _fit(el.HierarchicalEnergyModel(), table)
+    rows = table.head(3).astype({"running_batch": object})
+    rows.loc[rows.index[1], "running_batch"] = bad
+    with pytest.raises(ValueError, match=rf"HierarchicalEnergyModel: column 'running_batch'.*"
+                                         rf"rows \[{rows.index[1]}\]"):
+        m.predict(rows)
+    with pytest.raises(ValueError, match="column 'running_batch' must be a number > 0"):
+        el.HierarchicalEnergyModel().fit(pd.concat([table, rows]))
+
+
 def test_set_params_after_fit_changes_the_next_fit_only(assumed, tmp_path):
     table, m = assumed
     new = table.head(3).assign(gpu="L40S")  # a GPU the fit never saw: new_gpu_spread applies

@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .checks import measured_column, plain
 from .options import check_str_option
 
 __all__ = ["BatchRule", "BATCH_RULES", "BatchInputs", "batch_inputs", "resolve_rule", "effective",
@@ -37,6 +38,8 @@ __all__ = ["BatchRule", "BATCH_RULES", "BatchInputs", "batch_inputs", "resolve_r
 
 BatchRule = Literal["auto", "running", "littles_law", "saturating", "cap"]
 BATCH_RULES: tuple[str, ...] = ("auto", "running", "littles_law", "saturating", "cap")
+#: A measured running batch may exceed its cap by this share (rounding of a mean), no more.
+_CAP_SLACK = 0.01
 
 
 @dataclass
@@ -73,17 +76,36 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray | None:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
-def batch_inputs(df: pd.DataFrame) -> BatchInputs:
-    """Read the batch columns of a canonical table (``batch_size`` is required)."""
+def batch_inputs(df: pd.DataFrame, owner: str = "energylens") -> BatchInputs:
+    """Read the batch columns of a canonical table (``batch_size`` is required).
+
+    The measured columns (``running_batch``, ``n_requests``, ``latency_s``, ``duration_s``)
+    and ``dp`` may leave a row empty (not measured: the rules fall back to the cap there), but
+    a value that is given must be a number > 0, and a measured running batch may not exceed
+    the cap of a row that records one (``batch_kind == "cap"``): either is a ``ValueError``
+    naming ``owner``, the column and the rows, never a silent fallback.
+    """
     cap = _col(df, "batch_size")
     if cap is None:
         raise ValueError("The table needs a 'batch_size' column to compute the effective batch.")
-    dp = _col(df, "dp")
-    dp = np.ones_like(cap) if dp is None else np.where(np.isfinite(dp) & (dp > 0), dp, 1.0)
+    dp = measured_column(df, "dp", owner)
+    dp = np.ones_like(cap) if dp is None else np.where(np.isnan(dp), 1.0, dp)
     is_cap = (df["batch_kind"].to_numpy() == "cap") if "batch_kind" in df.columns else np.zeros(
         len(df), dtype=bool)
-    return BatchInputs(cap, dp, np.asarray(is_cap, dtype=bool), _col(df, "running_batch"),
-                       _col(df, "n_requests"), _col(df, "latency_s"), _col(df, "duration_s"))
+    is_cap = np.asarray(is_cap, dtype=bool)
+    running = measured_column(df, "running_batch", owner)
+    if running is not None:
+        over = is_cap & (running > cap * (1 + _CAP_SLACK))
+        if over.any():
+            first = np.flatnonzero(over)[:5]
+            raise ValueError(
+                f"{owner}: column 'running_batch' exceeds the row's cap ('batch_size', "
+                f"batch_kind 'cap') in {int(over.sum())} row(s) (rows "
+                f"{[plain(df.index[i]) for i in first]}: running {running[first].tolist()}, "
+                f"cap {cap[first].tolist()}); a replica cannot run more requests at once than "
+                f"its cap (both count requests per replica).")
+    return BatchInputs(cap, dp, is_cap, running, *(measured_column(df, c, owner) for c in
+                                                  ("n_requests", "latency_s", "duration_s")))
 
 
 def _all_finite(a: np.ndarray | None) -> bool:
@@ -173,7 +195,8 @@ def effective(inputs: BatchInputs, rule: str, k: float | None = None) -> np.ndar
     return out
 
 
-def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None) -> np.ndarray:
+def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None, *,
+                    owner: str = "energylens") -> np.ndarray:
     """Effective running batch per row, in requests per replica.
 
     Parameters
@@ -186,6 +209,8 @@ def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None
     k : float, optional
         Saturation constant of the ``"saturating"`` rule (requests of concurrency per
         request in the pool); required for that rule.
+    owner : str, default="energylens"
+        Who is reading, for the error about a bad value (see :func:`batch_inputs`).
 
     Returns
     -------
@@ -199,4 +224,4 @@ def effective_batch(df: pd.DataFrame, rule: str = "auto", k: float | None = None
     >>> float(effective_batch(df, "saturating", k=1.0)[0])
     21.333333333333332
     """
-    return effective(batch_inputs(df), rule, k)
+    return effective(batch_inputs(df, owner), rule, k)

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from .batch import effective_batch
+from .checks import check_positive_column
+from .checks import plain as _plain
 
 __all__ = [
     "check_positive_column",
@@ -140,37 +142,11 @@ def legend(names: Sequence[str]) -> str:
     return "; ".join(f"{n} = {variable_label(n)}" for n in names)
 
 
-def _plain(v: object) -> object:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def _column(X: pd.DataFrame, col: str) -> np.ndarray:
     s = X[col]
     if s.dtype.kind in "fiu":
         return s.to_numpy(dtype=float)
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-
-
-def check_positive_column(values: np.ndarray, X: pd.DataFrame, col: str, owner: str) -> None:
-    """``ValueError`` naming ``owner``, the column, the first rows (``X``'s index) and their
-    values as given, where ``values`` (``X[col]`` read as numbers) is not a finite number > 0.
-
-    Examples
-    --------
-    >>> X = pd.DataFrame({"batch_size": [8, 0, "abc"]}, index=[10, 11, 12])
-    >>> check_positive_column(np.array([8.0, 0.0, np.nan]), X, "batch_size", "owner")
-    Traceback (most recent call last):
-    ...
-    ValueError: owner: column 'batch_size' must be a number > 0; 2 row(s) are not (rows [11, 12], values [0, 'abc']).
-    """
-    bad = ~(np.isfinite(values) & (values > 0))
-    if not bad.any():
-        return
-    first = np.flatnonzero(bad)[:5]
-    given = X[col] if col in X.columns else pd.Series(values)
-    raise ValueError(f"{owner}: column {col!r} must be a number > 0; {int(bad.sum())} row(s) are "
-                     f"not (rows {[_plain(X.index[i]) for i in first]}, values "
-                     f"{[_plain(given.iloc[i]) for i in first]}).")
 
 
 def check_variables(V: Mapping[str, np.ndarray], index, owner: str,

@@ -290,20 +290,20 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
         st = self._state_
         names = self._model_variables()
         ranges: dict = {}
+        owner = type(self).__name__
         if isinstance(X, pd.DataFrame):
             plain = [v for v in names if not (v == "B" and self._uses_batch())]
-            V = self._read_variables(X, plain, st.domain.constant_values(), type(self).__name__)
+            V = self._read_variables(X, plain, st.domain.constant_values(), owner)
             if self._uses_batch():
-                V["B"] = effective_batch(X, st.batch_rule, k=st.batch_k)
-            check_variables(V, X.index, type(self).__name__, ranges)
+                V["B"] = effective_batch(X, st.batch_rule, k=st.batch_k, owner=owner)
+            check_variables(V, X.index, owner, ranges)
         else:
-            V = array_variables(X, names, owner=type(self).__name__)
+            V = array_variables(X, names, owner=owner)
         ext = st.domain.check(V, X if isinstance(X, pd.DataFrame) else None, ranges=ranges)
         if warn and ext.any:
-            warnings.warn(
-                f"{type(self).__name__}: {int(ext.mask.sum())} of {len(ext.mask)} row(s) lie outside "
-                f"the training data ({ext.describe()}); these predictions extrapolate.",
-                ExtrapolationWarning, stacklevel=stacklevel)
+            warnings.warn(f"{owner}: {int(ext.mask.sum())} of {len(ext.mask)} row(s) lie outside "
+                          f"the training data ({ext.describe()}); these predictions extrapolate.",
+                          ExtrapolationWarning, stacklevel=stacklevel)
         return V, ext
 
     def _checked_output(self, f: np.ndarray, X) -> np.ndarray:

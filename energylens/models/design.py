@@ -193,7 +193,7 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     V = (read or _default_read)(X, names, filled, owner)
     ranges: dict = {}
     check_variables(V, X.index, owner, ranges)
-    batch = batch_inputs(X) if uses_batch else None
+    batch = batch_inputs(X, owner) if uses_batch else None
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
     labels = {c: X[c] for c in LABEL_COLUMNS if c in X.columns}

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.checks import flag_column
 from ..exceptions import ExtrapolationWarning
 from .fitting import fitted_groups_mask
 
@@ -53,15 +54,15 @@ def inputs_assumed(rows: pd.DataFrame) -> np.ndarray:
     [True, False]
     >>> inputs_assumed(pd.DataFrame({"input_tokens": [256.0]})).tolist()
     [False]
+    >>> inputs_assumed(pd.DataFrame({"input_tokens_assumed": ["False", "yes"]})).tolist()
+    [False, True]
     """
-    if ASSUMED_COLUMN not in rows.columns:
-        return np.zeros(len(rows), dtype=bool)
-    return np.array([_is_true(v) for v in rows[ASSUMED_COLUMN]], dtype=bool)
+    return flag_column(rows, ASSUMED_COLUMN, "report")
 
 
 def _is_true(v) -> bool:
-    """A flag that is set: True, never a missing value (NaN is truthy)."""
-    return isinstance(v, (bool, np.bool_)) and bool(v)
+    """One row's flag (see :func:`inputs_assumed`); a missing value is not set."""
+    return bool(inputs_assumed(pd.DataFrame({ASSUMED_COLUMN: [v]}, dtype=object))[0])
 
 
 def input_text(value: float, assumed: bool) -> str:

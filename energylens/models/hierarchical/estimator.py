@@ -323,8 +323,9 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
+        B = effective_batch(X, "running", owner="HierarchicalEnergyModel")
         return {"t": V["tp"], "p": V["pp"], "d": X["dp"].to_numpy(float) if "dp" in X else V["dp"],
-                "e": V["ep"], "B": effective_batch(X, "running"), "so": V["so"], "si": V["si_obs"]}
+                "e": V["ep"], "B": B, "so": V["so"], "si": V["si_obs"]}
 
     def _warn(self) -> None:
         from .report import fit_warnings

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ...core.batch import effective_batch
 from ...core.catalogue import descriptors
+from ...core.checks import flag_column
 from ...core.variables import check_positive_column, check_variables
 from ...exceptions import EnergyLensWarning, FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
@@ -94,7 +95,7 @@ def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
         _column(X, col, None)
     check_positive_column(_column(X, "batch_size", None), X, "batch_size", "HierarchicalEnergyModel")
     V = {short: _column(X, col, default) for col, (short, default) in _CONFIG.items()}
-    V["B"] = effective_batch(X, "running")
+    V["B"] = effective_batch(X, "running", owner="HierarchicalEnergyModel")
     V["so"] = _column(X, "output_tokens", None)
     check_variables(V, X.index, "HierarchicalEnergyModel")
     return V
@@ -102,9 +103,7 @@ def _config(X: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _assumed(X: pd.DataFrame) -> np.ndarray:
     """Rows whose ``input_tokens`` the table flags as assumed (a nominal placeholder)."""
-    if "input_tokens_assumed" not in X.columns:
-        return np.zeros(len(X), dtype=bool)
-    return X["input_tokens_assumed"].fillna(False).to_numpy(dtype=bool)
+    return flag_column(X, "input_tokens_assumed", "HierarchicalEnergyModel")
 
 
 def input_tokens(X: pd.DataFrame) -> np.ndarray:
