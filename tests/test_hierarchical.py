@@ -411,6 +411,71 @@ def test_measured_phases_are_fitted_jointly():
         el.HierarchicalEnergyModel(phases=True).fit(t.drop(columns=["prefill_energy_j"]))
 
 
+def test_an_energy_other_than_the_sum_of_its_measured_phases_is_an_error():
+    """Rows with a split are fitted from their phases: a y (or energy_j) that the phases do
+    not sum to was silently dropped, and the model answered for another total."""
+    from energylens.exceptions import FitError
+
+    t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM"], rows_per_group=6, seed=0,
+                      phases=True)
+    t.index = [f"r{i}" for i in range(len(t))]
+    t["energy_j"] = t["prefill_energy_j"] + t["decode_energy_j"]
+    with pytest.raises(FitError, match=r"differs from prefill_energy_j \+ decode_energy_j by more "
+                                       r"than 2% in 12 row\(s\) \(rows \['r0', 'r1'.*phases=False"):
+        el.HierarchicalEnergyModel().fit(t, y=2 * t["energy_j"])
+    off = t["energy_j"].copy()
+    off.iloc[3] *= 1.05
+    with pytest.raises(FitError, match=r"in 1 row\(s\) \(rows \['r3'\]"):
+        el.HierarchicalEnergyModel().fit(t.assign(energy_j=off))
+    # within the tolerance, and without the split, the energy is fitted
+    _fit(el.HierarchicalEnergyModel(), t.assign(energy_j=t["energy_j"] * 1.01))
+    doubled = _quiet(el.HierarchicalEnergyModel(phases=False).fit, t, 2 * t["energy_j"])
+    assert np.median(doubled.predict(t) / t["energy_j"]) == pytest.approx(2, rel=0.02)
+
+
+def test_request_counts_a_fit_never_saw_are_not_used_and_it_says_so(tmp_path):
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=2)
+    m = _fit(el.HierarchicalEnergyModel(), t.drop(columns="n_requests", errors="ignore"))
+    assert not m.request_counts_
+    rows = t.head(3).drop(columns="n_requests", errors="ignore")
+    for model in (m, el.load_model(m.save(tmp_path / "h.json"))):
+        with pytest.warns(el.EnergyLensWarning, match=r"3 row\(s\) give n_requests, which this "
+                                                      r"model does not use"):
+            given = model.predict_interval(rows.assign(n_requests=100.0))
+        pd.testing.assert_frame_equal(given, _quiet(model.predict_interval, rows))
+    # a fit that saw request counts uses them
+    counted = _fit(el.HierarchicalEnergyModel(), t.assign(n_requests=np.where(
+        np.arange(len(t)) % 2, 200.0, 2000.0)))
+    assert counted.request_counts_
+    few, many = (_quiet(counted.predict, rows.assign(n_requests=n)) for n in (200.0, 2000.0))
+    assert np.all(few != many)
+
+
+def test_other_spellings_of_one_model_or_gpu_are_one_level_in_training():
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=2)
+    first = t["model"].iloc[0]
+    respelt = t.copy()
+    some = (t["model"] == first).to_numpy() & (np.arange(len(t)) % 2 == 1)
+    respelt.loc[some, "model"] = f"meta-llama/{first}"
+    respelt["gpu"] = respelt["gpu"].where(np.arange(len(t)) % 3 > 0, respelt["gpu"] + " ")
+    with pytest.warns(el.EnergyLensWarning, match="names the catalogue reads as one model or GPU "
+                                                  "are fitted as one"):
+        m = el.HierarchicalEnergyModel().fit(respelt)
+    reference = _fit(el.HierarchicalEnergyModel(), t)
+    assert len(m.design_.groups) == len(reference.design_.groups) == 4
+    np.testing.assert_allclose(_quiet(m.predict, t), _quiet(reference.predict, t), rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [8, 16.0])
+def test_a_numeric_precision_is_an_error_not_ignored(value):
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=2)
+    with pytest.raises(CatalogueError, match=rf"column 'precision', rows \[0\]: unknown "
+                                             rf"precision {value!r}"):
+        el.HierarchicalEnergyModel().fit(t.astype({"precision": object}).assign(
+            precision=[value] + ["bf16"] * (len(t) - 1)) if "precision" in t else
+            t.assign(precision=[value] + ["bf16"] * (len(t) - 1)))
+
+
 def test_an_unseen_model_starts_from_its_family():
     """The model family (dense or mixture-of-experts, from the catalogue) is a level: a
     mixture-of-experts model never seen is predicted from the other such models, not from

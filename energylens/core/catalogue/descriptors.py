@@ -68,7 +68,7 @@ def _precisions(table, mcodes, mcanon, msuffix, problems) -> tuple[np.ndarray, l
         given = np.full(len(uniq) + 1, -1)  # the last entry for missing cells (code -1)
         for k, v in enumerate(uniq):
             p = normalize_precision(v)
-            if p is None and isinstance(v, str) and v.strip():
+            if p is None and not (isinstance(v, str) and not v.strip()):  # not blank
                 problems.append(f"column 'precision', rows {_rows_of(codes, k, table.index)}: "
                                 f"unknown precision {v!r} (expected one of {names})")
             elif p is not None:

@@ -13,7 +13,6 @@ import pandas as pd
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ...core.batch import effective_batch
 from ...core.catalogue import aliased
 from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
@@ -42,10 +41,13 @@ from .pooling import Layout, fit_pooled
 from .uncertainty import interval_table
 from .variables import (
     assumed_lengths,
+    domain_variables,
     form_variables,
     label_values,
+    one_spelling,
     phase_rows,
     row_labels,
+    unused_request_counts,
     warn_overridden,
 )
 
@@ -250,6 +252,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
+        X = one_spelling(X)
         if y is None and "energy_j" not in X.columns:
             raise ValueError("HierarchicalEnergyModel needs y or an 'energy_j' column.")
         y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
@@ -311,21 +314,16 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self.log_evidence_ = float(-0.5 * res.cost - 0.5 * res.post.logdet - len(ly) * np.log(res.sigma))
         self.upper_ = dict(UPPER)
         pred = theta_from_link(row_log_theta(res.z, row_cols, design.slot_param), self.upper_)
-        Vd = self._domain_variables(X, V)
+        Vd = domain_variables(X, V)
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
         self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
         self.gpus_ = sorted(labels["gpu"].unique())
+        self.request_counts_ = bool(np.isfinite(V["nreq"]).any())
         self.assumed_input_tokens_ = assumed_lengths(X, labels["workload"].to_numpy())
         self.train_mape_ = mape(np.exp(ly), energy_kernel(V, pred, terms))  # per phase, if split
         from .report import compute_group_table
 
         self._groups_table = compute_group_table(self, row_cols, row_group)
-
-    @staticmethod
-    def _domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
-        B = effective_batch(X, "running", owner="HierarchicalEnergyModel")
-        return {"t": V["tp"], "p": V["pp"], "d": X["dp"].to_numpy(float) if "dp" in X else V["dp"],
-                "e": V["ep"], "B": B, "so": V["so"], "si": V["si_obs"]}
 
     def _warn(self) -> None:
         from .report import fit_warnings
@@ -345,7 +343,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
         X = aliased(X, self.domain_.labels)
-        V = form_variables(X, self.terms_)
+        V = unused_request_counts(form_variables(X, self.terms_), self.request_counts_, stacklevel=4)
         missing = [c for c in self._setting("by") if c not in X.columns]
         if missing:
             raise ValueError(f"HierarchicalEnergyModel needs the group column(s) {missing} in X; "
@@ -371,7 +369,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         return LT
 
     def _extrapolation(self, X: pd.DataFrame, V: dict, labels, cols, warn: bool) -> Extrapolation:
-        ext = self.domain_.check(self._domain_variables(X, V),  # precision as the catalogue reads it
+        ext = self.domain_.check(domain_variables(X, V),  # precision as the catalogue reads it
                                  X.assign(precision=labels["precision"].to_numpy()))
         flag_unseen(ext, self.design_, labels, cols, self.group_columns_)
         if warn and ext.any:

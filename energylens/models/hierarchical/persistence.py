@@ -94,7 +94,8 @@ def model_to_file(model) -> dict:
     fit = {"sigma": float(model.sigma_), "n_train": int(model.n_train_),
            "structure": model.structure_, "converged": bool(model.converged_),
            "train_mape": float(model.train_mape_), "fit_time_s": float(model.fit_time_s_),
-           "phases": int(model.phases_),
+           "phases": int(model.phases_), "request_counts": bool(model.request_counts_),
+           "n_chunks": int(model.n_chunks_),
            "log_evidence": float(model.log_evidence_), "group_columns": list(model.group_columns_),
            "terms": dict(model.terms_), "gpus": list(model.gpus_), "n_features_in": model.n_features_in_,
            "domain": model.domain_.to_dict()}
@@ -393,6 +394,11 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     model.train_mape_ = float(R.get(fit, "train_mape", (int, float)))
     model.fit_time_s_ = float(R.get(fit, "fit_time_s", (int, float)))
     model.phases_ = int(R.get(fit, "phases", int))
+    # files written before these entries: a given n_requests was used; one chunk
+    model.request_counts_ = bool(R.get(fit, "request_counts", bool) if "request_counts" in fit else True)
+    model.n_chunks_ = int(R.get(fit, "n_chunks", int) if "n_chunks" in fit else 1)
+    if model.n_chunks_ < 1 or isinstance(fit.get("n_chunks", 1), bool):
+        raise R.fail("entry 'n_chunks' must be a count >= 1")
     if model.phases_ < 0 or isinstance(fit["phases"], bool):
         raise R.fail("entry 'phases' must be a count of rows")
     model.log_evidence_ = float(R.get(fit, "log_evidence", (int, float)))

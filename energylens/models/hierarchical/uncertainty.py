@@ -25,6 +25,7 @@ from .calibration import new_model_quantile
 from .design import IDENTITY_COLUMNS, UNSEEN, level_keys
 from .form import PARAMETER_NAMES, WORKLOAD_PARAMETERS, energy_jacobian, link_slope, theta_from_link
 from .pooling import MIN_LEVELS
+from .variables import domain_variables
 
 __all__ = ["gradient_rows", "parameter_variance", "new_level_variance", "quadratic_form",
            "only_new_model",
@@ -178,7 +179,7 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     D = D * link_slope(LT, model.upper_)  # in the link values, as the posterior is
     var = parameter_variance(model, cols, groups, D) + model.sigma_**2
     var = var + new_level_variance(model, labels, D)
-    sd = np.sqrt(var) * (1.0 + distance_outside(model._domain_variables(X, V), model.domain_))
+    sd = np.sqrt(var) * (1.0 + distance_outside(domain_variables(X, V), model.domain_))
     zq = np.full(len(sd), stats.norm.ppf(0.5 + level / 2))
     scores = getattr(model, "new_model_scores_", None)
     if scores is not None:  # a model absent from training: the held-out models' quantile

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from ...core.batch import effective_batch
-from ...core.catalogue import descriptors
+from ...core.catalogue import aliased, descriptors
 from ...core.checks import flag_column
+from ...core.checks import plain as _plain
 from ...core.variables import check_positive_column, check_variables
 from ...exceptions import EnergyLensWarning, FitError
 from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
@@ -209,6 +210,68 @@ def warn_overridden(X: pd.DataFrame, workloads: np.ndarray, known: dict[str, lis
         EnergyLensWarning, stacklevel=stacklevel + 1)
 
 
+def unused_request_counts(V: dict, fitted: bool, *, stacklevel: int) -> dict:
+    """``V`` for predicting with a model whose training rows recorded no request count
+    (``fitted`` False): a given ``n_requests`` is not used, since the drain constant it would
+    scale (``kappa``) was never fitted; the workload's fitted drain applies, and an
+    :class:`~energylens.EnergyLensWarning` says so (``stacklevel`` as seen from the caller)."""
+    given = np.isfinite(V["nreq"])
+    if fitted or not given.any():
+        return V
+    warnings.warn(f"HierarchicalEnergyModel: {int(given.sum())} row(s) give n_requests, which "
+                  "this model does not use: its training rows recorded no request count, so "
+                  "the drain of a finite run is its workload's fitted value. Fit on a table "
+                  "with n_requests to predict how the run length changes the energy.",
+                  EnergyLensWarning, stacklevel=stacklevel + 1)
+    return {**V, "nreq": np.full(len(given), np.nan)}
+
+
+def domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
+    """The variables whose training range the model records (:data:`DOMAIN_VARIABLES`), from
+    a table and its :func:`form_variables` (``dp`` as the table gives it)."""
+    B = effective_batch(X, "running", owner="HierarchicalEnergyModel")
+    return {"t": V["tp"], "p": V["pp"], "d": X["dp"].to_numpy(float) if "dp" in X else V["dp"],
+            "e": V["ep"], "B": B, "so": V["so"], "si": V["si_obs"]}
+
+
+def one_spelling(X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` with the model and GPU names that the catalogue resolves to the same entry as an
+    earlier name of the table spelt as that one (``"Qwen3-14B"`` after
+    ``"Qwen/Qwen3-14B"``), so that one model or GPU is one level, as at prediction
+    (:func:`~energylens.core.catalogue.aliased`); an :class:`~energylens.EnergyLensWarning`
+    names the merges.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["Qwen/Qwen3-14B", "Qwen3-14B"], "gpu": ["B200", "B200 "]})
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     one_spelling(t).to_dict("list")
+    {'model': ['Qwen/Qwen3-14B', 'Qwen/Qwen3-14B'], 'gpu': ['B200', 'B200']}
+    """
+    out, merged = X, []
+    for col in ("model", "gpu"):
+        if col not in X.columns:
+            continue
+        known: list[str] = []
+        mapping = {}
+        for v in pd.unique(X[col].dropna()):
+            same = aliased(pd.DataFrame({col: [v]}), {col: known})[col].iloc[0] if known else v
+            if same != v:
+                mapping[v] = same
+            else:
+                known.append(str(v))
+        if mapping:
+            out = out.copy() if out is X else out
+            out[col] = X[col].map(lambda v, m=mapping: m.get(v, v))
+            merged += [f"{v!r} as {m!r}" for v, m in mapping.items()]
+    if merged:
+        warnings.warn(f"HierarchicalEnergyModel: names the catalogue reads as one model or GPU "
+                      f"are fitted as one: {', '.join(merged)}.", EnergyLensWarning, stacklevel=4)
+    return out
+
+
 def _prompt_and_run(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     si = input_tokens(X)
     nreq = _column(X, "n_requests", np.nan)
@@ -357,6 +420,25 @@ def example_variables(n: int = 4) -> dict[str, np.ndarray]:
             "kvb": 131072 * one, "state": 0 * one}
 
 
+#: Largest relative gap between a row's energy and the sum of its measured phases.
+SPLIT_TOLERANCE = 0.02
+
+
+def _check_split_total(X, y, pre, dec, split) -> None:
+    """A row fitted from its phases must have the energy (``y``) their sum gives: otherwise
+    the fit would answer for another total than the one the user gave, without a word."""
+    gap = np.abs(y / (pre + dec) - 1.0)
+    bad = split & ~(gap <= SPLIT_TOLERANCE)
+    if bad.any():
+        first = np.flatnonzero(bad)[:5]
+        raise FitError(
+            f"HierarchicalEnergyModel: energy_j (or y) differs from prefill_energy_j + "
+            f"decode_energy_j by more than {SPLIT_TOLERANCE:.0%} in {int(bad.sum())} row(s) "
+            f"(rows {[_plain(X.index[i]) for i in first]}: energy {y[first].tolist()}, phases "
+            f"sum to {(pre + dec)[first].tolist()}). Rows with a measured split are fitted from "
+            f"their phases: correct the columns, or pass phases=False to fit the energy alone.")
+
+
 def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
     """The rows to fit, their log energies and what each measures (``PHASE_*`` of
     :mod:`~energylens.models.hierarchical.form`): where ``phases`` allows it (``"auto"``,
@@ -380,6 +462,7 @@ def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
         split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
     if not split.any():
         return X, np.log(y), np.full(len(X), PHASE_TOTAL)
+    _check_split_total(X, y, pre, dec, split)
     keep = X[~split]
     both = X[split]
     X_fit = pd.concat([keep, both, both], ignore_index=True)
