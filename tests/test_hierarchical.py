@@ -630,3 +630,22 @@ def test_a_precisions_realised_speed_carries_to_a_gpu_not_in_training():
         warnings.simplefilter("ignore")
         err = np.log(m.predict(test) / test["energy_j"].to_numpy())
     assert abs(float(np.median(err))) < 0.1, float(np.median(err))  # nominal: -0.39
+
+
+@pytest.mark.parametrize("levels", [[(("gpu",), ())], [((), ("s",))], [("gpu", ("s",))]])
+def test_a_malformed_custom_level_is_refused_at_fit(levels):
+    """An empty parameter list fitted and then failed every predict (IndexError); no columns
+    failed inside the design; a bare string was read as its letters."""
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=4, seed=2)
+    with pytest.raises(ValueError, match=r"sequence of \(columns, parameters\) pairs, each a "
+                                         r"non-empty tuple of names"):
+        el.HierarchicalEnergyModel(levels=levels).fit(t)
+
+
+@pytest.mark.parametrize("make", [el.HierarchicalEnergyModel,
+                                  lambda **k: el.GroupedModel(el.EnergyLensModel(), **k)])
+def test_n_jobs_zero_is_refused_by_the_parameter_check(make):
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=4, seed=2)
+    with pytest.raises(ValueError, match=r"'n_jobs' parameter of \w+ must be an int in the range "
+                                         r"\(-inf, -1\], an int in the range \[1, inf\) or None"):
+        make(n_jobs=0).fit(t)

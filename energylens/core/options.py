@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # imported on first use (module __getattr__ below)
     LEVEL: Interval
     POSITIVE: Interval
     POSITIVE_INT: Interval
+    NEGATIVE_INT: Interval
+    N_JOBS: list
 
 __all__ = [
     "HasMethods",
@@ -55,6 +57,8 @@ __all__ = [
     "LEVEL",
     "POSITIVE",
     "POSITIVE_INT",
+    "NEGATIVE_INT",
+    "N_JOBS",
 ]
 
 #: scikit-learn's constraint classes, imported on first use (importing scikit-learn takes
@@ -62,9 +66,10 @@ __all__ = [
 #: need not pay it).
 _SKLEARN_NAMES = ("HasMethods", "Interval", "InvalidParameterError", "Options", "StrOptions")
 #: Shared constraints, built on first use: a coverage probability in (0, 1), a number > 0,
-#: an integer >= 1.
+#: an integer >= 1, an integer <= -1 (with POSITIVE_INT: a joblib ``n_jobs``, never 0).
 _SHARED = {"LEVEL": ("Real", 0, 1, "neither"), "POSITIVE": ("Real", 0, None, "neither"),
-           "POSITIVE_INT": ("Integral", 1, None, "left")}
+           "POSITIVE_INT": ("Integral", 1, None, "left"),
+           "NEGATIVE_INT": ("Integral", None, -1, "right")}
 
 
 def __getattr__(name: str):
@@ -76,6 +81,8 @@ def __getattr__(name: str):
         kind, lo, hi, closed = _SHARED[name]
         value = __getattr__("Interval")({"Real": Real, "Integral": Integral}[kind], lo, hi,
                                         closed=closed)
+    elif name == "N_JOBS":  # joblib's n_jobs: None, or a whole number other than 0
+        value = [__getattr__("NEGATIVE_INT"), __getattr__("POSITIVE_INT"), None]
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

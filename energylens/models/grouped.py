@@ -25,7 +25,7 @@ from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from ..core.options import Integral, Interval, check_fitted, missing_columns_hint
+from ..core.options import N_JOBS, Integral, Interval, check_fitted, missing_columns_hint
 from ..core.threads import single_blas_thread
 from ..exceptions import EnergyLensWarning, FitError, ModelFileError
 from . import registry
@@ -195,7 +195,7 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "by": [list, tuple], "n_jobs": [Integral, None],
+        "by": [list, tuple], "n_jobs": N_JOBS,
         "min_rows": [Interval(Integral, 1, None, closed="left")], "fallback": "no_validation",
     }
 

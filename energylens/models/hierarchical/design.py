@@ -126,10 +126,12 @@ def check_levels(levels) -> None:
         return
     for lv in levels:
         ok = (isinstance(lv, (tuple, list)) and len(lv) == 2
+              and all(isinstance(part, (tuple, list)) and len(part) for part in lv)
               and all(isinstance(c, str) for c in lv[0]) and all(isinstance(n, str) for n in lv[1]))
         if not ok:
             raise ValueError("The 'levels' parameter of HierarchicalEnergyModel must be 'auto', "
-                             "'default', 'rich' or a sequence of (columns, parameters) pairs; got "
+                             "'default', 'rich' or a sequence of (columns, parameters) pairs, each "
+                             "a non-empty tuple of names (such as (('gpu',), ('s', 'am'))); got "
                              f"{lv!r}.")
         bad = [n for n in lv[1] if n not in PARAMETER_NAMES or n in WORKLOAD_PARAMETERS]
         if bad:

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from ...core.catalogue import aliased
 from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
-from ...core.options import LEVEL, Interval, StrOptions, check_fitted, check_options
+from ...core.options import LEVEL, N_JOBS, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
 from ...exceptions import ExtrapolationWarning, FitError
 from .. import registry
@@ -176,7 +176,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         "new_source_spread": [Interval(Real, 0, None, closed="left")],
         "max_em": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "poor_fit_mape": [Interval(Real, 0, None, closed="neither")],
         "phases": [StrOptions({"auto"}), bool],
         "calibrate": [StrOptions({"none", "models"})],
