@@ -649,3 +649,33 @@ def test_n_jobs_zero_is_refused_by_the_parameter_check(make):
     with pytest.raises(ValueError, match=r"'n_jobs' parameter of \w+ must be an int in the range "
                                          r"\(-inf, -1\], an int in the range \[1, inf\) or None"):
         make(n_jobs=0).fit(t)
+
+
+def test_intervals_take_the_student_t_of_the_residual_degrees_of_freedom(tmp_path):
+    """sigma is estimated from the rows the parameters leave free: a fit of a few rows used the
+    normal quantile as if sigma were known (one row: a +-1.2% interval on a floor sigma)."""
+    from scipy import stats
+
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=5, seed=4, noise=0.03)
+    one = _fit(el.HierarchicalEnergyModel(), t.head(1))
+    assert one.sigma_dof_ == 1.0
+    pi = _quiet(one.predict_interval, t.head(1))
+    assert np.log(pi["upper"] / pi["energy_j"]).iloc[0] == pytest.approx(
+        stats.t.ppf(0.95, 1) * pi["log_sd"].iloc[0], rel=1e-9)  # 6.3 sd, not 1.6
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=15, seed=4, noise=0.03)
+    m = _fit(el.HierarchicalEnergyModel(), t)
+    assert 1.0 < m.sigma_dof_ < len(t)
+    pi = _quiet(m.predict_interval, t, level=0.8)
+    np.testing.assert_allclose(np.log(pi["upper"] / pi["energy_j"]),
+                               stats.t.ppf(0.9, m.sigma_dof_) * pi["log_sd"], rtol=1e-9)
+    assert f"({m.sigma_dof_:.1f} degrees of freedom)" in m.fit_report()
+    back = el.load_model(m.save(tmp_path / "h.json"))
+    assert back.sigma_dof_ == m.sigma_dof_
+    pd.testing.assert_frame_equal(_quiet(back.predict_interval, t), _quiet(m.predict_interval, t))
+    # a file from before the entry reads with the normal quantile, and is written back valid
+    data = json.loads((tmp_path / "h.json").read_text())
+    del data["fit"]["sigma_dof"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = el.load_model(tmp_path / "old.json")
+    assert old.sigma_dof_ == np.inf and "degrees of freedom" not in old.fit_report()
+    assert el.load_model(old.save(tmp_path / "again.json")).sigma_dof_ == np.inf

@@ -307,6 +307,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         res = fit_pooled(chunks, layout, design.prior_mean, design.prior_sd, spread,
                          pooling=self.pooling, n_jobs=self.n_jobs, max_em=self.max_em, tol=self.tol)
         self.coef_, self.sigma_, self.design_, self.layout_ = res.z, res.sigma, design, layout
+        self.sigma_dof_ = res.dof
         self.group_columns_, self.terms_ = group_cols, terms
         self.tau_map_ = {(design.levels[li].label, name): t for (li, name), t in res.tau.items()}
         self.posterior_, self.converged_, self.history_ = res.post, res.converged, res.history

@@ -91,7 +91,9 @@ def model_to_file(model) -> dict:
     params = [{"name": name, "value": float(r["value"]), "stderr": float(r["stderr"]),
                "unit": r["unit"], "meaning": r["meaning"], "identifiable": bool(r["identifiable"]),
                "note": r["note"]} for name, r in P.iterrows()]
-    fit = {"sigma": float(model.sigma_), "n_train": int(model.n_train_),
+    dof = float(model.sigma_dof_)
+    fit = {"sigma": float(model.sigma_), "sigma_dof": dof if math.isfinite(dof) else None,
+           "n_train": int(model.n_train_),
            "structure": model.structure_, "converged": bool(model.converged_),
            "train_mape": float(model.train_mape_), "fit_time_s": float(model.fit_time_s_),
            "phases": int(model.phases_), "request_counts": bool(model.request_counts_),
@@ -394,6 +396,11 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     model.train_mape_ = float(R.get(fit, "train_mape", (int, float)))
     model.fit_time_s_ = float(R.get(fit, "fit_time_s", (int, float)))
     model.phases_ = int(R.get(fit, "phases", int))
+    dof = fit.get("sigma_dof")  # absent or null: a normal quantile (files before the entry)
+    if dof is not None and (isinstance(dof, bool) or not isinstance(dof, (int, float))
+                            or not dof >= 1):
+        raise R.fail("entry 'sigma_dof' must be a number >= 1 or null")
+    model.sigma_dof_ = np.inf if dof is None else float(dof)
     # files written before these entries: a given n_requests was used; one chunk
     model.request_counts_ = bool(R.get(fit, "request_counts", bool) if "request_counts" in fit else True)
     model.n_chunks_ = int(R.get(fit, "n_chunks", int) if "n_chunks" in fit else 1)

@@ -236,6 +236,8 @@ class PoolingResult:
     converged: bool
     n_iter: int
     history: list = field(default_factory=list)
+    #: Degrees of freedom of ``sigma``: rows less the columns the data inform (at least 1).
+    dof: float = np.inf
 
 
 class _Problem:
@@ -374,5 +376,6 @@ def fit_pooled(chunks, layout, mu, prior_sd, groups, *, pooling="partial", n_job
         raise FitError("HierarchicalEnergyModel: the penalised normal equations are numerically "
                        f"singular at the optimum ({exc}); the table cannot support this structure: "
                        "try levels='default' or pooling='complete'.") from exc
+    informed = float(np.clip(1.0 - post.diag * prec, 0.0, 1.0).sum())
     return PoolingResult(z, sigma, tau, post, cost, sys.cost * sigma**2, converged,
-                         len(history), history)
+                         len(history), history, max(n_rows - informed, 1.0))

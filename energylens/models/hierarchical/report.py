@@ -253,10 +253,17 @@ def _summary(model) -> list[str]:
     return [f"HierarchicalEnergyModel(pooling={model._setting('pooling')!r}, structure={model.structure_!r})",
             f"  rows {_table_rows(model)}, groups {len(d.groups)} (by {', '.join(model.group_columns_)}), "
             f"unknowns {d.n_columns} ({d.n_global} global)",
-            f"  residual sd of log energy {model.sigma_:.4f}, in-sample MAPE {model.train_mape_:.2f}%, "
+            f"  residual sd of log energy {model.sigma_:.4f}{_dof_text(model)}, in-sample MAPE "
+            f"{model.train_mape_:.2f}%, "
             f"converged {model.converged_}, fit {model.fit_time_s_:.2f} s",
             f"  formula: {model.formula}"] + _calibration_line(model) + [
             f"  warning ({category.__name__}): {message}" for category, message in fit_warnings(model)]
+
+
+def _dof_text(model) -> str:
+    """The residual sd's degrees of freedom, which set the intervals' Student-t quantile."""
+    dof = getattr(model, "sigma_dof_", np.inf)
+    return f" ({dof:.1f} degrees of freedom)" if np.isfinite(dof) else ""
 
 
 def _calibration_line(model) -> list[str]:

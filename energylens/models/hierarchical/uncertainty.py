@@ -180,7 +180,7 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     var = parameter_variance(model, cols, groups, D) + model.sigma_**2
     var = var + new_level_variance(model, labels, D)
     sd = np.sqrt(var) * (1.0 + distance_outside(domain_variables(X, V), model.domain_))
-    zq = np.full(len(sd), stats.norm.ppf(0.5 + level / 2))
+    zq = np.full(len(sd), stats.t.ppf(0.5 + level / 2, getattr(model, "sigma_dof_", np.inf)))
     scores = getattr(model, "new_model_scores_", None)
     if scores is not None:  # a model absent from training: the held-out models' quantile
         zq[only_new_model(model, ext)] = new_model_quantile(scores, level)
