@@ -679,3 +679,31 @@ def test_intervals_take_the_student_t_of_the_residual_degrees_of_freedom(tmp_pat
     old = el.load_model(tmp_path / "old.json")
     assert old.sigma_dof_ == np.inf and "degrees of freedom" not in old.fit_report()
     assert el.load_model(old.save(tmp_path / "again.json")).sigma_dof_ == np.inf
+
+
+def test_a_layout_its_group_never_ran_is_flagged_though_other_groups_ran_it(tmp_path):
+    """Llama measured at TP 1 only and predicted at TP 4 rests on the other groups' TP 4
+    rows: the table-wide range covers it, so it went unflagged (the per-group models flag
+    it)."""
+    t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM"], rows_per_group=12, seed=2)
+    train = t[(t["model"] != "Llama-3.1-8B") | (t["tp"] == 1)]
+    m = _fit(el.HierarchicalEnergyModel(), train)
+    inside = train[train["model"] == "Llama-3.1-8B"].head(2)
+    rows = pd.concat([inside, inside.assign(tp=4)], ignore_index=True)
+    for model in (m, el.load_model(m.save(tmp_path / "h.json"))):
+        with pytest.warns(ExtrapolationWarning, match=r"tp 4 where group 'Llama-3.1-8B / H100-SXM' "
+                                                      r"measured 1 to 1 only"):
+            pi = model.predict_interval(rows)
+        assert pi["extrapolated"].tolist() == [False, False, True, True]
+        assert pi["extrapolated_by"].iloc[3] == "tp of its group"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the trained layouts of the same group: nothing to say
+        m.predict(inside)
+    # a model file from before the ranges reads without them, and flags no such row
+    data = json.loads((tmp_path / "h.json").read_text())
+    del data["extra"]["group_ranges"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = el.load_model(tmp_path / "old.json")
+    assert old.group_ranges_ is None
+    assert not _quiet(old.predict_interval, rows)["extrapolated"].any()
+    assert el.load_model(old.save(tmp_path / "again.json")).group_ranges_ is None

@@ -26,7 +26,8 @@ from .variables import LABEL_COLUMNS
 
 __all__ = ["DEFAULT_LEVELS", "RICH_LEVELS", "RANDOM", "AUTO_RICH_ROWS", "Level", "Design",
            "expand_levels", "resolve_levels", "build_design", "level_keys", "UNSEEN", "SEP",
-           "flag_unseen", "IDENTITY_COLUMNS", "check_levels", "choose_specs", "LEVEL_COLUMNS"]
+           "flag_unseen", "IDENTITY_COLUMNS", "check_levels", "choose_specs", "LEVEL_COLUMNS",
+           "EXTRA_GROUP_COLUMNS", "group_columns"]
 
 Spec = tuple[tuple[str, ...], tuple[str, ...]]
 #: Groups deviate in scale only; the GPU in its shape, the source in its overheads, the
@@ -117,6 +118,31 @@ def level_keys(labels: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     for c in cols[1:]:
         out = out + SEP + labels[c].to_numpy(dtype=object)
     return np.asarray(out, dtype=object)
+
+
+#: Label columns that split groups besides ``by`` where the table has several values.
+EXTRA_GROUP_COLUMNS: tuple[str, ...] = ("precision", "source")
+
+
+def group_columns(by: Sequence[str], X: pd.DataFrame) -> list[str]:
+    """The columns whose values make a group: ``by`` (each once), then those of
+    :data:`EXTRA_GROUP_COLUMNS` that take several values in ``X``.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"model": ["a", "b"], "gpu": ["X", "X"], "precision": ["bf16", "fp8"]})
+    >>> group_columns(("model", "gpu", "model"), X)
+    ['model', 'gpu', 'precision']
+    """
+    missing = [c for c in by if c not in X.columns]
+    if missing:
+        raise ValueError(f"HierarchicalEnergyModel groups by {list(by)}, but the table "
+                         f"lacks {missing}; columns are {list(map(str, X.columns))}.")
+    cols = list(dict.fromkeys(by))
+    for c in EXTRA_GROUP_COLUMNS:
+        if c in X.columns and c not in cols and X[c].astype(str).nunique() > 1:
+            cols.append(c)
+    return cols
 
 
 def check_levels(levels) -> None:

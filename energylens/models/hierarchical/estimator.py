@@ -24,7 +24,7 @@ from ..design import checked_prediction
 from ..settings import FittedParams
 from .calibration import calibrated_scores
 from .chunks import local_columns, make_chunks, row_log_theta, touched_columns
-from .design import UNSEEN, build_design, check_levels, choose_specs, flag_unseen
+from .design import UNSEEN, build_design, check_levels, choose_specs, flag_unseen, group_columns
 from .form import (
     FORMULA,
     PARAMETER_NAMES,
@@ -38,6 +38,7 @@ from .form import (
     theta_from_link,
 )
 from .pooling import Layout, fit_pooled
+from .ranges import flag_group_ranges, group_ranges
 from .uncertainty import interval_table
 from .variables import (
     assumed_lengths,
@@ -52,8 +53,6 @@ from .variables import (
 )
 
 __all__ = ["HierarchicalEnergyModel"]
-
-_EXTRA_GROUP_COLUMNS = ("precision", "source")
 
 
 class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
@@ -205,15 +204,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ structure
     def _group_columns(self, X: pd.DataFrame) -> list[str]:
-        missing = [c for c in self.by if c not in X.columns]
-        if missing:
-            raise ValueError(f"HierarchicalEnergyModel groups by {list(self.by)}, but the table "
-                             f"lacks {missing}; columns are {list(map(str, X.columns))}.")
-        cols = list(dict.fromkeys(self.by))
-        for c in _EXTRA_GROUP_COLUMNS:
-            if c in X.columns and c not in cols and X[c].astype(str).nunique() > 1:
-                cols.append(c)
-        return cols
+        return group_columns(self.by, X)
 
     def _labels(self, X: pd.DataFrame, group_cols: Sequence[str]) -> pd.DataFrame:
         labels = row_labels(X)
@@ -316,6 +307,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self.upper_ = dict(UPPER)
         pred = theta_from_link(row_log_theta(res.z, row_cols, design.slot_param), self.upper_)
         Vd = domain_variables(X, V)
+        self.group_ranges_ = group_ranges(Vd, row_group, G)
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
         self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
         self.gpus_ = sorted(labels["gpu"].unique())
@@ -369,10 +361,12 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
                 LT[unseen, k] += float(np.mean(self.coef_[wl]))
         return LT
 
-    def _extrapolation(self, X: pd.DataFrame, V: dict, labels, cols, warn: bool) -> Extrapolation:
-        ext = self.domain_.check(domain_variables(X, V),  # precision as the catalogue reads it
-                                 X.assign(precision=labels["precision"].to_numpy()))
+    def _extrapolation(self, X: pd.DataFrame, V: dict, labels, cols, groups, warn: bool
+                       ) -> Extrapolation:
+        Vd = domain_variables(X, V)
+        ext = self.domain_.check(Vd, X.assign(precision=labels["precision"].to_numpy()))
         flag_unseen(ext, self.design_, labels, cols, self.group_columns_)
+        flag_group_ranges(ext, self.group_ranges_, Vd, groups, self.design_.groups)
         if warn and ext.any:
             warnings.warn(f"HierarchicalEnergyModel: {int(ext.mask.sum())} of {len(ext.mask)} "
                           f"row(s) lie outside the training data ({ext.describe()}); these "
@@ -386,8 +380,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         population, through the descriptors (zero-shot). Rows outside the training data are
         flagged by one :class:`~energylens.ExtrapolationWarning`.
         """
-        X, V, LT, cols, labels, _ = self._rows(X)
-        self._extrapolation(X, V, labels, cols, warn=True)
+        X, V, LT, cols, labels, groups = self._rows(X)
+        self._extrapolation(X, V, labels, cols, groups, warn=True)
         return checked_prediction(energy_kernel(V, theta_from_link(LT, self.upper_), self.terms_), X,
                                   type(self).__name__)
 
@@ -397,8 +391,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
 
         On tables without a measured prefill/decode split the split rests on the physics of
         the form and the priors, not on data (see :attr:`params_`)."""
-        X, V, LT, cols, labels, _ = self._rows(X)
-        self._extrapolation(X, V, labels, cols, warn=True)
+        X, V, LT, cols, labels, groups = self._rows(X)
+        self._extrapolation(X, V, labels, cols, groups, warn=True)
         comp = energy_components(V, theta_from_link(LT, self.upper_), self.terms_)
         comp.index = X.index
         return comp
@@ -435,7 +429,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         """
         check_options("predict_interval", {"level": [LEVEL]}, {"level": level})
         X, V, LT, cols, labels, groups = self._rows(X)
-        ext = self._extrapolation(X, V, labels, cols, warn=True)
+        ext = self._extrapolation(X, V, labels, cols, groups, warn=True)
         return interval_table(self, X, V, LT, (cols, labels, groups), ext, level)
 
     # ------------------------------------------------------------------ reports and files

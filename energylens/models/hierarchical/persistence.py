@@ -34,6 +34,7 @@ from ..settings import snapshot
 from .design import Design, Level
 from .form import FORMULA, PARAMETER_NAMES, TERMS, UPPER
 from .pooling import Layout, Posterior
+from .ranges import GROUP_VARIABLES
 
 __all__ = ["model_to_file", "save_hierarchical", "model_from_file", "FILE_VERSION"]
 
@@ -116,6 +117,8 @@ def model_to_file(model) -> dict:
                            "logdet": float(post.logdet)},
              "groups_table": {c: _num(groups[c].to_numpy()) if groups[c].dtype.kind in "fiub"
                               else groups[c].astype(str).tolist() for c in groups.columns}}
+    if getattr(model, "group_ranges_", None) is not None:
+        extra["group_ranges"] = _num(model.group_ranges_)
     params_init = {k: (list(v) if isinstance(v, tuple) else v)
                    for k, v in (getattr(model, "fitted_params_", None)
                                 or model.get_params(deep=False)).items()}
@@ -328,6 +331,20 @@ def model_from_file(cls, data: dict, where: str):
     return model
 
 
+def _group_ranges(R: _Reader, extra: dict, n_groups: int) -> np.ndarray | None:
+    """Each group's measured ranges (:mod:`.ranges`); None in a file written before them."""
+    if "group_ranges" not in extra:
+        return None
+    a = R.array(extra, "group_ranges", float, 3, nullable=True,
+                shape=(n_groups, len(GROUP_VARIABLES), 2))
+    given = np.isfinite(a)
+    if (np.any(given[..., 0] != given[..., 1]) or np.any(a[given] <= 0)
+            or np.any(a[..., 0] > a[..., 1])):
+        raise R.fail("'extra.group_ranges' must hold positive (low, high) pairs, low <= high, "
+                     "or null pairs")
+    return a
+
+
 def _read_upper(R: _Reader, extra: dict) -> dict[str, float]:
     """The parameters fitted through a bounded link, and their bounds: those of
     :data:`~.form.UPPER` exactly, the only ones this version writes (another bound would
@@ -420,5 +437,6 @@ def _restore_fit(model, R: _Reader, fit, extra, design, coef, lay, post) -> None
     if missing or len(table) != len(design.groups):
         raise R.fail("the group table does not match the groups")
     model._groups_table = table.set_index(model.group_columns_)
+    model.group_ranges_ = _group_ranges(R, extra, len(design.groups))
     if set(tau) != {(lv.label, n) for lv in design.levels for n in lv.names}:
         raise R.fail("the spreads do not match the levels")
