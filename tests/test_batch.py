@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from energylens.exceptions import EnergyLensWarning
 from energylens.models import EnergyLensModel, effective_batch, energylens_kernel
 from energylens.models.batch import resolve_batch_rule
 
@@ -29,7 +30,7 @@ def test_rules_and_auto_resolution():
     np.testing.assert_allclose(effective_batch(pool, "saturating", k=1.0),
                                [1 / (1 / 64 + 1 / 32), 1 / (1 / 64 + 1 / 16)])
     np.testing.assert_allclose(effective_batch(pool, "cap"), [64.0, 64.0])
-    with pytest.raises(ValueError, match="needs a complete 'running_batch'"):
+    with pytest.raises(ValueError, match="needs a 'running_batch' column with at least one value"):
         resolve_batch_rule(pool, "running")
     with pytest.raises(ValueError, match="'batch_rule' parameter of resolve_batch_rule must be a str among"):
         resolve_batch_rule(pool, "magic")
@@ -137,3 +138,21 @@ def test_a_running_batch_above_its_cap_is_an_error():
         effective_batch(df, "running")
     # where the row records no cap (batch_size is the batch itself), no such check applies
     assert np.isfinite(effective_batch(df.drop(columns="batch_kind"), "running")).all()
+
+
+def test_one_empty_running_batch_cell_keeps_the_rule_for_the_other_rows():
+    """With one of the cells empty, "auto" dropped the measured running batch of every row
+    for the cap, silently (in-sample MAPE 3.8% -> 13.5% on a simulator table)."""
+    df = _pool_table(n=120, seed=4)
+    full = EnergyLensModel().fit(df)
+    holed = df.copy()
+    holed.loc[5, "running_batch"] = np.nan
+    for rule in ("auto", "running"):
+        with pytest.warns(EnergyLensWarning, match=r"119 of 120 rows give a running_batch: the 1 "
+                                                   r"that do not are read at their batch_size"):
+            m = EnergyLensModel(batch_rule=rule).fit(holed)
+        assert m.batch_rule_ == "running"
+        rest = holed.drop(index=5)
+        np.testing.assert_allclose(m.predict(rest), full.predict(rest), rtol=0.02)
+    with pytest.raises(ValueError, match="needs a 'running_batch' column with at least one value"):
+        EnergyLensModel(batch_rule="running").fit(holed.assign(running_batch=np.nan))

@@ -6,7 +6,8 @@ mispredicts decode energy. Every model in energylens therefore works with an *ef
 batch*, chosen by one rule:
 
 ``"running"``
-    the measured mean concurrency per replica, column ``running_batch``;
+    the measured mean concurrency per replica, column ``running_batch`` (a row that leaves it
+    empty is read at its cap, and the fit warns how many do);
 ``"littles_law"``
     Little's law, ``B = R * latency_s / duration_s`` with ``R = n_requests / dp`` the
     requests per replica (never above the cap);
@@ -24,12 +25,14 @@ needs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ..exceptions import EnergyLensWarning
 from .checks import measured_column, plain
 from .options import check_str_option
 
@@ -116,10 +119,16 @@ def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
     """The concrete rule ``rule`` means for these rows (see :func:`resolve_batch_rule`)."""
     if rule not in BATCH_RULES:
         check_str_option("resolve_batch_rule", "batch_rule", rule, BATCH_RULES)
-    has_running = _all_finite(inputs.running)
+    has_running = inputs.running is not None and bool(np.any(np.isfinite(inputs.running)))
     has_little = all(_all_finite(a) for a in (inputs.n_requests, inputs.latency, inputs.duration))
     is_cap = bool(inputs.is_cap.any())
     has_pool = _all_finite(inputs.n_requests)
+    if rule in ("auto", "running") and has_running and not _all_finite(inputs.running):
+        empty = int(np.sum(~np.isfinite(inputs.running)))
+        warnings.warn(f"{len(inputs.cap) - empty} of {len(inputs.cap)} rows give a running_batch: "
+                      f"the {empty} that do not are read at their batch_size (the cap, which "
+                      "overstates the concurrency of a replica that is not saturated).",
+                      EnergyLensWarning, stacklevel=4)
     if rule == "auto":
         if has_running:
             return "running"
@@ -129,7 +138,7 @@ def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
             return "saturating"
         return "cap"
     need = {
-        "running": (has_running, "a complete 'running_batch' column"),
+        "running": (has_running, "a 'running_batch' column with at least one value"),
         "littles_law": (has_little, "complete 'n_requests', 'latency_s' and 'duration_s' columns"),
         "saturating": (has_pool, "a complete 'n_requests' column"),
         "cap": (True, ""),
