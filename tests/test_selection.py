@@ -364,3 +364,35 @@ def test_a_precision_given_to_candidate_grid_sizes_the_weights():
     fp8 = candidate_grid(model="Llama-3.1-70B", gpu="L40S", tp=(2,), batch_size=(8,),
                          precision="fp8")
     assert not bf16.feasible.iloc[0] and fp8.feasible.iloc[0] and fp8.precision.iloc[0] == "fp8"
+
+
+@pytest.mark.parametrize("spell", [lambda v: "yes" if v else "no", str, lambda v: int(v)])
+def test_a_feasible_column_read_from_text_keeps_its_meaning(h100, spell):
+    """"no" and "False" were cast to True: an infeasible row was ranked while its reason said
+    why it could not run."""
+    _, m, _ = h100
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 8), batch_size=(32,),
+                          input_tokens=1024, output_tokens=512, gpus_available=4)
+    assert cand["feasible"].tolist() == [True, True, False]
+    text = cand.astype({"feasible": object}).assign(feasible=[spell(v) for v in cand["feasible"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pd.testing.assert_frame_equal(select_config(m, text).drop(columns="feasible"),
+                                      select_config(m, cand).drop(columns="feasible"))
+    blank = text.assign(feasible=[spell(True), None, spell(False)])
+    with pytest.raises(ValueError, match=r"select_config: column 'feasible' must be a yes/no flag .*"
+                                         r"in every row; 1 row\(s\) are not \(rows \[1\]"):
+        select_config(m, blank)
+
+
+def test_the_gpu_count_of_text_layout_columns_is_a_number(h100):
+    """"1" * "2" was string repetition ("11" GPUs > 4): layouts within the bound were ruled
+    out."""
+    _, m, _ = h100
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2), pp=(2,), batch_size=(32,),
+                          input_tokens=1024, output_tokens=512)
+    text = cand.astype({c: str for c in ("tp", "pp", "dp")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = select_config(m, text, constraints={"max_gpus": 4})
+    assert r["feasible"].all() and (r["reason"] == "").all()

@@ -89,11 +89,14 @@ def measured_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray | None:
     return values
 
 
-def flag_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray:
-    """A yes/no column (such as ``input_tokens_assumed``) as booleans; all False where absent.
+def flag_column(X: pd.DataFrame, col: str, owner: str, *, missing: bool | None = False
+                ) -> np.ndarray:
+    """A yes/no column (such as ``input_tokens_assumed``) as booleans; all ``missing`` where
+    absent.
 
     Booleans, 0/1 and the words of :data:`TRUE_WORDS` / :data:`FALSE_WORDS` (any case) are
-    read; a missing value is False (not flagged).
+    read; a missing value is ``missing`` (False: not flagged), or an error where ``missing``
+    is None (a flag every row must state, such as ``feasible``).
 
     Raises
     ------
@@ -105,22 +108,27 @@ def flag_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray:
     >>> X = pd.DataFrame({"input_tokens_assumed": [True, "False", "yes", None, 0]})
     >>> flag_column(X, "input_tokens_assumed", "owner").tolist()
     [True, False, True, False, False]
+    >>> flag_column(pd.DataFrame({"f": [None]}), "f", "owner", missing=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: owner: column 'f' must be a yes/no flag (True/False, 1/0, yes/no), in every row; 1 row(s) are not (rows [0], values [None]).
     >>> flag_column(pd.DataFrame({"f": ["maybe"]}), "f", "owner")
     Traceback (most recent call last):
     ...
     ValueError: owner: column 'f' must be a yes/no flag (True/False, 1/0, yes/no); 1 row(s) are not (rows [0], values ['maybe']).
     """
     if col not in X.columns:
-        return np.zeros(len(X), dtype=bool)
+        return np.full(len(X), bool(missing))
     s = X[col]
     if s.dtype.kind == "b" and not s.hasnans:
-        return s.to_numpy(dtype=bool)
-    missing = s.isna().to_numpy(dtype=bool)
+        return s.to_numpy(dtype=bool, copy=True)
+    blank = s.isna().to_numpy(dtype=bool)
     words = s.astype(str).str.strip().str.lower().to_numpy(dtype=object)
-    on = np.isin(words, list(TRUE_WORDS)) & ~missing
-    off = np.isin(words, list(FALSE_WORDS)) | missing
-    bad = ~(on | off)
+    on = np.isin(words, list(TRUE_WORDS)) & ~blank
+    off = np.isin(words, list(FALSE_WORDS)) & ~blank
+    bad = ~(on | off | (blank if missing is not None else False))
     if bad.any():
+        need = "" if missing is not None else ", in every row"
         raise ValueError(f"{owner}: column {col!r} must be a yes/no flag (True/False, 1/0, "
-                         f"yes/no); {_bad_rows(X, col, bad)}.")
-    return on
+                         f"yes/no){need}; {_bad_rows(X, col, bad)}.")
+    return on | (blank & bool(missing))

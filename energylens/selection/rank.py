@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..core.checks import flag_column
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import EnergyLensWarning, InfeasibleError
 from .grid import memory_fits, served_batches
@@ -130,20 +131,6 @@ def _given_running_batch(cand: pd.DataFrame, rule: np.ndarray, limited: np.ndarr
     return out
 
 
-def _flags(values) -> np.ndarray:
-    """A column of flags as booleans, as a table read from text may give them (``True``,
-    ``"true"``, ``1``); anything else, NaN included, is False."""
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v.strip().lower() in ("true", "1", "yes"))
-        elif isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
-            out.append(bool(v == 1))
-        else:
-            out.append(False)
-    return np.array(out, dtype=bool)
-
-
 def as_served(cand: pd.DataFrame) -> pd.DataFrame:
     """The candidates as the server runs them: a memory-limited candidate (columns
     ``memory_limited`` and ``running_batch``, as :func:`candidate_grid` gives them) has its
@@ -154,7 +141,8 @@ def as_served(cand: pd.DataFrame) -> pd.DataFrame:
         return cand
     run = pd.to_numeric(cand["running_batch"], errors="coerce").to_numpy(dtype=float)
     cap = pd.to_numeric(cand["batch_size"], errors="coerce").to_numpy(dtype=float)
-    rows = _flags(cand["memory_limited"]) & np.isfinite(run) & (run > 0) & (run < cap)
+    rows = (flag_column(cand, "memory_limited", "candidates") & np.isfinite(run) & (run > 0)
+            & (run < cap))
     if not rows.any():
         return cand
     served = cand.copy()
@@ -233,7 +221,8 @@ def _apply_constraints(constraints: dict, cand: pd.DataFrame, out: pd.DataFrame,
                        fits: list | None = None) -> dict[str, int]:
     """Mark rows that break a constraint (in place); returns how many each one excludes.
     ``fits``: the memory rule's result for the gpu_memory constraint, where computed."""
-    n_gpus = (cand["tp"] * cand["pp"] * cand["dp"]).to_numpy()
+    n_gpus = np.prod([pd.to_numeric(cand[c], errors="coerce").to_numpy(dtype=float)
+                      for c in ("tp", "pp", "dp")], axis=0)  # a table read from text gives "2"
     violated: dict[str, int] = {}
     for key, bound in constraints.items():
         if key == "gpu_memory" and not bound:
@@ -347,8 +336,8 @@ def select_config(
     for c in ("pp", "dp"):
         if c not in cand:
             cand[c] = 1
-    feasible = (np.array(cand["feasible"], dtype=bool) if "feasible" in cand
-                else np.ones(len(cand), dtype=bool))
+    feasible = flag_column(cand, "feasible", "select_config", missing=None if "feasible" in cand
+                           else True)
     reasons = [[r] if isinstance(r, str) and r else [] for r in
                (cand["reason"] if "reason" in cand else [""] * len(cand))]
     fits = _memory_fits(cand) if constraints.get("gpu_memory") else None
