@@ -262,3 +262,30 @@ def test_candidate_grid_says_when_memory_cannot_be_checked():
         warnings.simplefilter("error", EnergyLensWarning)
         c = candidate_grid(model="my-model", gpu="H100-SXM", tp=(1,), batch_size=(8,), params_b=7.0)
     assert c.feasible.all()
+
+
+@pytest.mark.parametrize("col,value", [("tp", 1.5), ("pp", 0.5), ("dp", 2.5)])
+def test_a_fractional_parallel_degree_is_an_error(col, value):
+    """tp = 1.5 was fitted without a word (candidate_grid refuses it)."""
+    df = make_table(n=40, seed=3).assign(dp=1)
+    df.index = [f"r{i}" for i in range(len(df))]
+    df[col] = df[col].astype(float)
+    df.loc["r4", col] = value
+    with pytest.raises(ValueError, match=rf"EnergyLensModel: '{col}' must be a whole number >= 1; "
+                                         rf"1 row\(s\) are not \(first at rows \['r4'\], values "
+                                         rf"\[{value}\]\)"):
+        EnergyLensModel().fit(df)
+    model = quiet_fit(EnergyLensModel(), make_table(n=40, seed=4))
+    with pytest.raises(ValueError, match=r"'tp' must be a whole number >= 1"):
+        model.predict(df.assign(tp=1.5))
+
+
+@pytest.mark.parametrize("value,words", [(np.nan, "missing or non-finite"), (-1.0, "<= 0")])
+def test_a_bad_target_is_named_by_its_row_label(value, words):
+    """A NaN target was reported by position (3) where every other error gives the row label,
+    and a negative one named no row at all."""
+    df = make_table(n=40, seed=3)
+    df.index = range(100, 140)
+    df.loc[103, "energy_j"] = value
+    with pytest.raises(FitError, match=rf"{words}.*first at rows \[103\]"):
+        EnergyLensModel().fit(df)

@@ -74,6 +74,13 @@ def test_a_determined_optimum_has_a_bounded_interval_around_it(demo):
     assert wide["optimal_output_upper"] > t["optimal_output_upper"].iloc[1]
     with pytest.raises(ValueError, match="level"):
         m.optimum([512.0], level=1.0)
+    # -500 and 0 gave an "optimum" at 158 tokens, NaN "shorter is better"
+    for bad in ([-500.0], [512.0, 0.0], [np.nan]):
+        with pytest.raises(ValueError, match=r"SweetSpotModel.optimum: input lengths must be "
+                                             r"finite and > 0"):
+            m.optimum(bad)
+        with pytest.raises(ValueError, match="input lengths must be finite and > 0"):
+            m.optimal_output_tokens(bad)
 
 
 def test_an_exact_fit_has_its_optimum_as_its_interval():

@@ -70,6 +70,8 @@ class Variable:
         Its unit.
     positive : bool
         Whether values must be > 0.
+    whole : bool
+        Whether values must be whole numbers >= 1 (counts of GPUs, stages, replicas).
     """
 
     name: str
@@ -77,13 +79,14 @@ class Variable:
     label: str
     unit: str
     positive: bool = True
+    whole: bool = False
 
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in [
-    Variable("t", "tp", "tensor-parallel degree", "GPUs"),
-    Variable("p", "pp", "pipeline-parallel degree", "stages"),
-    Variable("d", "dp", "data-parallel replicas", "replicas"),
-    Variable("e", "ep", "expert-parallel degree", "GPUs"),
+    Variable("t", "tp", "tensor-parallel degree", "GPUs", whole=True),
+    Variable("p", "pp", "pipeline-parallel degree", "stages", whole=True),
+    Variable("d", "dp", "data-parallel replicas", "replicas", whole=True),
+    Variable("e", "ep", "expert-parallel degree", "GPUs", whole=True),
     Variable("B", "batch_size", "effective running batch per replica", "requests"),
     Variable("si", "input_tokens", "input tokens per request", "tokens"),
     Variable("so", "output_tokens", "output tokens per request", "tokens"),
@@ -151,7 +154,8 @@ def _column(X: pd.DataFrame, col: str) -> np.ndarray:
 
 def check_variables(V: Mapping[str, np.ndarray], index, owner: str,
                     ranges: dict | None = None) -> None:
-    """Raise ``ValueError`` for non-finite values, and values <= 0 where a variable must be > 0.
+    """Raise ``ValueError`` for non-finite values, values <= 0 where a variable must be > 0,
+    and values other than whole numbers >= 1 where it counts GPUs, stages or replicas.
 
     ``ranges``, when given, receives each variable's ``(min, max)`` (reused by domain checks).
     """
@@ -164,6 +168,8 @@ def check_variables(V: Mapping[str, np.ndarray], index, owner: str,
         spec = VARIABLES.get(name)
         positive = spec is not None and spec.positive
         if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or not positive):
+            if spec is not None and spec.whole:
+                _check_whole(arr, index, owner, VARIABLE_COLUMNS[name])
             continue
         col = VARIABLE_COLUMNS.get(name, name)
         bad = ~np.isfinite(arr)
@@ -180,6 +186,15 @@ def check_variables(V: Mapping[str, np.ndarray], index, owner: str,
         rows = [_plain(index[i]) for i in np.flatnonzero(low)[:5]]
         raise ValueError(f"{owner}: '{col}' must be > 0; {int(low.sum())} row(s) are not "
                          f"(first at rows {rows}).")
+
+
+def _check_whole(arr: np.ndarray, index, owner: str, col: str) -> None:
+    bad = (arr < 1) | (arr != np.round(arr))
+    if bad.any():
+        first = np.flatnonzero(bad)[:5]
+        raise ValueError(f"{owner}: '{col}' must be a whole number >= 1; {int(bad.sum())} row(s) "
+                         f"are not (first at rows {[_plain(index[i]) for i in first]}, values "
+                         f"{arr[first].tolist()}).")
 
 
 def table_variables(

@@ -220,7 +220,7 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
     def _fit_arrays(self, data: TrainingData) -> None:
         t0 = time.perf_counter()
         if self.loss != "absolute":
-            check_positive_target(data.y, type(self).__name__)
+            check_positive_target(data.y, type(self).__name__, data.index)
         rule = "cap" if data.batch is None else resolve_rule(data.batch, self.batch_rule)
         k = k_se = None
         k_edge = False

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.batch import BatchInputs, batch_inputs
+from ..core.checks import measured_column
 from ..core.domain import LABEL_COLUMNS, SeenLabels
 from ..core.variables import (
     SCHEMA_DEFAULTS,
@@ -59,6 +60,8 @@ class TrainingData:
         Variables of :data:`SETTINGS` that the table gives but the model has no term for
         (replicas, expert parallelism): kept for the training domain, so that rows that
         differ in them are named at fit time and new values flagged at prediction.
+    index : Index or None
+        The table's row labels, for errors that name rows (None: array input, positions).
     """
 
     V: dict[str, np.ndarray]
@@ -69,6 +72,7 @@ class TrainingData:
     filled: dict[str, float] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     settings: dict[str, np.ndarray] = field(default_factory=dict)
+    index: pd.Index | None = None
 
     def _coded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         for k, v in list(self.labels.items()):
@@ -83,7 +87,8 @@ class TrainingData:
                             None if self.batch is None else self.batch.take(idx), self.y[idx],
                             None if self.w is None else self.w[idx],
                             {k: (c[idx], u) for k, (c, u) in self._coded().items()},
-                            dict(self.filled), settings={k: v[idx] for k, v in self.settings.items()})
+                            dict(self.filled), settings={k: v[idx] for k, v in self.settings.items()},
+                            index=None if self.index is None else self.index[idx])
 
     def seen(self) -> SeenLabels:
         """The labels these rows hold, read when first asked for from copies of the label
@@ -113,21 +118,30 @@ def target_values(X, y, name: str, unit: str, owner: str) -> np.ndarray:
             y = X[name]
             if y.dtype.kind == "f":
                 y = y.to_numpy(dtype=float)
-                bad = ~np.isfinite(y)
-                if bad.any():
-                    raise FitError(f"{owner}: the target {name} has {int(bad.sum())} missing or "
-                                   f"non-finite value(s) (first at positions "
-                                   f"{np.flatnonzero(bad)[:5].tolist()}).")
+                _check_finite_target(y, name, owner, X.index)
                 return y
         else:
             raise FitError(f"{owner}: y is None and X has no '{name}' column: pass the measured "
                            f"target ({unit}) as y.")
     y = np.asarray(pd.to_numeric(pd.Series(np.asarray(y).ravel()), errors="coerce"), float)
+    index = X.index if isinstance(X, pd.DataFrame) and len(X) == len(y) else None
+    _check_finite_target(y, name, owner, index)
+    return y
+
+
+def _rows_text(bad: np.ndarray, index) -> str:
+    """The first rows of a mask, by the table's labels (``index``) or else by position."""
+    first = np.flatnonzero(bad)[:5]
+    if index is None:
+        return f"first at positions {first.tolist()}"
+    return f"first at rows {[v.item() if isinstance(v, np.generic) else v for v in index[first]]}"
+
+
+def _check_finite_target(y: np.ndarray, name: str, owner: str, index) -> None:
     bad = ~np.isfinite(y)
     if bad.any():
         raise FitError(f"{owner}: the target {name} has {int(bad.sum())} missing or non-finite "
-                       f"value(s) (first at positions {np.flatnonzero(bad)[:5].tolist()}).")
-    return y
+                       f"value(s) ({_rows_text(bad, index)}).")
 
 
 def checked_prediction(f: np.ndarray, X, owner: str, target: str = "energy_j") -> np.ndarray:
@@ -145,13 +159,15 @@ def checked_prediction(f: np.ndarray, X, owner: str, target: str = "energy_j") -
     return f
 
 
-def check_positive_target(y: np.ndarray, owner: str) -> None:
-    """The relative and log losses divide by the target: it must be > 0."""
-    if np.any(y <= 0):
+def check_positive_target(y: np.ndarray, owner: str, index=None) -> None:
+    """The relative and log losses divide by the target: it must be > 0 (``index``: the
+    table's row labels, for the message; positions without it)."""
+    bad = y <= 0
+    if bad.any():
         raise FitError(
             f"{owner}: the relative and log losses need a strictly positive target; "
-            f"{int(np.sum(y <= 0))} value(s) of y are <= 0 (first {y[y <= 0][:5].tolist()}). Use "
-            "loss='absolute' or clean the table.")
+            f"{int(bad.sum())} value(s) of y are <= 0 ({_rows_text(bad, index)}: "
+            f"{y[bad][:5].tolist()}). Use loss='absolute' or clean the table.")
 
 
 def _weights(sample_weight, n: int, owner: str) -> np.ndarray | None:
@@ -197,9 +213,18 @@ def training_data(X, y, sample_weight, *, variables: Sequence[str], uses_batch: 
     if batch is not None and (np.any(~np.isfinite(batch.cap)) or np.any(batch.cap <= 0)):
         raise ValueError(f"{owner}: 'batch_size' must be finite and > 0 in every row.")
     labels = {c: X[c] for c in LABEL_COLUMNS if c in X.columns}
-    settings = {v: pd.to_numeric(X[VARIABLE_COLUMNS[v]], errors="coerce").to_numpy(dtype=float)
-                for v in SETTINGS if v not in variables and VARIABLE_COLUMNS[v] in X.columns}
-    return TrainingData(V, batch, y, w, labels, filled, ranges, settings)
+    settings = {v: _setting(X, v, owner) for v in SETTINGS
+                if v not in variables and VARIABLE_COLUMNS[v] in X.columns}
+    return TrainingData(V, batch, y, w, labels, filled, ranges, settings, X.index)
+
+
+def _setting(X: pd.DataFrame, name: str, owner: str) -> np.ndarray:
+    """A layout column the model has no term for (replicas, expert parallelism), checked as
+    the model's own would be where a row gives it (a whole number >= 1)."""
+    a = measured_column(X, VARIABLE_COLUMNS[name], owner)
+    given = np.isfinite(a)
+    check_variables({name: a[given]}, X.index[given], owner)
+    return a
 
 
 def _default_read(X, names, fill, owner):

@@ -237,6 +237,11 @@ class SweetSpotModel(LinearFormModel):
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1); got {level!r}.")
         si = np.atleast_1d(np.asarray(input_tokens, dtype=float)).ravel()
+        bad = ~(np.isfinite(si) & (si > 0))
+        if bad.any():
+            raise ValueError(f"{type(self).__name__}.optimum: input lengths must be finite and "
+                             f"> 0; got {si[bad][:5].tolist()} (positions "
+                             f"{np.flatnonzero(bad)[:5].tolist()}).")
         t0, t1, t2, t3, t4, t5 = self.coef_
         cov = self._full_cov()
         se = float(np.sqrt(max(cov[4, 4], 0.0))) if np.isfinite(cov[4, 4]) else np.nan
