@@ -99,6 +99,26 @@ def test_selection_is_per_scenario():
     assert set(s.index) == {0, 6}  # each scenario's own optimum, not the globally lowest energies
 
 
+def test_blank_scenario_labels_are_a_scenario_of_their_own():
+    """A blank workload (a valid table may leave the label empty) is one scenario, apart
+    from the named ones, and a measured row with a blank label is matched as measured."""
+    from energylens.tables.values import LABEL_DTYPE
+
+    c = pd.concat([_cands(6).assign(workload="chat"), _cands(6).assign(workload=np.nan)],
+                  ignore_index=True)
+    c["workload"] = c["workload"].astype(LABEL_DTYPE)
+    c["mu"] = [10.0, 50, 50, 50, 50, 50, 500, 900, 900, 900, 900, 900]
+    c["rel"] = 0.02
+    s = suggest_next(KnownBelief(), c, k=2, strategy="selection",
+                     scenario=("model", "gpu", "workload"), random_state=0)
+    assert set(s.index) == {0, 6}
+    measured = c.loc[[6]].assign(energy_j=400.0)
+    s = suggest_next(KnownBelief(), c, k=11, strategy="selection", measured=measured,
+                     scenario=("model", "gpu", "workload"), random_state=0)
+    assert 6 not in s.index and len(s) == 11
+    assert (s.loc[s["workload"].isna(), "score"] < 0.01).all()  # none beats the measured 400 J
+
+
 def test_bad_arguments():
     c = _cands()
     with pytest.raises(ValueError, match="strategy"):

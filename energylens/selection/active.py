@@ -13,6 +13,7 @@ from scipy import stats
 
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import EnergyLensWarning
+from ..tables.values import MISSING_TEXT
 from .rank import as_served
 
 __all__ = ["suggest_next"]
@@ -28,10 +29,27 @@ _OPTIONS = {
 _DRAWS = 4000
 
 
+def _text(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """The columns ``cols`` as text, a missing cell (a blank label) as :data:`MISSING_TEXT`.
+
+    >>> _text(pd.DataFrame({"workload": ["chat", None]}), ["workload"])["workload"].tolist()
+    ['chat', '–']
+    """
+    part = df[list(cols)].astype(object)
+    return part.where(part.notna(), MISSING_TEXT).astype(str)
+
+
 def _labels(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """One scenario label per row: the ``cols`` joined, a blank cell shown as
+    :data:`MISSING_TEXT`.
+
+    >>> _labels(pd.DataFrame({"gpu": ["L4", "L4"], "workload": ["chat", np.nan]}),
+    ...         ["gpu", "workload"]).tolist()
+    ['L4|chat', 'L4|–']
+    """
     if not cols:
         return np.full(len(df), "all", dtype=object)
-    return df[list(cols)].astype(str).agg("|".join, axis=1).to_numpy(dtype=object)
+    return _text(df, cols).agg("|".join, axis=1).to_numpy(dtype=object)
 
 
 def _unmeasured(cand: pd.DataFrame, measured: pd.DataFrame | None) -> pd.DataFrame:
@@ -39,8 +57,9 @@ def _unmeasured(cand: pd.DataFrame, measured: pd.DataFrame | None) -> pd.DataFra
     if measured is None or not len(measured):
         return cand
     keys = [c for c in _KEYS if c in cand.columns and c in measured.columns]
-    seen = set(map(tuple, measured[keys].astype(str).to_numpy()))
-    return cand[np.array([tuple(r) not in seen for r in cand[keys].astype(str).to_numpy()])]
+    seen = set(map(tuple, _text(measured, keys).to_numpy()))
+    return cand[np.array([tuple(r) not in seen for r in _text(cand, keys).to_numpy()],
+                         dtype=bool)]
 
 
 def _optimum_probability(f: np.ndarray, rel_sd: np.ndarray, labels: np.ndarray,

@@ -14,12 +14,16 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-__all__ = ["LABEL_DTYPE", "to_numeric", "missing_mask", "clean_labels", "plain", "show"]
+__all__ = ["LABEL_DTYPE", "MISSING_TEXT", "to_numeric", "missing_mask", "clean_labels", "plain",
+           "show"]
 
 try:  # pandas >= 2.3: the string dtype that pandas 3 uses for text columns
     LABEL_DTYPE: object = pd.StringDtype(na_value=np.nan)
 except TypeError:  # pragma: no cover - older pandas
     LABEL_DTYPE = object
+
+#: How a missing cell (a blank label, an unknown number) is shown in text: an en dash.
+MISSING_TEXT = "\u2013"
 
 
 def pa_types_decimal(dtype) -> bool:
