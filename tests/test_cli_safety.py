@@ -86,6 +86,41 @@ def test_folder_outputs_are_checked_before_any_work(data, tmp_path, capsys, monk
     assert code == 2 and "does not exist" in err
 
 
+def test_report_folder_refusal_names_the_files_and_the_flag(data, tmp_path, capsys):
+    """The command line refuses a folder by the library's rule
+    (energylens.report.check_report_folder): the message names the folder, its files and
+    --force (never the library's force=True)."""
+    mine = tmp_path / "site"
+    mine.mkdir()
+    for name in ("index.html", "notes.txt"):
+        (mine / name).write_text("mine")
+    code, err = _run(["report", data, "-o", mine], capsys)
+    assert code == 2 and f"'{mine}'" in err and "'index.html', 'notes.txt'" in err, err
+    assert "Pass --force" in err and "force=True" not in err
+    assert (mine / "index.html").read_text() == "mine"
+
+
+def test_report_checks_its_folder_again_before_writing(data, tmp_path, capsys, monkeypatch):
+    """A file put into the report's folder while the analysis runs is not written over:
+    the command goes through the library's check again before it writes."""
+    from types import SimpleNamespace
+
+    import energylens.report as report
+
+    out = tmp_path / "rep"
+
+    def meanwhile(*args, **kwargs):
+        out.mkdir()
+        (out / "index.html").write_text("written meanwhile")
+        return SimpleNamespace(warnings=[])
+
+    monkeypatch.setattr(report, "analyse", meanwhile)
+    code, err = _run(["report", data, "-o", out, "--quiet"], capsys)
+    assert code == 2 and "'index.html'" in err and "--force" in err, err
+    assert (out / "index.html").read_text() == "written meanwhile"
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+
+
 def test_report_folders_energylens_wrote_may_be_written_again(data, tmp_path):
     ok = tmp_path / "old_report"
     ok.mkdir()

@@ -31,13 +31,16 @@ from pathlib import Path
 from ..core.io import energylens_format
 
 __all__ = ["BadInput", "LAYOUT_CHOICES", "by_columns", "check_by", "cli_spelling", "parse_pairs", "read_table",
-           "read_candidates", "write_table", "write_bytes", "writing", "check_writable", "Outputs",
-           "REPORT_MARKER", "STDOUT"]
+           "read_candidates", "write_table", "write_bytes", "writing", "check_writable",
+           "check_report_output", "Outputs", "REPORT_MARKER", "STDOUT"]
 
 #: ``--layout`` values (``energylens.tables.LAYOUTS`` and ``auto``; kept here so that
 #: ``--help`` does not import pandas; a test keeps the two in step).
 LAYOUT_CHOICES = ("auto", "mlenergy-v2", "mlenergy-v3", "wilkins", "tokenpowerbench", "splitwise")
-#: File a report folder holds, so that a later report may replace it.
+#: File a report folder holds, so that a later report may replace it: the name of
+#: ``energylens.report.REPORT_MARKER`` (kept here so that ``--help`` does not import pandas; a
+#: test keeps the two in step). Whether a folder may take a report is decided by
+#: ``energylens.report.check_report_folder`` alone.
 REPORT_MARKER = ".energylens-report"
 #: The output name that means standard output (``-o -``), for tables.
 STDOUT = "-"
@@ -319,7 +322,9 @@ class Outputs:
                     kind == "grouped" and src.suffix == ".json")):
                 raise BadInput(f"{flag} '{p}' would replace the input '{src}'; choose another "
                                "folder.")
-        if p.is_dir() and any(p.iterdir()) and not self.force and not self._ours(p, kind):
+        if kind == "report":
+            check_report_output(p, flag, self.force)
+        elif p.is_dir() and any(p.iterdir()) and not self.force and not self._ours(p):
             raise BadInput(f"{flag} '{p}' is a folder that energylens did not write (it holds "
                            f"other files); energylens does not write into it. Pass --force to "
                            "write into it anyway, or choose a new folder.")
@@ -328,10 +333,22 @@ class Outputs:
         return p
 
     @staticmethod
-    def _ours(p: Path, kind: str) -> bool:
-        if kind == "report":
-            return (p / REPORT_MARKER).is_file()
+    def _ours(p: Path) -> bool:
+        """Whether ``p`` holds a grouped model energylens saved (its ``groups.json``)."""
         return energylens_format(p / "groups.json") == "energylens.grouped"
+
+
+def check_report_output(p: Path, flag: str, force: bool) -> None:
+    """Refuse a report's folder by the rule the library's reports follow
+    (:func:`energylens.report.check_report_folder`), in the command line's spelling: before
+    the work, and again just before writing."""
+    from ..report import check_report_folder
+
+    try:
+        check_report_folder(p, force=force)
+    except FileExistsError as exc:
+        text = str(exc).replace("Pass force=True", "Pass --force")
+        raise BadInput(f"{flag} {text}") from exc
 
 
 def _example(flag: str, kind: str | None) -> str:

@@ -11,6 +11,7 @@ from .files import (
     Outputs,
     by_columns,
     check_by,
+    check_report_output,
     read_table,
     write_bytes,
     write_table,
@@ -181,7 +182,8 @@ def cmd_report(args, summary) -> int:
     for category, message, group in a.warnings:
         summary.add(category, message, group)
     a.warnings = read_warnings + a.warnings
+    check_report_output(out, "-o/--output", args.force)  # the folder may have changed meanwhile
     with writing(out):
-        index = write_analysis(a, out, title=args.title)
+        index = write_analysis(a, out, title=args.title, force=args.force)
     print(str(index))
     return 0

@@ -15,6 +15,8 @@ can be checked, into a folder marked as an energylens report.
 - :mod:`~energylens.report.comparison`: the comparison against baselines;
 - :mod:`~energylens.report.lengths`: sweet spots;
 - :mod:`~energylens.report.analysis`: :func:`analyse`;
+- :mod:`~energylens.report.folder`: the report's folder, its marker, and which folders a
+  report may be written into (:func:`check_report_folder`);
 - :mod:`~energylens.report.html`, :mod:`~energylens.report.figures`,
   :mod:`~energylens.report.sections`: the page.
 """
@@ -32,20 +34,12 @@ from ..core.io import atomic_write
 from ..core.progress import logger
 from .analysis import Analysis, analyse
 from .fitting import main_model, parameter_view
+from .folder import REPORT_FILES, REPORT_MARKER, check_report_folder, marker_text, written_before
 from .html import esc, page
 
 __all__ = ["analyse", "render", "write_analysis", "write_report", "build_report", "Analysis",
-           "main_model", "parameter_view", "written_before", "REPORT_FILES", "REPORT_MARKER"]
-
-#: The file marking a folder as an energylens report (a later report may replace it). Its
-#: first line names the version; each further line a file the report wrote.
-REPORT_MARKER = ".energylens-report"
-#: Every file a report writes.
-REPORT_FILES = ("index.html", REPORT_MARKER, "headline.csv", "next_measurements.csv",
-                "fit_groups.csv", "parameters.csv", "discovery.csv", "comparison.csv",
-                "comparison_long.csv", "best_configurations.csv", "energy_latency.csv",
-                "sweet_spots.csv", "warnings.csv")
-
+           "main_model", "parameter_view", "written_before", "check_report_folder",
+           "REPORT_FILES", "REPORT_MARKER"]
 
 def render(a: Analysis, *, title: str = "energylens report") -> str:
     """The HTML page of an analysis.
@@ -73,11 +67,11 @@ def render(a: Analysis, *, title: str = "energylens report") -> str:
 
 def tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """The CSV tables behind the report, by file stem."""
-    from .sections import headline_table
+    from .sections import headline_numbers
 
     out: dict[str, pd.DataFrame] = {"fit_groups": a.fits}
     if isinstance(a.headline, pd.DataFrame) and len(a.headline):
-        out["headline"] = headline_table(a.headline)
+        out["headline"] = headline_numbers(a.headline)
     if isinstance(a.next, pd.DataFrame) and len(a.next):
         out["next_measurements"] = a.next
     params = getattr(a.model, "params_", None)
@@ -104,45 +98,20 @@ def tables(a: Analysis) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _marker(names) -> str:
-    return f"energylens report {__version__}\n" + "".join(f"{n}\n" for n in sorted(names))
-
-
-def written_before(out_dir: str | os.PathLike) -> set[str]:
-    """The files an earlier report wrote into ``out_dir``, which a new one may remove.
-
-    Those its marker lists; for a marker that lists none (written before markers listed
-    their files), the report's file names that are no newer than the marker (the report
-    wrote them before its marker, so a file put there later is kept). Only names of
-    :data:`REPORT_FILES` count; empty where ``out_dir`` holds no marker.
-    """
-    marker = Path(out_dir) / REPORT_MARKER
-    if not marker.is_file():
-        return set()
-    try:
-        lines = marker.read_text(encoding="utf-8", errors="replace").splitlines()[1:]
-        listed = {ln.strip() for ln in lines if ln.strip()}
-        names = set(REPORT_FILES) - {REPORT_MARKER}
-        if listed:
-            return listed & names
-        stamp = marker.stat().st_mtime
-        return {n for n in names if (marker.parent / n).is_file()
-                and (marker.parent / n).stat().st_mtime <= stamp}
-    except OSError:
-        return set()
-
-
 def write_analysis(a: Analysis, out_dir: str | os.PathLike, *,
-                   title: str = "energylens report") -> Path:
+                   title: str = "energylens report", force: bool = False) -> Path:
     """Write ``index.html``, the CSV tables and the report marker into ``out_dir`` (created
     if needed; every file atomically); returns the HTML path.
 
-    Replacing an earlier report, the files it wrote that this one does not (a table it had
-    and this one lacks, such as ``sweet_spots.csv`` of another table) are removed, so that
-    every file in the folder describes this report; no other file is touched
-    (:func:`written_before`).
+    ``out_dir`` must be absent, empty or a folder an earlier report wrote (it holds
+    :data:`REPORT_MARKER`); any other folder only with ``force=True``
+    (:func:`check_report_folder`: otherwise :class:`FileExistsError` naming the folder and
+    its files, raised before anything is written). Replacing an earlier report, the files
+    it wrote that this one does not (a table it had and this one lacks, such as
+    ``sweet_spots.csv`` of another table) are removed, so that every file in the folder
+    describes this report; no other file is touched (:func:`written_before`).
     """
-    out = Path(out_dir)
+    out = check_report_folder(out_dir, force=force)
     out.mkdir(parents=True, exist_ok=True)
     logger.info(f"drawing the figures and writing {out}/")
     text = render(a, title=title)
@@ -151,14 +120,14 @@ def write_analysis(a: Analysis, out_dir: str | os.PathLike, *,
     old = written_before(out)
     # The marker lists every file that may be in the folder until the old ones are gone, so
     # an interrupted run leaves nothing a later one would not remove.
-    atomic_write(out / REPORT_MARKER, _marker(old | new))
+    atomic_write(out / REPORT_MARKER, marker_text(old | new))
     for name, t in files.items():
         atomic_write(out / name, t.to_csv(index=False))
     path = atomic_write(out / "index.html", text)
     for name in sorted(old - new):
         (out / name).unlink(missing_ok=True)
         logger.info(f"removed {out / name}, written by the earlier report")
-    atomic_write(out / REPORT_MARKER, _marker(new))
+    atomic_write(out / REPORT_MARKER, marker_text(new))
     logger.info(f"wrote {path}")
     return path
 
@@ -171,7 +140,7 @@ def build_report(df: pd.DataFrame, *, title: str = "energylens report", source: 
 
 
 def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, title: str = "energylens report",
-                 source: str = "<table>", **kwargs) -> Path:
+                 source: str = "<table>", force: bool = False, **kwargs) -> Path:
     """Analyse ``df`` and write the report into ``out_dir``; returns the HTML path.
 
     Parameters
@@ -179,14 +148,26 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, title: str = "
     df : DataFrame
         Canonical profiling table (see :func:`energylens.read_profiles`).
     out_dir : path
-        Folder to create or fill (``index.html``, the CSV tables, a marker file).
+        Folder to create or fill (``index.html``, the CSV tables, a marker file): absent,
+        empty, or one an earlier report wrote (:func:`check_report_folder`).
     title : str
         Title of the report.
     source : str
         Where the table came from (shown in the report).
+    force : bool
+        Write into a folder energylens did not write, replacing the report's files there
+        (never a file at ``out_dir``).
     **kwargs
         As :func:`analyse`: ``estimator``, ``seeds``, ``quick``, ``max_latency_s``,
         ``n_jobs``, ``show_progress``.
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` is a folder energylens did not write and ``force`` is false (checked
+        before the analysis, and again before writing).
+    NotADirectoryError
+        ``out_dir`` is a file.
 
     Examples
     --------
@@ -194,4 +175,6 @@ def write_report(df: pd.DataFrame, out_dir: str | os.PathLike, *, title: str = "
     >>> write_report(energylens.read_profiles("data/demo_profiles.csv"), "report")  # doctest: +SKIP
     PosixPath('report/index.html')
     """
-    return write_analysis(analyse(df, source=source, **kwargs), out_dir, title=title)
+    check_report_folder(out_dir, force=force)
+    return write_analysis(analyse(df, source=source, **kwargs), out_dir, title=title,
+                          force=force)
