@@ -171,6 +171,28 @@ def test_grouped_model_of_exact_fits_round_trips(tmp_path):
         assert loaded.models_[key]._state_.cov.tobytes() == m._state_.cov.tobytes()
 
 
+def test_a_blank_group_value_round_trips(table, tmp_path):
+    """A group whose label is blank (NaN in the table) is saved and loaded as the same
+    group: its rows are predicted after loading, and after a pickle, as before."""
+    import pickle
+
+    from energylens.tables.values import LABEL_DTYPE
+
+    t = table.assign(workload=pd.array(["chat", None] * (len(table) // 2), dtype=LABEL_DTYPE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = GroupedModel(EnergyLensModel(), by=["workload"]).fit(t)
+    assert len(g.models_) == 2
+    before = g.predict(t)
+    loaded = energylens.load_model(g.save(tmp_path / "groups"))
+    np.testing.assert_array_equal(loaded.predict(t), before)
+    np.testing.assert_array_equal(loaded.predict(t[t["workload"].isna()]),
+                                  before[t["workload"].isna().to_numpy()])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(g)).predict(t), before)
+    index = json.loads((tmp_path / "groups" / "groups.json").read_text())
+    assert [e["key"] for e in index["groups"]] == [["chat"], [None]]
+
+
 def test_exact_fit_of_real_data_loads(real_data, tmp_path):
     v2 = energylens.read_profiles(real_data / "mlenergy_v2")
     g = v2[(v2.model == "codellama/CodeLlama-13b-hf") & (v2.gpu == "A100-SXM4-40GB")]

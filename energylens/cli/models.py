@@ -131,6 +131,8 @@ def check_groups(model, cand, where: str) -> None:
     """Candidates a model cannot predict, as a :class:`BadInput` naming the fitted groups:
     a grouped model without the group columns, or with groups it never fitted (and no
     fallback); any model given a label that differs from a seen one only in case."""
+    from ..models.grouped import group_key
+
     by = list(getattr(model, "by_", []) or [])
     if hasattr(model, "models_"):
         missing = [c for c in by if c not in cand.columns]
@@ -139,7 +141,7 @@ def check_groups(model, cand, where: str) -> None:
                            f"grouped model (fitted per {', '.join(by)}); add them.")
         fitted = [" / ".join(map(str, k)) for k in model.models_]
         keys = cand[by].astype(object).drop_duplicates().itertuples(index=False, name=None)
-        unknown = [" / ".join(map(str, k)) for k in keys if tuple(k) not in model.models_]
+        unknown = [" / ".join(map(str, k)) for k in keys if group_key(k) not in model.models_]
         if unknown and getattr(model, "fallback_", None) is None:
             hint = _label_hint(unknown[0], fitted)
             raise BadInput(f"Candidates '{where}' hold group(s) of ({' / '.join(by)}) the model "

@@ -32,15 +32,22 @@ from . import registry
 from .design import training_data
 from .settings import FittedParams, snapshot
 
-__all__ = ["GroupedModel", "fit_groups"]
+__all__ = ["GroupedModel", "fit_groups", "group_key"]
 
 _DEFAULT_BY = ("model", "gpu")
 _LOCAL_BACKENDS = ("LokyBackend", "SequentialBackend", "ThreadingBackend", "MultiprocessingBackend")
 
 
-def _key(values) -> tuple:
-    return tuple(v.item() if isinstance(v, np.generic) else v for v in
-                 (values if isinstance(values, tuple) else (values,)))
+def group_key(values) -> tuple:
+    """A group's key as plain values, a missing one (NaN, None, NA: a blank label) as None,
+    so that a key matches itself after a copy, a pickle or a save (NaN equals nothing).
+
+    >>> group_key((np.int64(2), float("nan"))), group_key("a")
+    ((2, None), ('a',))
+    """
+    return tuple(None if pd.api.types.is_scalar(v) and pd.isna(v) else
+                 v.item() if isinstance(v, np.generic) else v
+                 for v in (values if isinstance(values, tuple) else (values,)))
 
 
 def _n_jobs(n_jobs: int | None) -> int | None:
@@ -248,7 +255,7 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         if len(y) != len(X):
             raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
         groups = X.groupby(by, sort=True, dropna=False).indices if by else {(): np.arange(len(X))}
-        keys = {_key(k): np.asarray(v) for k, v in groups.items()}
+        keys = {group_key(k): np.asarray(v) for k, v in groups.items()}
         small = {k: len(v) for k, v in keys.items() if len(v) < self.min_rows}
         todo = {k: v for k, v in keys.items() if k not in small}
         if small:
@@ -382,7 +389,7 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EnergyLensWarning)
             for key, idx in groups.items():
-                model = self._model_for(_key(key))
+                model = self._model_for(group_key(key))
                 out = getattr(model, method)(X.iloc[idx], **kwargs)
                 parts.append((np.asarray(idx), out))
         for w in caught:
@@ -463,7 +470,8 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{where}: cannot rebuild GroupedModel: {exc}") from exc
         g.fitted_params_ = snapshot(g)
-        g.by_, g.models_, g.fallback_ = list(by), dict(models), fallback
+        g.by_, g.fallback_ = list(by), fallback
+        g.models_ = {group_key(k): m for k, m in models.items()}
         try:
             g.groups_ = pd.DataFrame(table) if isinstance(table, dict) else pd.DataFrame(
                 [dict(zip(by, k)) for k in models])

@@ -269,7 +269,8 @@ def load_model(path: str | os.PathLike):
 
 # --------------------------------------------------------------------------- grouped folders
 def _file_name(key: tuple, taken: set[str]) -> str:
-    stem = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(k)).strip("-.") or "x" for k in key)
+    stem = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", "blank" if k is None else str(k)).strip("-.")
+                     or "x" for k in key)
     stem = (stem or "all")[:120]
     name, i = f"{stem}.json", 2
     while name.lower() in taken or name == "groups.json":

@@ -66,10 +66,10 @@ def main_model(df: pd.DataFrame):
 
 
 def choose_main(df: pd.DataFrame, comp) -> tuple[object, str, str]:
-    """The unfitted main model, its name in the comparison and why it was chosen: of the
-    hierarchical model and the per-group EnergyLens model, the one with the lower held-out
-    MAPE at the largest training size of the comparison; :func:`main_model` where the
-    comparison did not run or neither model fitted."""
+    """The unfitted main model, its name in the comparison and why it was chosen (a
+    sentence): of the hierarchical model and the per-group EnergyLens model, the one with
+    the lower held-out MAPE at the largest training size of the comparison;
+    :func:`main_model` where the comparison did not run or neither model fitted."""
     from ..models import EnergyLensModel, GroupedModel, HierarchicalEnergyModel
 
     candidates = {"Hierarchical": HierarchicalEnergyModel,
@@ -82,12 +82,13 @@ def choose_main(df: pd.DataFrame, comp) -> tuple[object, str, str]:
             at = ok[ok["n_train"] == n].set_index("model")["mape"]
             name = str(at.idxmin())
             others = ", ".join(f"{m} {v:.1f}%" for m, v in at.items() if m != name)
-            why = (f"the lower held-out MAPE in the comparison at {n} training rows per group: "
-                   f"{at[name]:.1f}%" + (f" against {others}" if others else ""))
+            why = (f"Chosen for the lower held-out MAPE in the comparison at {n} training rows "
+                   f"per group: {at[name]:.1f}%" + (f" against {others}" if others else ""))
             return candidates[name](), name, why
     est = main_model(df)
     name = "Hierarchical" if isinstance(est, HierarchicalEnergyModel) else "EnergyLens"
-    return est, name, "the comparison could not rank the closed forms on this table"
+    return est, name, ("Chosen as the default for this table: the comparison could not rank "
+                       "the closed forms on it")
 
 
 def fit_table(model) -> pd.DataFrame:
@@ -123,8 +124,10 @@ def fitted_groups_mask(model, X: pd.DataFrame) -> np.ndarray:
     by = list(model.by_)
     if not by:
         return np.ones(len(X), dtype=bool)
+    from ..models.grouped import group_key
+
     keys = X[by].astype(object).itertuples(index=False, name=None)
-    return np.fromiter((tuple(k) in models for k in keys), dtype=bool, count=len(X))
+    return np.fromiter((group_key(k) in models for k in keys), dtype=bool, count=len(X))
 
 
 @dataclass
