@@ -113,6 +113,7 @@ def test_fit_target_refuses_energy_options_and_absent_columns(files, tmp_path, c
     (["predict", "{energy}", "{cand}", "--level", "nan"], "--level"),
     (["simulate", "--n-requests", "0"], "--n-requests"),
     (["simulate", "--noise", "-0.1"], "--noise"),
+    (["simulate", "--noise", "5"], "--noise"),
     (["grid", "--model", "Llama-3.1-8B", "--gpu", "H100-SXM", "--gpus-available", "0"],
      "--gpus-available"),
     (["compare", "{table}", "--seeds", "0"], "--seeds"),
@@ -189,6 +190,26 @@ def test_candidates_take_encoding_and_units(command, files, tmp_path, capsys):
     assert np.allclose(both["energy_j_measured"], both["energy_j_given"])
     code, out, err = _run([command, files["energy"], kwh, "--units", "energy"], capsys)
     assert code == 2 and "--units expects NAME=VALUE" in err, err
+
+
+def test_units_option_reads_mega_as_mega(files, tmp_path, capsys):
+    """--units energy=MJ is megajoules (not millijoules); a header in capitals that leaves
+    the prefix ambiguous is refused with the --units that settle it."""
+    given = pd.read_csv(files["table"])
+    mj = tmp_path / "mj.csv"
+    given.drop(columns=["energy_j"]).assign(energy=given["energy_j"] / 1e6).to_csv(mj, index=False)
+    canonical = tmp_path / "canonical.csv"
+    code, out, err = _run(["validate", mj, "--units", "energy=MJ", "-o", canonical], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(pd.read_csv(canonical)["energy_j"], given["energy_j"], rtol=1e-9)
+    shouted = tmp_path / "shouted.csv"
+    given.drop(columns=["energy_j"]).assign(ENERGY_MJ=given["energy_j"] / 1e6).to_csv(
+        shouted, index=False)
+    code, out, err = _run(["validate", shouted], capsys)
+    assert code == 2 and "column 'ENERGY_MJ'" in err and "ambiguous" in err, err
+    assert "--units ENERGY_MJ=MJ" in err and "units=" not in err
+    code, out, err = _run(["validate", shouted, "--units", "ENERGY_MJ=MJ"], capsys)
+    assert code == 0, err
 
 
 def _csv(text: str) -> pd.DataFrame:

@@ -451,8 +451,59 @@ def test_units_argument_overrides_suffix_and_rejects_unitless_columns():
     np.testing.assert_allclose(out.energy_j, [20.0, 35, 80])
     with pytest.raises(SchemaError, match="column 'tp' has no physical unit"):
         read_profiles(good(), units={"tp": "ms"})
-    with pytest.raises(SchemaError, match="unknown energy unit 'cal'"):
+    with pytest.raises(SchemaError, match="unknown energy unit 'cal'.*'MJ', 'mJ'"):
         read_profiles(good(), units={"energy_j": "cal"})
+
+
+@pytest.mark.parametrize("header, factor", [
+    ("Energy (MJ)", 1e6), ("energy_MJ", 1e6), ("Energy [MWh]", 3.6e9), ("energy_GJ", 1e9),
+    ("Energy (mJ)", 1e-3), ("energy_mJ", 1e-3), ("energy_mj", 1e-3), ("ENERGY_mJ", 1e-3),
+    ("Energy (kWh)", 3.6e6), ("ENERGY_KWH", 3.6e6), ("Energy (KWh)", 3.6e6),
+    ("Energy (mWh)", 3.6),
+])
+def test_unit_prefixes_are_read_by_their_case_where_it_changes_the_meaning(header, factor):
+    """M is mega and m milli: Energy (MJ) is megajoules, never millijoules; every other
+    unit reads in any case."""
+    got = _resolve_header(header)
+    assert got[0] == "energy_j" and got[1] == pytest.approx(factor)
+
+
+@pytest.mark.parametrize("header, column, factor", [
+    ("Power (MW)", "power_w", 1e6), ("power_mW", "power_w", 1e-3), ("power_mw", "power_w", 1e-3),
+    ("Power (kW)", "power_w", 1e3), ("POWER_KW", "power_w", 1e3),
+    ("total_energy_MWh", "run_energy_j", 3.6e9), ("Latency (MS)", "latency_s", 1e-3),
+])
+def test_power_and_run_energy_prefixes_follow_the_same_rule(header, column, factor):
+    got = _resolve_header(header)
+    assert got[0] == column and got[1] == pytest.approx(factor)
+
+
+def test_units_argument_reads_mega_and_milli_by_case():
+    joules = np.array([20.0, 35.0, 80.0])
+    for unit, f in (("MJ", 1e6), ("mJ", 1e-3), ("mj", 1e-3), ("MWh", 3.6e9), ("GJ", 1e9)):
+        out = read_profiles(good(energy=joules / f).drop(columns="energy_j"),
+                            units={"energy": unit})
+        np.testing.assert_allclose(out.energy_j, joules, rtol=1e-12)
+    watts = np.array([300.0, 500.0, 700.0])
+    out = read_profiles(good(power=watts / 1e6), units={"power": "MW"})
+    np.testing.assert_allclose(out.power_w, watts, rtol=1e-12)
+
+
+def test_a_header_in_capitals_leaves_mega_or_milli_ambiguous():
+    """ENERGY_MJ may be a shouted mJ: refused, naming the header and the spellings that
+    settle it, unless units= names its unit."""
+    df = good().drop(columns="energy_j").assign(ENERGY_MJ=[2e-5, 3.5e-5, 8e-5])
+    with pytest.raises(SchemaError) as err:
+        read_profiles(df)
+    msg = str(err.value)
+    assert "column 'ENERGY_MJ'" in msg and "ambiguous" in msg
+    assert "units={'ENERGY_MJ': 'MJ'}" in msg and "units={'ENERGY_MJ': 'mJ'}" in msg
+    assert "MJ, mJ, MWh, mWh" in msg  # the accepted spellings
+    assert err.value.problems[0]["code"] == "ambiguous_unit"
+    out = read_profiles(df, units={"ENERGY_MJ": "MJ"})
+    np.testing.assert_allclose(out.energy_j, [20.0, 35.0, 80.0])
+    with pytest.raises(ValueError, match="header 'POWER_MW'.*ambiguous"):
+        _resolve_header("POWER_MW")
 
 
 def test_unit_conversion_keeps_bad_entries_for_the_message():

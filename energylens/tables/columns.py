@@ -27,6 +27,7 @@ __all__ = [
     "COLUMNS",
     "ALIASES",
     "UNITS",
+    "MEGA",
     "CONFIG_COLUMNS",
     "REQUIRED_COLUMNS",
     "CAP_ALIASES",
@@ -34,6 +35,8 @@ __all__ = [
     "describe_schema",
     "config_key",
     "normalise_header",
+    "read_unit",
+    "unit_spellings",
 ]
 
 
@@ -184,14 +187,91 @@ CONFIG_COLUMNS: tuple[str, ...] = (
     "batch_kind", "input_tokens", "output_tokens", "n_requests",
 )
 
-#: Unit factors to the canonical unit, per dimension. Keys are lower-case unit spellings.
+#: Unit factors to the canonical unit, per dimension. Keys are lower-case unit spellings,
+#: read in any case (``kWh``, ``KWH``), except those :data:`MEGA` spells with a capital M:
+#: there the case of the prefix is the meaning (see :func:`read_unit`).
 UNITS: dict[str, dict[str, float]] = {
     "energy": {"j": 1.0, "joule": 1.0, "joules": 1.0, "mj": 1e-3, "kj": 1e3, "wh": 3600.0,
-               "kwh": 3.6e6, "uj": 1e-6, "uwh": 3.6e-3},
+               "kwh": 3.6e6, "uj": 1e-6, "uwh": 3.6e-3, "mwh": 3.6, "gj": 1e9,
+               "gwh": 3.6e12},
     "time": {"s": 1.0, "sec": 1.0, "secs": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
              "min": 60.0, "h": 3600.0},
-    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "mw": 1e-3, "kw": 1e3, "uw": 1e-6},
+    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "mw": 1e-3, "kw": 1e3, "uw": 1e-6,
+              "gw": 1e9},
 }
+#: Units whose prefix means mega as ``M`` and milli as ``m`` (``MJ`` and ``mJ``); their
+#: lower-case spellings in :data:`UNITS` are the milli ones.
+MEGA: dict[str, dict[str, float]] = {
+    "energy": {"MJ": 1e6, "MWh": 3.6e9},
+    "time": {},
+    "power": {"MW": 1e6},
+}
+
+
+def unit_spellings(dimension: str) -> list[str]:
+    """The spellings of ``dimension``'s units, as :func:`read_unit` accepts them.
+
+    >>> unit_spellings("power")
+    ['GW', 'kW', 'MW', 'mW', 'uW', 'W', 'watt', 'watts']
+    """
+    mega = MEGA[dimension]
+    milli = {f"m{k[1:]}": k for k in mega}
+    out = set(mega) | set(milli)
+    for k in UNITS[dimension]:
+        if k not in {m.lower() for m in milli}:
+            out.add(_spelt(k))
+    return sorted(out, key=lambda u: (u.lower(), u))
+
+
+def _spelt(unit: str) -> str:
+    """A lower-case unit as SI writes it (``kwh`` -> ``kWh``)."""
+    if unit in ("watt", "watts", "joule", "joules", "sec", "secs", "seconds", "min"):
+        return unit
+    head, tail = unit[:-1], unit[-1]
+    if unit.endswith("wh"):
+        head, tail = unit[:-2], "Wh"
+    elif tail in ("j", "w"):
+        tail = tail.upper()
+    return head.replace("g", "G") + tail
+
+
+def read_unit(dimension: str, spelling: str, *, shouted: bool = False) -> float | None:
+    """The factor of the unit ``spelling`` of ``dimension`` to the canonical unit; None for
+    a spelling that is no unit of it.
+
+    Case is read only where it changes the meaning: ``M`` is mega and ``m`` milli (``MJ``,
+    ``MWh``, ``MW`` against ``mJ``, ``mWh``, ``mW``; a spelling in lower case, ``mj``, is
+    milli); every other unit is read in any case (``kWh``, ``KWH``). ``shouted`` says the
+    spelling comes from a header written all in capitals, where ``MJ`` may as well be a
+    shouted ``mJ``: such a spelling is refused.
+
+    Raises
+    ------
+    ValueError
+        ``MJ``, ``MWh`` or ``MW`` in capitals from a header all in capitals.
+
+    Examples
+    --------
+    >>> read_unit("energy", "MJ"), read_unit("energy", "mJ"), read_unit("energy", "mj")
+    (1000000.0, 0.001, 0.001)
+    >>> read_unit("energy", "KWH"), read_unit("energy", "furlong")
+    (3600000.0, None)
+    >>> read_unit("power", "MW", shouted=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: the unit 'MW' is ambiguous here: ...
+    """
+    mega = {k.lower(): k for k in MEGA[dimension]}
+    low = spelling.lower()
+    if low not in mega:
+        return UNITS[dimension].get(low)
+    if shouted and spelling.isupper():
+        milli = "m" + mega[low][1:]
+        raise ValueError(f"the unit '{spelling}' is ambiguous here: in a header written all in "
+                         f"capitals it may be {mega[low]} (mega) or {milli} (milli)")
+    return MEGA[dimension][mega[low]] if spelling[0] == "M" else UNITS[dimension][low]
+
+
 #: Canonical-name suffix -> dimension of :data:`UNITS`.
 DIMENSION = {"_j": "energy", "_s": "time", "_w": "power"}
 

@@ -2,7 +2,10 @@
 
 Headers are matched case-insensitively, ignoring punctuation, through
 :data:`~energylens.tables.columns.ALIASES`; a unit suffix (``energy_kwh``,
-``Energy (Wh)``, ``latency_ms``, ``run_energy_mj``) converts the values. ``columns=``
+``Energy (Wh)``, ``latency_ms``, ``run_energy_mj``) converts the values, its prefix read by
+its case where that changes the meaning (``Energy (MJ)`` megajoules, ``energy_mJ`` and
+``energy_mj`` millijoules; ``ENERGY_MJ``, all in capitals, is refused as ambiguous unless
+``units=`` names its unit). ``columns=``
 maps headers the aliases do not know, ``units=`` gives or overrides a column's unit. A
 batch-cap header (``max_num_seqs``) sets ``batch_kind="cap"`` unless the table has its own
 ``batch_kind``. Two headers that mean one canonical column are an error naming both:
@@ -17,15 +20,78 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from .columns import ALIASES, CAP_ALIASES, COLUMNS, DIMENSION, UNITS, normalise_header
+from ..exceptions import SchemaError
+from .columns import (
+    ALIASES,
+    CAP_ALIASES,
+    COLUMNS,
+    DIMENSION,
+    MEGA,
+    normalise_header,
+    read_unit,
+    unit_spellings,
+)
 from .problems import file_error
 from .values import to_numeric
 
-__all__ = ["resolve_header", "unit_factor", "canonical_frame"]
+__all__ = ["resolve_header", "header_column", "unit_factor", "canonical_frame"]
+
+
+def _unit_token(header: object) -> tuple[str, bool]:
+    """The last word of a header in its own case (its unit, where it has one), and whether
+    the header is written all in capitals (where the case of a prefix tells nothing)."""
+    text = str(header).strip().replace("\u00b5", "u").replace("\u03bc", "u")
+    words = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_")
+    return words.rsplit("_", 1)[-1], words.isupper()
+
+
+def _resolve(header: object) -> tuple[str | None, float, bool, str]:
+    """:func:`resolve_header`, with the reason its unit is ambiguous ('' where it is not)
+    in place of raising; the factor of an ambiguous unit is 1."""
+    key = normalise_header(header)
+    if key in COLUMNS:
+        return key, 1.0, False, ""
+    if key in ALIASES:
+        return ALIASES[key], 1.0, key in CAP_ALIASES, ""
+    # "<stem>_<unit>" such as energy_kwh, latency_ms, Energy (Wh), energy_per_req_mj.
+    m = re.fullmatch(r"(.+?)_([a-z]+)", key)
+    if m:
+        stem, unit = m.groups()
+        canon = ALIASES.get(stem)
+        dim = DIMENSION.get(canon[-2:]) if canon is not None else None
+        if dim is not None:
+            token, shouted = _unit_token(header)
+            try:
+                factor = read_unit(dim, token if token.lower() == unit else unit,
+                                   shouted=shouted)
+            except ValueError as exc:
+                return canon, 1.0, False, str(exc)
+            if factor is not None:
+                return canon, factor, False, ""
+    return None, 1.0, False, ""
+
+
+def header_column(header: object) -> str | None:
+    """The canonical column ``header`` names (None if none), whether or not its unit is
+    ambiguous (:func:`resolve_header` raises for that).
+
+    >>> header_column("ENERGY_MJ"), header_column("comment")
+    ('energy_j', None)
+    """
+    return _resolve(header)[0]
 
 
 def resolve_header(header: object) -> tuple[str | None, float, bool]:
     """Map one header to ``(canonical, unit factor, is_cap)``; canonical None if unknown.
+
+    A unit's prefix is read by its case where that changes the meaning (``Energy (MJ)``
+    megajoules, ``energy_mJ`` and ``energy_mj`` millijoules; see
+    :func:`~energylens.tables.columns.read_unit`).
+
+    Raises
+    ------
+    ValueError
+        A unit the header leaves ambiguous (``ENERGY_MJ``: mega or milli).
 
     Examples
     --------
@@ -33,21 +99,13 @@ def resolve_header(header: object) -> tuple[str | None, float, bool]:
     ('energy_j', 3600.0, False)
     >>> resolve_header("max_num_seqs")
     ('batch_size', 1.0, True)
+    >>> resolve_header("Energy (MJ)"), resolve_header("energy_mj")
+    (('energy_j', 1000000.0, False), ('energy_j', 0.001, False))
     """
-    key = normalise_header(header)
-    if key in COLUMNS:
-        return key, 1.0, False
-    if key in ALIASES:
-        return ALIASES[key], 1.0, key in CAP_ALIASES
-    # "<stem>_<unit>" such as energy_kwh, latency_ms, Energy (Wh), energy_per_req_mj.
-    m = re.fullmatch(r"(.+?)_([a-z]+)", key)
-    if m:
-        stem, unit = m.groups()
-        canon = ALIASES.get(stem)
-        dim = DIMENSION.get(canon[-2:]) if canon is not None else None
-        if dim is not None and unit in UNITS[dim]:
-            return canon, UNITS[dim][unit], False
-    return None, 1.0, False
+    canon, factor, is_cap, ambiguous = _resolve(header)
+    if ambiguous:
+        raise ValueError(f"header '{header}': {ambiguous}")
+    return canon, factor, is_cap
 
 
 def unit_factor(canonical: str, unit: str, where: str) -> float:
@@ -56,10 +114,12 @@ def unit_factor(canonical: str, unit: str, where: str) -> float:
     if dim is None:
         raise file_error(where, f"column '{canonical}' has no physical unit, so units= cannot "
                                 f"convert it (got unit '{unit}')", code="option")
-    factor = UNITS[dim].get(normalise_header(unit))
+    text = str(unit).strip().replace("\u00b5", "u").replace("\u03bc", "u")
+    factor = read_unit(dim, re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_"))
     if factor is None:
+        case = " (M is mega and m milli)" if MEGA[dim] else ""
         raise file_error(where, f"unknown {dim} unit '{unit}' for column '{canonical}'; "
-                                f"expected one of {sorted(UNITS[dim])}", code="option")
+                                f"expected one of {unit_spellings(dim)}{case}", code="option")
     return factor
 
 
@@ -81,15 +141,21 @@ def _check_options(raw: pd.DataFrame, where: str, columns: dict) -> None:
 
 
 def _map_headers(raw: pd.DataFrame, where: str, columns: dict):
+    """``(renamed, factors, cap_columns, ambiguous)``: the canonical name of each header
+    mapped, each column's unit factor, the batch-cap columns, and per column whose header
+    leaves its unit ambiguous, why."""
     renamed: dict[object, str] = {}
     factors: dict[str, float] = {}
     cap_columns: set[str] = set()
     seen: dict[str, object] = {}
+    ambiguous: dict[str, str] = {}
     for header in raw.columns:
         if header in columns:
-            canon, factor, is_cap = columns[header], 1.0, False
+            canon, factor, is_cap, why = columns[header], 1.0, False, ""
         else:
-            canon, factor, is_cap = resolve_header(header)
+            canon, factor, is_cap, why = _resolve(header)
+        if why:
+            ambiguous[canon] = why
         if canon is None:
             continue
         if canon in seen:
@@ -105,7 +171,20 @@ def _map_headers(raw: pd.DataFrame, where: str, columns: dict):
         factors[canon] = factor
         if is_cap:
             cap_columns.add(canon)
-    return renamed, factors, cap_columns
+    return renamed, factors, cap_columns, ambiguous
+
+
+def _ambiguous_unit(where: str, canon: str, header: object, why: str) -> SchemaError:
+    """The error for a header whose unit reads two ways, with the ``units=`` that settle it."""
+    dim = DIMENSION[canon[-2:]]
+    token = _unit_token(header)[0].lower()
+    mega = next(k for k in MEGA[dim] if k.lower() == token)
+    milli = "m" + mega[1:]
+    return file_error(
+        where, f"{why}. Declare it with units={{'{header}': '{mega}'}} or "
+               f"units={{'{header}': '{milli}'}}, or write the unit in its own case in the "
+               f"header (accepted {dim} units: {', '.join(unit_spellings(dim))}; M is mega, m "
+               "milli)", code="ambiguous_unit", column=str(header))
 
 
 def canonical_frame(raw: pd.DataFrame, where: str, columns: Mapping[str, str] | None = None,
@@ -117,21 +196,26 @@ def canonical_frame(raw: pd.DataFrame, where: str, columns: Mapping[str, str] | 
     Raises
     ------
     SchemaError
-        For a repeated header, two headers meaning one column, or a bad ``columns=`` or
-        ``units=``.
+        For a repeated header, two headers meaning one column, a bad ``columns=`` or
+        ``units=``, or a unit a header leaves ambiguous (``ENERGY_MJ``: mega or milli) that
+        ``units=`` does not name.
     """
     columns = dict(columns or {})
     units = dict(units or {})
     _check_options(raw, where, columns)
-    renamed, factors, cap_columns = _map_headers(raw, where, columns)
+    renamed, factors, cap_columns, ambiguous = _map_headers(raw, where, columns)
     for key, unit in units.items():
         canon = renamed.get(key, key if key in COLUMNS else None)
         if canon is None:
-            canon, _, _ = resolve_header(key)
+            canon = _resolve(key)[0]
         if canon is None or canon not in factors:
             raise file_error(where, f"invalid units=: no column '{key}' in the table; "
                                     f"columns are {list(map(str, raw.columns))}", code="option")
         factors[canon] = unit_factor(canon, unit, where)
+        ambiguous.pop(canon, None)  # units= settles what the header leaves open
+    for canon, why in ambiguous.items():
+        header = next(h for h, c in renamed.items() if c == canon)
+        raise _ambiguous_unit(where, canon, header, why)
 
     df = raw.rename(columns=renamed) if renamed else raw.copy(deep=False)
     for canon, factor in factors.items():

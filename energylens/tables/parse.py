@@ -203,11 +203,11 @@ def _label_dtypes(tf: TextFile) -> dict[str, type]:
     type guessing would make model '1.10' the number 1.1 (the same model as '1.1') and
     '007' the number 7."""
     from .columns import COLUMNS
-    from .headers import resolve_header
+    from .headers import header_column
 
     out = {}
     for h in tf.header or ():
-        canon = resolve_header(h)[0]
+        canon = header_column(h)
         if canon is not None and COLUMNS[canon].dtype == "str":
             out[h] = str
     return out

@@ -24,7 +24,7 @@ import pandas as pd
 from ..core.options import check_options
 from .columns import COLUMNS, REQUIRED_COLUMNS, Column, normalise_header
 from .duplicates import handle_duplicates
-from .headers import resolve_header
+from .headers import header_column
 from .plausibility import warn_implausible
 from .problems import Problems, file_error
 from .values import clean_labels, missing_mask, to_numeric
@@ -124,7 +124,7 @@ def _check_required(out: pd.DataFrame, problems: Problems, measurements: bool) -
         if name in present:
             continue
         close = difflib.get_close_matches(name, present, n=3, cutoff=0.5)
-        close += [c for c in present if resolve_header(c)[0] is None
+        close += [c for c in present if header_column(c) is None
                   and name in normalise_header(c) and c not in close]
         hint = f"Did you mean {', '.join(repr(c) for c in close[:3])}?" if close else ""
         if name == "energy_j":
