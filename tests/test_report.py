@@ -229,6 +229,121 @@ def test_marker_names_agree():
     assert cli_marker == REPORT_MARKER and REPORT_MARKER in REPORT_FILES
 
 
+def test_write_report_never_writes_into_a_folder_it_did_not_write(small, tmp_path,
+                                                                  monkeypatch):
+    """As the command line, the library writes a report only into a folder that is absent,
+    empty or an earlier report's (unless forced); the refusal names the folder and its
+    files and comes before the analysis."""
+    from energylens import report
+
+    def never(*args, **kwargs):
+        raise AssertionError("analysed before the folder was checked")
+
+    monkeypatch.setattr(report, "analyse", never)
+    mine = tmp_path / "site"
+    mine.mkdir()
+    (mine / "index.html").write_text("my page")
+    with pytest.raises(FileExistsError, match=r"'.*site' is a folder that energylens did not "
+                                              r"write: it holds 'index.html'.*force=True"):
+        report.write_report(small, mine)
+    with pytest.raises(FileExistsError, match="'index.html'"):
+        report.write_analysis(None, mine)  # refused before the analysis is read
+    assert (mine / "index.html").read_text() == "my page"
+    assert sorted(p.name for p in mine.iterdir()) == ["index.html"]
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        report.write_report(small, mine / "index.html", force=True)
+    assert report.check_report_folder(mine, force=True) == mine
+    assert report.check_report_folder(tmp_path / "new") == tmp_path / "new"
+
+
+def test_headline_csv_holds_unrounded_numbers(report):
+    """headline.csv holds numbers, not the page's text: the interval's ends in their own
+    columns, unrounded, as the page shows them rounded."""
+    h = pd.read_csv(report.parent / "headline.csv")
+    numbers = ["input_tokens", "output_tokens", "predicted J/request", "90% interval lower (J)",
+               "90% interval upper (J)", "predicted J/output token", "measured J/request",
+               "next best costs more (%)"]
+    for c in numbers:
+        assert h[c].dtype.kind == "f", (c, h[c].dtype)
+    assert "90% interval (J)" not in h.columns and h["input_tokens_assumed"].dtype == bool
+    ok = h["90% interval lower (J)"].notna()
+    assert ok.any()
+    assert (h.loc[ok, "90% interval lower (J)"] <= h.loc[ok, "predicted J/request"]).all()
+    assert (h.loc[ok, "predicted J/request"] <= h.loc[ok, "90% interval upper (J)"]).all()
+    # more digits than the page's four: the CSV is what the page was rounded from
+    assert any(float(f"{v:.4g}") != v for v in h["90% interval upper (J)"].dropna())
+    page = _text(report.read_text())
+    first = h.iloc[0]
+    shown = f"{first['90% interval lower (J)']:.4g} to {first['90% interval upper (J)']:.4g}"
+    assert shown in page
+
+
+def test_blank_workload_labels_are_shown_as_missing(small):
+    """A table whose workload is blank in some rows (valid: the label is optional) gets its
+    report: the blank rows are a scenario of their own, shown with the dash the report
+    uses for every missing value, and what to measure next is proposed for them too."""
+    from energylens.report import analysis, render
+
+    part = small[(small.model == "Llama-3.2-1B") & (small.gpu == "L4")
+                 & (small.workload == "chat")].head(30).copy()
+    part.loc[part.index[:10], "workload"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = analysis.analyse(part, seeds=1, quick=True, show_progress=False)
+    assert isinstance(a.next, pd.DataFrame) and len(a.next), a.next_note
+    assert a.headline["workload"].isna().any() and (a.headline["workload"] == "chat").any()
+    page = render(a)
+    check_no_unexplained_gaps(page)
+    head = _text(page[page.index('<section class="headline">'):page.index("</section>")])
+    assert "Llama-3.2-1B L4 \u2013 " in head and "Llama-3.2-1B L4 chat " in head
+
+
+def test_a_small_design_splits_its_designed_lengths(tmp_path):
+    """Eight rows, TP 1 and 2 each at four designed output lengths: every output length is
+    its own scenario (TP 1 against TP 2), however few the rows; realised lengths that vary
+    from run to run are never scenarios."""
+    from energylens import EnergyLensModel
+    from energylens.models import GroupedModel
+    from energylens.report import choices
+
+    rows = [{"model": "Llama-3.1-8B", "gpu": "H100-SXM", "tp": tp, "batch_size": 32.0,
+             "input_tokens": 512.0, "output_tokens": float(out),
+             "energy_j": scale * (20 + 0.25 * out)}
+            for tp, scale in ((1, 1.0), (2, 1.15)) for out in (64, 128, 256, 512)]
+    df = energylens.read_profiles(pd.DataFrame(rows))
+    assert choices.designed_lengths(df) == ["input_tokens", "output_tokens"]
+    assert choices.scenario_columns(df)[-2:] == ["input_tokens", "output_tokens"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GroupedModel(EnergyLensModel(), by=["model", "gpu"]).fit(df)
+        rec = choices.recommendations(model, df)
+    assert sorted(rec["output_tokens"]) == [64, 128, 256, 512]
+    assert (rec["candidates"] == 2).all() and rec["recommended"].str.startswith("TP 1").all()
+    realised = df.assign(output_tokens=df["output_tokens"] + np.linspace(0.3, 7.1, len(df)))
+    assert choices.designed_lengths(realised) == ["input_tokens"]
+    repeats = df.assign(tp=1, output_tokens=[391.2, 394.6, 402.0, 388.8] * 2)
+    assert choices.designed_lengths(repeats) == ["input_tokens"]  # one setting run twice
+
+
+def test_report_sentences_end_once_and_read_as_sentences(small):
+    """An error quoted in the report keeps its own full stop (no '..'), and why the model
+    was chosen reads as a sentence whether or not the comparison ranked the forms."""
+    from types import SimpleNamespace
+
+    from energylens.report import fitting, sections
+
+    reason = ("the main model failed on every draw: FitError: EnergyLensModel needs at least 2 "
+              "rows to fit; got n_samples = 1.")
+    a = SimpleNamespace(comparison=SimpleNamespace(accuracy={"main": "EnergyLens",
+                                                             "reason": reason}))
+    text = sections._accuracy_text(a)
+    assert "n_samples = 1.</p>" in text and ".." not in text
+    assert "Held-out accuracy was not measured: too few rows.</p>" in sections._accuracy_text(
+        SimpleNamespace(comparison="too few rows"))
+    why = fitting.choose_main(small, None)[2]
+    assert why.startswith("Chosen as the default") and "Chosen for the comparison" not in why
+
+
 def test_headline_model_is_one_argument(small):
     """The estimator behind the headline and the parameter table is one argument: another
     one switches both."""
@@ -414,7 +529,7 @@ def test_a_new_report_removes_the_files_the_old_one_wrote_and_nothing_else(small
     other = tmp_path / "other"
     other.mkdir()
     (other / "sweet_spots.csv").write_text("someone else's")
-    write_analysis(a, other)
+    write_analysis(a, other, force=True)
     assert (other / "sweet_spots.csv").read_text() == "someone else's"
 
 
@@ -552,8 +667,7 @@ def test_assumed_input_lengths_are_marked_wherever_shown(small):
                              show_progress=False)
     page = _text(render(a))
     out = tables(a)
-    assert out["headline"]["lengths (in / out tokens)"].str.contains(ASSUMED, regex=False).all()
-    for name in ("next_measurements", "best_configurations"):
+    for name in ("headline", "next_measurements", "best_configurations"):
         assert out[name]["input_tokens_assumed"].all(), name
         assert out[name]["input_tokens"].dtype.kind == "f"  # the CSV keeps the number
     headline = page[:page.index("1. The profiling table")]

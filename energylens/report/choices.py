@@ -133,15 +133,44 @@ def scenario_words(columns: Sequence[str]) -> str:
 
 
 def designed_lengths(df: pd.DataFrame) -> list[str]:
-    """Length columns that are design factors (values repeat) rather than measured per run.
+    """Length columns that are design factors rather than measured per run.
+
+    A length is designed where its values repeat: it takes few values (at most a third as
+    many as the rows), or each of its values was measured, exactly, on two or more
+    configurations (:func:`_shared_by_configurations`: four output lengths on two TP
+    degrees, however small the table). A length measured per run (a realised mean answer)
+    varies from one configuration to the next and is neither.
 
     Examples
     --------
     >>> designed_lengths(pd.DataFrame({"input_tokens": [256.0] * 4,
     ...                                "output_tokens": [391.2, 394.6, 402.0, 388.8]}))
     ['input_tokens']
+    >>> designed_lengths(pd.DataFrame({"tp": [1] * 4 + [2] * 4, "input_tokens": [512.0] * 8,
+    ...                                "output_tokens": [64.0, 128.0, 256.0, 512.0] * 2}))
+    ['input_tokens', 'output_tokens']
     """
-    return [c for c in LENGTHS if c in df.columns and df[c].nunique() <= max(1, len(df) // 3)]
+    return [c for c in LENGTHS if c in df.columns and (
+        df[c].nunique() <= max(1, len(df) // 3) or _shared_by_configurations(df, c))]
+
+
+def _shared_by_configurations(df: pd.DataFrame, col: str) -> bool:
+    """Whether every value of ``col`` was measured on two or more configurations (rows
+    apart in the model, the workload or a setting of :data:`CONFIG_COLUMNS`; rows apart at
+    all where the table has none of those), and some value repeats.
+
+    >>> t = pd.DataFrame({"tp": [1, 1, 2, 2], "output_tokens": [64.0, 128.0, 64.0, 128.0]})
+    >>> _shared_by_configurations(t, "output_tokens")
+    True
+    >>> _shared_by_configurations(t.assign(tp=1), "output_tokens")  # repeats of one setting
+    False
+    """
+    who = [c for c in ("model", "workload", *CONFIG_COLUMNS) if c in df.columns]
+    rows = df.loc[df[col].notna(), [col, *who]]
+    if len(rows) < 2:
+        return False
+    counts = (rows.drop_duplicates() if who else rows)[col].value_counts()
+    return bool(len(counts) < len(rows) and counts.min() >= 2)
 
 
 def _mode(s: pd.Series) -> float:

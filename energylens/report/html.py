@@ -11,7 +11,9 @@ import io
 import numpy as np
 import pandas as pd
 
-__all__ = ["CSS", "esc", "table", "figure", "img", "page", "number"]
+from ..tables.values import MISSING_TEXT
+
+__all__ = ["CSS", "esc", "table", "figure", "img", "page", "number", "sentence"]
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;
@@ -37,6 +39,17 @@ def esc(text) -> str:
     return html.escape(str(text))
 
 
+def sentence(text) -> str:
+    """``text`` ending with one full stop: none is added after one already there (a
+    message quoted from an error usually has its own).
+
+    >>> sentence("got n_samples = 1."), sentence("no suggestion")
+    ('got n_samples = 1.', 'no suggestion.')
+    """
+    text = str(text).rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def number(v, fmt: str = "{:.4g}") -> str:
     """A cell's text: numbers to four significant digits; a missing value is a dash (the
     table or its caption says why), infinity is written out."""
@@ -46,12 +59,12 @@ def number(v, fmt: str = "{:.4g}") -> str:
         return str(int(v))
     if isinstance(v, (float, np.floating)):
         if np.isnan(v):
-            return "\u2013"
+            return MISSING_TEXT
         if np.isinf(v):
             return "unbounded" if v > 0 else "-unbounded"
         return fmt.format(v)
     if v is None or (isinstance(v, str) and v.lower() == "nan"):
-        return "\u2013"
+        return MISSING_TEXT
     return str(v)
 
 

@@ -8,12 +8,12 @@ import pandas as pd
 from . import figures
 from .choices import ASSUMED, ASSUMED_COLUMN, input_text, inputs_assumed, scenario_words
 from .fitting import is_hierarchical
-from .html import esc, number, table
+from .html import esc, number, sentence, table
 
 __all__ = ["headline", "data_section", "fit_section", "discovery_section",
            "comparison_section", "best_section", "front_section", "sweet_section",
-           "warnings_section", "SECTIONS", "short", "headline_table", "accuracy_table",
-           "shown_inputs", "ASSUMED_NOTE"]
+           "warnings_section", "SECTIONS", "short", "headline_table", "headline_numbers",
+           "accuracy_table", "shown_inputs", "ASSUMED_NOTE"]
 
 
 def short(expr, digits: int = 4) -> str:
@@ -93,6 +93,45 @@ def headline_table(h: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def headline_numbers(h: pd.DataFrame) -> pd.DataFrame:
+    """The headline's recommendations as ``headline.csv`` holds them: every number in its
+    own column, unrounded (the interval's ends apart; a missing value left empty, where
+    :func:`headline_table` says why), the input length's flag beside it.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"model": ["m"], "input tokens": [512.0], "output tokens": [64.0],
+    ...                   "candidates": [2], "recommended": ["TP 1"],
+    ...                   "predicted energy (J/request)": [1265.123456],
+    ...                   "interval low (J)": [1001.5], "interval high (J)": [1525.25],
+    ...                   "predicted J/output token": [19.77],
+    ...                   "measured energy (J/request)": [float("nan")],
+    ...                   "extrapolated": [False], "runner-up": ["TP 2"],
+    ...                   "runner-up costs (%)": [15.0]})
+    >>> row = headline_numbers(h).iloc[0]
+    >>> float(row["predicted J/request"]), float(row["90% interval upper (J)"])
+    (1265.123456, 1525.25)
+    """
+    keep = [c for c in ("model", "gpu", "workload") if c in h.columns]
+    out = h[keep].copy()
+    out["input_tokens"] = h["input tokens"].to_numpy(dtype=float)
+    out["input_tokens_assumed"] = (h["input tokens assumed"].to_numpy(dtype=bool)
+                                   if "input tokens assumed" in h else False)
+    out["output_tokens"] = h["output tokens"].to_numpy(dtype=float)
+    out["configurations"] = h["candidates"]
+    out["recommended"] = h["recommended"]
+    for name, col in (("predicted J/request", "predicted energy (J/request)"),
+                      ("90% interval lower (J)", "interval low (J)"),
+                      ("90% interval upper (J)", "interval high (J)"),
+                      ("predicted J/output token", "predicted J/output token"),
+                      ("measured J/request", "measured energy (J/request)")):
+        out[name] = h[col].to_numpy(dtype=float)
+    out["next best"] = h["runner-up"]
+    out["next best costs more (%)"] = h["runner-up costs (%)"].to_numpy(dtype=float)
+    out["extrapolated"] = h["extrapolated"].to_numpy(dtype=bool)
+    return out
+
+
 #: The headline's names for the lines of its accuracy table.
 _ROLES = {"the model": "{} (this report's model)", "best ensemble": "best ensemble: {}",
           "rule of thumb": "rule of thumb: fewest GPUs per request in flight, fits nothing",
@@ -115,10 +154,10 @@ def accuracy_table(acc: dict) -> pd.DataFrame:
 def _accuracy_text(a) -> str:
     cmp = a.comparison
     if isinstance(cmp, str):
-        return f"<p>Held-out accuracy was not measured: {esc(cmp)}.</p>"
+        return f"<p>Held-out accuracy was not measured: {esc(sentence(cmp))}</p>"
     acc = cmp.accuracy
     if "mape" not in acc:
-        return f"<p>Held-out accuracy: {esc(acc.get('reason', 'no result'))}.</p>"
+        return f"<p>Held-out accuracy: {esc(sentence(acc.get('reason', 'no result')))}</p>"
     t = accuracy_table(acc)
     text = (f"<p><b>Accuracy on held-out rows:</b> {esc(acc['main'])} predicts rows it was not "
             f"fitted on with a MAPE of <b>{acc['mape']:.1f}%</b> (trained on up to "
@@ -161,7 +200,8 @@ def headline(a) -> str:
                      "uncertainty.</p>")
         parts.append(table(shown_inputs(a.next), max_rows=5, csv="next_measurements.csv"))
     else:
-        parts.append(f"<p><b>What to measure next:</b> {esc(a.next_note or 'no suggestion')}.</p>")
+        parts.append(f"<p><b>What to measure next:</b> "
+                     f"{esc(sentence(a.next_note or 'no suggestion'))}</p>")
     parts.append(_assumed_note(h, a.next))
     return "".join(parts) + "</section>"
 
@@ -187,7 +227,7 @@ def fit_section(a) -> str:
                 + (f", one model per {esc(' and '.join(a.by))} group" if a.by else "")
                 + ". In-sample statistics per group (greyed: not fitted, with the reason):</p>")
     if a.main_why:
-        what = f"<p>Chosen for {esc(a.main_why)}.</p>" + what
+        what = f"<p>{esc(sentence(a.main_why))}</p>" + what
     parts = ["<h2>2. The fitted model</h2>", what,
              table(fits, csv="fit_groups.csv", greyed=failed, what="groups"),
              '<div class="grid">', figures.parity(a), figures.components(a), "</div>"]
