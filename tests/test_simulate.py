@@ -103,6 +103,8 @@ def test_bad_options_raise():
         simulate_profiles(batch_size=(0,))
     with pytest.raises(ValueError, match="noise"):
         simulate_profiles(noise=-0.1)
+    with pytest.raises(ValueError, match=r"'noise' parameter .* range \[0.0, 1.0\]"):
+        simulate_profiles(noise=5)  # would throw rows out of the physical ranges
     with pytest.raises(ValueError, match="precision"):
         simulate_profiles(precision="int3")
     with pytest.raises(ValueError, match="Unknown GPU"):
@@ -281,6 +283,17 @@ def test_request_pools_split_over_replicas_and_repeats_are_refused():
             ("gpus", ["H100-SXM", "h100 sxm"], r"gpus repeats a value")]:
         with pytest.raises(ValueError, match=match):
             simulate_profiles(**{**kw, arg: value})
+
+
+def test_noise_limit_is_the_command_lines():
+    """``energylens simulate --noise`` refuses what simulate_profiles refuses (the parser
+    keeps its own copy of the limit so that --help does not import pandas)."""
+    from energylens.cli import parser
+    from energylens.simulate import table
+
+    assert parser.MAX_NOISE == table.MAX_NOISE
+    df = simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"], noise=table.MAX_NOISE)
+    assert len(df) and (df["energy_j"] > 0).all()
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -85,11 +85,19 @@ def _positive(text: str) -> float:
     return x
 
 
-def _non_negative(text: str) -> float:
-    """A finite number of at least 0 (``--noise``)."""
+#: ``--noise`` at most: ``energylens.simulate.table.MAX_NOISE`` (kept here so that ``--help``
+#: does not import pandas; a test keeps the two in step).
+MAX_NOISE = 1.0
+
+
+def _noise(text: str) -> float:
+    """``--noise``: a relative standard deviation from 0 to :data:`MAX_NOISE`."""
     x = _number(text)
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    if not 0 <= x <= MAX_NOISE:
+        raise argparse.ArgumentTypeError(
+            f"expected a relative standard deviation from 0 to {MAX_NOISE:g} (e.g. 0.02 for "
+            f"2%; more throws simulated rows out of the physical ranges of a profiling "
+            f"table), got {text!r}")
     return x
 
 
@@ -212,9 +220,9 @@ def _add_simulate(sub, common) -> None:
                                                "Llama-3.1-8B Llama-3.2-1B")
     s.add_argument("--gpus", nargs="+", help="GPU names of the catalogue, e.g. --gpus H100-SXM L4")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0), e.g. --seed 3")
-    s.add_argument("--noise", type=_non_negative, default=0.02,
-                   help="relative measurement noise, a standard deviation (default 0.02), "
-                        "e.g. --noise 0")
+    s.add_argument("--noise", type=_noise, default=0.02,
+                   help="relative measurement noise, a standard deviation from 0 to 1 "
+                        "(default 0.02), e.g. --noise 0")
     s.add_argument("--n-requests", type=_positive_int, default=None,
                    help="finite pool of requests per run (default: saturated), e.g. "
                         "--n-requests 500")

@@ -212,8 +212,12 @@ def _names(name: str, values) -> list[str]:
     return vals
 
 
+#: The largest relative noise a simulated table takes: beyond a standard deviation of 100%,
+#: the noise throws rows out of the physical ranges every profiling table must respect.
+MAX_NOISE = 1.0
+
 _OPTIONS = {
-    "noise": [Interval(Real, 0, None, closed="left")],
+    "noise": [Interval(Real, 0, MAX_NOISE, closed="both")],
     "seed": [Interval(Integral, 0, None, closed="left")],
     "max_rows": [Interval(Integral, 1, None, closed="left"), None],
     "precision": [str, None],
@@ -266,7 +270,8 @@ def simulate_profiles(
         (``running_batch`` equals the cap, or the KV capacity where that is smaller;
         ``n_requests``, ``duration_s`` and ``run_energy_j`` are then NaN).
     noise : float
-        Relative standard deviation of the seeded, mean-one log-normal measurement noise.
+        Relative standard deviation of the seeded, mean-one log-normal measurement noise,
+        from 0 to :data:`MAX_NOISE` (1, that is 100%).
         The energies of a row share one factor (so prefill + decode = total), its times
         another (so Little's law still holds); mean power gets their ratio.
     seed : int
