@@ -396,3 +396,33 @@ def test_the_gpu_count_of_text_layout_columns_is_a_number(h100):
         warnings.simplefilter("ignore")
         r = select_config(m, text, constraints={"max_gpus": 4})
     assert r["feasible"].all() and (r["reason"] == "").all()
+
+
+def test_suggest_next_never_proposes_a_candidate_that_cannot_run(h100):
+    """Infeasible rows (memory, GPUs available) topped both strategies: tp=1 of a 70B model
+    needs 141 GB on an 80 GB GPU, and took probability of being the optimum from the rest."""
+    _, m, _ = h100
+    cand = candidate_grid(model="Llama-3.1-8B", gpu="H100-SXM", tp=(1, 2, 4, 8), batch_size=(8, 256),
+                          input_tokens=1024, output_tokens=512, gpus_available=2)
+    assert not cand["feasible"].all()
+    for strategy in ("uncertainty", "selection"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = suggest_next(m, cand, k=10, strategy=strategy, scenario=["input_tokens"])
+        assert s["feasible"].all() and len(s) == int(cand["feasible"].sum())
+    with pytest.raises(ValueError, match="no candidate is feasible"):
+        suggest_next(m, cand[~cand["feasible"]])
+
+
+def test_suggest_next_matches_measured_rows_by_value(h100):
+    """Integer batch and token columns ('256') did not match the measured floats ('256.0'):
+    every measured configuration was proposed again."""
+    g, m, _ = h100
+    measured = g.head(12)
+    again = measured.drop(columns="energy_j").astype(
+        {"batch_size": int, "input_tokens": int, "output_tokens": int})
+    with pytest.raises(ValueError, match="No unmeasured candidate left"):
+        suggest_next(m, again, measured=measured)
+    left = suggest_next(m, pd.concat([again, g.iloc[12:14].drop(columns="energy_j")]), k=5,
+                        measured=measured)
+    assert sorted(left.index) == sorted(g.index[12:14])

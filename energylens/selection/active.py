@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.checks import flag_column
 from ..core.options import LEVEL, POSITIVE_INT, StrOptions, check_options
 from ..exceptions import EnergyLensWarning
 from ..tables.values import MISSING_TEXT
@@ -52,14 +53,37 @@ def _labels(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     return _text(df, cols).agg("|".join, axis=1).to_numpy(dtype=object)
 
 
+def _config_keys(df: pd.DataFrame, keys: Sequence[str], numeric: set[str]) -> list[tuple]:
+    """Each row's configuration, by value: the ``numeric`` columns as floats (``256`` and
+    ``256.0`` are one batch), the others as text."""
+    text = _text(df, [c for c in keys if c not in numeric])
+    cols = [[None if np.isnan(v) else float(v)  # a blank matches a blank
+             for v in pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)]
+            if c in numeric else text[c].to_numpy() for c in keys]
+    return list(zip(*cols)) if cols else [()] * len(df)
+
+
 def _unmeasured(cand: pd.DataFrame, measured: pd.DataFrame | None) -> pd.DataFrame:
-    """Candidates not in ``measured``, matched on the configuration columns both have."""
+    """Candidates not in ``measured``, matched by value on the configuration columns both
+    have (a column numeric in both is compared as numbers)."""
     if measured is None or not len(measured):
         return cand
     keys = [c for c in _KEYS if c in cand.columns and c in measured.columns]
-    seen = set(map(tuple, _text(measured, keys).to_numpy()))
-    return cand[np.array([tuple(r) not in seen for r in _text(cand, keys).to_numpy()],
-                         dtype=bool)]
+    numeric = {c for c in keys if all(pd.api.types.is_numeric_dtype(d[c]) for d in (cand, measured))}
+    seen = set(_config_keys(measured, keys, numeric))
+    return cand[np.array([r not in seen for r in _config_keys(cand, keys, numeric)], dtype=bool)]
+
+
+def _feasible(cand: pd.DataFrame) -> pd.DataFrame:
+    """The candidates that can run (``feasible``, as :func:`candidate_grid` gives it: a row
+    that needs more memory or GPUs than there are is never worth measuring)."""
+    if "feasible" not in cand.columns:
+        return cand
+    ok = flag_column(cand, "feasible", "suggest_next", missing=None)
+    if not ok.any():
+        raise ValueError("suggest_next: no candidate is feasible (column 'feasible' is False in "
+                         f"all {len(cand)} rows; see their 'reason').")
+    return cand[ok]
 
 
 def _optimum_probability(f: np.ndarray, rel_sd: np.ndarray, labels: np.ndarray,
@@ -111,8 +135,9 @@ def suggest_next(
     model : estimator
         A fitted model with ``predict_interval``.
     candidates : DataFrame
-        Configurations that could be measured; one flagged ``memory_limited`` (as
-        :func:`candidate_grid` gives it) is predicted at its ``running_batch``. Candidates
+        Configurations that could be measured; those flagged infeasible (``feasible``, as
+        :func:`candidate_grid` gives it) are left out, and one flagged ``memory_limited`` is
+        predicted at its ``running_batch``. Candidates
         identical as served (the same in every column but the cap: caps above the KV
         capacity run the same running batch) are one candidate, scored once at the smallest
         of their caps; its ``reason`` names the caps it stands for.
@@ -129,7 +154,8 @@ def suggest_next(
         uncertain of all for ``"uncertainty"``; for ``"selection"`` its probability is
         unknown (score NaN, listed last, with a warning).
     measured : DataFrame, optional
-        Configurations already measured (excluded), matched on the configuration columns.
+        Configurations already measured (excluded), matched by value on the configuration
+        columns.
     scenario : sequence of str
         Columns that define a selection problem (``"selection"`` only).
     level : float
@@ -156,7 +182,7 @@ def suggest_next(
     (3, False)
     """
     check_options("suggest_next", _OPTIONS, locals())
-    cand = _unmeasured(candidates, measured)
+    cand = _unmeasured(_feasible(candidates), measured)
     if cand.empty:
         raise ValueError("No unmeasured candidate left to suggest.")
     cand, stands_for = collapse_served(cand)
