@@ -323,3 +323,15 @@ def test_groups_too_small_to_fit_are_warned_and_named_at_predict(table):
         warnings.simplefilter("ignore")
         pooled = GroupedModel(WilkinsModel(), fallback="pooled").fit(small)
         assert np.all(pooled.predict(small.tail(2)) > 0)
+
+
+@pytest.mark.parametrize("method", ["delta", "bootstrap"])
+def test_predict_interval_forwards_the_interval_method(table, method):
+    """GroupedModel.predict_interval(method=...) raised TypeError: the keyword collided with
+    the internal name of the method to call."""
+    g = _fit(GroupedModel(EnergyLensModel()), table)
+    rows = table.groupby(["model", "gpu"]).head(2)
+    got = g.predict_interval(rows, method=method, n_boot=30)
+    for (model, gpu), part in rows.groupby(["model", "gpu"]):
+        want = g.models_[(model, gpu)].predict_interval(part, method=method, n_boot=30)
+        pd.testing.assert_frame_equal(got.loc[part.index], want)

@@ -373,9 +373,11 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
                 if c in ("model", "gpu")}
         return aliased(X, seen) if seen else X
 
-    def _collect(self, method: str, X: pd.DataFrame, stacklevel: int, **kwargs):
+    def _collect(self, method: str, X: pd.DataFrame, stacklevel: int, /, **kwargs):
         """``method``'s output per group of rows, with the groups' warnings merged into one
-        per category (``stacklevel`` counted from here: 3 is the caller of ``predict``)."""
+        per category (``stacklevel`` counted from here: 3 is the caller of ``predict``);
+        ``kwargs`` go to ``method`` (positional-only above: they may hold a ``method`` of
+        their own, as ``predict_interval``'s interval method)."""
         check_fitted(self, "models_")
         if not isinstance(X, pd.DataFrame):
             raise ValueError("GroupedModel needs a canonical table (DataFrame) to find each row's group.")
@@ -409,7 +411,7 @@ class GroupedModel(FittedParams, RegressorMixin, BaseEstimator):
             out[idx] = pred
         return out
 
-    def _frame(self, method: str, X, **kwargs) -> pd.DataFrame:
+    def _frame(self, method: str, X, /, **kwargs) -> pd.DataFrame:
         parts = self._collect(method, X, 4, **kwargs)
         if not parts:  # no rows: the columns any group's model gives
             model = next(iter(self.models_.values()), self.fallback_)
