@@ -250,7 +250,10 @@ def main(argv=None) -> Path:
         "whose lowest-predicted held-out candidate is the measured optimum), the random-pick rate "
         "`random_top1`, pairwise ranking accuracy, regret (measured energy of the pick over the best, "
         "minus one) and `within5` (pick within 5% of the best) over held-out candidates of scenarios "
-        "with at least two; means over seeds. `fit_failed` is the share of fits that raised.",
+        "with at least two; means over seeds. `fit_failed` is the share of fits that raised (the "
+        "linear baseline's failures are predictions below zero, which predict refuses); the other "
+        "columns average the fits that did not, so a model that often fails is scored on its "
+        "luckier draws.",
         "",
     ]
     goal_lines = []

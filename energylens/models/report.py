@@ -99,6 +99,9 @@ def _warnings(model) -> list[str]:
     limit = model._setting("poor_fit_mape")
     if st.mape_pct > limit:
         warn.append(f"POOR FIT (in-sample MAPE {st.mape_pct:.1f}% > {limit:g}%)")
+    bad = negative_rows(model)
+    if bad:
+        warn.append(f"NEGATIVE ENERGY on {bad[0]} of {bad[1]} training rows")
     return warn
 
 
@@ -214,7 +217,32 @@ def fit_warnings(model) -> list[tuple[type, str]]:
                                             "so standard errors and intervals are undefined (NaN)."))
     out += unmodelled_settings(model)
     out += poor_fit(st.mape_pct, model._setting("poor_fit_mape"))
+    out += negative_on_training(model)
     return out
+
+
+def negative_rows(model) -> tuple[int, int] | None:
+    """How many training rows the fitted form gives a negative or non-finite energy (which
+    ``predict`` refuses), of how many; None where none does. Only a form with a parameter
+    allowed below zero can: others are not evaluated again."""
+    lo, train = getattr(model, "_lo_", None), getattr(model, "_train_", None)
+    if lo is None or train is None or not np.any(lo < 0):
+        return None
+    with np.errstate(all="ignore"):
+        f = model._kernel(train[0], model.coef_)  # the variables the fit read, batch included
+    bad = int(np.sum(~(np.isfinite(f) & (f >= 0))))
+    return (bad, len(f)) if bad else None
+
+
+def negative_on_training(model) -> list[tuple[type, str]]:
+    """The warning of :func:`negative_rows`, if any."""
+    bad = negative_rows(model)
+    if bad is None:
+        return []
+    return [(PoorFitWarning, f"the fitted form gives a negative or non-finite energy for "
+                             f"{bad[0]} of its {bad[1]} training rows, which predict refuses: "
+                             "this form does not describe the table (a form that stays positive, "
+                             "such as EnergyLensModel or LogLinearEnergyModel, does).")]
 
 
 def unmodelled_settings(model) -> list[tuple[type, str]]:
