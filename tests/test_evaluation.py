@@ -316,3 +316,94 @@ def test_the_rule_of_thumb_refuses_a_batch_that_is_not_positive(batch):
     with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 1 row\(s\) are not "
                        r"\(rows \['b'\], values \[(-8.0|0.0|nan)\]\)"):
         rule.predict(cand.set_axis(["a", "b"]))
+
+
+# --------------------------------------------------------------------------- odd inputs
+def _lengths_table(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"model": "m", "gpu": "A", "batch_size": 32.0,
+                       "input_tokens": rng.uniform(100, 2000, n),
+                       "output_tokens": rng.uniform(50, 500, n)})
+    df["energy_j"] = 0.01 * df.input_tokens + 0.3 * df.output_tokens
+    return df
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -5.0, np.inf])
+@pytest.mark.parametrize("protocol", ["sample_efficiency", "extrapolate"])
+def test_a_bad_target_is_named_before_any_draw(bad, protocol):
+    """A held-out NaN stopped the study with a bare 'y_true contains NaN or infinity'."""
+    df = _lengths_table().set_axis([f"r{i}" for i in range(30)])
+    df.loc["r7", "energy_j"] = bad
+    run = {"sample_efficiency": lambda: sample_efficiency({"w": WilkinsModel()}, df,
+                                                          n_train=[10], seeds=[3]),
+           "extrapolate": lambda: extrapolate({"w": WilkinsModel()}, df, split="gpu")}[protocol]
+    with pytest.raises(ValueError, match=r"target column 'energy_j' must hold finite numbers > 0"
+                                         r".*1 row\(s\) do not \(rows \['r7'\], values \[(nan|0.0|"
+                                         r"-5.0|inf)\]\)"):
+        run()
+
+
+def test_selection_metrics_rank_the_predictions_as_given():
+    """A model predicting truth - 1000 ranks perfectly; it scored like a random pick."""
+    from energylens.evaluation import evaluate_split
+
+    class Shifted(RegressorMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            self.fitted_ = True
+            return self
+
+        def predict(self, X):
+            return X["energy_j"].to_numpy(float) - 1000.0
+
+    df = pd.DataFrame({"model": "m", "gpu": "g", "energy_j": [10.0, 20, 30, 40, 50, 60]})
+    r = evaluate_split(Shifted(), df.iloc[:2], df.iloc[2:], scenario=["model", "gpu"])
+    assert r["top1"] == 1.0 and r["pairwise"] == 1.0 and r["regret"] == 0.0
+    assert r["random_top1"] == 0.25
+    assert r["mape"] == pytest.approx(mape(df.energy_j[2:], df.energy_j[2:] - 1000.0))
+
+
+@pytest.mark.parametrize("split,column", [("batch", "batch_size"), ("gpu", "gpu")])
+def test_extrapolate_warns_when_there_is_nothing_to_hold_out(split, column):
+    from energylens import EnergyLensWarning
+
+    df = _lengths_table()
+    with pytest.warns(EnergyLensWarning, match=f"split='{split}'.*the result is empty"):
+        out = extrapolate({"w": WilkinsModel()}, df, split=split)
+    assert out.empty and list(out.columns) == [*RESULT_COLUMNS, "split"]
+
+
+def test_extrapolate_names_missing_split_values_and_bad_batches():
+    df = _lengths_table()
+    df["gpu"] = ["A", "B"] * 15
+    df.loc[[1, 4], "gpu"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'gpu', which has 2 missing value\(s\) "
+                                         r"\(rows \[1, 4\]\)"):
+        extrapolate({"w": WilkinsModel()}, df, split="gpu")
+    df = _lengths_table()
+    df["batch_size"] = [8.0, 64.0] * 15
+    df.loc[3, "batch_size"] = np.nan
+    with pytest.raises(ValueError, match=r"'batch_size' must be a number > 0; 1 row\(s\) are not "
+                                         r"\(rows \[3\], values \[nan\]\)"):
+        extrapolate({"w": WilkinsModel()}, df, split="batch")
+
+
+def test_extrapolate_records_why_a_fit_failed():
+    df = _lengths_table()
+    df["gpu"] = ["A", "B"] * 15
+    out = extrapolate({"broken": Broken(), "w": WilkinsModel()}, df, split="gpu", errors=True)
+    assert list(out.columns) == [*RESULT_COLUMNS, "split", "error"]
+    failed = out[out.metric == "fit_failed"].set_index(["model", "split"])
+    assert (failed.loc["broken", "value"] == 1).all()
+    assert failed.loc["broken", "error"].str.len().gt(0).all()
+    assert (failed.loc["w", "error"] == "").all()
+
+
+def test_sample_efficiency_takes_one_training_size_as_a_number(table):
+    one = sample_efficiency({"W": WilkinsModel()}, table, n_train=20, seeds=1, scenario=["model"])
+    listed = sample_efficiency({"W": WilkinsModel()}, table, n_train=[20], seeds=1,
+                               scenario=["model"])
+    timing = one.metric == "fit_time_s"
+    pd.testing.assert_frame_equal(one[~timing], listed[~timing])
+    for bad in (20.0, "20", True):
+        with pytest.raises(ValueError, match="n_train must"):
+            sample_efficiency({"W": WilkinsModel()}, table, n_train=bad, seeds=1)

@@ -3,8 +3,10 @@
 Every protocol returns a long DataFrame with the columns
 ``model, dataset, protocol, n_train, seed, metric, value`` (plus ``split`` for
 extrapolation). Models are cloned for every fit; a fit that raises is recorded as the
-metric ``fit_failed`` (value 1) and never stops the study. Training and test rows are
-disjoint by construction, and checked.
+metric ``fit_failed`` (value 1) and never stops the study. The table itself is checked
+before any draw: every row may be held out, so a target value that is not a finite number
+> 0 (a metric divides by it) is a ``ValueError`` naming the column, the rows and the values.
+Training and test rows are disjoint by construction, and checked.
 
 Metrics recorded per fit (see :mod:`energylens.evaluation.metrics`): ``mape`` and
 ``median_ape`` (percent) on the held-out rows (not for a model that only ranks, such as
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -34,9 +36,11 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from ..core.checks import check_positive_column, plain
 from ..core.progress import progress
 from ..exceptions import EnergyLensWarning
 from . import metrics as M
+from ._inputs import check_inputs, check_target, check_values_given
 
 __all__ = ["sample_efficiency", "extrapolate", "evaluate_split", "RESULT_COLUMNS"]
 
@@ -56,40 +60,47 @@ def _scenario_labels(df: pd.DataFrame, scenario: Sequence[str]) -> np.ndarray:
     return df.groupby(cols, sort=True, dropna=False).ngroup().to_numpy()
 
 
-_DEFAULT_SCENARIO = ("model", "gpu", "workload")
-
-
-def _check_inputs(owner: str, models: Mapping, df: pd.DataFrame, *, scenario: Sequence[str],
-                  target: str, columns: dict[str, Sequence[str] | None]) -> None:
-    """The arguments a protocol reads, checked before any draw: models to compare, a unique
-    index, the target column, and every named column (a scenario column the table lacks is
-    an error unless the scenario is the default one, whose absent columns are skipped, as a
-    table of one workload has no ``workload``)."""
-    if not isinstance(models, Mapping) or not models:
-        raise ValueError(f"{owner}: models must be a non-empty dict of name -> estimator; got "
-                         f"{models!r}.")
-    if not isinstance(df, pd.DataFrame) or df.empty:
-        raise ValueError(f"{owner} needs a non-empty table (DataFrame).")
-    if not df.index.is_unique:
-        raise ValueError("df must have a unique index (use df.reset_index(drop=True)).")
-    if target not in df.columns:
-        raise ValueError(f"{owner}: target {target!r} is not a column of the table; columns are "
-                         f"{list(map(str, df.columns))}.")
-    named = dict(columns)
-    if tuple(scenario) != _DEFAULT_SCENARIO:
-        named["scenario"] = scenario
-    for arg, cols in named.items():
-        missing = [c for c in (cols or ()) if c not in df.columns]
-        if missing:
-            from ..core.options import missing_columns_hint
-
-            raise ValueError(f"{owner}: {arg}={list(cols)} names column(s) {missing} that the "
-                             f"table lacks{missing_columns_hint(missing, df.columns)}.")
-
-
 def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: Sequence[str],
                    target: str = "energy_j") -> dict[str, float]:
-    """Fit a clone of ``model`` on ``train`` and score it on ``test``; returns metric values."""
+    """Fit a clone of ``model`` on ``train`` and score it on ``test``.
+
+    The percentage errors and the selection metrics are computed on the predictions as
+    given: a model that predicts below zero but orders the candidates of each scenario
+    correctly ranks perfectly (its MAPE says how far off its joules are).
+
+    Parameters
+    ----------
+    model : estimator
+        Cloned before the fit.
+    train, test : DataFrame
+        Disjoint rows (by index label) of one table.
+    scenario : sequence of str
+        Columns defining a selection scenario.
+    target : str
+        The measured energy; on ``test`` a finite number > 0 on every row.
+
+    Returns
+    -------
+    dict
+        Metric name -> value; ``fit_failed`` is 1 (with an ``error`` text) where the fit or
+        the prediction raised or a prediction is not finite.
+
+    Raises
+    ------
+    ValueError
+        A target value of ``test`` that is not a finite number > 0 (naming the rows).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from energylens.evaluation.reference import NoiseCeilingModel
+    >>> df = pd.DataFrame({"model": "m", "energy_j": [10.0, 20.0, 30.0, 40.0]})
+    >>> out = evaluate_split(NoiseCeilingModel(noise=0.0), df.iloc[:2], df.iloc[2:],
+    ...                      scenario=["model"])
+    >>> out["top1"], out["fit_failed"]
+    (1.0, 0.0)
+    """
+    check_target("evaluate_split", test, target)
     overlap = train.index.intersection(test.index)
     if len(overlap):
         raise LeakageError(f"{len(overlap)} test rows are also training rows (e.g. {list(overlap[:3])}).")
@@ -111,8 +122,8 @@ def evaluate_split(model, train: pd.DataFrame, test: pd.DataFrame, *, scenario: 
     if not getattr(est, "ranks_only", False):  # a ranking score has no percentage error
         out.update(mape=M.mape(y, pred), median_ape=M.median_ape(y, pred))
     labels = _scenario_labels(test, scenario)
-    try:
-        out.update(M.selection_metrics(y, np.maximum(pred, 0.0), labels))
+    try:  # on the predictions as given: a ranking needs no positive values
+        out.update(M.selection_metrics(y, pred, labels))
     except ValueError:
         pass  # no held-out scenario with two candidates
     return out
@@ -174,6 +185,22 @@ def _usable_sizes(df: pd.DataFrame, n_train: Sequence[int], group: Sequence[str]
     return keep
 
 
+def _training_sizes(n_train) -> list[int]:
+    """``n_train`` as a list of whole numbers >= 1 (a single number is a list of one)."""
+    if isinstance(n_train, (int, np.integer)) and not isinstance(n_train, bool):
+        n_train = [n_train]
+    if isinstance(n_train, (str, bytes)) or not isinstance(n_train, Iterable):
+        raise ValueError(f"sample_efficiency: n_train must be a number of rows >= 1 or a list "
+                         f"of them; got {n_train!r}.")
+    sizes = list(n_train)
+    bad = [n for n in sizes if isinstance(n, bool) or not isinstance(n, (int, np.integer))
+           or n < 1]
+    if bad or not sizes:
+        raise ValueError(f"sample_efficiency: n_train must hold whole numbers of rows >= 1; got "
+                         f"{sizes!r}.")
+    return sizes
+
+
 def _draws(df, n_train, seed, group) -> list[tuple[int, pd.Index]]:
     """The training rows of each size for one seed (one generator, sizes in order)."""
     rng = np.random.default_rng(seed)
@@ -215,11 +242,12 @@ def sample_efficiency(
         Name -> estimator (cloned for every fit).
     df : DataFrame
         Canonical profiling table; its index must be unique.
-    n_train : sequence of int
-        Training-set sizes; with ``group``, rows per group. A group too small to keep two
-        rows to test trains on all but two of its rows (the ``n_fit`` metric counts the rows
-        each fit used); a size that no group (or, without ``group``, the table) can hold
-        with two rows left to test is left out, with an :class:`~energylens.EnergyLensWarning`.
+    n_train : int or sequence of int
+        Training-set sizes (one number is one size); with ``group``, rows per group. A
+        group too small to keep two rows to test trains on all but two of its rows (the
+        ``n_fit`` metric counts the rows each fit used); a size that no group (or, without
+        ``group``, the table) can hold with two rows left to test is left out, with an
+        :class:`~energylens.EnergyLensWarning`.
     seeds : int or sequence of int
         Number of seeds (0, 1, ...) or the seeds themselves.
     scenario : sequence of str
@@ -258,18 +286,14 @@ def sample_efficiency(
     >>> res.loc[res["metric"] == "fit_failed", ["value", "error"]].values.tolist()
     [[0.0, ''], [0.0, '']]
     """
-    _check_inputs("sample_efficiency", models, df, scenario=scenario, target=target,
-                  columns={"group": group})
+    check_inputs("sample_efficiency", models, df, scenario=scenario, target=target,
+                 columns={"group": group})
+    n_train = _training_sizes(n_train)
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
     if not seed_list or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
                             for s in seed_list):
         raise ValueError(f"sample_efficiency: seeds must be a positive count or a list of "
                          f"non-negative integer seeds; got {seeds!r}.")
-    bad = [n for n in n_train if isinstance(n, bool) or not isinstance(n, (int, np.integer))
-           or n < 1]
-    if bad or not len(n_train):
-        raise ValueError(f"sample_efficiency: n_train must hold whole numbers of rows >= 1; got "
-                         f"{list(n_train)!r}.")
     n_train = _usable_sizes(df, n_train, group)
     # One task per (seed, size, model), in that order: the draws are made here, so the
     # results do not depend on how the tasks are spread over workers, and a slow model does
@@ -291,6 +315,50 @@ def sample_efficiency(
     return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "error"] if errors else RESULT_COLUMNS)
 
 
+def _batch_folds(df: pd.DataFrame, group: Sequence[str] | None,
+                 batch_column: str) -> list[tuple[str, pd.Index, pd.Index]]:
+    """Train on each group's batch sizes up to its median, test on those above; an empty
+    list, with a warning, where no group has a batch size above its median."""
+    values = pd.to_numeric(df[batch_column], errors="coerce").to_numpy(dtype=float)
+    check_positive_column(values, df, batch_column, "extrapolate(split='batch')")
+    batch = pd.Series(values, index=df.index)
+    groups = df.groupby(list(group), sort=True, dropna=False) if group else [((), df)]
+    tr, te = [], []
+    for _, g in groups:
+        b = batch.loc[g.index]
+        med = b.median()
+        tr.append(g.index[b <= med])
+        te.append(g.index[b > med])
+    train = tr[0].append(tr[1:]) if len(tr) > 1 else tr[0]
+    test = te[0].append(te[1:]) if len(te) > 1 else te[0]
+    if len(test) == 0:
+        where = f"no group of {', '.join(group)} has" if group else "the table does not have"
+        sizes = sorted(float(v) for v in np.unique(values))
+        warnings.warn(f"extrapolate: split='batch' holds out no row: {where} a {batch_column} "
+                      f"above its median ({batch_column} values {sizes[:6]}"
+                      f"{' ...' if len(sizes) > 6 else ''}); the result is empty.",
+                      EnergyLensWarning, stacklevel=3)
+        return []
+    return [("above-median", train, test)]
+
+
+def _leave_one_out_folds(df: pd.DataFrame, col: str) -> list[tuple[str, pd.Index, pd.Index]]:
+    """One fold per value of ``col`` (trained on the others); an empty list, with a
+    warning, where ``col`` has one value only."""
+    check_values_given("extrapolate", df, col, f"split={col!r}")
+    values = list(df[col].unique())
+    try:
+        values = sorted(values)
+    except TypeError:  # labels of mixed types: ordered by their text
+        values = sorted(values, key=str)
+    if len(values) < 2:
+        warnings.warn(f"extrapolate: split={col!r} leaves out one {col} at a time, but the table "
+                      f"has one only ({plain(values[0])!r}), which leaves nothing to train on; "
+                      "the result is empty.", EnergyLensWarning, stacklevel=3)
+        return []
+    return [(str(v), df.index[df[col] != v], df.index[df[col] == v]) for v in values]
+
+
 def extrapolate(
     models: Mapping[str, object],
     df: pd.DataFrame,
@@ -301,6 +369,7 @@ def extrapolate(
     dataset: str = "data",
     target: str = "energy_j",
     batch_column: str = "batch_size",
+    errors: bool = False,
 ) -> pd.DataFrame:
     """Train on one part of the table and test on a part outside its range.
 
@@ -310,41 +379,66 @@ def extrapolate(
     able to predict the held-out part (for example fitted per model across GPUs for the GPU
     split); a model that cannot is recorded as ``fit_failed``.
 
+    Parameters
+    ----------
+    models : dict
+        Name -> estimator (cloned for every fit).
+    df : DataFrame
+        Canonical profiling table; its index must be unique.
+    split : {"batch", "gpu", "model"}
+        What is held out. A table with one batch size per group (``"batch"``) or one GPU or
+        model (``"gpu"``, ``"model"``) has nothing to hold out: the result is empty, with an
+        :class:`~energylens.EnergyLensWarning`.
+    scenario : sequence of str
+        Columns defining a selection scenario (as for :func:`sample_efficiency`).
+    group : sequence of str, optional
+        Groups whose medians split the batch sizes (``split="batch"`` only).
+    dataset : str
+        Label written to the ``dataset`` column.
+    target : str
+        The measured energy: a finite number > 0 on every row.
+    batch_column : str
+        Batch sizes of the batch split: numbers > 0.
+    errors : bool
+        Add an ``error`` column: why a fit failed, on its ``fit_failed`` row.
+
     Returns
     -------
     DataFrame
         Long results with ``n_train`` the number of training rows and a ``split`` column
-        naming the held-out value (``"above-median"`` for the batch split).
+        naming the held-out value (``"above-median"`` for the batch split), and ``error``
+        with ``errors=True``.
+
+    Raises
+    ------
+    ValueError
+        A column named here that the table lacks; a target value that is not a finite
+        number > 0, a missing value in the ``gpu`` or ``model`` column of the split, or a
+        batch size that is not a number > 0 (each naming the rows).
+
+    Examples
+    --------
+    >>> from energylens import WilkinsModel, simulate_profiles
+    >>> table = simulate_profiles(models=["Llama-3.2-1B"], gpus=["L4"], noise=0.0)
+    >>> res = extrapolate({"wilkins": WilkinsModel()}, table, split="batch", errors=True)
+    >>> res["split"].unique().tolist(), list(res.columns[-2:])
+    (['above-median'], ['split', 'error'])
     """
     if split not in ("batch", "gpu", "model"):
         raise ValueError(f"split must be 'batch', 'gpu' or 'model'; got {split!r}.")
-    _check_inputs("extrapolate", models, df, scenario=scenario, target=target,
-                  columns={"group": group,
-                           "batch_column": [batch_column] if split == "batch" else None,
-                           "split": None if split == "batch" else [split]})
-    folds: list[tuple[str, pd.Index, pd.Index]] = []
-    if split == "batch":
-        groups = df.groupby(list(group), sort=True) if group else [((), df)]
-        tr, te = [], []
-        for _, g in groups:
-            med = g[batch_column].median()
-            tr.append(g.index[g[batch_column] <= med])
-            te.append(g.index[g[batch_column] > med])
-        train = tr[0].append(tr[1:]) if len(tr) > 1 else tr[0]
-        test = te[0].append(te[1:]) if len(te) > 1 else te[0]
-        folds.append(("above-median", train, test))
-    else:
-        col = "gpu" if split == "gpu" else "model"
-        for value in sorted(df[col].unique()):
-            folds.append((str(value), df.index[df[col] != value], df.index[df[col] == value]))
+    check_inputs("extrapolate", models, df, scenario=scenario, target=target,
+                 columns={"group": group,
+                          "batch_column": [batch_column] if split == "batch" else None,
+                          "split": None if split == "batch" else [split]})
+    folds = (_batch_folds(df, group, batch_column) if split == "batch"
+             else _leave_one_out_folds(df, split))
     rows = []
     with threadpool_limits(1):
         for label, tr_idx, te_idx in folds:
-            if len(tr_idx) == 0 or len(te_idx) == 0:
-                continue
             train, test = df.loc[tr_idx], df.loc[te_idx]
             for name, model in models.items():
                 vals = evaluate_split(model, train, test, scenario=scenario, target=target)
                 rows += _rows(name, dataset, f"extrapolate-{split}", len(train), 0, vals,
                               split=label)
-    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "split"])
+    columns = [*RESULT_COLUMNS, "split", *(["error"] if errors else [])]
+    return pd.DataFrame(rows, columns=columns)
