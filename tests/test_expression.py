@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,31 @@ def test_sklearn_clone_and_arrays():
     X = df[["input_tokens", "output_tokens"]].to_numpy()
     c.fit(X, df["energy_j"])  # array columns in _variables order (si, so)
     np.testing.assert_allclose(c.coef_, [0.02, 0.3], rtol=1e-8)
+
+
+def test_constant_formula_fits_predicts_saves_and_loads(tmp_path):
+    df = pd.DataFrame({"input_tokens": [100.0, 200, 300, 400, 500],
+                       "output_tokens": [50.0, 80, 50, 80, 50],
+                       "energy_j": [10.0, 11, 9, 10, 10.5]})
+    m = ExpressionModel(expression="a0").fit(df)
+    pred = m.predict(df)
+    assert pred.shape == (5,) and np.allclose(pred, pred[0]) and 9.0 < pred[0] < 11.0
+    assert np.allclose(m.predict_components(df)["static_j"], pred)
+    m.save(tmp_path / "const.json")
+    back = load_model(tmp_path / "const.json")
+    assert np.allclose(back.predict(df), pred)
+    assert np.allclose(pickle.loads(pickle.dumps(m)).predict(df), pred)
+
+
+def test_constant_row_of_a_discovered_front_refits():
+    from energylens.discovery import TermSearch, discover
+
+    df = pd.DataFrame({"input_tokens": [100.0, 200, 300, 400, 500, 600, 700],
+                       "output_tokens": [50.0, 80, 50, 80, 50, 80, 50],
+                       "energy_j": [10.0, 11, 9, 10, 10.5, 9.5, 10]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = discover(df, engine=TermSearch())
+        assert not res.sympy(0).free_symbols
+        m = res.to_model(index=0).fit(df)
+    assert np.allclose(m.predict(df), res.predict(df, index=0), rtol=1e-3)

@@ -57,7 +57,8 @@ class ExpressionModel(ParametricModel):
         effective batch), the canonical columns ``tp, pp, batch_size, input_tokens,
         output_tokens, params_b``, the transforms ``inv_B, t_m1, p_m1, tp_prod, ctx`` or
         other numeric columns of the table. Allowed: numbers, ``+ - * / **``, unary
-        minus, ``log, exp, sqrt, abs``.
+        minus, ``log, exp, sqrt, abs``. A formula without variables (a constant such as
+        ``a0``) reads ``output_tokens`` only to count the rows.
     starts : dict, optional
         Start values of the parameters (default 1.0); :meth:`from_sympy` sets them to the
         discovered constants.
@@ -225,7 +226,9 @@ class ExpressionModel(ParametricModel):
         return f"E = {text}" if text else ""
 
     def _model_variables(self) -> tuple[str, ...]:
-        return self._parsed()["variables"]
+        # A constant formula (``a0``) reads the output length, which every table has, to
+        # count its rows; the energy does not depend on it.
+        return self._parsed()["variables"] or ("so",)
 
     def _param_specs(self) -> tuple[Parameter, ...]:
         P = self._parsed()
@@ -247,7 +250,10 @@ class ExpressionModel(ParametricModel):
         return [V[v] for v in P["variables"]] + [float(x) for x in theta]
 
     def _n(self, V) -> int:
-        return len(next(iter(V.values()))) if V else 1
+        """Rows of the variables ``V`` (a constant formula reads ``so`` for them)."""
+        if not V:
+            raise ValueError("ExpressionModel: no variable to count the rows by.")
+        return len(next(iter(V.values())))
 
     def _kernel(self, V, theta):
         P = self._parsed()
