@@ -102,6 +102,50 @@ def test_optimum_outside_the_data_is_drawn_as_an_extrapolation():
     assert any("extrapolated" in t.get_text() for t in ax.get_legend().get_texts())
 
 
+def test_sweetspot_curves_sort_a_given_grid_and_meet_at_the_measured_ends(sweet):
+    """A grid given out of order zigzagged; the part beyond the measured range could be a
+    single point, which draws nothing."""
+    df, m = sweet
+    lo, hi = m.domain_.ranges["so"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the lengths beyond the measured ones extrapolate
+        ax = elp.sweetspot_curves(m, input_tokens=[512], output_tokens=[4096, 10, 256, 64],
+                                  ax=_axes())
+    solid, dashed = ax.get_lines()[:2]
+    x = np.asarray(solid.get_xdata(), float)
+    assert np.all(np.diff(x) > 0) and lo in x and hi in x
+    ys, yd = np.asarray(solid.get_ydata(), float), np.asarray(dashed.get_ydata(), float)
+    assert x[np.isfinite(ys)].min() == lo and x[np.isfinite(ys)].max() == hi
+    above = x >= hi
+    assert x[above].tolist() == [hi, 4096.0] and np.all(np.isfinite(yd[above]))
+    below = x <= lo
+    assert x[below].tolist() == [10.0, lo] and np.all(np.isfinite(yd[below]))
+
+
+def test_sweetspot_plots_name_an_odd_argument(sweet):
+    df, m = sweet
+    with pytest.raises(ValueError, match=r"sweetspot_curves: input_tokens must hold one or more "
+                                         r"lengths.*it is empty"):
+        elp.sweetspot_curves(m, input_tokens=[], ax=_axes())
+    with pytest.raises(ValueError, match=r"output_tokens must hold .* > 0"):
+        elp.sweetspot_curves(m, input_tokens=[64], output_tokens=[16, -4], ax=_axes())
+    with pytest.raises(ValueError, match=r"sweetspot_heatmap: input_grid must hold .*it is empty"):
+        elp.sweetspot_heatmap(m, [], [], ax=_axes())
+    with pytest.raises(ValueError, match=r"sweetspot_heatmap: output_grid must hold"):
+        elp.sweetspot_heatmap(m, [64.0], [], ax=_axes())
+    with pytest.raises(ValueError, match=r"data needs the column\(s\) \['energy_per_output_token_j "
+                                         r"\(or energy_j\)'\]"):
+        elp.sweetspot_curves(m, data=df[["input_tokens", "output_tokens"]], ax=_axes())
+
+
+def test_sweetspot_curves_take_a_sweep_with_energy_per_request_only(sweet):
+    df, m = sweet
+    ax = elp.sweetspot_curves(m, input_tokens=[64], data=df.drop(columns="energy_per_output_token_j"),
+                              ax=_axes())
+    ref = elp.sweetspot_curves(m, input_tokens=[64], data=df, ax=_axes())
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), ref.collections[0].get_offsets())
+
+
 def test_sweetspot_plots_refuse_other_models_with_a_type_error(fitted):
     """An EnergyLensModel or a HierarchicalEnergyModel has no closed-form optimum of the
     output length: a TypeError that says what is needed, not an AttributeError."""
@@ -285,6 +329,26 @@ def test_discovery_front_takes_the_result_of_discover_or_its_table():
     assert ax.get_lines()[1].get_xdata()[0] == best["complexity"]
     with pytest.raises(TypeError, match="DiscoveryResult returned by discover"):
         elp.discovery_front([1, 2, 3], ax=_axes())
+
+
+def test_discovery_front_draws_an_exact_fit_at_a_floor():
+    """discover()'s own docstring example selects a formula of loss 0: its star sat at y=0
+    on the log axis and neither it nor its label was drawn."""
+    eq = pd.DataFrame({"complexity": [1, 2, 3], "loss": [0.2, 0.04, 0.0],
+                       "equation": ["9.9", "0.02*si", "0.01*si + 0.5*so/B"]})
+    ax = elp.discovery_front(eq, selected=2, ax=_axes())
+    front, star = ax.get_lines()[:2]
+    floor = star.get_ydata()[0]
+    assert 0 < floor < 0.04 and front.get_ydata()[2] == floor
+    lo, hi = ax.get_ylim()
+    assert lo < floor < hi
+    assert "exact fit" in ax.texts[0].get_text()
+    assert any("exact fit (loss 0)" in t.get_text() for t in ax.get_legend().get_texts())
+    renderer = ax.figure.canvas.get_renderer()
+    assert ax.texts[0].get_window_extent(renderer).width > 1
+    ax = elp.discovery_front(eq.assign(loss=0.0), selected=0, ax=_axes())
+    assert np.all(np.isfinite(ax.get_lines()[0].get_ydata()))
+    assert np.all(np.asarray(ax.get_lines()[0].get_ydata()) > 0)
 
 
 def test_components_and_extrapolation(fitted):

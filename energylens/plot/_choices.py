@@ -162,13 +162,22 @@ def _front_table(equations, selected):
     return eq, (res.best_index_ if selected is None else selected), bool(getattr(res, "log", False))
 
 
+def _exact_floor(loss: np.ndarray) -> float:
+    """Where a loss of 0 is drawn on a log axis: a tenth of the smallest positive loss."""
+    positive = loss[np.isfinite(loss) & (loss > 0)]
+    return float(positive.min()) / 10.0 if positive.size else 1e-12
+
+
 @plot_function
 def discovery_front(equations: DiscoveryResult | pd.DataFrame, *, selected: int | None = None,
                     ax=None):
     """Complexity against loss of the discovered formulas, with the selected one marked.
 
     The selected formula's text sits inside the axes (top right), with an arrow to its
-    point, so it never runs off the figure.
+    point, so it never runs off the figure. The loss axis is logarithmic: an exact fit
+    (loss 0) is drawn at a floor a tenth of the smallest positive loss, as a hollow
+    triangle named in the legend ("exact fit (loss 0)"), and the selected formula's text
+    says so when it is one.
 
     Parameters
     ----------
@@ -191,17 +200,27 @@ def discovery_front(equations: DiscoveryResult | pd.DataFrame, *, selected: int 
     eq, selected, log = _front_table(equations, selected)
     ax = axes(ax)
     eq = eq.sort_values("complexity")
-    ax.plot(eq["complexity"], eq["loss"], "o-", color="C0", label="Pareto front")
+    loss = eq["loss"].to_numpy(dtype=float)
+    exact = loss == 0
+    floor = _exact_floor(loss)
+    drawn = pd.Series(np.where(exact, floor, loss), index=eq.index)
+    ax.plot(eq["complexity"], drawn, "o-", color="C0", label="Pareto front")
     if selected is not None and selected in eq.index:
         r = eq.loc[selected]
-        ax.plot([r["complexity"]], [r["loss"]], "*", markersize=16, color="C3",
+        ax.plot([r["complexity"]], [drawn.loc[selected]], "*", markersize=16, color="C3",
                 markeredgecolor="black", label="selected")
         text = str(r.get("equation", ""))
         text = text if len(text) <= 48 else text[:45] + "..."
-        ax.annotate(text, (r["complexity"], r["loss"]), xytext=(0.97, 0.95),
+        if float(r["loss"]) == 0:
+            text += f"\nexact fit: loss 0, drawn at {floor:.2g}"
+        ax.annotate(text, (r["complexity"], drawn.loc[selected]), xytext=(0.97, 0.95),
                     textcoords="axes fraction", ha="right", va="top", fontsize="x-small",
                     arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8},
                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
+    if exact.any():
+        ax.plot(eq["complexity"].to_numpy()[exact], np.full(int(exact.sum()), floor), "v",
+                markersize=9, markerfacecolor="none", markeredgecolor="C2", zorder=4,
+                label=f"exact fit (loss 0), drawn at {floor:.2g}")
     ax.set_yscale("log")
     ax.set_xlabel("complexity (nodes or terms)")
     ax.set_ylabel("loss (mean squared error of the log)" if log
