@@ -375,3 +375,13 @@ def test_small_real_group_is_not_overfitted(real_data):
         assert "negative or non-finite energy_j" in str(err) and "first rows [" in str(err)
     else:
         assert np.all(pred > 0)
+
+
+@pytest.mark.parametrize("features", [[], ()])
+def test_an_empty_feature_list_is_refused(features):
+    """features=[] searched a constant only, silently."""
+    df = _table(n=30)
+    with pytest.raises(ValueError, match=r"features=\[\] names no column to search over"):
+        discover(df, features=features, engine=TermSearch())
+    with pytest.raises(ValueError, match="names no column"):
+        SymbolicEnergyRegressor(features=features, engine=TermSearch()).fit(df)

@@ -122,7 +122,7 @@ def feature_table(
         Canonical profiling table.
     features : sequence of str
         Short names or canonical columns (``"tp"``, ``"batch_size"``, ...), or other
-        numeric columns of ``df``.
+        numeric columns of ``df``; one at least.
     transforms : sequence of str
         Names from :data:`TRANSFORMS` (or their aliases ``"1/B"``, ``"t-1"``, ...);
         a transform is added only when the variables it needs are among the features.
@@ -140,6 +140,12 @@ def feature_table(
     rule : str
         The concrete batch rule used (``"cap"`` when ``B`` is not a feature).
 
+    Raises
+    ------
+    ValueError
+        ``features`` empty (or a single string), a feature given twice, or a feature
+        column with values a search cannot use (naming the column and rows).
+
     Examples
     --------
     >>> df = pd.DataFrame({"batch_size": [1.0, 4.0], "input_tokens": [10.0, 20.0]})
@@ -147,6 +153,11 @@ def feature_table(
     >>> list(F.columns), defs["inv_B"], rule
     (['B', 'si', 'inv_B'], 1/B, 'cap')
     """
+    if isinstance(features, str) or not list(features):
+        raise ValueError(f"discover: features={features!r} names no column to search over; "
+                         "give a list of one or more columns (e.g. features=['si', 'so', 'B']), "
+                         "or leave features out to search every configuration column that "
+                         "varies in the table.")
     names: list[str] = []
     for f in features:
         v = variable_name(f)
