@@ -411,26 +411,56 @@ def test_measured_phases_are_fitted_jointly():
         el.HierarchicalEnergyModel(phases=True).fit(t.drop(columns=["prefill_energy_j"]))
 
 
-def test_an_energy_other_than_the_sum_of_its_measured_phases_is_an_error():
-    """Rows with a split are fitted from their phases: a y (or energy_j) that the phases do
-    not sum to was silently dropped, and the model answered for another total."""
+def test_an_energy_other_than_the_sum_of_its_measured_phases_is_fitted_as_given():
+    """Rows with a split were fitted from their phases alone: a y (or energy_j) that the
+    phases do not sum to was silently dropped, and the model answered for another total. Now
+    such rows are fitted on the energy given (with a warning naming them), or refused under
+    phases=True."""
     from energylens.exceptions import FitError
 
     t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM"], rows_per_group=6, seed=0,
                       phases=True)
     t.index = [f"r{i}" for i in range(len(t))]
     t["energy_j"] = t["prefill_energy_j"] + t["decode_energy_j"]
-    with pytest.raises(FitError, match=r"differs from prefill_energy_j \+ decode_energy_j by more "
-                                       r"than 2% in 12 row\(s\) \(rows \['r0', 'r1'.*phases=False"):
-        el.HierarchicalEnergyModel().fit(t, y=2 * t["energy_j"])
+    with pytest.raises(FitError, match=r"phases=True\): energy_j \(or y\) differs from "
+                                       r"prefill_energy_j \+ decode_energy_j by more than 2% in 12 "
+                                       r"row\(s\) \(rows \['r0', 'r1'"):
+        el.HierarchicalEnergyModel(phases=True).fit(t, y=2 * t["energy_j"])
+    with pytest.warns(el.EnergyLensWarning, match=r"in 12 row\(s\).*fitted on their energy") as w:
+        doubled = el.HierarchicalEnergyModel().fit(t, y=2 * t["energy_j"])
+    assert [x.filename for x in w if "phases sum" in str(x.message)] == [__file__]
+    assert doubled.phases_ == 0
+    assert np.median(doubled.predict(t) / t["energy_j"]) == pytest.approx(2, rel=0.02)
     off = t["energy_j"].copy()
     off.iloc[3] *= 1.05
-    with pytest.raises(FitError, match=r"in 1 row\(s\) \(rows \['r3'\]"):
-        el.HierarchicalEnergyModel().fit(t.assign(energy_j=off))
-    # within the tolerance, and without the split, the energy is fitted
-    _fit(el.HierarchicalEnergyModel(), t.assign(energy_j=t["energy_j"] * 1.01))
-    doubled = _quiet(el.HierarchicalEnergyModel(phases=False).fit, t, 2 * t["energy_j"])
-    assert np.median(doubled.predict(t) / t["energy_j"]) == pytest.approx(2, rel=0.02)
+    with pytest.warns(el.EnergyLensWarning, match=r"in 1 row\(s\) \(rows \['r3'\]"):
+        m = el.HierarchicalEnergyModel().fit(t.assign(energy_j=off))
+    assert m.phases_ == len(t) - 1
+    # within the tolerance every row is fitted from its phases, without a word of it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok = el.HierarchicalEnergyModel().fit(t.assign(energy_j=t["energy_j"] * 1.01))
+    assert ok.phases_ == len(t) and not [x for x in caught if "phases sum" in str(x.message)]
+
+
+def test_an_input_error_names_the_users_rows_though_phases_repeat_them():
+    """The row checks ran on the phase-split table (the user's rows stacked with their split
+    rows again, renumbered): one bad running_batch in row 'r0' was '2 row(s), rows [0, 24]'."""
+    t, _ = form_table(["Llama-3.1-8B", "Qwen3-8B"], ["H100-SXM"], rows_per_group=6, seed=0,
+                      phases=True)
+    t.index = [f"r{i}" for i in range(len(t))]
+    t["energy_j"] = t["prefill_energy_j"] + t["decode_energy_j"]
+    bad = t.assign(running_batch=t["batch_size"] * 0.9).astype({"running_batch": object})
+    bad.loc["r0", "running_batch"] = -1.0
+    with pytest.raises(ValueError, match=r"column 'running_batch' must be a number > 0 where it "
+                                         r"is given .*; 1 row\(s\) are not \(rows \['r0'\]"):
+        el.HierarchicalEnergyModel().fit(bad)
+    with pytest.raises(ValueError, match=r"'tp' must be a whole number >= 1; 1 row\(s\) are not "
+                                         r"\(first at rows \['r5'\]"):
+        el.HierarchicalEnergyModel().fit(t.assign(tp=[1.5 if i == 5 else 1 for i in range(len(t))]))
+    # an empty cell is a cell left empty, not a bad value
+    blank = t.assign(running_batch=[""] * len(t), input_tokens_assumed=[""] * len(t))
+    _fit(el.HierarchicalEnergyModel(), blank)
 
 
 def test_request_counts_a_fit_never_saw_are_not_used_and_it_says_so(tmp_path):

@@ -9,7 +9,7 @@ models sit 0.3-0.4 in log away from what the others predict, which no in-sample 
 sees). With ``calibrate="models"`` the fit leaves each training model out once, refits,
 and scores the held-out rows' errors against the sd the refit gives them,
 ``|log measured - log predicted| / sd``; a new model's interval then uses the scores'
-quantile in place of the normal one (split-conformal prediction over models: the sd keeps
+quantile in place of the uncalibrated one (split-conformal prediction over models: the sd keeps
 its shape across rows, the data set its scale). Point predictions do not change.
 """
 
@@ -65,7 +65,7 @@ def new_model_scores(model, X: pd.DataFrame, y: np.ndarray, models: np.ndarray,
     if len(names) < MIN_CALIBRATION_MODELS:
         warnings.warn(f"HierarchicalEnergyModel: calibrate='models' needs at least "
                       f"{MIN_CALIBRATION_MODELS} models in the table to score held-out models; "
-                      f"it has {len(names)}: intervals of a new model keep the normal quantile.",
+                      f"it has {len(names)}: intervals of a new model keep the uncalibrated quantile.",
                       EnergyLensWarning, stacklevel=5)
         return None
     parts = Parallel(n_jobs=n_jobs)(delayed(_held_out_scores)(model, X, y, models == u)
@@ -83,10 +83,11 @@ def calibrated_scores(model, X: pd.DataFrame, y: np.ndarray) -> np.ndarray | Non
     return new_model_scores(model, X, y, models, _n_jobs(model.n_jobs))
 
 
-def new_model_quantile(scores: np.ndarray, level: float) -> float:
+def new_model_quantile(scores: np.ndarray, level: float, dof: float = np.inf) -> float:
     """The conformal quantile of ``scores`` at ``level``: the ``ceil((n + 1) level)``-th
     smallest; beyond the largest score (a level the scores cannot speak for), the larger of
-    the largest score and the normal quantile, never a narrower interval than uncalibrated.
+    the largest score and the uncalibrated quantile (Student-t on ``dof`` degrees of freedom,
+    normal by default), never a narrower interval than uncalibrated.
 
     Examples
     --------
@@ -98,5 +99,5 @@ def new_model_quantile(scores: np.ndarray, level: float) -> float:
     n = len(scores)
     k = max(1, math.ceil((n + 1) * level))
     if k > n:
-        return float(max(scores[-1], stats.norm.ppf(0.5 + level / 2)))
+        return float(max(scores[-1], stats.t.ppf(0.5 + level / 2, dof)))
     return float(scores[k - 1])

@@ -18,7 +18,7 @@ from ...core.domain import Domain, Extrapolation
 from ...core.metrics import mape
 from ...core.options import LEVEL, N_JOBS, Interval, StrOptions, check_fitted, check_options
 from ...core.threads import single_blas_thread
-from ...exceptions import ExtrapolationWarning, FitError
+from ...exceptions import ExtrapolationWarning
 from .. import registry
 from ..design import checked_prediction
 from ..settings import FittedParams
@@ -37,6 +37,7 @@ from .form import (
     resolve_terms,
     theta_from_link,
 )
+from .phases import phase_rows
 from .pooling import Layout, fit_pooled
 from .ranges import flag_group_ranges, group_ranges
 from .uncertainty import interval_table
@@ -45,9 +46,8 @@ from .variables import (
     domain_variables,
     form_variables,
     label_values,
-    one_spelling,
-    phase_rows,
     row_labels,
+    training_rows,
     unused_request_counts,
     warn_overridden,
 )
@@ -137,6 +137,12 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         Each group's parameters, their standard errors (of the log) and shrinkage.
     sigma_ : float
         Residual sd of log energy.
+    sigma_dof_ : float
+        Its degrees of freedom (rows less the columns the data inform): the intervals' t.
+    group_ranges_ : ndarray or None
+        Each group's measured tp, pp, dp, ep and batch (:mod:`.ranges`; None: an older file).
+    request_counts_ : bool
+        Whether training rows recorded ``n_requests`` (else a given one is not used).
     structure_ : str
         The random-effect structure used (``"default"``, ``"rich"``, ``"custom"``, ...).
     domain_ : Domain
@@ -243,20 +249,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
-        X = one_spelling(X)
-        if y is None and "energy_j" not in X.columns:
-            raise ValueError("HierarchicalEnergyModel needs y or an 'energy_j' column.")
-        y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
-        if len(y) != len(X):
-            raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
-        if not len(X):
-            raise FitError("HierarchicalEnergyModel needs at least 1 row to fit; got n_samples = 0.")
-        bad = ~np.isfinite(y) | (y <= 0)
-        if bad.any():
-            rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[bad][:5]]
-            raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
-                           f"and > 0; {int(bad.sum())} row(s) are not (first rows {rows}, values "
-                           f"{y[bad][:5].tolist()}).")
+        X, y = training_rows(X, y)
         scores = calibrated_scores(self, X, y)  # before the fit changes anything: the long part
         X_fit, ly, phase = phase_rows(X, y, self.phases)
         with single_blas_thread():
@@ -307,7 +300,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self.upper_ = dict(UPPER)
         pred = theta_from_link(row_log_theta(res.z, row_cols, design.slot_param), self.upper_)
         Vd = domain_variables(X, V)
-        self.group_ranges_ = group_ranges(Vd, row_group, G)
+        self.group_ranges_ = group_ranges(Vd, row_group, G, X["batch_size"])
         Vd["si"] = np.where(np.isfinite(Vd["si"]), Vd["si"], pred[:, PARAMETER_NAMES.index("si")])
         self.domain_ = Domain.from_training(Vd, X.assign(precision=labels["precision"].to_numpy()))
         self.gpus_ = sorted(labels["gpu"].unique())
@@ -336,7 +329,8 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
         X = aliased(X, self.domain_.labels)
-        V = unused_request_counts(form_variables(X, self.terms_), self.request_counts_, stacklevel=4)
+        V = unused_request_counts(form_variables(X, self.terms_),  # a pickle from before: used
+                                  getattr(self, "request_counts_", True), stacklevel=3)
         missing = [c for c in self._setting("by") if c not in X.columns]
         if missing:
             raise ValueError(f"HierarchicalEnergyModel needs the group column(s) {missing} in X; "
@@ -366,7 +360,7 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         Vd = domain_variables(X, V)
         ext = self.domain_.check(Vd, X.assign(precision=labels["precision"].to_numpy()))
         flag_unseen(ext, self.design_, labels, cols, self.group_columns_)
-        flag_group_ranges(ext, self.group_ranges_, Vd, groups, self.design_.groups)
+        flag_group_ranges(ext, getattr(self, "group_ranges_", None), Vd, groups, self.design_.groups)
         if warn and ext.any:
             warnings.warn(f"HierarchicalEnergyModel: {int(ext.mask.sum())} of {len(ext.mask)} "
                           f"row(s) lie outside the training data ({ext.describe()}); these "

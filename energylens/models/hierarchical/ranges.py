@@ -13,35 +13,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from .design import SEP
 
 __all__ = ["GROUP_VARIABLES", "group_ranges", "flag_group_ranges"]
 
 #: Variables (of :func:`~.variables.domain_variables`) whose range each group records, and
-#: their columns: the parallel layout and the running batch.
-GROUP_VARIABLES: dict[str, str] = {"t": "tp", "p": "pp", "d": "dp", "e": "ep", "B": "batch_size"}
+#: their names in messages: the parallel layout and the batch (the running batch where a row
+#: gives one, else its cap).
+GROUP_VARIABLES: dict[str, str] = {"t": "tp", "p": "pp", "d": "dp", "e": "ep", "B": "batch"}
 _TOL = 1e-9
 
 
-def group_ranges(V: dict, row_group: np.ndarray, n_groups: int) -> np.ndarray:
+def group_ranges(V: dict, row_group: np.ndarray, n_groups: int, cap=None) -> np.ndarray:
     """``(n_groups, len(GROUP_VARIABLES), 2)``: each group's smallest and largest value of
     each variable over its training rows (``row_group``: each row's group index; NaN where a
-    group's rows never give the variable).
+    group's rows never give the variable). The batch's upper end is the larger of the running
+    batch and the cap (``cap``, the rows' ``batch_size``): a cap the group ran, predicted
+    without its measured running batch, is inside.
 
     Examples
     --------
     >>> V = {k: np.array([1.0, 2.0, 4.0]) for k in GROUP_VARIABLES}
-    >>> group_ranges(V, np.array([0, 0, 1]), 2)[:, 0].tolist()
-    [[1.0, 2.0], [4.0, 4.0]]
+    >>> r = group_ranges(V, np.array([0, 0, 1]), 2, cap=[1.0, 8.0, 4.0])
+    >>> r[:, 0].tolist(), r[:, -1].tolist()
+    ([[1.0, 2.0], [4.0, 4.0]], [[1.0, 8.0], [4.0, 4.0]])
     """
     out = np.empty((n_groups, len(GROUP_VARIABLES), 2))
     out[..., 0], out[..., 1] = np.inf, -np.inf
     for j, name in enumerate(GROUP_VARIABLES):
         a = np.asarray(V[name], dtype=float)
+        top = a if name != "B" or cap is None else np.fmax(a, pd.to_numeric(
+            pd.Series(np.asarray(cap)), errors="coerce").to_numpy(dtype=float))
         ok = np.isfinite(a)
         np.minimum.at(out[:, j, 0], row_group[ok], a[ok])
-        np.maximum.at(out[:, j, 1], row_group[ok], a[ok])
+        np.maximum.at(out[:, j, 1], row_group[ok], top[ok])
     out[~np.isfinite(out)] = np.nan  # a group that never gave the variable: nothing to flag
     return out
 

@@ -173,17 +173,19 @@ def interval_table(model, X: pd.DataFrame, V: dict, LT: np.ndarray, rows: tuple,
     variables, log-parameters, ``(columns, labels, groups)`` and extrapolation flags; the
     warning of wide intervals points at the caller of ``predict_interval``. A row whose model
     training did not see takes the quantile of the held-out models' scores where the fit
-    calibrated them (``calibrate="models"``, :mod:`.calibration`), else the normal one."""
+    calibrated them (``calibrate="models"``, :mod:`.calibration`); every other row the
+    Student-t quantile on the residual sd's degrees of freedom (``sigma_dof_``)."""
     cols, labels, groups = rows
     logE, D = energy_jacobian(V, theta_from_link(LT, model.upper_), model.terms_)
     D = D * link_slope(LT, model.upper_)  # in the link values, as the posterior is
     var = parameter_variance(model, cols, groups, D) + model.sigma_**2
     var = var + new_level_variance(model, labels, D)
     sd = np.sqrt(var) * (1.0 + distance_outside(domain_variables(X, V), model.domain_))
-    zq = np.full(len(sd), stats.t.ppf(0.5 + level / 2, getattr(model, "sigma_dof_", np.inf)))
+    dof = getattr(model, "sigma_dof_", np.inf)
+    zq = np.full(len(sd), stats.t.ppf(0.5 + level / 2, dof))
     scores = getattr(model, "new_model_scores_", None)
     if scores is not None:  # a model absent from training: the held-out models' quantile
-        zq[only_new_model(model, ext)] = new_model_quantile(scores, level)
+        zq[only_new_model(model, ext)] = new_model_quantile(scores, level, dof)
     f = checked_prediction(np.exp(logE), X, type(model).__name__)
     with np.errstate(over="ignore", invalid="ignore"):
         lower, upper, stderr = f * np.exp(-zq * sd), f * np.exp(zq * sd), f * sd

@@ -42,12 +42,12 @@ from ...core.checks import flag_column
 from ...core.checks import plain as _plain
 from ...core.variables import check_positive_column, check_variables
 from ...exceptions import EnergyLensWarning, FitError
-from .form import PHASE_DECODE, PHASE_PREFILL, PHASE_TOTAL
 
 __all__ = ["REQUIRED_DESCRIPTORS", "LABEL_COLUMNS", "form_variables", "row_labels",
            "label_values", "input_tokens", "assumed_lengths", "overridden_lengths",
            "warn_overridden",
-           "example_variables", "DOMAIN_VARIABLES", "phase_rows", "model_family"]
+           "example_variables", "DOMAIN_VARIABLES", "model_family", "training_rows",
+           "one_spelling", "domain_variables", "unused_request_counts"]
 
 #: Catalogue descriptors every row needs (a missing one is a CatalogueError naming it).
 REQUIRED_DESCRIPTORS: tuple[str, ...] = (
@@ -234,7 +234,31 @@ def domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
             "e": V["ep"], "B": B, "so": V["so"], "si": V["si_obs"]}
 
 
-def one_spelling(X: pd.DataFrame) -> pd.DataFrame:
+def training_rows(X: pd.DataFrame, y) -> tuple[pd.DataFrame, np.ndarray]:
+    """The table a fit reads (one spelling per model and GPU, :func:`one_spelling`) and its
+    energies (``y``, else the ``energy_j`` column; finite and > 0), every row checked as
+    :func:`form_variables` checks it, on the user's own rows (before a phase split repeats
+    them: an error then named rows the table does not have)."""
+    X = one_spelling(X, stacklevel=5)
+    if y is None and "energy_j" not in X.columns:
+        raise ValueError("HierarchicalEnergyModel needs y or an 'energy_j' column.")
+    y = X["energy_j"].to_numpy(float) if y is None else np.asarray(y, dtype=float).ravel()
+    if len(y) != len(X):
+        raise ValueError(f"X and y have different lengths ({len(X)} and {len(y)}).")
+    if not len(X):
+        raise FitError("HierarchicalEnergyModel needs at least 1 row to fit; got n_samples = 0.")
+    bad = ~np.isfinite(y) | (y <= 0)
+    if bad.any():
+        raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
+                       f"and > 0; {int(bad.sum())} row(s) are not (first rows "
+                       f"{[_plain(v) for v in X.index[bad][:5]]}, values {y[bad][:5].tolist()}).")
+    _check_names(X)
+    _config(X)
+    input_tokens(X)
+    return X, y
+
+
+def one_spelling(X: pd.DataFrame, *, stacklevel: int = 2) -> pd.DataFrame:
     """``X`` with the model and GPU names that the catalogue resolves to the same entry as an
     earlier name of the table spelt as that one (``"Qwen3-14B"`` after
     ``"Qwen/Qwen3-14B"``), so that one model or GPU is one level, as at prediction
@@ -266,9 +290,10 @@ def one_spelling(X: pd.DataFrame) -> pd.DataFrame:
             out = out.copy() if out is X else out
             out[col] = X[col].map(lambda v, m=mapping: m.get(v, v))
             merged += [f"{v!r} as {m!r}" for v, m in mapping.items()]
-    if merged:
+    if merged:  # stacklevel as seen from the caller
         warnings.warn(f"HierarchicalEnergyModel: names the catalogue reads as one model or GPU "
-                      f"are fitted as one: {', '.join(merged)}.", EnergyLensWarning, stacklevel=4)
+                      f"are fitted as one: {', '.join(merged)}.", EnergyLensWarning,
+                      stacklevel=stacklevel + 1)
     return out
 
 
@@ -418,55 +443,3 @@ def example_variables(n: int = 4) -> dict[str, np.ndarray]:
             "F": 989e12 * one, "P": 700 * one, "L": 32 * one, "H": 4096 * one,
             "Wd": 16e9 * one, "We": 0 * one, "r": one, "Ftok": 16e9 * one,
             "kvb": 131072 * one, "state": 0 * one}
-
-
-#: Largest relative gap between a row's energy and the sum of its measured phases.
-SPLIT_TOLERANCE = 0.02
-
-
-def _check_split_total(X, y, pre, dec, split) -> None:
-    """A row fitted from its phases must have the energy (``y``) their sum gives: otherwise
-    the fit would answer for another total than the one the user gave, without a word."""
-    gap = np.abs(y / (pre + dec) - 1.0)
-    bad = split & ~(gap <= SPLIT_TOLERANCE)
-    if bad.any():
-        first = np.flatnonzero(bad)[:5]
-        raise FitError(
-            f"HierarchicalEnergyModel: energy_j (or y) differs from prefill_energy_j + "
-            f"decode_energy_j by more than {SPLIT_TOLERANCE:.0%} in {int(bad.sum())} row(s) "
-            f"(rows {[_plain(X.index[i]) for i in first]}: energy {y[first].tolist()}, phases "
-            f"sum to {(pre + dec)[first].tolist()}). Rows with a measured split are fitted from "
-            f"their phases: correct the columns, or pass phases=False to fit the energy alone.")
-
-
-def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
-    """The rows to fit, their log energies and what each measures (``PHASE_*`` of
-    :mod:`~energylens.models.hierarchical.form`): where ``phases`` allows it (``"auto"``,
-    True), a row with a measured prefill/decode split becomes two rows, one per phase.
-
-    Examples
-    --------
-    >>> X = pd.DataFrame({"prefill_energy_j": [1.0, np.nan], "decode_energy_j": [3.0, np.nan]})
-    >>> rows, ly, phase = phase_rows(X, np.array([4.0, 5.0]))
-    >>> len(rows), phase.tolist(), np.exp(ly).round(6).tolist()
-    (3, [0, 1, 2], [5.0, 1.0, 3.0])
-    """
-    cols = ("prefill_energy_j", "decode_energy_j")
-    has = all(c in X.columns for c in cols)
-    if phases is True and not has:
-        raise FitError(f"HierarchicalEnergyModel(phases=True) needs the columns {list(cols)}.")
-    split = np.zeros(len(X), dtype=bool)
-    if has and phases is not False:
-        pre = pd.to_numeric(X[cols[0]], errors="coerce").to_numpy(float)
-        dec = pd.to_numeric(X[cols[1]], errors="coerce").to_numpy(float)
-        split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
-    if not split.any():
-        return X, np.log(y), np.full(len(X), PHASE_TOTAL)
-    _check_split_total(X, y, pre, dec, split)
-    keep = X[~split]
-    both = X[split]
-    X_fit = pd.concat([keep, both, both], ignore_index=True)
-    ly = np.concatenate([np.log(y[~split]), np.log(pre[split]), np.log(dec[split])])
-    phase = np.concatenate([np.full(len(keep), PHASE_TOTAL), np.full(len(both), PHASE_PREFILL),
-                            np.full(len(both), PHASE_DECODE)])
-    return X_fit, ly, phase
