@@ -149,8 +149,9 @@ def test_one_empty_running_batch_cell_keeps_the_rule_for_the_other_rows():
     holed.loc[5, "running_batch"] = np.nan
     for rule in ("auto", "running"):
         with pytest.warns(EnergyLensWarning, match=r"119 of 120 rows give a running_batch: the 1 "
-                                                   r"that do not are read at their batch_size"):
+                                                   r"that do not are read at their batch_size") as w:
             m = EnergyLensModel(batch_rule=rule).fit(holed)
+        assert {x.filename for x in w if "running_batch" in str(x.message)} == {__file__}
         assert m.batch_rule_ == "running"
         rest = holed.drop(index=5)
         np.testing.assert_allclose(m.predict(rest), full.predict(rest), rtol=0.02)

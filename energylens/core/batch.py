@@ -36,13 +36,14 @@ from ..exceptions import EnergyLensWarning
 from .checks import measured_column, plain
 from .options import check_str_option
 
-__all__ = ["BatchRule", "BATCH_RULES", "BatchInputs", "batch_inputs", "resolve_rule", "effective",
-           "resolve_batch_rule", "effective_batch"]
+__all__ = ["BatchRule", "BATCH_RULES", "RUNNING_OVER_CAP", "BatchInputs", "batch_inputs",
+           "resolve_rule", "effective", "resolve_batch_rule", "effective_batch"]
 
 BatchRule = Literal["auto", "running", "littles_law", "saturating", "cap"]
 BATCH_RULES: tuple[str, ...] = ("auto", "running", "littles_law", "saturating", "cap")
-#: A measured running batch may exceed its cap by this share (rounding of a mean), no more.
-_CAP_SLACK = 0.01
+#: A measured running batch may exceed its cap by this share (rounding), no more: the one
+#: rule of the models and of the table validation.
+RUNNING_OVER_CAP = 1e-6
 
 
 @dataclass
@@ -98,7 +99,7 @@ def batch_inputs(df: pd.DataFrame, owner: str = "energylens") -> BatchInputs:
     is_cap = np.asarray(is_cap, dtype=bool)
     running = measured_column(df, "running_batch", owner)
     if running is not None:
-        over = is_cap & (running > cap * (1 + _CAP_SLACK))
+        over = is_cap & (running > cap * (1 + RUNNING_OVER_CAP))
         if over.any():
             first = np.flatnonzero(over)[:5]
             raise ValueError(
@@ -115,8 +116,10 @@ def _all_finite(a: np.ndarray | None) -> bool:
     return a is not None and len(a) > 0 and bool(np.all(np.isfinite(a) & (a > 0)))
 
 
-def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
-    """The concrete rule ``rule`` means for these rows (see :func:`resolve_batch_rule`)."""
+def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto", *, stacklevel: int = 2) -> str:
+    """The concrete rule ``rule`` means for these rows (see :func:`resolve_batch_rule`);
+    ``stacklevel`` places the warning of rows without a running batch, counted from the
+    caller (1: the caller's own line)."""
     if rule not in BATCH_RULES:
         check_str_option("resolve_batch_rule", "batch_rule", rule, BATCH_RULES)
     has_running = inputs.running is not None and bool(np.any(np.isfinite(inputs.running)))
@@ -128,7 +131,7 @@ def resolve_rule(inputs: BatchInputs, rule: BatchRule = "auto") -> str:
         warnings.warn(f"{len(inputs.cap) - empty} of {len(inputs.cap)} rows give a running_batch: "
                       f"the {empty} that do not are read at their batch_size (the cap, which "
                       "overstates the concurrency of a replica that is not saturated).",
-                      EnergyLensWarning, stacklevel=4)
+                      EnergyLensWarning, stacklevel=stacklevel + 1)
     if rule == "auto":
         if has_running:
             return "running"
@@ -168,13 +171,13 @@ def resolve_batch_rule(df: pd.DataFrame, rule: BatchRule = "auto") -> str:
     ValueError
         If the rule is unknown or the table lacks the columns it needs.
     """
-    return resolve_rule(batch_inputs(df), rule)
+    return resolve_rule(batch_inputs(df), rule, stacklevel=2)
 
 
 def effective(inputs: BatchInputs, rule: str, k: float | None = None) -> np.ndarray:
     """Effective running batch per row from :class:`BatchInputs` (see :func:`effective_batch`)."""
     if rule == "auto":
-        rule = resolve_rule(inputs, "auto")
+        rule = resolve_rule(inputs, "auto", stacklevel=3)  # effective_batch's caller
     cap = inputs.cap
     if rule == "cap":
         return cap.copy()

@@ -24,6 +24,15 @@ def plain(v: object) -> object:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _blank(s: pd.Series) -> np.ndarray:
+    """Cells that hold no value: missing, or text of nothing but spaces."""
+    blank = s.isna().to_numpy(dtype=bool, copy=True)
+    if s.dtype.kind not in "biufc":
+        text = s.astype(object).to_numpy()
+        blank |= np.array([isinstance(v, str) and not v.strip() for v in text], dtype=bool)
+    return blank
+
+
 def _bad_rows(X: pd.DataFrame, col: str, bad: np.ndarray, values=None) -> str:
     first = np.flatnonzero(bad)[:5]
     given = X[col] if col in X.columns else pd.Series(values)
@@ -64,13 +73,13 @@ def measured_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray | None:
 
     Examples
     --------
-    >>> X = pd.DataFrame({"running_batch": [7.5, None, -2, "n/a"]})
-    >>> measured_column(X.iloc[:2], "running_batch", "owner").tolist()
-    [7.5, nan]
+    >>> X = pd.DataFrame({"running_batch": [7.5, None, " ", -2, "n/a"]})
+    >>> measured_column(X.iloc[:3], "running_batch", "owner").tolist()
+    [7.5, nan, nan]
     >>> measured_column(X, "running_batch", "owner")
     Traceback (most recent call last):
     ...
-    ValueError: owner: column 'running_batch' must be a number > 0 where it is given (leave a cell empty where it was not measured); 2 row(s) are not (rows [2, 3], values [-2, 'n/a']).
+    ValueError: owner: column 'running_batch' must be a number > 0 where it is given (leave a cell empty where it was not measured); 2 row(s) are not (rows [3, 4], values [-2, 'n/a']).
     """
     if col not in X.columns:
         return None
@@ -80,7 +89,7 @@ def measured_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray | None:
         given = ~np.isnan(values)
     else:
         values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-        given = ~s.isna().to_numpy(dtype=bool)
+        given = ~_blank(s)
     bad = given & ~(np.isfinite(values) & (values > 0))
     if bad.any():
         raise ValueError(f"{owner}: column {col!r} must be a number > 0 where it is given "
@@ -105,9 +114,9 @@ def flag_column(X: pd.DataFrame, col: str, owner: str, *, missing: bool | None =
 
     Examples
     --------
-    >>> X = pd.DataFrame({"input_tokens_assumed": [True, "False", "yes", None, 0]})
+    >>> X = pd.DataFrame({"input_tokens_assumed": [True, "False", "yes", None, 0, ""]})
     >>> flag_column(X, "input_tokens_assumed", "owner").tolist()
-    [True, False, True, False, False]
+    [True, False, True, False, False, False]
     >>> flag_column(pd.DataFrame({"f": [None]}), "f", "owner", missing=None)
     Traceback (most recent call last):
     ...
@@ -122,7 +131,7 @@ def flag_column(X: pd.DataFrame, col: str, owner: str, *, missing: bool | None =
     s = X[col]
     if s.dtype.kind == "b" and not s.hasnans:
         return s.to_numpy(dtype=bool, copy=True)
-    blank = s.isna().to_numpy(dtype=bool)
+    blank = _blank(s)
     words = s.astype(str).str.strip().str.lower().to_numpy(dtype=object)
     on = np.isin(words, list(TRUE_WORDS)) & ~blank
     off = np.isin(words, list(FALSE_WORDS)) & ~blank

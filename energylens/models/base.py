@@ -29,7 +29,6 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from ..core.batch import BATCH_RULES, effective, effective_batch, resolve_rule
 from ..core.blocks import in_row_blocks
 from ..core.domain import Domain, Extrapolation
-from ..core.metrics import mape
 from ..core.options import Interval, StrOptions, check_fitted
 from ..core.threads import single_blas_thread
 from ..core.variables import array_variables, check_variables, table_variables
@@ -221,7 +220,8 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
         t0 = time.perf_counter()
         if self.loss != "absolute":
             check_positive_target(data.y, type(self).__name__, data.index)
-        rule = "cap" if data.batch is None else resolve_rule(data.batch, self.batch_rule)
+        rule = "cap" if data.batch is None else resolve_rule(  # the warning at fit's caller
+            data.batch, self.batch_rule, stacklevel=4)
         k = k_se = None
         k_edge = False
         if rule == "saturating":
@@ -258,23 +258,19 @@ class ParametricModel(FittedParams, RegressorMixin, BaseEstimator):
         self.coef_ = sol.theta
         self._lo_, self._hi_ = resolved.lower, resolved.upper
         self.n_features_in_ = len(self._model_variables())
-        if self.loss in ("relative", "robust") and data.w is None:
-            r = sol.residuals  # f / y - 1
-            train_mape = 100.0 * float(np.abs(r).sum()) / len(r)
-        else:
-            train_mape = mape(data.y, self._kernel(V, sol.theta))
+        from .report import fit_warnings, in_sample
+
+        train_mape, n_negative = in_sample(self, sol, V, data)
         self._state_ = FitState(
             free=sol.free, not_identifiable=sol.not_identifiable, cov=sol.cov, sigma=sol.sigma,
             n=len(data.y), nfev=sol.nfev, success=sol.success, message=sol.message, rank=sol.rank,
             cost=sol.cost, batch_rule=rule, batch_k=k, batch_k_stderr=k_se, batch_k_at_bound=k_edge,
-            mape_pct=train_mape,
+            mape_pct=train_mape, n_negative=n_negative,
             domain=Domain.from_training(V, data.seen(), filled=data.filled,
                                         known=data.ranges, settings=data.settings))
         self.at_bound_ = at_bound(sol.theta, self._lo_, self._hi_, sol.free, sol.cov,
                                   self.parameter_names)
         self._train_ = (V, data.y, data.w)
-        from .report import fit_warnings
-
         for category, message in fit_warnings(self):
             warnings.warn(f"{type(self).__name__}: {message}", category, stacklevel=5)
 

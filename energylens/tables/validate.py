@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..core.batch import RUNNING_OVER_CAP
 from ..core.options import check_options
 from .columns import COLUMNS, REQUIRED_COLUMNS, Column, normalise_header
 from .duplicates import handle_duplicates
@@ -218,7 +219,7 @@ def _check_columns(out: pd.DataFrame, problems: Problems) -> dict[str, object]:
         rb, cap = clean["running_batch"], clean["batch_size"]
         with np.errstate(invalid="ignore"):
             over = ((clean["batch_kind"] == "cap").to_numpy(dtype=bool, na_value=False)
-                    & (rb > cap * (1 + 1e-6)))
+                    & (rb > cap * (1 + RUNNING_OVER_CAP)))
         problems.add("running_batch",
                      "must not exceed batch_size where batch_kind is 'cap' (mean concurrency "
                      "per replica above the batch cap)", over, out["running_batch"],
