@@ -292,7 +292,7 @@ def test_a_bad_target_is_named_by_its_row_label(value, words):
         EnergyLensModel().fit(df)
 
 
-def test_a_form_negative_on_its_own_training_rows_says_so_at_fit():
+def test_a_form_negative_on_its_own_training_rows_says_so_at_fit(tmp_path):
     """The pooled linear baseline gives negative energy on 9 demo rows: every later predict
     over them raised, and the fit had said nothing of it."""
     df = energylens.read_profiles(energylens.datasets.demo_table_path())
@@ -300,6 +300,8 @@ def test_a_form_negative_on_its_own_training_rows_says_so_at_fit():
                                             r"training rows, which predict refuses"):
         m = energylens.LinearEnergyModel().fit(df)
     assert "NEGATIVE ENERGY on 9 of 1576 training rows" in m.fit_report()
+    back = energylens.load_model(m.save(tmp_path / "linear.json"))  # the count is kept
+    assert "NEGATIVE ENERGY on 9 of 1576 training rows" in back.fit_report()
     with pytest.raises(ValueError, match="gives a negative or non-finite energy_j for 9 row"):
         m.predict(df)
     with warnings.catch_warnings(record=True) as caught:

@@ -12,6 +12,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from ..core.metrics import mape
 from ..core.variables import VARIABLE_COLUMNS
 from ..exceptions import (
     ConvergenceWarning,
@@ -221,17 +222,30 @@ def fit_warnings(model) -> list[tuple[type, str]]:
     return out
 
 
+def in_sample(model, sol, V: dict, data) -> tuple[float, int]:
+    """A fit's in-sample MAPE (percent), and how many of its training rows the fitted form
+    gives a negative or non-finite energy (which ``predict`` refuses); only a form with a
+    parameter allowed below zero can, and only such a form is evaluated again for it."""
+    f = None
+    if model.loss in ("relative", "robust") and data.w is None:
+        r = sol.residuals  # f / y - 1
+        mape_pct = 100.0 * float(np.abs(r).sum()) / len(r)
+    else:
+        f = model._kernel(V, sol.theta)
+        mape_pct = mape(data.y, f)
+    if not np.any(model._lo_ < 0):
+        return mape_pct, 0
+    if f is None:
+        with np.errstate(all="ignore"):
+            f = model._kernel(V, sol.theta)
+    return mape_pct, int(np.sum(~(np.isfinite(f) & (f >= 0))))
+
+
 def negative_rows(model) -> tuple[int, int] | None:
-    """How many training rows the fitted form gives a negative or non-finite energy (which
-    ``predict`` refuses), of how many; None where none does. Only a form with a parameter
-    allowed below zero can: others are not evaluated again."""
-    lo, train = getattr(model, "_lo_", None), getattr(model, "_train_", None)
-    if lo is None or train is None or not np.any(lo < 0):
-        return None
-    with np.errstate(all="ignore"):
-        f = model._kernel(train[0], model.coef_)  # the variables the fit read, batch included
-    bad = int(np.sum(~(np.isfinite(f) & (f >= 0))))
-    return (bad, len(f)) if bad else None
+    """(rows, of how many) of :func:`in_sample`'s negative count; None where there are none."""
+    st = model._state_
+    bad = getattr(st, "n_negative", 0)
+    return (bad, st.n) if bad else None
 
 
 def negative_on_training(model) -> list[tuple[type, str]]:

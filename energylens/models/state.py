@@ -78,6 +78,7 @@ class FitState:
     batch_k_at_bound: bool = False
     mape_pct: float = np.nan
     domain: Domain = field(default_factory=Domain)
+    n_negative: int = 0  # training rows the fitted form gives a negative or non-finite energy
 
     @property
     def dof(self) -> int:
@@ -97,6 +98,7 @@ class FitState:
             "not_identifiable": dict(self.not_identifiable),
             "mape_pct": json_number(self.mape_pct),
             "domain": self.domain.to_dict(),
+            "n_negative": int(self.n_negative),
         }
 
     @classmethod
@@ -147,6 +149,8 @@ class FitState:
             batch_k_at_bound=bool(data.get("batch_k_at_bound", False)),
             mape_pct=read_number(data.get("mape_pct"), f"{where}: fit.mape_pct", allow_null=True),
             domain=domain,
+            n_negative=int(read_number(data.get("n_negative", 0), f"{where}: fit.n_negative",
+                                       lower=0, integer=True)),
         )
 
 
