@@ -412,6 +412,8 @@ def test_suggest_next_never_proposes_a_candidate_that_cannot_run(h100):
         assert s["feasible"].all() and len(s) == int(cand["feasible"].sum())
     with pytest.raises(ValueError, match="no candidate is feasible"):
         suggest_next(m, cand[~cand["feasible"]])
+    with pytest.raises(ValueError, match="No unmeasured candidate left"):
+        suggest_next(m, cand.iloc[:0])
 
 
 def test_suggest_next_matches_measured_rows_by_value(h100):

@@ -77,7 +77,7 @@ def _unmeasured(cand: pd.DataFrame, measured: pd.DataFrame | None) -> pd.DataFra
 def _feasible(cand: pd.DataFrame) -> pd.DataFrame:
     """The candidates that can run (``feasible``, as :func:`candidate_grid` gives it: a row
     that needs more memory or GPUs than there are is never worth measuring)."""
-    if "feasible" not in cand.columns:
+    if "feasible" not in cand.columns or cand.empty:
         return cand
     ok = flag_column(cand, "feasible", "suggest_next", missing=None)
     if not ok.any():
