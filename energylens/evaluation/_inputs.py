@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.checks import plain
+from ..core.checks import check_positive_column, plain
 
 __all__ = ["check_inputs", "check_target", "check_values_given"]
 
@@ -49,7 +49,8 @@ def check_inputs(owner: str, models: Mapping, df: pd.DataFrame, *, scenario: Seq
 
 def check_target(owner: str, df: pd.DataFrame, target: str) -> None:
     """``ValueError`` naming the target column, its first bad rows (index labels) and their
-    values as given, where a value is not a finite number > 0 (an energy).
+    values as given, where a value is not a finite number > 0 (an energy): the one check of
+    :func:`~energylens.core.checks.check_positive_column`, with what to do about it.
 
     Examples
     --------
@@ -57,18 +58,15 @@ def check_target(owner: str, df: pd.DataFrame, target: str) -> None:
     >>> check_target("owner", df, "energy_j")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: owner: the target column 'energy_j' ...; 2 row(s) do not (rows [11, 12], values [nan, 0.0])...
+    ValueError: owner: column 'energy_j' must be a number > 0; 2 row(s) are not (rows [11, 12], values [nan, 0.0]). Every row ...
     """
     values = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype=float)
-    bad = ~(np.isfinite(values) & (values > 0))
-    if bad.any():
-        first = np.flatnonzero(bad)[:5]
-        raise ValueError(
-            f"{owner}: the target column {target!r} must hold finite numbers > 0 on every row "
-            f"(any row may be held out, and the metrics divide by it); {int(bad.sum())} row(s) "
-            f"do not (rows {[plain(df.index[i]) for i in first]}, values "
-            f"{[plain(df[target].iloc[i]) for i in first]}). Drop them first, e.g. "
-            f"df[pd.to_numeric(df[{target!r}], errors='coerce') > 0].")
+    try:
+        check_positive_column(values, df, target, owner)
+    except ValueError as exc:
+        raise ValueError(f"{exc} Every row may be held out, and the metrics divide by the "
+                         f"target: drop such rows first, e.g. "
+                         f"df[pd.to_numeric(df[{target!r}], errors='coerce') > 0].") from None
 
 
 def check_values_given(owner: str, df: pd.DataFrame, col: str, what: str) -> None:
