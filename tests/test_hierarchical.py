@@ -737,3 +737,17 @@ def test_a_layout_its_group_never_ran_is_flagged_though_other_groups_ran_it(tmp_
     assert old.group_ranges_ is None
     assert not _quiet(old.predict_interval, rows)["extrapolated"].any()
     assert el.load_model(old.save(tmp_path / "again.json")).group_ranges_ is None
+
+
+def test_a_model_from_before_the_new_attributes_predicts_and_saves(tmp_path):
+    """A pickle from before sigma_dof_, group_ranges_ and request_counts_ raised AttributeError
+    in predict and in save."""
+    t, _ = form_table(MODELS[:2], GPUS[:2], rows_per_group=6, seed=1)
+    m = _fit(el.HierarchicalEnergyModel(), t)
+    ref = _quiet(m.predict, t)
+    for name in ("sigma_dof_", "group_ranges_", "request_counts_"):
+        delattr(m, name)
+    np.testing.assert_array_equal(_quiet(m.predict, t), ref)
+    back = el.load_model(m.save(tmp_path / "h.json"))
+    assert back.sigma_dof_ == np.inf and back.request_counts_ and back.group_ranges_ is None
+    np.testing.assert_array_equal(_quiet(back.predict, t), ref)

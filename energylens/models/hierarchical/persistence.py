@@ -92,12 +92,12 @@ def model_to_file(model) -> dict:
     params = [{"name": name, "value": float(r["value"]), "stderr": float(r["stderr"]),
                "unit": r["unit"], "meaning": r["meaning"], "identifiable": bool(r["identifiable"]),
                "note": r["note"]} for name, r in P.iterrows()]
-    dof = float(model.sigma_dof_)
+    dof = float(getattr(model, "sigma_dof_", np.inf))  # a pickle from before the entry: normal
     fit = {"sigma": float(model.sigma_), "sigma_dof": dof if math.isfinite(dof) else None,
            "n_train": int(model.n_train_),
            "structure": model.structure_, "converged": bool(model.converged_),
            "train_mape": float(model.train_mape_), "fit_time_s": float(model.fit_time_s_),
-           "phases": int(model.phases_), "request_counts": bool(model.request_counts_),
+           "phases": int(model.phases_), "request_counts": bool(getattr(model, "request_counts_", True)),
            "n_chunks": int(model.n_chunks_),
            "log_evidence": float(model.log_evidence_), "group_columns": list(model.group_columns_),
            "terms": dict(model.terms_), "gpus": list(model.gpus_), "n_features_in": model.n_features_in_,
