@@ -250,10 +250,14 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
             raise ValueError("HierarchicalEnergyModel needs a canonical table (DataFrame) with "
                              f"model and GPU columns; got {type(X).__name__}.")
         X, y = training_rows(X, y)
+        V = form_variables(X, terms)  # read and checked once, on the user's own rows
         scores = calibrated_scores(self, X, y)  # before the fit changes anything: the long part
-        X_fit, ly, phase = phase_rows(X, y, self.phases)
+        rows, ly, phase = phase_rows(X, y, self.phases)
+        X_fit, V_fit = X, V
+        if len(rows) > len(X):  # a split row twice, once per phase
+            X_fit, V_fit = X.iloc[rows].reset_index(drop=True), {k: v[rows] for k, v in V.items()}
         with single_blas_thread():
-            self._fit_table(X_fit, ly, terms, phase)
+            self._fit_table(X_fit, V_fit, ly, terms, phase)
         self.phases_ = int(np.sum(phase == PHASE_PREFILL))
         if self.phases_:  # group counts and in-sample error over the table's own rows
             from .report import compute_group_table
@@ -269,9 +273,9 @@ class HierarchicalEnergyModel(FittedParams, RegressorMixin, BaseEstimator):
         self._warn()
         return self
 
-    def _fit_table(self, X: pd.DataFrame, ly: np.ndarray, terms: dict, phase: np.ndarray) -> None:
-        V = form_variables(X, terms)
-        V["phase"] = phase
+    def _fit_table(self, X: pd.DataFrame, V: dict, ly: np.ndarray, terms: dict,
+                   phase: np.ndarray) -> None:
+        V = {**V, "phase": phase}
         group_cols = self._group_columns(X)
         labels = self._labels(X, group_cols)
         specs, self.structure_ = self._specs(labels, group_cols)

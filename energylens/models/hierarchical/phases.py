@@ -46,16 +46,17 @@ def _split_total(X, y, pre, dec, split, phases) -> np.ndarray:
 
 
 def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
-    """The rows to fit, their log energies and what each measures (``PHASE_*`` of
-    :mod:`~energylens.models.hierarchical.form`): where ``phases`` allows it (``"auto"``,
-    True), a row with a measured prefill/decode split becomes two rows, one per phase.
+    """The rows to fit (positions in ``X``), their log energies and what each measures
+    (``PHASE_*`` of :mod:`~energylens.models.hierarchical.form`): where ``phases`` allows it
+    (``"auto"``, True), a row with a measured prefill/decode split is taken twice, once per
+    phase.
 
     Examples
     --------
     >>> X = pd.DataFrame({"prefill_energy_j": [1.0, np.nan], "decode_energy_j": [3.0, np.nan]})
     >>> rows, ly, phase = phase_rows(X, np.array([4.0, 5.0]))
-    >>> len(rows), phase.tolist(), np.exp(ly).round(6).tolist()
-    (3, [0, 1, 2], [5.0, 1.0, 3.0])
+    >>> rows.tolist(), phase.tolist(), np.exp(ly).round(6).tolist()
+    ([1, 0, 0], [0, 1, 2], [5.0, 1.0, 3.0])
     """
     cols = ("prefill_energy_j", "decode_energy_j")
     has = all(c in X.columns for c in cols)
@@ -66,15 +67,12 @@ def phase_rows(X: pd.DataFrame, y: np.ndarray, phases="auto"):
         pre = pd.to_numeric(X[cols[0]], errors="coerce").to_numpy(float)
         dec = pd.to_numeric(X[cols[1]], errors="coerce").to_numpy(float)
         split = np.isfinite(pre) & np.isfinite(dec) & (pre > 0) & (dec > 0)
+    if split.any():
+        split = _split_total(X, y, pre, dec, split, phases)
     if not split.any():
-        return X, np.log(y), np.full(len(X), PHASE_TOTAL)
-    split = _split_total(X, y, pre, dec, split, phases)
-    if not split.any():
-        return X, np.log(y), np.full(len(X), PHASE_TOTAL)
-    keep = X[~split]
-    both = X[split]
-    X_fit = pd.concat([keep, both, both], ignore_index=True)
-    ly = np.concatenate([np.log(y[~split]), np.log(pre[split]), np.log(dec[split])])
+        return np.arange(len(X)), np.log(y), np.full(len(X), PHASE_TOTAL)
+    keep, both = np.flatnonzero(~split), np.flatnonzero(split)
+    ly = np.concatenate([np.log(y[keep]), np.log(pre[both]), np.log(dec[both])])
     phase = np.concatenate([np.full(len(keep), PHASE_TOTAL), np.full(len(both), PHASE_PREFILL),
                             np.full(len(both), PHASE_DECODE)])
-    return X_fit, ly, phase
+    return np.concatenate([keep, both, both]), ly, phase

@@ -236,9 +236,7 @@ def domain_variables(X: pd.DataFrame, V: dict) -> dict[str, np.ndarray]:
 
 def training_rows(X: pd.DataFrame, y) -> tuple[pd.DataFrame, np.ndarray]:
     """The table a fit reads (one spelling per model and GPU, :func:`one_spelling`) and its
-    energies (``y``, else the ``energy_j`` column; finite and > 0), every row checked as
-    :func:`form_variables` checks it, on the user's own rows (before a phase split repeats
-    them: an error then named rows the table does not have)."""
+    energies (``y``, else the ``energy_j`` column; finite and > 0)."""
     X = one_spelling(X, stacklevel=5)
     if y is None and "energy_j" not in X.columns:
         raise ValueError("HierarchicalEnergyModel needs y or an 'energy_j' column.")
@@ -252,9 +250,6 @@ def training_rows(X: pd.DataFrame, y) -> tuple[pd.DataFrame, np.ndarray]:
         raise FitError(f"HierarchicalEnergyModel fits log energy: energy_j (or y) must be finite "
                        f"and > 0; {int(bad.sum())} row(s) are not (first rows "
                        f"{[_plain(v) for v in X.index[bad][:5]]}, values {y[bad][:5].tolist()}).")
-    _check_names(X)
-    _config(X)
-    input_tokens(X)
     return X, y
 
 
