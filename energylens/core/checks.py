@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["plain", "check_positive_column", "measured_column", "flag_column", "TRUE_WORDS",
-           "FALSE_WORDS"]
+__all__ = ["plain", "missing_mask", "check_positive_column", "measured_column", "flag_column",
+           "TRUE_WORDS", "FALSE_WORDS"]
 
 #: Spellings a flag column may use for set and unset (case and spaces ignored).
 TRUE_WORDS: frozenset[str] = frozenset({"true", "t", "yes", "y", "1", "1.0"})
@@ -24,13 +24,21 @@ def plain(v: object) -> object:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _blank(s: pd.Series) -> np.ndarray:
-    """Cells that hold no value: missing, or text of nothing but spaces."""
-    blank = s.isna().to_numpy(dtype=bool, copy=True)
-    if s.dtype.kind not in "biufc":
-        text = s.astype(object).to_numpy()
-        blank |= np.array([isinstance(v, str) and not v.strip() for v in text], dtype=bool)
-    return blank
+def missing_mask(s: pd.Series) -> np.ndarray:
+    """Cells that are missing: NaN, None, or a string of only whitespace.
+
+    >>> missing_mask(pd.Series([1.0, None, " ", "x"], dtype=object)).tolist()
+    [False, True, True, False]
+    """
+    m = s.isna().to_numpy(dtype=bool, copy=True)
+    dtype = s.dtype
+    if pd.api.types.is_object_dtype(dtype):
+        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in s.to_numpy()),
+                            dtype=bool, count=len(s))
+        m = m | blank
+    elif pd.api.types.is_string_dtype(dtype):
+        m = m | s.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+    return m
 
 
 def _bad_rows(X: pd.DataFrame, col: str, bad: np.ndarray, values=None) -> str:
@@ -89,7 +97,7 @@ def measured_column(X: pd.DataFrame, col: str, owner: str) -> np.ndarray | None:
         given = ~np.isnan(values)
     else:
         values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-        given = ~_blank(s)
+        given = ~missing_mask(s)
     bad = given & ~(np.isfinite(values) & (values > 0))
     if bad.any():
         raise ValueError(f"{owner}: column {col!r} must be a number > 0 where it is given "
@@ -131,7 +139,7 @@ def flag_column(X: pd.DataFrame, col: str, owner: str, *, missing: bool | None =
     s = X[col]
     if s.dtype.kind == "b" and not s.hasnans:
         return s.to_numpy(dtype=bool, copy=True)
-    blank = _blank(s)
+    blank = missing_mask(s)
     words = s.astype(str).str.strip().str.lower().to_numpy(dtype=object)
     on = np.isin(words, list(TRUE_WORDS)) & ~blank
     off = np.isin(words, list(FALSE_WORDS)) & ~blank

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.batch import BatchInputs, batch_inputs
-from ..core.checks import measured_column
+from ..core.checks import measured_column, plain
 from ..core.domain import LABEL_COLUMNS, SeenLabels
 from ..core.variables import (
     SCHEMA_DEFAULTS,
@@ -134,7 +134,7 @@ def _rows_text(bad: np.ndarray, index) -> str:
     first = np.flatnonzero(bad)[:5]
     if index is None:
         return f"first at positions {first.tolist()}"
-    return f"first at rows {[v.item() if isinstance(v, np.generic) else v for v in index[first]]}"
+    return f"first at rows {[plain(v) for v in index[first]]}"
 
 
 def _check_finite_target(y: np.ndarray, name: str, owner: str, index) -> None:
@@ -151,7 +151,7 @@ def checked_prediction(f: np.ndarray, X, owner: str, target: str = "energy_j") -
     bad = ~np.isfinite(f) | (f < 0)
     if bad.any():
         idx = X.index if isinstance(X, pd.DataFrame) else np.arange(len(f))
-        rows = [v.item() if isinstance(v, np.generic) else v for v in idx[np.flatnonzero(bad)[:5]]]
+        rows = [plain(v) for v in idx[np.flatnonzero(bad)[:5]]]
         raise ValueError(
             f"{owner} gives a negative or non-finite {target} for {int(bad.sum())} row(s) "
             f"(first rows {rows}, values {[float(f'{v:.4g}') for v in f[bad][:5]]}): the formula "

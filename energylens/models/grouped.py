@@ -25,6 +25,7 @@ from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
+from ..core.checks import plain
 from ..core.options import N_JOBS, Integral, Interval, check_fitted, missing_columns_hint
 from ..core.threads import single_blas_thread
 from ..exceptions import EnergyLensWarning, FitError, ModelFileError
@@ -45,8 +46,7 @@ def group_key(values) -> tuple:
     >>> group_key((np.int64(2), float("nan"))), group_key("a")
     ((2, None), ('a',))
     """
-    return tuple(None if pd.api.types.is_scalar(v) and pd.isna(v) else
-                 v.item() if isinstance(v, np.generic) else v
+    return tuple(None if pd.api.types.is_scalar(v) and pd.isna(v) else plain(v)
                  for v in (values if isinstance(values, tuple) else (values,)))
 
 

@@ -14,6 +14,8 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
+from ..core.checks import missing_mask, plain
+
 __all__ = ["LABEL_DTYPE", "MISSING_TEXT", "to_numeric", "missing_mask", "clean_labels", "plain",
            "show"]
 
@@ -83,19 +85,6 @@ def to_numeric(s: pd.Series) -> np.ndarray:
                        count=len(s))
 
 
-def missing_mask(s: pd.Series) -> np.ndarray:
-    """Cells that are missing: NaN, None, or a string of only whitespace."""
-    m = s.isna().to_numpy(dtype=bool)
-    dtype = s.dtype
-    if pd.api.types.is_object_dtype(dtype):
-        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in s.to_numpy()),
-                            dtype=bool, count=len(s))
-        m = m | blank
-    elif pd.api.types.is_string_dtype(dtype):
-        m = m | s.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-    return m
-
-
 def clean_labels(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Labels as stripped strings (:data:`LABEL_DTYPE`) and the mask of missing cells.
 
@@ -121,11 +110,6 @@ def clean_labels(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
         return s, miss
     values = pd.array([u if u else None for u in stripped], dtype=LABEL_DTYPE)
     return pd.Series(values.take(codes, allow_fill=True), index=s.index), miss
-
-
-def plain(v: object) -> object:
-    """Plain Python value (``2.5`` rather than ``np.float64(2.5)``)."""
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def show(v: object, width: int = 40) -> str:

@@ -81,8 +81,7 @@ def _check_names(X: pd.DataFrame) -> None:
         s = X[col]
         bad = s.isna().to_numpy() | (s.astype(str).str.strip() == "").to_numpy()
         if bad.any():
-            rows = [v.item() if isinstance(v, np.generic) else v
-                    for v in X.index[np.flatnonzero(bad)[:5]]]
+            rows = [_plain(v) for v in X.index[np.flatnonzero(bad)[:5]]]
             raise ValueError(f"HierarchicalEnergyModel: column {col!r} has {int(bad.sum())} "
                              f"missing or empty value(s) (first at rows {rows}); every row "
                              f"needs its {'model' if col == 'model' else 'GPU'} name.")
@@ -132,8 +131,8 @@ def input_tokens(X: pd.DataFrame) -> np.ndarray:
     bad = ~assumed & ~(np.isfinite(si) & (si > 0))
     if bad.any():
         first = np.flatnonzero(bad)[:5]
-        rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[first]]
-        values = [v.item() if isinstance(v, np.generic) else v for v in X["input_tokens"].iloc[first]]
+        rows = [_plain(v) for v in X.index[first]]
+        values = [_plain(v) for v in X["input_tokens"].iloc[first]]
         raise ValueError(
             f"HierarchicalEnergyModel: column 'input_tokens' has {int(bad.sum())} value(s) that "
             f"are not a number > 0 (first at rows {rows}: {values}); give every row its prompt "
@@ -199,8 +198,8 @@ def warn_overridden(X: pd.DataFrame, workloads: np.ndarray, known: dict[str, lis
     if not over.any():
         return
     first = np.flatnonzero(over)[:5]
-    rows = [v.item() if isinstance(v, np.generic) else v for v in X.index[first]]
-    values = [v.item() if isinstance(v, np.generic) else v for v in X["input_tokens"].iloc[first]]
+    rows = [_plain(v) for v in X.index[first]]
+    values = [_plain(v) for v in X["input_tokens"].iloc[first]]
     warnings.warn(
         f"HierarchicalEnergyModel: {int(over.sum())} row(s) flagged input_tokens_assumed give "
         f"an input_tokens that the model does not use (first at rows {rows}: {values}); it "
